@@ -1,0 +1,124 @@
+"""Sentinel-2 band registry.
+
+One naming (``B01`` .. ``B12`` and ``B8A``) is used by every dataset, store and exported model in seco.
+Reflectance is stored as uint16 digital numbers: ``reflectance = DN / 10000`` (after harmonising the L2A
+processing-baseline offset, see ``seco.collect.patches``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from seco.errors import BandError
+
+
+@dataclass(frozen=True)
+class Band:
+    """One Sentinel-2 MSI band.
+
+    Attributes:
+        name: canonical name, e.g. ``"B8A"``.
+        resolution_m: native ground sampling distance in metres (10, 20 or 60).
+        wavelength_nm: central wavelength in nanometres (Sentinel-2A).
+        common_name: STAC ``eo:common_name``.
+    """
+
+    name: str
+    resolution_m: int
+    wavelength_nm: float
+    common_name: str
+
+
+#: All 13 bands in the L1C product order (B8A after B08).
+BANDS: tuple[Band, ...] = (
+    Band("B01", 60, 442.7, "coastal"),
+    Band("B02", 10, 492.4, "blue"),
+    Band("B03", 10, 559.8, "green"),
+    Band("B04", 10, 664.6, "red"),
+    Band("B05", 20, 704.1, "rededge"),
+    Band("B06", 20, 740.5, "rededge"),
+    Band("B07", 20, 782.8, "rededge"),
+    Band("B08", 10, 832.8, "nir"),
+    Band("B8A", 20, 864.7, "nir08"),
+    Band("B09", 60, 945.1, "nir09"),
+    Band("B10", 60, 1373.5, "cirrus"),
+    Band("B11", 20, 1613.7, "swir16"),
+    Band("B12", 20, 2202.4, "swir22"),
+)
+
+BY_NAME: dict[str, Band] = {b.name: b for b in BANDS}
+
+#: Level-1C (top of atmosphere): 13 bands.
+L1C: tuple[str, ...] = tuple(b.name for b in BANDS)
+#: Level-2A (bottom of atmosphere): 12 bands, no B10 (cirrus is not a surface reflectance).
+L2A: tuple[str, ...] = tuple(n for n in L1C if n != "B10")
+#: True colour, in display order.
+RGB: tuple[str, ...] = ("B04", "B03", "B02")
+#: The 10 m bands.
+TEN_M: tuple[str, ...] = tuple(b.name for b in BANDS if b.resolution_m == 10)
+
+#: Named band sets accepted wherever a band list is.
+BAND_SETS: dict[str, tuple[str, ...]] = {"all": L2A, "l2a": L2A, "l1c": L1C, "rgb": RGB, "10m": TEN_M}
+
+REFLECTANCE_SCALE = 10000.0
+
+
+def normalize_name(name: str) -> str:
+    """Canonical band name: ``b2``, ``B2``, ``b02`` -> ``B02``; ``b8a`` -> ``B8A``.
+
+    Raises:
+        BandError: if the name is not a Sentinel-2 band.
+    """
+    n = name.strip().upper()
+    if n.startswith("B") and n[1:].isdigit():
+        n = f"B{int(n[1:]):02d}"
+    if n not in BY_NAME:
+        raise BandError(f"unknown Sentinel-2 band {name!r}; valid names are {', '.join(L1C)}")
+    return n
+
+
+def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Resolve a band specification to a tuple of canonical names.
+
+    Args:
+        spec: ``"all"``, ``"RGB"``, ``"l1c"``, ``"10m"``, a comma-separated list ``"B02,B03"`` or a sequence.
+            ``"all"`` means every band in ``available`` when given, else the 12 L2A bands.
+        available: the bands a store or file holds; every requested band must be among them.
+
+    Raises:
+        BandError: on an unknown name, a duplicate, an empty list, or a band not in ``available``.
+    """
+    avail = tuple(normalize_name(b) for b in available) if available is not None else None
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key == "all" and avail is not None:
+            names: tuple[str, ...] = avail
+        elif key in BAND_SETS:
+            names = BAND_SETS[key]
+        else:
+            names = tuple(normalize_name(p) for p in spec.split(",") if p.strip())
+    else:
+        names = tuple(normalize_name(p) for p in spec)
+    if not names:
+        raise BandError(f"empty band list {spec!r}; give e.g. 'all', 'RGB' or 'B02,B03,B04'")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise BandError(f"band(s) {', '.join(dup)} listed twice in {spec!r}")
+    if avail is not None:
+        missing = [n for n in names if n not in avail]
+        if missing:
+            raise BandError(
+                f"band(s) {', '.join(missing)} not available; this source has {', '.join(avail)}. "
+                "Choose --bands among those."
+            )
+    return names
+
+
+def indices(names: Sequence[str], within: Sequence[str]) -> list[int]:
+    """Positions of ``names`` in the band list ``within`` (both canonical)."""
+    pos = {n: i for i, n in enumerate(within)}
+    missing = [n for n in names if n not in pos]
+    if missing:
+        raise BandError(f"band(s) {', '.join(missing)} not in {', '.join(within)}")
+    return [pos[n] for n in names]

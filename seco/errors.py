@@ -1,0 +1,43 @@
+"""Typed errors. Every message names the offending value and says what to do about it."""
+
+from __future__ import annotations
+
+
+class SecoError(Exception):
+    """Base class of every error seco raises on purpose."""
+
+
+class ConfigError(SecoError, ValueError):
+    """An invalid option or combination of options."""
+
+
+class BandError(ConfigError):
+    """An unknown band name, or a band the data does not have."""
+
+
+class StoreError(SecoError):
+    """A store that does not exist, is not a seco store, or is damaged."""
+
+
+class StoreVersionError(StoreError):
+    """A store written with another schema version."""
+
+
+class CheckpointError(SecoError):
+    """A checkpoint that is missing, corrupt, or from an incompatible model."""
+
+
+class DatasetError(SecoError):
+    """A dataset root with the wrong layout, a missing band, an unexpected shape or an unknown label."""
+
+
+class CatalogError(SecoError):
+    """A STAC catalog that cannot be reached or lacks what collection needs."""
+
+
+class CollectError(SecoError):
+    """A problem found before or during collection that stops it."""
+
+
+class ReadError(SecoError):
+    """A raster asset that cannot be read (corrupt, truncated, missing): recorded and skipped by collect."""
