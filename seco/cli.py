@@ -1,0 +1,162 @@
+"""The ``seco`` command line: ``seco synth | pretrain | export | demo`` (and more as they land).
+
+Each subcommand validates its input and exits with status 2 and a one-line message on a
+:class:`seco.errors.SecoError`, before doing any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from seco.errors import ConfigError, SecoError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a simulated multi-temporal Sentinel-2 store (offline, seeded)")
+    p.add_argument("--out", required=True, help="the store folder to create")
+    p.add_argument("--locations", type=int, default=256, help="number of locations (default 256)")
+    p.add_argument("--dates", type=int, default=5, help="dates per location (default 5)")
+    p.add_argument("--patch-size", type=int, default=264, help="patch side in 10 m pixels (default 264)")
+    p.add_argument("--bands", default="all", help="'all' (12 L2A bands), 'l1c', 'RGB' or a list B02,B03,...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_synth)
+
+
+def _run_synth(a: argparse.Namespace) -> int:
+    from seco.bands import parse_bands
+    from seco.synth import make_store
+
+    path = make_store(
+        a.out,
+        num_locations=a.locations,
+        num_dates=a.dates,
+        patch_size=a.patch_size,
+        bands=parse_bands(a.bands),
+        seed=a.seed,
+        progress=not a.no_progress,
+    )
+    print(f"wrote {a.locations} locations x {a.dates} dates to {path}")
+    return 0
+
+
+PRETRAIN_FLAGS: dict[str, dict] = {
+    "store": dict(help="the seco store to train on (from `seco synth` or `seco collect`)"),
+    "out": dict(help="run folder: checkpoints, config.yaml, metrics.csv, curves.png, tensorboard/"),
+    "method": dict(choices=["seco", "moco", "moco-tp"], help="seco (default), moco (MoCo-v2), moco-tp (+temporal)"),
+    "backbone": dict(choices=["resnet18", "resnet50"], help="default resnet18"),
+    "bands": dict(help="'all' (every band of the store, default), 'RGB', or a list like B02,B03,B04,B08"),
+    "crop": dict(type=int, help="view size in px after random resized crop (default 224)"),
+    "batch_size": dict(type=int, help="global batch size over all processes (default 256)"),
+    "epochs": dict(type=int, help="epochs (default 200); ignored when --max-steps is given"),
+    "max_steps": dict(type=int, help="stop after this many optimiser steps"),
+    "max_minutes": dict(type=float, help="stop (cleanly, with a checkpoint) after this many minutes"),
+    "lr": dict(type=float, help="SGD learning rate (default 0.03)"),
+    "weight_decay": dict(type=float, help="default 1e-4"),
+    "schedule": dict(choices=["step", "cosine", "constant"], help="lr schedule (default step: /10 at 60%%, 80%%)"),
+    "queue_size": dict(type=int, help="negatives per subspace, a multiple of the global batch (default 16384)"),
+    "temperature": dict(type=float, help="InfoNCE temperature (default 0.07)"),
+    "key_momentum": dict(type=float, help="EMA of the key encoder (default 0.999)"),
+    "num_workers": dict(type=int, help="DataLoader worker processes (default 0)"),
+    "precision": dict(choices=["fp32", "bf16"], help="bf16 uses autocast where the device supports it"),
+    "device": dict(help="auto (default), cpu, cuda or cuda:N"),
+    "seed": dict(type=int, help="default 0"),
+    "log_every": dict(type=int, help="steps between metric rows (default 10)"),
+    "ckpt_every": dict(type=int, help="steps between checkpoints (default 200)"),
+    "plot_every": dict(type=int, help="steps between curve plots (default 500)"),
+}
+
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="self-supervised pre-training (SeCo, MoCo-v2, MoCo-v2+TP)")
+    for name, kw in PRETRAIN_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
+    p.add_argument("--config", help="a YAML file of options; command-line flags override it")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--channels-last", dest="channels_last", action="store_const", const=True, default=None)
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None)
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_pretrain(a: argparse.Namespace) -> int:
+    from seco.train.config import resolve
+    from seco.train.loop import pretrain
+
+    names = [*PRETRAIN_FLAGS, "channels_last", "tensorboard", "progress"]
+    cli = {k: getattr(a, k) for k in names}
+    cfg = resolve(cli, a.config)
+    given = {k for k, v in cli.items() if v is not None}
+    res = pretrain(cfg, resume=a.resume, given=given)
+    print(f"done: {res.steps} steps, final loss {res.final_loss:.4f}, checkpoint {res.checkpoint}")
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write the backbone as a torchvision/timm state dict (.safetensors, .pth) + JSON sidecar"
+    )
+    p.add_argument("checkpoint", nargs="?", help="a seco pretrain checkpoint (last.ckpt)")
+    p.add_argument("--from-official", metavar="CKPT", help="convert a checkpoint of the paper's code instead")
+    p.add_argument("--bands", help="with --from-official: the band list it was trained on (default RGB)")
+    p.add_argument("--out", required=True, help="output path without extension, e.g. weights/seco_r18")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(a: argparse.Namespace) -> int:
+    from seco.train.export import export_official, export_run
+
+    if bool(a.checkpoint) == bool(a.from_official):
+        raise ConfigError("give either a seco checkpoint or --from-official CKPT (exactly one)")
+    paths = export_official(a.from_official, a.out, a.bands) if a.from_official else export_run(a.checkpoint, a.out)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="offline end to end: synth -> pretrain -> export -> linear probe -> report")
+    p.add_argument("--out", default="demo_out")
+    p.add_argument("--minutes", type=float, default=3.0, help="pre-training time budget (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(a: argparse.Namespace) -> int:
+    from seco.demo import run_demo
+
+    report = run_demo(Path(a.out), minutes=a.minutes, seed=a.seed)
+    print(f"report: {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seco", description="Seasonal Contrast pre-training on multispectral Sentinel-2 imagery"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_synth, _add_pretrain, _add_export, _add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SecoError as e:
+        print(f"seco {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue where it stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

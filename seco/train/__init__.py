@@ -1,0 +1,1 @@
+"""Pre-training: configuration, the training loop, checkpoints and distributed launch."""

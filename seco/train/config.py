@@ -1,0 +1,134 @@
+"""Pre-training configuration: dataclass defaults <- YAML file <- command-line flags.
+
+The resolved configuration is saved as ``config.yaml`` beside every checkpoint so a run can be
+reproduced (and resumed) from its own folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seco.errors import ConfigError
+
+METHODS = ("seco", "moco", "moco-tp")
+BACKBONES = ("resnet18", "resnet50")
+PRECISIONS = ("fp32", "bf16")
+SCHEDULES = ("step", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that defines a pre-training run.
+
+    Defaults follow the SeCo paper's code: SGD lr 0.03, momentum 0.9, weight decay 1e-4, batch 256,
+    queue 16384 per subspace, temperature 0.07, key momentum 0.999, 200 epochs with the learning rate
+    divided by 10 at 60 % and 80 % of training (the paper's epochs 120 and 160).
+    """
+
+    store: str
+    out: str
+    method: str = "seco"
+    backbone: str = "resnet18"
+    bands: str = "all"
+    crop: int = 224
+    batch_size: int = 256
+    epochs: int = 200
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    lr_milestones: tuple[float, ...] = (0.6, 0.8)
+    queue_size: int = 16384
+    emb_dim: int = 128
+    temperature: float = 0.07
+    key_momentum: float = 0.999
+    num_workers: int = 0
+    precision: str = "fp32"
+    channels_last: bool = False
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 200
+    plot_every: int = 500
+    tensorboard: bool = True
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.method in METHODS, f"--method {self.method!r} is not one of {', '.join(METHODS)}"),
+            (self.backbone in BACKBONES, f"--backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}"),
+            (self.precision in PRECISIONS, f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"),
+            (self.schedule in SCHEDULES, f"--schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}"),
+            (self.crop >= 32, f"--crop {self.crop} is too small; use at least 32 px (the paper uses 224)"),
+            (self.batch_size >= 2, f"--batch-size {self.batch_size} must be at least 2 for contrastive learning"),
+            (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
+            (self.max_steps is None or self.max_steps >= 1, f"--max-steps {self.max_steps} must be at least 1"),
+            (self.max_minutes is None or self.max_minutes > 0, f"--max-minutes {self.max_minutes} must be positive"),
+            (self.lr > 0, f"--lr {self.lr} must be positive"),
+            (self.queue_size >= 1, f"--queue-size {self.queue_size} must be positive"),
+            (0.0 <= self.key_momentum < 1.0, f"--key-momentum {self.key_momentum} must be in [0, 1)"),
+            (self.temperature > 0, f"--temperature {self.temperature} must be positive"),
+            (self.num_workers >= 0, f"--num-workers {self.num_workers} must be >= 0"),
+            (self.ckpt_every >= 1, f"--ckpt-every {self.ckpt_every} must be >= 1"),
+            (self.log_every >= 1, f"--log-every {self.log_every} must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lr_milestones"] = list(self.lr_milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(known))}"
+            )
+        d = dict(d)
+        if "lr_milestones" in d and d["lr_milestones"] is not None:
+            d["lr_milestones"] = tuple(float(x) for x in d["lr_milestones"])
+        return cls(**d)
+
+    def save(self, path: Path) -> None:
+        tmp = Path(str(path) + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        tmp.replace(path)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file (a mapping of PretrainConfig keys; dashes or underscores)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of options, got {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve(cli: dict[str, Any], config_file: str | Path | None = None) -> PretrainConfig:
+    """Merge defaults <- YAML <- explicit CLI values (``None`` in ``cli`` means 'not given')."""
+    merged: dict[str, Any] = {}
+    if config_file is not None:
+        merged.update(load_yaml(config_file))
+    merged.update({k: v for k, v in cli.items() if v is not None})
+    for required in ("store", "out"):
+        if not merged.get(required):
+            raise ConfigError(f"--{required} is required (on the command line or in the --config file)")
+    return PretrainConfig.from_dict(merged)

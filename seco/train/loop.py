@@ -1,0 +1,335 @@
+"""The pre-training loop: SeCo, MoCo-v2 and MoCo-v2+TP on a seco store, single process or DDP.
+
+Every piece of state a run needs lives in ``<out>/last.ckpt`` (model with its key side and queues,
+optimiser, scheduler, sampler position, step), and all randomness is derived from
+``(seed, epoch, sample index)`` for the data and ``(seed, rank, step)`` for augmentation, so a run
+killed at any moment and restarted with ``--resume`` continues the same run bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from seco import __version__
+from seco.bands import parse_bands
+from seco.data.normalize import Normalization
+from seco.data.pretrain import PretrainDataset, ResumableSampler
+from seco.data.views import recipe_for
+from seco.errors import CheckpointError, ConfigError
+from seco.models.seco import ContrastiveModel
+from seco.store import open_store
+from seco.train.config import PretrainConfig
+from seco.train.distributed import DistInfo, all_reduce_mean, barrier, init_from_env, shutdown
+from seco.train.logs import MetricsLog
+
+CKPT_FORMAT = "seco-pretrain"
+CKPT_VERSION = 1
+#: Options that may change when resuming; everything else must match the saved run.
+RESUMABLE_CHANGES = {
+    "epochs", "max_steps", "max_minutes", "num_workers", "device", "progress", "log_every", "ckpt_every", "plot_every",
+    "tensorboard", "out", "store",
+}
+NUM_HEADS = {"seco": 3, "moco": 1, "moco-tp": 1}
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What a finished (or stopped) run leaves behind."""
+
+    out_dir: Path
+    checkpoint: Path
+    steps: int
+    final_loss: float
+
+
+def _flag_any(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when it is true on any rank (so all ranks stop at the same step)."""
+    return all_reduce_mean(float(flag), info, device) > 0
+
+
+def _lr_factor(cfg: PretrainConfig, step: int, total: int) -> float:
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return 0.1 ** sum(step >= int(m * total) for m in cfg.lr_milestones)
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return (seed * 1_000_003 + rank * 7_919 + step * 104_729) % (2**63 - 1)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a training checkpoint, with a clear error for anything that is not one."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; pass the last.ckpt of a seco pretrain run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {e}); it is corrupt or truncated. "
+            "Resume from an earlier copy or start a new run with another --out"
+        ) from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} is not a seco pre-training checkpoint (no format={CKPT_FORMAT!r}); "
+            "for the paper's checkpoints use `seco export --from-official`"
+        )
+    if ckpt.get("version") != CKPT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has version {ckpt.get('version')}, this seco reads version {CKPT_VERSION}"
+        )
+    return ckpt
+
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _check_resume_config(saved: PretrainConfig, asked: PretrainConfig, given: set[str]) -> PretrainConfig:
+    """The saved run's config, with the allowed changes the user asked for."""
+    changes = {}
+    for key in given:
+        old, new = getattr(saved, key), getattr(asked, key)
+        if old == new:
+            continue
+        if key not in RESUMABLE_CHANGES:
+            raise ConfigError(
+                f"--resume: --{key.replace('_', '-')} {new!r} differs from the saved run's {old!r}; "
+                f"a resumed run keeps its settings (only {', '.join(sorted(RESUMABLE_CHANGES))} may change). "
+                "Drop the flag or start a new run with another --out"
+            )
+        changes[key] = new
+    d = saved.to_dict()
+    d.update(changes)
+    return PretrainConfig.from_dict(d)
+
+
+def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Any, tuple[str, ...]]:
+    """All the checks that must pass before any work: store, bands, batch size, queue size."""
+    store = open_store(cfg.store)
+    bands = parse_bands(cfg.bands, store.bands)
+    if cfg.batch_size % world_size:
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} (the global batch) is not divisible by {world_size} processes; "
+            f"use a multiple of {world_size}"
+        )
+    if cfg.queue_size % cfg.batch_size:
+        raise ConfigError(
+            f"--queue-size {cfg.queue_size} is not divisible by the global batch {cfg.batch_size}; "
+            f"use e.g. --queue-size {max(1, cfg.queue_size // cfg.batch_size) * cfg.batch_size}"
+        )
+    if cfg.batch_size > len(store):
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} is larger than the store's {len(store)} locations "
+            f"({cfg.store}); use --batch-size {len(store)} or less, or collect more locations"
+        )
+    if cfg.crop > store.patch_size:
+        raise ConfigError(f"--crop {cfg.crop} is larger than the store's {store.patch_size} px patches")
+    return store, bands
+
+
+def pretrain(cfg: PretrainConfig, resume: bool = False, given: set[str] | None = None) -> PretrainResult:
+    """Run (or continue) one pre-training run; see the module docstring.
+
+    Args:
+        cfg: the resolved configuration.
+        resume: continue the run in ``cfg.out`` from ``last.ckpt`` (a fresh start when none exists yet).
+        given: the option names the user set explicitly (for the resume consistency check).
+    """
+    info, device = init_from_env(cfg.device)
+    try:
+        return _pretrain(cfg, resume, given or set(), info, device)
+    finally:
+        shutdown(info)
+
+
+def _pretrain(
+    cfg: PretrainConfig, resume: bool, given: set[str], info: DistInfo, device: torch.device
+) -> PretrainResult:
+    out = Path(cfg.out)
+    ckpt_path = out / "last.ckpt"
+    ckpt: dict[str, Any] | None = None
+    if ckpt_path.exists() or (out / "config.yaml").exists():
+        if not resume:
+            raise ConfigError(
+                f"--out {str(out)!r} already holds a run; pass --resume to continue it, or choose another --out"
+            )
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        cfg = _check_resume_config(PretrainConfig.from_dict(ckpt["config"]), cfg, given)
+    if cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"--precision bf16 is not supported on {torch.cuda.get_device_name(device)}; use fp32")
+
+    store, bands = prepare(cfg, info.world_size)
+    local_batch = cfg.batch_size // info.world_size
+    norm = Normalization.from_store(store, bands)
+    recipe = recipe_for(cfg.method)
+
+    torch.manual_seed(cfg.seed)  # identical initialisation on every rank
+    model = ContrastiveModel(
+        backbone=cfg.backbone,
+        in_chans=len(bands),
+        num_heads=NUM_HEADS[cfg.method],
+        emb_dim=cfg.emb_dim,
+        queue_size=cfg.queue_size,
+        temperature=cfg.temperature,
+        momentum=cfg.key_momentum,
+        extra_negatives_heads=(1, 2) if cfg.method == "seco" else (),
+    ).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    dataset = PretrainDataset(store, bands, num_dates=recipe.num_dates, seed=cfg.seed)
+    sampler = ResumableSampler(
+        len(dataset), local_batch, seed=cfg.seed, rank=info.rank, world_size=info.world_size
+    )
+    steps_per_epoch = sampler.batches_per_epoch
+    total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, total))
+
+    step = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        sampler.load_state_dict(ckpt["sampler"])
+        step = int(ckpt["step"])
+    ddp_model: torch.nn.Module = model
+    if info.enabled:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.yaml")
+        norm_file = out / "normalization.json"
+        norm_file.write_text(__import__("json").dumps(norm.to_dict(), indent=2))
+    barrier(info)
+    log = MetricsLog(out, tensorboard=cfg.tensorboard, resume_step=step) if info.is_main else None
+
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if cfg.precision == "bf16"
+        else contextlib.nullcontext()
+    )
+    bar = None
+    if info.is_main and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=step, desc=f"{cfg.method} {cfg.backbone}", unit="step", dynamic_ncols=True)
+
+    gen = torch.Generator()
+    deadline = time.monotonic() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
+    last_loss = float("nan")
+    t_last = time.perf_counter()
+    seen_since = 0
+
+    def save() -> None:
+        if not info.is_main:
+            return
+        _save_atomic(
+            {
+                "format": CKPT_FORMAT,
+                "version": CKPT_VERSION,
+                "seco_version": __version__,
+                "config": cfg.to_dict(),
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "sampler": sampler.state_dict(),
+                "bands": list(bands),
+                "normalization": norm.to_dict(),
+                "num_locations": len(dataset),
+                "loss": last_loss,
+            },
+            ckpt_path,
+        )
+
+    stopping = False
+    try:
+        while step < total and not stopping:
+            dataset.set_epoch(sampler.epoch)
+            for batch in loader:
+                images = batch["images"].to(device, non_blocking=True)  # (B, n_dates, C, H, W)
+                gen.manual_seed(_step_seed(cfg.seed, info.rank, step))
+                torch.manual_seed(_step_seed(cfg.seed, 0, step))  # shuffle-BN permutation, same on all ranks
+                q, keys = recipe.make_views(images, gen=gen, size=cfg.crop, normalization=norm)
+                if cfg.channels_last:
+                    q = q.contiguous(memory_format=torch.channels_last)
+                    keys = [k.contiguous(memory_format=torch.channels_last) for k in keys]
+                with autocast:
+                    res = ddp_model(q, keys)
+                optimizer.zero_grad(set_to_none=True)
+                res.loss.backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                sampler.advance()
+                seen_since += cfg.batch_size
+                last_loss = float(res.loss.detach())
+
+                if step % cfg.log_every == 0 or step == total or step == 1:
+                    now = time.perf_counter()
+                    sps = seen_since / max(now - t_last, 1e-9)
+                    t_last, seen_since = now, 0
+                    loss_mean = all_reduce_mean(last_loss, info, device)
+                    if log is not None:
+                        row: dict[str, Any] = {
+                            "step": step,
+                            "epoch": sampler.epoch,
+                            "loss": loss_mean,
+                            "lr": optimizer.param_groups[0]["lr"],
+                            "samples_per_s": sps,
+                        }
+                        for h, (lh, ah) in enumerate(zip(res.loss_per_head, res.acc_per_head, strict=True)):
+                            row[f"loss/head{h}"] = float(lh)
+                            row[f"acc/head{h}"] = float(ah)
+                        log.log(row)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{loss_mean:.3f}", samples_s=f"{sps:.1f}")
+                if bar is not None:
+                    bar.update(1)
+                # a time-limited run ends at this step on every rank, with a checkpoint and closed logs
+                stopping = step >= total or (
+                    deadline is not None and _flag_any(time.monotonic() > deadline, info, device)
+                )
+                if step % cfg.ckpt_every == 0 or stopping:
+                    save()
+                if log is not None and (step % cfg.plot_every == 0 or stopping):
+                    log.plot(out / "curves.png", title=f"{cfg.method} / {cfg.backbone} / {len(bands)} bands")
+                if stopping:
+                    break
+            else:
+                sampler.next_epoch()
+    finally:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+    return PretrainResult(out_dir=out, checkpoint=ckpt_path, steps=step, final_loss=last_loss)
