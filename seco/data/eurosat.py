@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from seco.bands import L1C, RGB, indices, parse_bands
-from seco.data.raster import raster_shape, read_image, read_raster, to_reflectance
+from seco.data.raster import read_image, read_raster, to_reflectance
 from seco.data.splits import DEFAULT_FRACTIONS, check_fractions, select_indices
 from seco.errors import DatasetError
 
@@ -53,9 +54,11 @@ CLASSES: tuple[str, ...] = (
     "SeaLake",
 )
 #: Band order inside the multispectral TIFFs (B8A last).
+# fmt: off
 MS_FILE_BANDS: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
 )
+# fmt: on
 #: Band order of the RGB JPEG channels.
 RGB_FILE_BANDS: tuple[str, ...] = RGB
 PATCH_SIZE = 64
@@ -74,7 +77,7 @@ def _find_class_root(root: Path) -> Path:
     )
 
 
-class EuroSAT(torch.utils.data.Dataset):
+class EuroSAT(Dataset):
     """EuroSAT RGB or multispectral, detected from the files (``.jpg`` -> RGB, ``.tif`` -> MS).
 
     Args:
@@ -132,7 +135,8 @@ class EuroSAT(torch.utils.data.Dataset):
     def _scan(self) -> tuple[list[Path], np.ndarray]:
         """Every image file, sorted by (class, number), and its class index."""
         extra = sorted(
-            p.name for p in self.class_root.iterdir()
+            p.name
+            for p in self.class_root.iterdir()
             if p.is_dir() and p.name not in CLASSES and not p.name.startswith((".", "_"))
         )
         if extra:
@@ -162,7 +166,8 @@ class EuroSAT(torch.utils.data.Dataset):
             labels += [label] * len(found)
         if not files:
             raise DatasetError(
-                f"no .jpg or .tif images in the class folders of {self.class_root}; expected <Class>/<Class>_<n>.jpg or .tif"
+                f"no .jpg or .tif images in the class folders of {self.class_root}; "
+                "expected <Class>/<Class>_<n>.jpg or .tif"
             )
         kinds = {_KINDS[p.suffix.lower()] for p in files}
         if len(kinds) > 1:
@@ -178,13 +183,13 @@ class EuroSAT(torch.utils.data.Dataset):
         """Image ``i`` as ``(C, 64, 64)`` float32: reflectance for MS, ``pixel / 255`` for RGB."""
         path = self.files[i]
         if self.kind == "ms":
-            count, h, w = raster_shape(path)
-            if (count, h, w) != (len(MS_FILE_BANDS), PATCH_SIZE, PATCH_SIZE):
+            dn = read_raster(path)  # (13, 64, 64) uint16, file band order
+            if dn.shape != (len(MS_FILE_BANDS), PATCH_SIZE, PATCH_SIZE):
                 raise DatasetError(
-                    f"{path} has shape ({count}, {h}, {w}); EuroSAT MS files are "
-                    f"({len(MS_FILE_BANDS)}, {PATCH_SIZE}, {PATCH_SIZE}). The file is not from the 13-band release."
+                    f"{path} has shape {dn.shape}; EuroSAT MS files are ({len(MS_FILE_BANDS)}, {PATCH_SIZE}, "
+                    f"{PATCH_SIZE}). The file is not from the 13-band release."
                 )
-            return to_reflectance(read_raster(path, self._file_index))  # (C, 64, 64)
+            return to_reflectance(dn[self._file_index])  # (C, 64, 64)
         pixels = read_image(path)  # (64, 64, 3) uint8
         if pixels.shape != (PATCH_SIZE, PATCH_SIZE, 3):
             raise DatasetError(

@@ -29,8 +29,23 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Default train / val / test fractions (EuroSAT's common 16200 / 5400 / 5400 is 60 / 20 / 20).
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 
-_HEADER_WORDS = {"name", "names", "patch", "patches", "patch_name", "file", "filename", "file_name",
-                 "image", "images", "id", "city", "cities", "s2", "s2_name"}
+_HEADER_WORDS = {
+    "name",
+    "names",
+    "patch",
+    "patches",
+    "patch_name",
+    "file",
+    "filename",
+    "file_name",
+    "image",
+    "images",
+    "id",
+    "city",
+    "cities",
+    "s2",
+    "s2_name",
+}
 _EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 _SEPARATORS = re.compile(r"[,;\s]+")
 
@@ -54,7 +69,9 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     """
     fr = tuple(float(f) for f in fractions)
     if len(fr) != 3 or any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions {fractions!r} must be three numbers >= 0 summing to 1, e.g. (0.6, 0.2, 0.2)")
+        raise ConfigError(
+            f"split fractions {fractions!r} must be three numbers >= 0 summing to 1, e.g. (0.6, 0.2, 0.2)"
+        )
     return fr  # type: ignore[return-value]
 
 
@@ -81,7 +98,9 @@ def read_name_list(path: str | Path) -> list[str]:
     """
     p = Path(path)
     if not p.is_file():
-        raise DatasetError(f"split/exclusion list {p} does not exist; give the path of a text or CSV file of names")
+        raise DatasetError(
+            f"split/exclusion list {p} does not exist; give the path of a text or CSV file of names"
+        )
     try:
         lines = p.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -103,11 +122,15 @@ def read_name_list(path: str | Path) -> list[str]:
             seen.add(name)
             names.append(name)
     if not names:
-        raise DatasetError(f"name list {p} lists no names; expected one file or patch name per line (or CSV first column)")
+        raise DatasetError(
+            f"name list {p} lists no names; expected one file or patch name per line (or CSV first column)"
+        )
     return names
 
 
-def match_names(wanted: Sequence[str], available: Sequence[str], source: str | Path, root: str | Path) -> list[int]:
+def match_names(
+    wanted: Sequence[str], available: Sequence[str], source: str | Path, root: str | Path
+) -> list[int]:
     """Positions in ``available`` of every name in ``wanted`` (in ``wanted`` order).
 
     Raises:

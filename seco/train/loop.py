@@ -56,6 +56,28 @@ def _flag_any(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return all_reduce_mean(float(flag), info, device) > 0
 
 
+def _record_sync(model: torch.nn.Module, step: int, info: DistInfo, device: torch.device, path: Path) -> None:
+    """Gather a fingerprint of every rank's full state (parameters, key side, queues) into ``path``.
+
+    All ranks must hold the same model after every step; the file lets users (and the tests) check it.
+    """
+    import json
+
+    import torch.distributed as dist
+
+    state = model.state_dict()
+    fp = torch.tensor(
+        [sum(float(v.double().sum()) for v in state.values() if v.is_floating_point()),
+         sum(float(v.double().pow(2).sum()) for v in state.values() if v.is_floating_point())],
+        dtype=torch.float64, device=device,
+    )
+    gathered = [torch.zeros_like(fp) for _ in range(info.world_size)]
+    dist.all_gather(gathered, fp)
+    if info.is_main:
+        rows = [g.tolist() for g in gathered]
+        path.write_text(json.dumps({"step": step, "fingerprints": rows, "in_sync": all(r == rows[0] for r in rows)}))
+
+
 def _lr_factor(cfg: PretrainConfig, step: int, total: int) -> float:
     if cfg.schedule == "constant":
         return 1.0
@@ -250,6 +272,8 @@ def _pretrain(
     seen_since = 0
 
     def save() -> None:
+        if info.enabled:
+            _record_sync(model, step, info, device, out / "ddp_sync.json")
         if not info.is_main:
             return
         _save_atomic(

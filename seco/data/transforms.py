@@ -1,0 +1,349 @@
+"""Multispectral augmentations on batched tensors (CPU or GPU).
+
+Every op takes a float batch ``x`` of shape ``(B, C, H, W)`` on any device and gives each sample its own random
+parameters, drawn from a ``torch.Generator`` that lives on the CPU (the parameters are then moved to the batch's
+device). The same generator state gives the same output on every device, so a run is reproducible and a
+resumed run can re-derive its augmentations (see ``seco.data.views.step_generator``).
+
+Units and order. The ops work on **reflectance** (``DN / 10000``, roughly ``[0, 1]``) *before* normalisation:
+brightness is a multiplicative gain, which means something on reflectance and nothing on zero-mean data.
+The training loop does ``reflectance -> augment -> Normalization.apply -> model``.
+
+The pipeline is MoCo-v2's (``augment``), in its order:
+
+1. random resized crop to ``size`` (scale ``U(0.2, 1)`` of the area, log-uniform aspect ratio in
+   ``[3/4, 4/3]``, 10 attempts then torchvision's central-crop fallback), bilinear;
+2. with ``p=0.8`` brightness and contrast jitter, factors ``U(0.6, 1.4)``;
+3. with ``p=0.2`` "grayscale";
+4. with ``p=0.5`` Gaussian blur, ``sigma ~ U(0.1, 2.0)`` pixels;
+5. with ``p=0.5`` horizontal flip.
+
+What differs from the RGB original (torchvision ``ColorJitter(0.4, 0.4, 0.4, 0.1)``, ``RandomGrayscale`` and
+PIL filters on uint8 images), and why:
+
+- **Brightness and contrast are per band**: each band gets its own factors, and contrast blends each band with
+  its own spatial mean (torchvision blends all channels with one grey-level mean). Independent per-band gains
+  already perturb the spectral shape, which is the multispectral analogue of what hue and saturation do to RGB.
+- **No hue, no saturation**: both are defined on the RGB colour wheel and have no meaning for 12 bands.
+- **Grayscale is the unweighted band mean** replicated to every band (the ITU-R 601 luma weights exist only
+  for R, G, B).
+- **No clipping to [0, 1]**: reflectance may exceed 1 (snow, specular glint) and uint8 saturation is not
+  wanted; only values below ``clamp_min`` (default 0, no negative reflectance) are clipped after contrast.
+- **Blur kernel**: PIL's ``GaussianBlur(radius=sigma)`` (what MoCo-v2 and the official SeCo code use) has no
+  fixed size; here a separable Gaussian truncated at ``ceil(3 * sigma_max)`` pixels (13 taps for
+  ``sigma_max = 2``; 99.7 % of the mass at the largest sigma and all of it in practice for smaller ones), with
+  replicated edges as PIL. SimCLR's ``int(0.1 * size)`` (23 taps at 224) would only cost time.
+- **Crop before the photometric ops**, as MoCo-v2 (pl_bolts ``Moco2TrainImagenetTransforms``). The official
+  SeCo views apply jitter/blur/flip to the full 264-pixel patch and crop afterwards; the photometric ops are
+  pointwise or spatially invariant, so the only difference is that blur ``sigma`` is in output pixels and the
+  contrast mean is taken over the crop. Cropping first saves ~30 % of the work.
+- **Float arithmetic end to end**, no uint8 round trips; no antialiasing in the resize (at 264 -> 224 the
+  largest downsampling factor is 1.18, so aliasing is negligible).
+
+The flip is fused into the crop (a negated x-scale in the sampling grid): every other op commutes with a
+horizontal flip (the blur kernel is symmetric, jitter and grayscale are spatially invariant), so this is the
+same result as flipping last, at no cost.
+
+Crop implementation: ``affine_grid`` + ``grid_sample`` (bilinear, ``align_corners=False``, border padding),
+which samples exactly where ``F.interpolate`` on the cropped patch would (it differs only on the outermost
+output row/column, where it blends with the pixel just outside the crop instead of clamping). Measured on
+2 CPU cores, B=32, C=12, 264 -> 224: 0.20 s for grid_sample vs 0.52 s for a per-sample crop + interpolate loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seco.errors import ConfigError
+
+__all__ = [
+    "Augment",
+    "adjust_brightness_contrast",
+    "augment",
+    "crop_only",
+    "gaussian_blur",
+    "resized_crop",
+    "sample_crop_boxes",
+    "to_grayscale",
+]
+
+
+@dataclass(frozen=True)
+class Augment:
+    """MoCo-v2 augmentation for multispectral reflectance (see the module docstring for the differences).
+
+    Attributes:
+        size: output side in pixels.
+        scale: range of the crop area as a fraction of the input area.
+        ratio: range of the crop aspect ratio (width / height), sampled log-uniformly.
+        jitter_p: probability of brightness/contrast jitter (one draw per sample).
+        brightness: brightness factor ``~ U(1 - brightness, 1 + brightness)``, per band.
+        contrast: contrast factor ``~ U(1 - contrast, 1 + contrast)``, per band, around the band's mean.
+        grayscale_p: probability of replacing every band with the band mean.
+        blur_p: probability of a Gaussian blur.
+        blur_sigma: range of the blur standard deviation, in output pixels.
+        flip_p: probability of a horizontal flip.
+        clamp_min: lower bound applied after jitter (``None``: no clamp).
+    """
+
+    size: int = 224
+    scale: tuple[float, float] = (0.2, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    flip_p: float = 0.5
+    clamp_min: float | None = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or self.size < 1:
+            raise ConfigError(f"augment size {self.size!r} must be a positive int, e.g. 224")
+        _check_range("scale", self.scale, low=0.0, high=1.0, open_low=True)
+        _check_range("ratio", self.ratio, low=0.0, high=math.inf, open_low=True)
+        _check_range("blur_sigma", self.blur_sigma, low=0.0, high=math.inf, open_low=True)
+        for name in ("jitter_p", "grayscale_p", "blur_p", "flip_p"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"augment {name}={p!r} is not a probability; use a value in [0, 1]")
+        for name in ("brightness", "contrast"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"augment {name}={v!r} must be in [0, 1) so factors stay positive, e.g. 0.4")
+
+    @property
+    def blur_radius(self) -> int:
+        """Half-width of the blur kernel: ``ceil(3 * sigma_max)`` pixels."""
+        return math.ceil(3.0 * self.blur_sigma[1])
+
+
+def _check_range(name: str, rng: tuple[float, float], low: float, high: float, open_low: bool) -> None:
+    ok = len(rng) == 2 and rng[0] <= rng[1] and rng[1] <= high and (rng[0] > low if open_low else rng[0] >= low)
+    if not ok:
+        raise ConfigError(f"augment {name}={rng!r} must be (min, max) with {low} < min <= max <= {high}")
+
+
+def _check_inputs(x: Tensor, gen: torch.Generator) -> None:
+    if x.ndim != 4:
+        raise ConfigError(f"expected a batch (B, C, H, W), got shape {tuple(x.shape)}; add a batch dim with x[None]")
+    if not x.is_floating_point():
+        raise ConfigError(
+            f"augmentations need float reflectance, got dtype {x.dtype}; convert DN with "
+            "seco.data.normalize.to_reflectance first"
+        )
+    if gen.device.type != "cpu":
+        raise ConfigError(f"the augmentation generator must live on the CPU, got one on {gen.device}")
+
+
+def sample_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    gen: torch.Generator,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    attempts: int = 10,
+) -> Tensor:
+    """Random resized crop boxes, sampled as torchvision's ``RandomResizedCrop.get_params``, vectorised.
+
+    Each sample gets ``attempts`` candidate (area, log-ratio) pairs; the first whose rounded ``(h, w)`` fits
+    is kept, else the central crop clamped to ``ratio`` (torchvision's fallback).
+
+    Returns:
+        (n, 4) int64 CPU tensor of ``(top, left, h, w)`` in input pixels.
+    """
+    area = float(height * width)
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    u = torch.rand(n, attempts, 2, generator=gen, dtype=torch.float64)  # (n, A, 2)
+    target = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])  # (n, A)
+    aspect = torch.exp(log_r[0] + (log_r[1] - log_r[0]) * u[..., 1])  # (n, A)
+    w = torch.round(torch.sqrt(target * aspect)).long()  # (n, A)
+    h = torch.round(torch.sqrt(target / aspect)).long()
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (n, A)
+    first = fits.long().argmax(dim=1, keepdim=True)  # (n, 1): first fitting attempt (0 if none)
+    w = w.gather(1, first)[:, 0]  # (n,)
+    h = h.gather(1, first)[:, 0]
+    # torchvision's fallback: the whole image, cut to the nearest allowed aspect ratio, centred.
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        fw, fh = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        fw, fh = int(round(height * max(ratio))), height
+    else:
+        fw, fh = width, height
+    ok = fits.any(dim=1)  # (n,)
+    w = torch.where(ok, w, fw)
+    h = torch.where(ok, h, fh)
+    u_off = torch.rand(n, 2, generator=gen, dtype=torch.float64)  # (n, 2)
+    top = torch.floor(u_off[:, 0] * (height - h + 1)).long()  # uniform int in [0, H - h]
+    left = torch.floor(u_off[:, 1] * (width - w + 1)).long()
+    top = torch.where(ok, top, (height - h) // 2)
+    left = torch.where(ok, left, (width - w) // 2)
+    return torch.stack([top, left, h, w], dim=1)
+
+
+def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None = None) -> Tensor:
+    """Crop each sample to its box and resize to ``size x size`` (bilinear), optionally mirrored.
+
+    Args:
+        x: (B, C, H, W) float.
+        boxes: (B, 4) ``(top, left, h, w)`` in input pixels, any device.
+        size: output side.
+        flip: (B,) bool; where True the output is flipped horizontally.
+
+    Returns:
+        (B, C, size, size), a new tensor.
+    """
+    b, c, hh, ww = x.shape
+    bx = boxes.detach().to("cpu", torch.float64)
+    top, left, h, w = bx.unbind(1)  # (B,) each
+    sx = torch.ones(b, dtype=torch.float64)
+    if flip is not None:
+        sx = torch.where(flip.to("cpu", torch.bool), -1.0, 1.0).to(torch.float64)
+    # Output pixel u (normalised xs = (2u+1)/S - 1) must sample input pixel left + (u + 0.5) w / S - 0.5,
+    # i.e. normalised g = (w / W) xs + (w + 2 left) / W - 1 (align_corners=False).
+    theta = torch.zeros(b, 2, 3, dtype=torch.float64)  # (B, 2, 3)
+    theta[:, 0, 0] = sx * w / ww
+    theta[:, 0, 2] = (w + 2 * left) / ww - 1
+    theta[:, 1, 1] = h / hh
+    theta[:, 1, 2] = (h + 2 * top) / hh - 1
+    theta = theta.to(x.device, x.dtype)
+    grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)  # (B, S, S, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def adjust_brightness_contrast(
+    x: Tensor, brightness: Tensor, contrast: Tensor, clamp_min: float | None = 0.0
+) -> Tensor:
+    """Per-band brightness gain and contrast around the band mean: ``b * (c * x + (1 - c) * mean)``.
+
+    Brightness and contrast commute (both linear, and clamping at 0 commutes with a positive gain), so the
+    random op order of torchvision's ColorJitter does not matter here.
+
+    Args:
+        x: (B, C, H, W) reflectance.
+        brightness: (B, C) gains; 1 = unchanged.
+        contrast: (B, C) factors; 1 = unchanged, 0 = flat band at its mean.
+        clamp_min: lower clamp of the result, ``None`` for none.
+    """
+    bri = brightness.to(x.device, x.dtype)
+    con = contrast.to(x.device, x.dtype)
+    mean = x.mean(dim=(-2, -1))  # (B, C)
+    gain = (bri * con)[..., None, None]  # (B, C, 1, 1)
+    offset = (bri * (1 - con) * mean)[..., None, None]  # (B, C, 1, 1)
+    y = torch.addcmul(offset, x, gain)  # (B, C, H, W)
+    if clamp_min is not None:
+        y.clamp_min_(clamp_min)
+    return y
+
+
+def to_grayscale(x: Tensor) -> Tensor:
+    """Replace every band with the (unweighted) band mean: (B, C, H, W) -> (B, C, H, W)."""
+    return x.mean(dim=1, keepdim=True).expand_as(x).contiguous()
+
+
+def gaussian_kernels(sigma: Tensor, radius: int) -> Tensor:
+    """Normalised 1-D Gaussian kernels: (B,) sigmas -> (B, 2 * radius + 1)."""
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)  # (K,)
+    k = torch.exp(-0.5 * (t[None, :] / sigma.detach().to("cpu", torch.float64)[:, None]) ** 2)  # (B, K)
+    return k / k.sum(dim=1, keepdim=True)
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
+    """Separable Gaussian blur with one sigma per sample and replicated edges.
+
+    Args:
+        x: (B, C, H, W) float.
+        sigma: (B,) standard deviations in pixels.
+        radius: kernel half-width (kernel size ``2 * radius + 1``), e.g. ``ceil(3 * max sigma)``.
+    """
+    b, c, h, w = x.shape
+    k = gaussian_kernels(sigma, radius).to(x.device, x.dtype)  # (B, K)
+    taps = 2 * radius + 1
+    # A weighted sum of shifted views beats a grouped conv2d on CPU (measured 2x) and is cheap on GPU.
+    kx = k[:, None, None, :]  # (B, 1, 1, K)
+    p = F.pad(x, (radius, radius, 0, 0), mode="replicate")  # (B, C, H, W + 2r)
+    y = p[..., 0:w] * kx[..., 0:1]
+    for i in range(1, taps):
+        y.addcmul_(p[..., i : i + w], kx[..., i : i + 1])
+    ky = k[:, None, :, None]  # (B, 1, K, 1)
+    p = F.pad(y, (0, 0, radius, radius), mode="replicate")  # (B, C, H + 2r, W)
+    y = p[..., 0:h, :] * ky[..., 0:1, :]
+    for i in range(1, taps):
+        y.addcmul_(p[..., i : i + h, :], ky[..., i : i + 1, :])
+    return y
+
+
+def crop_only(
+    x: Tensor,
+    gen: torch.Generator,
+    size: int,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> Tensor:
+    """Random resized crop and nothing else (the official SeCo ``q`` and ``k1`` views): no flip, no jitter.
+
+    Args:
+        x: (B, C, H, W) float on any device.
+        gen: CPU generator; consumed deterministically.
+        size: output side.
+
+    Returns:
+        (B, C, size, size).
+    """
+    _check_inputs(x, gen)
+    boxes = sample_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], gen, scale, ratio)  # (B, 4)
+    return resized_crop(x, boxes, size)
+
+
+def augment(x: Tensor, gen: torch.Generator, cfg: Augment | None = None) -> Tensor:
+    """The full MoCo-v2 pipeline of ``cfg`` on a batch of reflectance, each sample with its own parameters.
+
+    All random numbers are drawn up front from ``gen`` in a fixed order and amount (whatever the
+    probabilities), so the output is a function of the generator state and the input alone.
+
+    Args:
+        x: (B, C, H, W) float reflectance on any device; not modified.
+        gen: CPU generator.
+        cfg: the pipeline; ``Augment()`` (MoCo-v2 at 224) when None.
+
+    Returns:
+        (B, C, cfg.size, cfg.size).
+    """
+    cfg = cfg or Augment()
+    _check_inputs(x, gen)
+    b, c = x.shape[:2]
+    boxes = sample_crop_boxes(b, x.shape[-2], x.shape[-1], gen, cfg.scale, cfg.ratio)  # (B, 4)
+    u = torch.rand(b, 4, generator=gen)  # (B, 4): flip, jitter, grayscale, blur coins
+    bri = 1 + cfg.brightness * (2 * torch.rand(b, c, generator=gen) - 1)  # (B, C)
+    con = 1 + cfg.contrast * (2 * torch.rand(b, c, generator=gen) - 1)  # (B, C)
+    sigma = cfg.blur_sigma[0] + (cfg.blur_sigma[1] - cfg.blur_sigma[0]) * torch.rand(b, generator=gen)  # (B,)
+    flip = u[:, 0] < cfg.flip_p
+    do_jitter = u[:, 1] < cfg.jitter_p
+    do_gray = u[:, 2] < cfg.grayscale_p
+    do_blur = u[:, 3] < cfg.blur_p
+
+    y = resized_crop(x, boxes, cfg.size, flip=flip)  # (B, C, S, S), ours to modify
+    if bool(do_jitter.any()):
+        keep = ~do_jitter[:, None]
+        bri = torch.where(keep, 1.0, bri)
+        con = torch.where(keep, 1.0, con)
+        y = adjust_brightness_contrast(y, bri, con, clamp_min=None)
+        if cfg.clamp_min is not None:  # clamp the jittered samples only; the others stay untouched
+            low = torch.where(do_jitter, cfg.clamp_min, -math.inf).to(y.device, y.dtype)  # (B,)
+            torch.maximum(y, low[:, None, None, None], out=y)
+    idx = do_gray.nonzero()[:, 0].to(y.device)
+    if idx.numel():
+        y.index_copy_(0, idx, to_grayscale(y.index_select(0, idx)))
+    sel = do_blur.nonzero()[:, 0]
+    if sel.numel():
+        idx = sel.to(y.device)
+        y.index_copy_(0, idx, gaussian_blur(y.index_select(0, idx), sigma[sel], cfg.blur_radius))
+    return y

@@ -1,0 +1,216 @@
+"""The views of each pre-training method, as data (a ``ViewRecipe``), not as branches.
+
+A recipe says how many dates a sample draws and, for the query and each key, which drawn date it shows and
+whether it gets the full augmentation (``seco.data.transforms.augment``) or only a random resized crop.
+
+The official SeCo views, from ``datasets/seco_dataset.py`` (``SeasonalContrastMultiAug.__getitem__``) of
+ServiceNow/seasonal-contrast (commit 411e37e), with ``datasets/seco_datamodule.py`` and
+``models/moco2_module.py``::
+
+    t0, t1, t2 = 3 dates of the location, np.random.choice(dates, 3)   # NB: with replacement
+    q  = t0            -> RandomResizedCrop(224, scale=(0.2, 1))   (crop only: no jitter, no flip)
+    k0 = augment(t1)   -> own RandomResizedCrop                    (other date and augmented)
+    k1 = t2            -> own RandomResizedCrop                    (other date, not augmented)
+    k2 = augment(t0)   -> own RandomResizedCrop                    (same date, augmented)
+
+where ``augment`` = ColorJitter(0.4, 0.4, 0.4, 0.1) p=0.8, RandomGrayscale p=0.2, GaussianBlur p=0.5,
+RandomHorizontalFlip, applied to the full patch before the crop. Every view has its *own* independent crop
+(``preprocess`` is called once per view), so ``q`` is not the same crop as ``k1`` or ``k2``. Head 0 pairs
+``q`` with ``k0`` (invariant to time and augmentation), head 1 with ``k1`` (invariant to time, variant to
+augmentation: k0 and k2 of the batch are extra negatives), head 2 with ``k2`` (invariant to augmentation,
+variant to time).
+
+MoCo-v2 (``--data_mode moco``): one image, two independent ``Moco2TrainImagenetTransforms`` views; the official
+dataset treats every (location, date) as its own image, here a sample is one random valid date of a location.
+MoCo-v2+TP (``moco_tp``): two dates (``np.random.choice(dates, 2)``, also with replacement), each augmented.
+
+Differences here, on purpose: dates are drawn **distinct** by default (the official draw can repeat a date,
+which turns a "different season" positive into a same-image one); ``ViewRecipe.distinct_dates=False``
+reproduces the official draw. The augmentation crops first (see ``seco.data.transforms``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seco.data.normalize import Normalization
+from seco.data.transforms import Augment, augment, crop_only
+from seco.errors import ConfigError, DatasetError
+
+__all__ = [
+    "MOCO",
+    "MOCO_TP",
+    "RECIPES",
+    "SECO",
+    "View",
+    "ViewRecipe",
+    "draw_dates",
+    "make_views",
+    "recipe_for",
+    "step_generator",
+]
+
+
+@dataclass(frozen=True)
+class View:
+    """One view: the position of its date among the drawn dates, and its transform.
+
+    Attributes:
+        date: index into the drawn dates (0 = t0).
+        augmented: True for the full augmentation, False for a random resized crop only.
+    """
+
+    date: int
+    augmented: bool
+
+
+@dataclass(frozen=True)
+class ViewRecipe:
+    """Which dates a method draws and which views it makes of them.
+
+    Attributes:
+        name: method name (``seco``, ``moco``, ``moco-tp``).
+        num_dates: dates drawn per sample.
+        query: the query view.
+        keys: the key views, one per embedding subspace / head.
+        distinct_dates: draw dates without replacement (False reproduces the official code).
+    """
+
+    name: str
+    num_dates: int
+    query: View
+    keys: tuple[View, ...]
+    distinct_dates: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_dates < 1 or not self.keys:
+            raise ConfigError(f"recipe {self.name!r} needs at least one date and one key view")
+        for v in (self.query, *self.keys):
+            if not 0 <= v.date < self.num_dates:
+                raise ConfigError(
+                    f"recipe {self.name!r}: a view uses date {v.date} but only {self.num_dates} are drawn"
+                )
+
+    @property
+    def num_keys(self) -> int:
+        """Number of key views (= embedding subspaces)."""
+        return len(self.keys)
+
+    def make_views(
+        self,
+        batch: Tensor,
+        gen: torch.Generator,
+        size: int,
+        normalization: Normalization | None,
+        augment_cfg: Augment | None = None,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Shorthand for ``make_views(batch, self, gen, size, normalization, augment_cfg)``."""
+        return make_views(batch, self, gen, size, normalization, augment_cfg)
+
+
+#: SeCo: q = crop(t0), k0 = aug(t1), k1 = crop(t2), k2 = aug(t0).
+SECO = ViewRecipe("seco", 3, View(0, False), (View(1, True), View(2, False), View(0, True)))
+#: MoCo-v2: two augmentations of one date.
+MOCO = ViewRecipe("moco", 1, View(0, True), (View(0, True),))
+#: MoCo-v2 + temporal positives: an augmentation of each of two dates.
+MOCO_TP = ViewRecipe("moco-tp", 2, View(0, True), (View(1, True),))
+
+RECIPES: dict[str, ViewRecipe] = {r.name: r for r in (SECO, MOCO, MOCO_TP)}
+
+
+def recipe_for(method: str) -> ViewRecipe:
+    """The recipe of a method name (``seco``, ``moco``, ``moco-tp``; ``moco_tp`` accepted).
+
+    Raises:
+        ConfigError: on an unknown method.
+    """
+    key = method.strip().lower().replace("_", "-")
+    if key not in RECIPES:
+        raise ConfigError(f"unknown pre-training method {method!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[key]
+
+
+def draw_dates(valid: np.ndarray, n: int, rng: np.random.Generator, replace: bool = False) -> list[int]:
+    """Draw ``n`` date indices at random among the valid dates of one location, in draw order.
+
+    Args:
+        valid: (T,) bool, the location's usable dates.
+        n: dates to draw.
+        rng: numpy generator (seed it from (seed, epoch, location) for reproducible runs).
+        replace: allow the same date twice (the official SeCo draw).
+
+    Raises:
+        DatasetError: if the location has fewer valid dates than needed (or none when ``replace``).
+    """
+    valid = np.asarray(valid, dtype=bool)
+    if valid.ndim != 1:
+        raise DatasetError(f"valid-date mask must be (T,), got shape {valid.shape}")
+    pool = np.flatnonzero(valid)  # (V,)
+    need = 1 if replace else n
+    if len(pool) < need:
+        raise DatasetError(
+            f"location has {len(pool)} valid date(s) of {len(valid)} but {need} are needed "
+            f"({n} drawn {'with' if replace else 'without'} replacement); "
+            "drop such locations (PretrainDataset(..., drop_incomplete=True)), use a method with fewer dates, "
+            "or collect more dates"
+        )
+    return [int(d) for d in rng.choice(pool, size=n, replace=replace)]
+
+
+def step_generator(seed: int, *keys: int) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, *keys)``, e.g. ``(seed, rank, step)``: per-step augmentations
+    that a resumed run re-derives without saving generator state."""
+    s = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(s) & ((1 << 63) - 1))
+
+
+def make_views(
+    batch: Tensor,
+    recipe: ViewRecipe,
+    gen: torch.Generator,
+    size: int,
+    normalization: Normalization | None,
+    augment_cfg: Augment | None = None,
+) -> tuple[Tensor, list[Tensor]]:
+    """The query and key views of a batch of drawn dates, normalised, on the batch's device.
+
+    Views are made in order q, k0, k1, ... each with its own random parameters from ``gen``.
+
+    Args:
+        batch: (B, n, C, H, W) float reflectance, ``batch[:, j]`` = drawn date j; ``n >= recipe.num_dates``.
+        recipe: the method's views.
+        gen: CPU generator.
+        size: output side.
+        normalization: applied to every view after augmentation; None to return reflectance.
+        augment_cfg: the full augmentation (MoCo-v2 at ``size`` when None); its size must equal ``size``.
+
+    Returns:
+        q (B, C, size, size) and a list of ``recipe.num_keys`` keys of the same shape.
+    """
+    if batch.ndim != 5:
+        raise ConfigError(
+            f"views need a batch (B, dates, C, H, W), got shape {tuple(batch.shape)}; "
+            "use the 'images' of a PretrainDataset batch"
+        )
+    if batch.shape[1] < recipe.num_dates:
+        raise ConfigError(
+            f"recipe {recipe.name!r} needs {recipe.num_dates} dates per sample, the batch has {batch.shape[1]}; "
+            f"build the dataset with num_dates={recipe.num_dates}"
+        )
+    cfg = augment_cfg if augment_cfg is not None else Augment(size=size)
+    if cfg.size != size:
+        raise ConfigError(f"augment size {cfg.size} differs from the view size {size}; use dataclasses.replace(cfg, size={size})")
+
+    def one(v: View) -> Tensor:
+        x = batch[:, v.date]  # (B, C, H, W)
+        y = augment(x, gen, cfg) if v.augmented else crop_only(x, gen, size, cfg.scale, cfg.ratio)
+        return normalization.apply(y) if normalization is not None else y
+
+    q = one(recipe.query)
+    keys = [one(v) for v in recipe.keys]
+    return q, keys
+

@@ -1,0 +1,31 @@
+"""The one on-disk dataset format: a versioned Zarr v3 store written by collect/synth, read by pre-training.
+
+Layout, atomicity protocol and the measured chunking choice: docs/STORE.md.
+"""
+
+from seco.store.reader import Store, open_store
+from seco.store.schema import (
+    DATE_FIELDS,
+    FIELD_NAMES,
+    NODATA,
+    SCHEMA_VERSION,
+    StoreConfig,
+    StoreIndexError,
+    StoreLayout,
+)
+from seco.store.writer import StoreWriter, create_store, open_writer
+
+__all__ = [
+    "DATE_FIELDS",
+    "FIELD_NAMES",
+    "NODATA",
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreConfig",
+    "StoreIndexError",
+    "StoreLayout",
+    "StoreWriter",
+    "create_store",
+    "open_store",
+    "open_writer",
+]

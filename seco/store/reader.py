@@ -1,0 +1,298 @@
+"""Random-access reading of a seco store, safe in DataLoader worker processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import zarr
+
+from seco.bands import indices, parse_bands
+from seco.errors import StoreError
+from seco.store import schema as S
+from seco.store.shard import ShardReader
+from seco.store.stats import add_to_histogram, stats_from_histogram
+
+
+def open_store(path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None) -> Store:
+    """Open a store for reading. Checks that it exists and its schema version before any other work.
+
+    Args:
+        path: a local folder or an fsspec URL (``s3://...``, ``gs://...``).
+        storage_options: fsspec options for URLs.
+
+    Raises:
+        StoreError: the path does not exist or is not a seco store.
+        StoreVersionError: the store has another schema version.
+    """
+    return Store(S.Location.parse(path, storage_options))
+
+
+class Store:
+    """A snapshot of the committed locations of a store.
+
+    ``len(store)`` is the location count committed when the store was opened (``refresh`` re-reads it).
+    The object pickles to its path and snapshot; every process reopens its array handles lazily on first
+    use, so it can be handed to ``torch.utils.data.DataLoader`` workers (fork or spawn).
+    """
+
+    def __init__(self, loc: S.Location):
+        self._loc = loc
+        root, attrs = S.open_root(loc, read_only=True)
+        self._init_from_attrs(attrs)
+        self._set_handles(root)
+
+    # ------------------------------------------------------------------------------------------ set-up
+    def _init_from_attrs(self, attrs: Mapping[str, Any]) -> None:
+        self.config = S.StoreConfig.from_attrs(attrs[S.ATTR_SCHEMA])
+        self.attrs: dict[str, Any] = dict(attrs.get(S.ATTR_USER, {}))
+        man = attrs[S.ATTR_MANIFEST]
+        self._n = int(man["num_locations"])
+        self._hist_slot = int(man["hist_slot"])
+        self._hist_locations = int(man["hist_locations"])
+        self._valid: np.ndarray | None = None
+        self._labels: np.ndarray | None = None
+        self._keys: np.ndarray | None = None
+        self._hist: np.ndarray | None = None
+        self._band_index: dict[Any, list[int]] = {}
+
+    def _set_handles(self, root: zarr.Group | None) -> None:
+        self._pid = os.getpid()
+        self._root = root
+        self._arrays: dict[str, zarr.Array] = {}
+        self._fast: ShardReader | None = None
+        self._fast_checked = False
+
+    def _group(self) -> zarr.Group:
+        if self._root is None or self._pid != os.getpid():  # first use in this process
+            self._set_handles(zarr.open_group(store=self._loc.open(read_only=True), mode="r"))
+        assert self._root is not None
+        return self._root
+
+    def _array(self, name: str) -> zarr.Array:
+        root = self._group()
+        arr = self._arrays.get(name)
+        if arr is None:
+            arr = root[name]
+            self._arrays[name] = arr  # type: ignore[assignment]
+        return arr  # type: ignore[return-value]
+
+    def _fast_reader(self) -> ShardReader | None:
+        self._group()
+        if not self._fast_checked:
+            self._fast_checked = True
+            if self._loc.local is not None:
+                self._fast = ShardReader.for_array(self._loc.local / S.IMAGES)
+        return self._fast
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for k in ("_root", "_arrays", "_fast", "_fast_checked", "_pid"):
+            state.pop(k)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._set_handles(None)
+
+    def refresh(self) -> Store:
+        """Re-read the manifest (locations committed since opening become visible)."""
+        root, attrs = S.open_root(self._loc, read_only=True)
+        self._init_from_attrs(attrs)
+        self._set_handles(root)
+        return self
+
+    # ------------------------------------------------------------------------------------------ schema
+    @property
+    def path(self) -> str:
+        return self._loc.url
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.config.bands
+
+    @property
+    def num_dates(self) -> int:
+        return self.config.num_dates
+
+    @property
+    def patch_size(self) -> int:
+        return self.config.patch_size
+
+    @property
+    def label_names(self) -> list[str] | None:
+        names = self.config.label_names
+        return list(names) if names is not None else None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return (
+            f"Store({self.path!r}, locations={self._n}, dates={self.num_dates}, bands={len(self.bands)}, "
+            f"patch={self.patch_size})"
+        )
+
+    # ------------------------------------------------------------------------------------------ pixels
+    def _index(self, i: Any) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise StoreError(f"location index {i!r} must be an integer")
+        j = int(i) + (self._n if i < 0 else 0)
+        if not 0 <= j < self._n:
+            raise S.StoreIndexError(f"location {i} out of range; the store has {self._n} locations")
+        return j
+
+    def _dates(self, dates: Sequence[int] | np.ndarray | None) -> list[int]:
+        T = self.num_dates
+        if dates is None:
+            return list(range(T))
+        out = [int(d) for d in np.asarray(dates).reshape(-1)]
+        bad = [d for d in out if not 0 <= d < T]
+        if bad:
+            raise S.StoreIndexError(f"date index(es) {bad} out of range; this store has dates 0..{T - 1}")
+        return out
+
+    def band_indices(self, bands: str | Sequence[str] | None) -> list[int]:
+        """Channel positions of a band spec (``None`` = all, ``"RGB"``, ``["B04", "B03"]``) in the store.
+
+        Raises:
+            BandError: a band the store does not hold.
+        """
+        key = bands if bands is None or isinstance(bands, str) else tuple(bands)
+        idx = self._band_index.get(key)
+        if idx is None:
+            names = self.bands if bands is None else parse_bands(bands, available=self.bands)
+            idx = indices(names, self.bands)
+            self._band_index[key] = idx
+        return idx
+
+    def read(
+        self,
+        i: int,
+        dates: Sequence[int] | np.ndarray | None = None,
+        bands: str | Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Pixels of location ``i``.
+
+        Args:
+            i: location index, ``0 <= i < len(store)`` (negative counts from the end).
+            dates: date indices in any order (``None`` = all ``T``); invalid dates read as zeros.
+            bands: band names or a set name (``None`` = the store's bands, in order).
+
+        Returns:
+            (t, c, H, W) uint16 DN.
+
+        Raises:
+            StoreIndexError: ``i`` or a date out of range.
+            BandError: a band the store does not hold.
+        """
+        j = self._index(i)
+        d = self._dates(dates)
+        b = self.band_indices(bands)
+        fast = self._fast_reader()
+        if fast is not None:
+            return fast.read(j, d, b)
+        return np.asarray(self._array(S.IMAGES).oindex[j, d, b], dtype=np.uint16)
+
+    # ------------------------------------------------------------------------------------------ metadata
+    def valid_mask(self) -> np.ndarray:
+        """(N, T) bool, which dates of each location hold imagery."""
+        if self._valid is None:
+            self._valid = np.asarray(self._array(S.VALID)[: self._n], dtype=bool).reshape(self._n, self.num_dates)
+        return self._valid
+
+    def valid(self, i: int) -> np.ndarray:
+        """(T,) bool of location ``i``."""
+        return self.valid_mask()[self._index(i)].copy()
+
+    def keys(self) -> list[str]:
+        """The key of every location, in index order."""
+        if self._keys is None:
+            self._keys = np.asarray(self._array(S.KEY)[: self._n]).astype(object)
+        return [str(k) for k in self._keys]
+
+    def key(self, i: int) -> str:
+        """The key of location ``i``."""
+        j = self._index(i)
+        if self._keys is None:
+            self.keys()
+        assert self._keys is not None
+        return str(self._keys[j])
+
+    def labels(self) -> np.ndarray | None:
+        """(N,) int64 label per location (-1 = unlabelled), or ``None`` when no location has a label."""
+        if self._labels is None:
+            self._labels = np.asarray(self._array(S.LABEL)[: self._n], dtype=np.int64)
+        if not (self._labels >= 0).any():
+            return None
+        return self._labels.copy()
+
+    def meta_array(self, name: str) -> np.ndarray:
+        """One metadata field for every location: (N, T) or (N, T, 6) for ``transform``.
+
+        ``datetime`` is returned as ``datetime64[us]`` (NaT where missing).
+
+        Raises:
+            StoreError: an unknown field name.
+        """
+        if name not in S.FIELD_NAMES:
+            raise StoreError(f"unknown metadata field {name!r}; the fields are {', '.join(S.FIELD_NAMES)}")
+        a = np.asarray(self._array(f"{S.META}/{name}")[: self._n])
+        if name == "datetime":
+            return a.astype(np.int64).view("datetime64[us]")
+        return a.astype(object) if a.dtype.kind in "OTU" else a  # strings as a Python str object array
+
+    def meta(self, i: int) -> list[dict[str, Any]]:
+        """Metadata of the ``T`` dates of location ``i``.
+
+        Returns:
+            T dicts with ``valid`` and the ``schema.DATE_FIELDS`` keys: ``item_id`` (str), ``datetime``
+            (ISO 8601 UTC string), ``cloud_fraction``, ``nodata_fraction``, ``crs`` (str), ``transform``
+            (6 floats), ``lat``, ``lon``. Missing values are ``None``.
+        """
+        j = self._index(i)
+        cols = {f.name: np.asarray(self._array(f"{S.META}/{f.name}")[j]) for f in S.DATE_FIELDS}
+        valid = self.valid_mask()[j]
+        out = []
+        for t in range(self.num_dates):
+            row: dict[str, Any] = {"valid": bool(valid[t])}
+            for f in S.DATE_FIELDS:
+                v = cols[f.name][t]
+                if f.name == "datetime":
+                    row[f.name] = S.micros_to_iso(int(v))
+                elif f.dtype == "str":
+                    row[f.name] = str(v) or None
+                elif f.name == "transform":
+                    row[f.name] = tuple(float(x) for x in v) if np.all(np.isfinite(v)) else None
+                else:
+                    row[f.name] = float(v) if np.isfinite(v) else None
+            out.append(row)
+        return out
+
+    # ------------------------------------------------------------------------------------------ statistics
+    def histogram(self) -> np.ndarray:
+        """(C, 65536) uint64 counts of each DN per band over the valid dates of all locations."""
+        if self._hist is None:
+            hist = np.asarray(self._array(S.HIST)[self._hist_slot], dtype=np.uint64)
+            # locations committed after the histogram was last saved (a writer still running or killed)
+            for i in range(self._hist_locations, self._n):
+                add_to_histogram(hist, self.read(i), self.valid_mask()[i])
+            self._hist = hist
+        return self._hist
+
+    def stats(self, bands: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Exact per-band statistics in DN over valid dates, ignoring nodata zeros.
+
+        Returns:
+            ``mean``, ``std`` (population), ``p2``, ``p98``: each (c,) float64, in the order of ``bands``.
+
+        Raises:
+            StoreError: the store is empty or a band has no valid pixel.
+            BandError: a band the store does not hold.
+        """
+        if self._n == 0:
+            raise StoreError(f"store {self.path} has no locations yet; statistics need data")
+        idx = self.band_indices(bands)
+        return stats_from_histogram(self.histogram()[idx], tuple(self.bands[k] for k in idx))

@@ -1,0 +1,367 @@
+"""The on-disk schema of a seco store: names, attributes, version, metadata fields, and opening a Zarr root.
+
+Everything a reader needs is in the store itself; docs/STORE.md describes the same schema for readers
+that do not use seco.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.storage
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from seco.errors import ConfigError, StoreError, StoreVersionError
+
+#: Version of the on-disk schema. Bump it on any change a reader of the previous version would misread.
+SCHEMA_VERSION = 1
+#: Digital number that marks "no data" in every band (Sentinel-2 convention); ignored by the statistics.
+NODATA = 0
+#: One histogram bin per uint16 value.
+NUM_BINS = 65536
+#: ``datetime`` value of a date without metadata (the smallest int64, like numpy's NaT).
+MISSING_TIME = np.iinfo(np.int64).min
+
+IMAGES = "images"
+VALID = "valid"
+KEY = "key"
+LABEL = "label"
+META = "meta"
+HIST = "stats/band_hist"
+
+ATTR_VERSION = "seco_store_version"
+ATTR_SCHEMA = "seco_store"
+ATTR_MANIFEST = "seco_manifest"
+ATTR_USER = "user_attrs"
+
+
+class StoreIndexError(StoreError, IndexError):
+    """A location or date index outside the store (also an ``IndexError``, so iteration stops on it)."""
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """How the images are chunked and compressed. Recorded in the store; readers need nothing from it.
+
+    The default was chosen by ``bench/bench_store.py`` (numbers in docs/STORE.md).
+
+    Attributes:
+        codec: ``"blosc-zstd"``, ``"blosc-lz4"`` or ``"zstd"`` (all lossless).
+        clevel: compression level of the codec.
+        shuffle: Blosc pre-filter: ``"noshuffle"``, ``"shuffle"`` or ``"bitshuffle"`` (ignored by ``zstd``).
+        inner_chunk: ``"date-band"`` (one chunk per date and band) or ``"date"`` (one per date, all bands).
+        sharded: one shard file per location holding the inner chunks (``False``: one file per chunk).
+        meta_chunk: locations per chunk of the per-location metadata arrays.
+    """
+
+    codec: str = "blosc-zstd"
+    clevel: int = 3
+    shuffle: str = "bitshuffle"
+    inner_chunk: str = "date-band"
+    sharded: bool = True
+    meta_chunk: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.codec not in ("blosc-zstd", "blosc-lz4", "zstd"):
+            raise ConfigError(f"unknown store codec {self.codec!r}; use 'blosc-zstd', 'blosc-lz4' or 'zstd'")
+        if self.shuffle not in ("noshuffle", "shuffle", "bitshuffle"):
+            raise ConfigError(f"unknown shuffle {self.shuffle!r}; use 'noshuffle', 'shuffle' or 'bitshuffle'")
+        if self.inner_chunk not in ("date-band", "date"):
+            raise ConfigError(f"unknown inner_chunk {self.inner_chunk!r}; use 'date-band' or 'date'")
+        if not isinstance(self.clevel, int) or not 0 <= self.clevel <= 22:
+            raise ConfigError(f"clevel {self.clevel!r} out of range; use an integer in 0..22 (0..9 for blosc)")
+        if self.codec.startswith("blosc") and self.clevel > 9:
+            raise ConfigError(f"blosc clevel {self.clevel} out of range; use 0..9")
+        if not isinstance(self.meta_chunk, int) or self.meta_chunk < 1:
+            raise ConfigError(f"meta_chunk {self.meta_chunk!r} must be a positive integer, e.g. 1024")
+
+    def compressor(self) -> BloscCodec | ZstdCodec:
+        """The Zarr v3 codec for the image chunks."""
+        if self.codec == "zstd":
+            return ZstdCodec(level=self.clevel)
+        cname = self.codec.split("-", 1)[1]
+        return BloscCodec(cname=cname, clevel=self.clevel, shuffle=self.shuffle, typesize=2)
+
+    def chunks(self, num_dates: int, num_bands: int, patch_size: int) -> dict[str, tuple[int, ...]]:
+        """``chunks`` (and ``shards``) keyword arguments of ``zarr.create_array`` for the images."""
+        inner = (1, 1, 1 if self.inner_chunk == "date-band" else num_bands, patch_size, patch_size)
+        if self.sharded:
+            return {"chunks": inner, "shards": (1, num_dates, num_bands, patch_size, patch_size)}
+        return {"chunks": inner}
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The static description of a store, written once at creation.
+
+    Attributes:
+        bands: band names on the channel axis, in order.
+        num_dates: ``T``, dates per location.
+        patch_size: ``H = W`` in pixels on the 10 m grid.
+        label_names: names of the integer labels, or ``None``.
+        layout: chunking and compression of the images.
+    """
+
+    bands: tuple[str, ...]
+    num_dates: int = 5
+    patch_size: int = 264
+    label_names: tuple[str, ...] | None = None
+    layout: StoreLayout = field(default_factory=StoreLayout)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """JSON form stored under the root attribute ``seco_store``."""
+        from seco import __version__
+
+        return {
+            "bands": list(self.bands),
+            "num_dates": self.num_dates,
+            "patch_size": self.patch_size,
+            "label_names": list(self.label_names) if self.label_names is not None else None,
+            "layout": asdict(self.layout),
+            "dtype": "uint16",
+            "nodata": NODATA,
+            "reflectance_scale": 10000.0,
+            "grid": "all bands on the 10 m grid; 20 m and 60 m bands nearest-upsampled by the writer's caller",
+            "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "software": f"seco {__version__}",
+        }
+
+    @classmethod
+    def from_attrs(cls, a: Mapping[str, Any]) -> StoreConfig:
+        names = a.get("label_names")
+        return cls(
+            bands=tuple(a["bands"]),
+            num_dates=int(a["num_dates"]),
+            patch_size=int(a["patch_size"]),
+            label_names=tuple(names) if names is not None else None,
+            layout=StoreLayout(**a.get("layout", {})),
+        )
+
+
+@dataclass(frozen=True)
+class DateField:
+    """One per-(location, date) metadata array under ``meta/``."""
+
+    name: str
+    dtype: str
+    trailing: tuple[int, ...]
+    fill: Any
+    doc: str
+
+
+DATE_FIELDS: tuple[DateField, ...] = (
+    DateField("item_id", "str", (), "", "STAC item id of the scene the date was read from"),
+    DateField("datetime", "int64", (), int(MISSING_TIME), "acquisition time, microseconds since 1970-01-01T00:00Z"),
+    DateField("cloud_fraction", "float64", (), math.nan, "fraction of the patch covered by cloud or shadow, 0..1"),
+    DateField("nodata_fraction", "float64", (), math.nan, "fraction of the patch without data, 0..1"),
+    DateField("crs", "str", (), "", "CRS of the patch grid: 'EPSG:<code>' or WKT"),
+    DateField("transform", "float64", (6,), math.nan, "affine (a, b, c, d, e, f): x = a*col + b*row + c, y = d*col + e*row + f"),
+    DateField("lat", "float64", (), math.nan, "latitude of the patch centre, degrees (WGS 84)"),
+    DateField("lon", "float64", (), math.nan, "longitude of the patch centre, degrees (WGS 84)"),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in DATE_FIELDS)
+
+
+# ----------------------------------------------------------------------------------------------- metadata
+
+
+def _to_micros(value: Any, where: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise StoreError(
+                f"{where}: datetime {value!r} is not ISO 8601; give e.g. '2020-06-14T10:36:29Z' or a datetime"
+            ) from None
+    if isinstance(value, np.datetime64):
+        return int(value.astype("datetime64[us]").astype(np.int64))
+    if not isinstance(value, datetime):
+        raise StoreError(f"{where}: datetime {value!r} must be an ISO 8601 string or a datetime")
+    if value.tzinfo is None:  # STAC datetimes are UTC; a naive value is read as UTC
+        value = value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def micros_to_iso(us: int) -> str | None:
+    """ISO 8601 UTC string (``...Z``) of a stored ``datetime`` value; ``None`` when missing."""
+    if us == MISSING_TIME:
+        return None
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def _to_fraction(value: Any, where: str, name: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"{where}: {name} {value!r} is not a number; give a fraction in 0..1") from None
+    if not 0.0 <= x <= 1.0:
+        raise StoreError(f"{where}: {name} {x} outside 0..1; give a fraction, not a percentage")
+    return x
+
+
+def _to_crs(value: Any, where: str) -> str:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"EPSG:{int(value)}"
+    if hasattr(value, "to_string") and not isinstance(value, str):  # rasterio / pyproj CRS objects
+        value = value.to_string()
+    if not isinstance(value, str) or not value.strip():
+        raise StoreError(f"{where}: crs {value!r} must be 'EPSG:<code>', an EPSG integer or a WKT string")
+    return value.strip()
+
+
+def _to_transform(value: Any, where: str) -> np.ndarray:
+    try:
+        t = np.asarray(tuple(value), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise StoreError(f"{where}: transform {value!r} must be 6 numbers (a, b, c, d, e, f)") from None
+    if t.shape == (9,) and np.allclose(t[6:], (0.0, 0.0, 1.0)):  # a full rasterio Affine
+        t = t[:6]
+    if t.shape != (6,) or not np.all(np.isfinite(t)):
+        raise StoreError(f"{where}: transform {value!r} must be 6 finite numbers (a, b, c, d, e, f)")
+    return t
+
+
+def _to_coord(value: Any, where: str, name: str, bound: float) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"{where}: {name} {value!r} is not a number of degrees") from None
+    if not -bound <= x <= bound:
+        raise StoreError(f"{where}: {name} {x} outside -{bound}..{bound} degrees; give WGS 84 degrees")
+    return x
+
+
+def normalize_date_meta(meta: Mapping[str, Any] | None, valid: bool, where: str) -> dict[str, Any]:
+    """Check one date's metadata and convert it to the stored representation.
+
+    A valid date needs every field of ``DATE_FIELDS``; an invalid date may give ``None``, ``{}`` or any
+    subset. Unknown keys are refused (a typo would otherwise be lost silently).
+
+    Raises:
+        StoreError: naming the date, the field and the value.
+    """
+    meta = {} if meta is None else meta
+    if not isinstance(meta, Mapping):
+        raise StoreError(f"{where}: metadata must be a dict (or None for an invalid date), got {type(meta).__name__}")
+    unknown = sorted(set(meta) - set(FIELD_NAMES))
+    if unknown:
+        raise StoreError(f"{where}: unknown metadata key(s) {', '.join(unknown)}; the fields are {', '.join(FIELD_NAMES)}")
+    missing = [n for n in FIELD_NAMES if meta.get(n) is None]
+    if valid and missing:
+        raise StoreError(
+            f"{where}: a valid date needs metadata {', '.join(missing)}; give them or mark the date invalid"
+        )
+    out: dict[str, Any] = {f.name: np.full(f.trailing, f.fill) if f.trailing else f.fill for f in DATE_FIELDS}
+    for name, value in meta.items():
+        if value is None:
+            continue
+        if name == "item_id":
+            if not isinstance(value, str) or not value:
+                raise StoreError(f"{where}: item_id {value!r} must be a non-empty string (the STAC item id)")
+            out[name] = value
+        elif name == "datetime":
+            out[name] = _to_micros(value, where)
+        elif name in ("cloud_fraction", "nodata_fraction"):
+            out[name] = _to_fraction(value, where, name)
+        elif name == "crs":
+            out[name] = _to_crs(value, where)
+        elif name == "transform":
+            out[name] = _to_transform(value, where)
+        elif name == "lat":
+            out[name] = _to_coord(value, where, "lat", 90.0)
+        elif name == "lon":
+            out[name] = _to_coord(value, where, "lon", 180.0)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- opening
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a store lives: a local folder or an fsspec URL (``s3://``, ``gs://``, ``memory://`` ...)."""
+
+    url: str
+    local: Path | None
+    storage_options: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, path: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Location:
+        s = os.fspath(path)
+        opts = dict(storage_options) if storage_options else None
+        if "://" in s and not s.startswith("file://"):
+            return cls(url=s.rstrip("/"), local=None, storage_options=opts)
+        local = Path(s[len("file://") :] if s.startswith("file://") else s).expanduser().absolute()
+        return cls(url=str(local), local=local, storage_options=None)
+
+    def open(self, read_only: bool) -> zarr.abc.store.Store:
+        """The Zarr store object (LocalStore for folders, FsspecStore for URLs)."""
+        if self.local is not None:
+            return zarr.storage.LocalStore(self.local, read_only=read_only)
+        try:
+            return zarr.storage.FsspecStore.from_url(
+                self.url, storage_options=self.storage_options, read_only=read_only
+            )
+        except Exception as e:  # an unknown protocol, missing credentials, an unreachable host
+            raise StoreError(f"cannot open store URL {self.url!r}: {e}. Check the URL and storage_options") from e
+
+
+def _hint(url: str) -> str:
+    return (
+        f"create one with `seco synth --out {url}` (simulated archive) or `seco collect` (real Sentinel-2), "
+        "or check the path"
+    )
+
+
+def open_root(loc: Location, read_only: bool) -> tuple[zarr.Group, dict[str, Any]]:
+    """Open the root group of a seco store and check its schema version before anything else.
+
+    Returns:
+        The root group and its attributes.
+
+    Raises:
+        StoreError: the path does not exist or is not a seco store.
+        StoreVersionError: the store was written with another schema version.
+    """
+    if loc.local is not None:
+        if not loc.local.exists():
+            raise StoreError(f"no seco store at {loc.url}: the path does not exist; {_hint(loc.url)}")
+        if not (loc.local / "zarr.json").is_file():
+            raise StoreError(f"{loc.url} is not a seco store (no Zarr v3 zarr.json in it); {_hint(loc.url)}")
+    try:
+        root = zarr.open_group(store=loc.open(read_only), mode="r" if read_only else "r+")
+        attrs = dict(root.attrs)
+    except StoreError:
+        raise
+    except Exception as e:
+        raise StoreError(f"{loc.url} is not a seco store ({type(e).__name__}: {e}); {_hint(loc.url)}") from e
+    if ATTR_VERSION not in attrs:
+        raise StoreError(f"{loc.url} is a Zarr group but not a seco store (no {ATTR_VERSION!r} attribute); {_hint(loc.url)}")
+    version = attrs[ATTR_VERSION]
+    if version != SCHEMA_VERSION:
+        software = attrs.get(ATTR_SCHEMA, {}).get("software", "another seco release")
+        raise StoreVersionError(
+            f"store {loc.url} has schema version {version} (written by {software}) but this seco reads "
+            f"version {SCHEMA_VERSION}; re-create it with this seco (`seco synth` / `seco collect` into a new "
+            f"path) or use the seco release that wrote it"
+        )
+    if ATTR_SCHEMA not in attrs or ATTR_MANIFEST not in attrs:
+        raise StoreError(f"store {loc.url} is damaged: root attributes lack {ATTR_SCHEMA!r} or {ATTR_MANIFEST!r}")
+    return root, attrs
+
+
+def check_bands_spec(bands: str | Sequence[str]) -> tuple[str, ...]:
+    """Resolve the band list of a new store (``"all"`` = the 12 L2A bands)."""
+    from seco.bands import parse_bands
+
+    return parse_bands(bands)

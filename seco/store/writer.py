@@ -1,0 +1,462 @@
+"""Append-only, atomic, resumable writing of a seco store.
+
+Commit protocol (docs/STORE.md): ``append`` writes the location's shard to slot ``n + pending`` (a
+single object, written to a temporary name and renamed by zarr's LocalStore, one PUT on object stores);
+``commit`` then writes the metadata rows of the pending slots, every ``hist_every`` locations the band
+histogram into the *inactive* of its two slots, and last the manifest (root ``zarr.json``, again one
+atomic write) with the new location count and the histogram slot. Readers trust only the manifest, so a
+crash at any point leaves the committed prefix intact and the next ``open_writer`` overwrites the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import zarr
+
+from seco.errors import ConfigError, StoreError
+from seco.store import schema as S
+from seco.store.stats import add_to_histogram, empty_histogram
+
+
+def _check_json(value: Any, what: str) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what} must be JSON-serialisable ({e}); pass plain dicts, lists, str and numbers") from e
+    return value
+
+
+def create_store(
+    path: str | os.PathLike[str],
+    bands: str | Sequence[str],
+    num_dates: int = 5,
+    patch_size: int = 264,
+    attrs: Mapping[str, Any] | None = None,
+    *,
+    label_names: Sequence[str] | None = None,
+    layout: S.StoreLayout | None = None,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    commit_every: int = 1,
+    hist_every: int = 256,
+) -> StoreWriter:
+    """Create an empty store and return a writer on it.
+
+    Args:
+        path: a local folder (created) or an fsspec URL.
+        bands: band names or a set name (``"all"`` = the 12 L2A bands); the channel order of the images.
+        num_dates: ``T``, dates per location.
+        patch_size: ``H = W`` in pixels on the 10 m grid.
+        attrs: JSON-serialisable dict saved with the store (e.g. the collection or synth config).
+        label_names: names of the per-location integer labels, if the store has labels.
+        layout: chunking and compression of the images (default: the benchmarked choice).
+        overwrite: replace an existing *seco store* at ``path`` (never any other folder).
+        storage_options: fsspec options for URLs (credentials, endpoint).
+        commit_every: locations per commit (see ``StoreWriter``).
+        hist_every: locations between two saves of the band histogram.
+
+    Raises:
+        BandError: an unknown band name.
+        ConfigError: a bad ``num_dates``, ``patch_size``, ``label_names`` or ``attrs``.
+        StoreError: ``path`` already holds a store or other files.
+    """
+    names = S.check_bands_spec(bands)
+    for what, v in (("num_dates", num_dates), ("patch_size", patch_size)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{what} must be a positive integer, got {v!r}")
+    if label_names is not None:
+        label_names = tuple(label_names)
+        if not label_names or not all(isinstance(n, str) and n for n in label_names):
+            raise ConfigError(f"label_names {label_names!r} must be a non-empty list of non-empty strings")
+        if len(set(label_names)) != len(label_names):
+            raise ConfigError(f"label_names {label_names!r} has duplicates; give each class once")
+    user = _check_json(dict(attrs) if attrs else {}, "attrs")
+    config = S.StoreConfig(
+        bands=names,
+        num_dates=int(num_dates),
+        patch_size=int(patch_size),
+        label_names=label_names,
+        layout=layout or S.StoreLayout(),
+    )
+    loc = S.Location.parse(path, storage_options)
+    _prepare_target(loc, overwrite)
+
+    root = zarr.open_group(store=loc.open(read_only=False), mode="w")
+    cap = config.layout.meta_chunk
+    T, C, P = config.num_dates, len(names), config.patch_size
+    root.create_array(
+        S.IMAGES,
+        shape=(cap, T, C, P, P),
+        dtype="uint16",
+        fill_value=0,
+        compressors=config.layout.compressor(),
+        dimension_names=("location", "date", "band", "y", "x"),
+        **config.layout.chunks(T, C, P),
+    )
+    rows = config.layout.meta_chunk
+    root.create_array(S.VALID, shape=(cap, T), chunks=(rows, T), dtype="bool", fill_value=False,
+                      dimension_names=("location", "date"))
+    root.create_array(S.KEY, shape=(cap,), chunks=(rows,), dtype=str, dimension_names=("location",))
+    root.create_array(S.LABEL, shape=(cap,), chunks=(rows,), dtype="int32", fill_value=-1,
+                      dimension_names=("location",))
+    meta = root.create_group(S.META)
+    for f in S.DATE_FIELDS:
+        meta.create_array(
+            f.name,
+            shape=(cap, T, *f.trailing),
+            chunks=(rows, T, *f.trailing),
+            dtype=str if f.dtype == "str" else f.dtype,
+            fill_value=f.fill if f.dtype != "str" else None,
+            dimension_names=("location", "date", *(("affine",) if f.trailing else ())),
+            attributes={"description": f.doc},
+        )
+    root.create_array(S.HIST, shape=(2, C, S.NUM_BINS), chunks=(1, C, S.NUM_BINS), dtype="uint64", fill_value=0,
+                      dimension_names=("slot", "band", "value"),
+                      attributes={"description": "per-band histograms of valid non-nodata DN; the manifest names the live slot"})
+    root.attrs.update({
+        S.ATTR_VERSION: S.SCHEMA_VERSION,
+        S.ATTR_SCHEMA: config.to_attrs(),
+        S.ATTR_USER: user,
+        S.ATTR_MANIFEST: _manifest(0, 0, 0),
+    })
+    return StoreWriter(loc, commit_every=commit_every, hist_every=hist_every)
+
+
+def open_writer(
+    path: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    commit_every: int = 1,
+    hist_every: int = 256,
+) -> StoreWriter:
+    """Open an existing store to append more locations; a rerun after a crash continues where it stopped.
+
+    Raises:
+        StoreError / StoreVersionError: as ``open_store``.
+    """
+    return StoreWriter(S.Location.parse(path, storage_options), commit_every=commit_every, hist_every=hist_every)
+
+
+def _prepare_target(loc: S.Location, overwrite: bool) -> None:
+    if loc.local is None:
+        store = loc.open(read_only=False)
+        import zarr.core.sync as zsync  # the only way to ask an fsspec store whether it is empty
+
+        if not zsync.sync(store.is_empty("")):
+            if overwrite and _is_seco(loc):
+                zsync.sync(store.clear())
+                return
+            raise StoreError(
+                f"{loc.url} is not empty; open_writer() continues a seco store there, or choose a new URL"
+            )
+        return
+    p = loc.local
+    if p.exists() and not p.is_dir():
+        raise StoreError(f"{p} exists and is a file; choose a folder path for the store")
+    if p.is_dir() and any(p.iterdir()):
+        if _is_seco(loc):
+            if overwrite:
+                import shutil
+
+                shutil.rmtree(p)
+                return
+            raise StoreError(
+                f"a seco store already exists at {p}; continue it with open_writer({str(p)!r}), "
+                "or pass overwrite=True / choose a new path"
+            )
+        raise StoreError(f"{p} is a non-empty folder that is not a seco store; choose a new or empty folder")
+
+
+def _is_seco(loc: S.Location) -> bool:
+    try:
+        S.open_root(loc, read_only=True)
+    except StoreError:
+        return False
+    return True
+
+
+def _manifest(n: int, hist_slot: int, hist_locations: int) -> dict[str, Any]:
+    return {
+        "num_locations": n,
+        "hist_slot": hist_slot,
+        "hist_locations": hist_locations,
+        "updated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+
+
+class StoreWriter:
+    """Appends locations to a store; each becomes visible to readers only once complete.
+
+    Thread-safe (calls are serialised). One writer per store at a time.
+
+    Args:
+        loc: where the store is.
+        commit_every: commit after this many appends (1: each location is durable as soon as ``append``
+            returns; larger values amortise the metadata writes for fast producers such as ``seco synth``).
+            Pending locations are committed by ``flush``/``close``; a crash loses only them.
+        hist_every: save the band histogram after this many newly committed locations (and on close);
+            a reopened writer recomputes the rest from the committed images, so nothing is ever lost.
+    """
+
+    def __init__(self, loc: S.Location, *, commit_every: int = 1, hist_every: int = 256):
+        for what, v in (("commit_every", commit_every), ("hist_every", hist_every)):
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{what} must be a positive integer, got {v!r}")
+        self._loc = loc
+        self._commit_every = commit_every
+        self._hist_every = hist_every
+        self._lock = threading.RLock()
+        self._root, attrs = S.open_root(loc, read_only=False)
+        self.config = S.StoreConfig.from_attrs(attrs[S.ATTR_SCHEMA])
+        man = attrs[S.ATTR_MANIFEST]
+        self._n = int(man["num_locations"])
+        self._hist_slot = int(man["hist_slot"])
+        self._hist_locations = int(man["hist_locations"])
+        self._arrays: dict[str, zarr.Array] = {
+            name: self._root[name]  # type: ignore[misc]
+            for name in (S.IMAGES, S.VALID, S.KEY, S.LABEL, S.HIST, *(f"{S.META}/{f}" for f in S.FIELD_NAMES))
+        }
+        self._pending: list[dict[str, Any]] = []
+        keys = self._arrays[S.KEY][: self._n] if self._n else np.array([], dtype=str)
+        self._keys: dict[str, int] = {str(k): i for i, k in enumerate(keys.tolist())}
+        self._hist = self._load_histogram()
+        self._closed = False
+        self._sweep_partials()
+
+    # ------------------------------------------------------------------------------------------ reading
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.config.bands
+
+    @property
+    def num_dates(self) -> int:
+        return self.config.num_dates
+
+    @property
+    def patch_size(self) -> int:
+        return self.config.patch_size
+
+    @property
+    def path(self) -> str:
+        return self._loc.url
+
+    def __len__(self) -> int:
+        """Locations appended so far (committed and pending)."""
+        return self._n + len(self._pending)
+
+    @property
+    def num_committed(self) -> int:
+        """Locations visible to readers."""
+        return self._n
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` was appended (committed, or pending in this writer)."""
+        return key in self._keys
+
+    def keys(self) -> set[str]:
+        """Every appended key."""
+        return set(self._keys)
+
+    # ------------------------------------------------------------------------------------------ writing
+    def append(
+        self,
+        key: str,
+        images: np.ndarray,
+        valid: np.ndarray | Sequence[bool],
+        dates_meta: Sequence[Mapping[str, Any] | None],
+        label: int | None = None,
+    ) -> int:
+        """Append one location.
+
+        Args:
+            key: unique id of the location (e.g. ``"lat,lon"`` or a sample id); see ``has``.
+            images: (T, C, H, W) uint16 DN, bands in the store's order, all on the 10 m grid. Dates with
+                ``valid`` False are stored as zeros (nothing on disk).
+            valid: (T,) bool, which dates hold usable imagery; at least one.
+            dates_meta: T dicts with the ``schema.DATE_FIELDS`` keys (required for valid dates).
+            label: class index (``0 <= label < len(label_names)`` when the store has label names).
+
+        Returns:
+            The index of the location in the store.
+
+        Raises:
+            StoreError: a duplicate key, or images / valid / metadata / label that do not fit the store.
+        """
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"this writer of {self.path} is closed; call open_writer({self.path!r}) again")
+            where = f"location {key!r}"
+            if not isinstance(key, str) or not key:
+                raise StoreError(f"key {key!r} must be a non-empty string identifying the location")
+            if key in self._keys:
+                raise StoreError(
+                    f"key {key!r} is already in the store (location {self._keys[key]}); "
+                    "skip it with writer.has(key) before appending"
+                )
+            images = self._check_images(images, where)
+            valid = self._check_valid(valid, where)
+            rows = self._check_meta(dates_meta, valid, where)
+            label_value = self._check_label(label, where)
+            if not valid.all():
+                images = np.where(valid[:, None, None, None], images, np.uint16(0))
+
+            slot = len(self)
+            self._ensure_capacity(slot + 1)
+            self._arrays[S.IMAGES][slot] = images  # one shard, written atomically
+            add_to_histogram(self._hist, images, valid)
+            self._pending.append({"key": key, "valid": valid, "rows": rows, "label": label_value})
+            self._keys[key] = slot
+            if len(self._pending) >= self._commit_every:
+                self.flush()
+            return slot
+
+    def flush(self) -> None:
+        """Commit every pending location (they become visible to readers)."""
+        with self._lock:
+            if not self._pending:
+                return
+            start, k = self._n, len(self._pending)
+            stop = start + k
+            A = self._arrays
+            A[S.VALID][start:stop] = np.stack([p["valid"] for p in self._pending])
+            A[S.KEY][start:stop] = np.array([p["key"] for p in self._pending], dtype=object)
+            A[S.LABEL][start:stop] = np.array([p["label"] for p in self._pending], dtype=np.int32)
+            for f in S.DATE_FIELDS:
+                col = [[r[f.name] for r in p["rows"]] for p in self._pending]
+                arr = np.array(col, dtype=object if f.dtype == "str" else f.dtype)
+                A[f"{S.META}/{f.name}"][start:stop] = arr
+            hist_slot, hist_locations = self._hist_slot, self._hist_locations
+            if stop - hist_locations >= self._hist_every:
+                hist_slot, hist_locations = self._save_histogram(stop)
+            self._commit_manifest(stop, hist_slot, hist_locations)
+            self._pending.clear()
+
+    def close(self) -> None:
+        """Commit pending locations, save the histogram, trim the arrays to the location count."""
+        with self._lock:
+            if self._closed:
+                return
+            self.flush()
+            if self._hist_locations != self._n:
+                self._commit_manifest(self._n, *self._save_histogram(self._n))
+            for name, arr in self._arrays.items():
+                if name != S.HIST and arr.shape[0] != self._n:
+                    arr.resize((self._n, *arr.shape[1:]))
+            self._closed = True
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StoreWriter({self.path!r}, locations={len(self)}, committed={self._n})"
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _check_images(self, images: Any, where: str) -> np.ndarray:
+        T, C, P = self.num_dates, len(self.bands), self.patch_size
+        if not isinstance(images, np.ndarray):
+            raise StoreError(f"{where}: images must be a numpy array (T, C, H, W), got {type(images).__name__}")
+        if images.dtype != np.uint16:
+            raise StoreError(
+                f"{where}: images have dtype {images.dtype}, the store holds uint16 DN; convert with "
+                "np.clip(np.round(reflectance * 10000), 0, 65535).astype(np.uint16)"
+            )
+        if images.shape != (T, C, P, P):
+            raise StoreError(
+                f"{where}: images have shape {images.shape}, the store expects (T, C, H, W) = {(T, C, P, P)} "
+                f"with bands {', '.join(self.bands)}; resample 20/60 m bands to the 10 m grid and pad missing "
+                "dates with zeros marked invalid"
+            )
+        return np.ascontiguousarray(images)
+
+    def _check_valid(self, valid: Any, where: str) -> np.ndarray:
+        v = np.asarray(valid)
+        if v.dtype != np.bool_ or v.shape != (self.num_dates,):
+            raise StoreError(
+                f"{where}: valid must be a bool array of shape ({self.num_dates},), got {v.dtype} {v.shape}"
+            )
+        if not v.any():
+            raise StoreError(f"{where}: no valid date; skip the location instead of appending it")
+        return v.copy()
+
+    def _check_meta(self, dates_meta: Any, valid: np.ndarray, where: str) -> list[dict[str, Any]]:
+        if isinstance(dates_meta, (Mapping, str)) or not isinstance(dates_meta, Sequence):
+            raise StoreError(f"{where}: dates_meta must be a list of {self.num_dates} dicts, got {type(dates_meta).__name__}")
+        if len(dates_meta) != self.num_dates:
+            raise StoreError(
+                f"{where}: dates_meta has {len(dates_meta)} entries, the store has {self.num_dates} dates; "
+                "give one dict per date (None for a missing date)"
+            )
+        return [S.normalize_date_meta(m, bool(valid[t]), f"{where} date {t}") for t, m in enumerate(dates_meta)]
+
+    def _check_label(self, label: Any, where: str) -> int:
+        if label is None:
+            return -1
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise StoreError(f"{where}: label {label!r} must be an integer class index or None")
+        names = self.config.label_names
+        if label < 0 or (names is not None and label >= len(names)):
+            limit = f"0..{len(names) - 1} ({', '.join(names)})" if names else ">= 0"
+            raise StoreError(f"{where}: label {label} out of range; this store's labels are {limit}")
+        return int(label)
+
+    def _ensure_capacity(self, needed: int) -> None:
+        rows = self.config.layout.meta_chunk
+        for name, arr in self._arrays.items():
+            if name != S.HIST and arr.shape[0] < needed:
+                cap = max(needed, arr.shape[0] + max(rows, arr.shape[0] // 2))
+                cap = -(-cap // rows) * rows
+                arr.resize((cap, *arr.shape[1:]))
+
+    def _commit_manifest(self, n: int, hist_slot: int, hist_locations: int) -> None:
+        self._root.attrs.update({S.ATTR_MANIFEST: _manifest(n, hist_slot, hist_locations)})
+        self._n, self._hist_slot, self._hist_locations = n, hist_slot, hist_locations
+
+    def _save_histogram(self, n: int) -> tuple[int, int]:
+        # written to the slot the manifest does not point at; the manifest commit switches slots
+        slot = 1 - self._hist_slot
+        self._arrays[S.HIST][slot] = self._hist
+        return slot, n
+
+    def _load_histogram(self) -> np.ndarray:
+        hist = np.asarray(self._arrays[S.HIST][self._hist_slot], dtype=np.uint64)
+        if self._hist_locations < self._n:  # the histogram was last saved before the latest commits
+            from seco.store.reader import Store
+
+            store = Store(self._loc)
+            for i in range(self._hist_locations, self._n):
+                add_to_histogram(hist, store.read(i), store.valid(i))
+        return hist
+
+    def _sweep_partials(self) -> None:
+        # temporary files of writes a crash interrupted (zarr's LocalStore writes "<name>.<uuid>.partial");
+        # only the chunks at and after the committed count can have been in flight
+        if self._loc.local is None:
+            return
+        root = self._loc.local
+        rows = self.config.layout.meta_chunk
+        dirs = [root, root / S.META, root / "stats", *(root / n for n in self._arrays)]
+        for name in self._arrays:
+            if name not in (S.IMAGES, S.HIST):
+                for c in (self._n // rows, self._n // rows + 1):
+                    d = root / name / "c" / str(c)
+                    dirs += [d, *(x for x in d.rglob("*") if x.is_dir())] if d.is_dir() else [d.parent]
+        dirs += [x for x in (root / S.HIST / "c").rglob("*") if x.is_dir()] if (root / S.HIST / "c").is_dir() else []
+        i = self._n
+        while (root / S.IMAGES / "c" / str(i)).is_dir():
+            dirs.append(root / S.IMAGES / "c" / str(i) / "0" / "0" / "0")
+            i += 1
+        for d in dirs:
+            if d.is_dir():
+                for p in d.glob("*.partial"):
+                    p.unlink(missing_ok=True)

@@ -1,0 +1,137 @@
+"""Projection head, negative queue, EMA update and the InfoNCE loss, each against a hand computation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seco.errors import ConfigError
+from seco.models.heads import ProjectionHead
+from seco.models.losses import contrastive_logits, info_nce, top1_accuracy
+from seco.models.momentum import frozen_copy, momentum_update
+from seco.models.queue import NegativeQueue
+
+
+def test_projection_head_layout_matches_official_keys() -> None:
+    h = ProjectionHead(512, 128)
+    assert {k: tuple(v.shape) for k, v in h.state_dict().items()} == {
+        "0.weight": (512, 512), "0.bias": (512,), "2.weight": (128, 512), "2.bias": (128,)
+    }
+    x = torch.randn(3, 512)
+    assert torch.allclose(h(x), h[2](torch.relu(h[0](x))))
+    with pytest.raises(ConfigError, match="out_dim"):
+        ProjectionHead(512, 0)
+
+
+def test_queue_is_normalized_buffers_in_state_dict() -> None:
+    torch.manual_seed(0)
+    q = NegativeQueue(3, 16, 32)
+    assert q.bank.shape == (3, 16, 32)
+    torch.testing.assert_close(q.bank.norm(dim=1), torch.ones(3, 32))
+    assert q.ptr.tolist() == [0, 0, 0] and q.ptr.dtype == torch.long
+    assert set(q.state_dict()) == {"bank", "ptr"}
+
+
+def test_enqueue_writes_at_pointer_and_wraps() -> None:
+    torch.manual_seed(0)
+    q = NegativeQueue(2, 4, 6)
+    before = q.bank.clone()
+    a, b, c = (F.normalize(torch.randn(3, 4), dim=1) for _ in range(3))
+    q.enqueue(1, a)
+    torch.testing.assert_close(q.bank[1, :, :3], a.T)
+    torch.testing.assert_close(q.bank[1, :, 3:], before[1, :, 3:])
+    torch.testing.assert_close(q.bank[0], before[0])  # other subspace untouched
+    assert q.ptr.tolist() == [0, 3]
+    q.enqueue(1, b)
+    assert q.ptr.tolist() == [0, 0]  # wrapped
+    q.enqueue(1, c)  # overwrites the oldest (a)
+    torch.testing.assert_close(q.bank[1], torch.cat([c.T, b.T], dim=1))
+    assert q.ptr.tolist() == [0, 3]
+    negs = q.negatives(1)
+    negs.zero_()  # a copy: the bank is not affected
+    assert q.bank[1].abs().sum() > 0
+
+
+def test_queue_size_must_be_divisible_by_global_batch() -> None:
+    q = NegativeQueue(1, 8, 100)
+    with pytest.raises(ConfigError, match=r"queue size 100 .*global batch size 24"):
+        q.enqueue(0, torch.randn(24, 8))
+    q.check_batch_size(25)  # divisible: fine
+    assert q.ptr.tolist() == [0]
+    with pytest.raises(ConfigError, match="size must be a positive integer"):
+        NegativeQueue(1, 8, 0)
+
+
+def _pair() -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    query = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    key = frozen_copy(query)
+    with torch.no_grad():
+        for p in query.parameters():
+            p.add_(torch.randn_like(p))
+        query[1].running_mean.fill_(5.0)
+    return key, query
+
+
+def test_momentum_update_math() -> None:
+    key, query = _pair()
+    k0 = {n: p.clone() for n, p in key.named_parameters()}
+    momentum_update(key, query, 0.9)
+    for n, p in key.named_parameters():
+        expected = 0.9 * k0[n] + 0.1 * dict(query.named_parameters())[n]
+        torch.testing.assert_close(p, expected, rtol=0, atol=1e-6)
+        assert not p.requires_grad
+    assert torch.all(key[1].running_mean == 0)  # buffers are not averaged
+
+
+def test_momentum_one_keeps_key_and_zero_copies_query() -> None:
+    key, query = _pair()
+    k0 = [p.clone() for p in key.parameters()]
+    momentum_update(key, query, 1.0)
+    assert all(torch.equal(a, b) for a, b in zip(key.parameters(), k0, strict=True))
+    momentum_update(key, query, 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(key.parameters(), query.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="momentum must be in"):
+        momentum_update(key, query, 1.5)
+    with pytest.raises(ConfigError, match="differ in parameters"):
+        momentum_update(nn.Linear(3, 4), nn.Sequential(nn.Linear(3, 4)), 0.5)
+
+
+def _reference_info_nce(q, pos, neg, tau):
+    """Per-sample -log(exp(q.k+/tau) / sum_k exp(q.k/tau)) with Python floats."""
+    total = 0.0
+    for i in range(q.shape[0]):
+        sims = [sum(float(q[i, c]) * float(pos[i, c]) for c in range(q.shape[1]))]
+        sims += [sum(float(q[i, c]) * float(neg[c, j]) for c in range(q.shape[1])) for j in range(neg.shape[1])]
+        m = max(sims)
+        log_z = m / tau + math.log(sum(math.exp((s - m) / tau) for s in sims))
+        total += log_z - sims[0] / tau
+    return total / q.shape[0]
+
+
+def test_info_nce_matches_hand_written_reference() -> None:
+    g = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(5, 8, generator=g), dim=1)
+    pos = F.normalize(q + 0.3 * torch.randn(5, 8, generator=g), dim=1)
+    neg = F.normalize(torch.randn(8, 7, generator=g), dim=0)
+    logits = contrastive_logits(q, pos, neg, temperature=0.07)
+    assert logits.shape == (5, 8)
+    torch.testing.assert_close(logits[:, 0], (q * pos).sum(1) / 0.07)
+    torch.testing.assert_close(logits[:, 1:], q @ neg / 0.07)
+    loss = info_nce(logits)
+    assert loss.item() == pytest.approx(_reference_info_nce(q, pos, neg, 0.07), rel=1e-5)
+    # the temperature matters
+    assert info_nce(contrastive_logits(q, pos, neg, 0.5)).item() == pytest.approx(
+        _reference_info_nce(q, pos, neg, 0.5), rel=1e-5
+    )
+    with pytest.raises(ConfigError, match="temperature"):
+        contrastive_logits(q, pos, neg, temperature=0.0)
+
+
+def test_top1_accuracy() -> None:
+    logits = torch.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 1.0], [2.0, 1.0, 1.5], [1.0, 1.0, 4.0]])
+    assert top1_accuracy(logits).item() == pytest.approx(0.5)
