@@ -216,29 +216,29 @@ def scene_from_stac(item: dict[str, Any], sign: Any = None) -> SceneItem:
     assets, offsets, scales, index = {}, {}, {}, {}
     for band, (key, i) in mapping.items():
         a = raw_assets[key]
+        i = int(a.get("seco:band_index") or i)  # written by build_catalog for multi-band files
         assets[band] = sign(a["href"]) if sign is not None else a["href"]
-        s, o = _scale_offset(a, i)
-        if s is not None:
-            scales[band] = s
-        if o is not None:
-            offsets[band] = o
-        if i != 1 or len(_asset_bands(a)) > 1:
+        scale, offset = _scale_offset(a, i)
+        if scale is not None:
+            scales[band] = scale
+        if offset is not None:
+            offsets[band] = offset
+        if i != 1 or len(_asset_bands(a)) > 1 or "seco:band_index" in a:
             index[band] = i
     epsg = _epsg(props)
     if epsg is None:
         for band in ("B02", *mapping):
             if band in mapping and (epsg := _epsg(raw_assets[mapping[band][0]])) is not None:
                 break
-    bbox = item.get("bbox") or ()
-    if len(bbox) == 6:
-        bbox = (bbox[0], bbox[1], bbox[3], bbox[4])
-    if len(bbox) != 4:
-        raise CatalogError(f"STAC item {item.get('id')!r} has no 2-D bbox ({item.get('bbox')!r})")
+    raw_bbox = list(item.get("bbox") or ())
+    if len(raw_bbox) not in (4, 6):
+        raise CatalogError(f"STAC item {item.get('id')!r} has no valid bbox ({item.get('bbox')!r})")
+    w, s, e, n = (raw_bbox[i] for i in ((0, 1, 3, 4) if len(raw_bbox) == 6 else (0, 1, 2, 3)))
     cloud = props.get("eo:cloud_cover")
     pb = props.get("s2:processing_baseline")
     return SceneItem(
         id=str(item["id"]), datetime=when, cloud_cover=None if cloud is None else float(cloud),
-        bbox=tuple(float(v) for v in bbox), epsg=epsg, assets=assets, offsets=offsets, scales=scales,
+        bbox=(float(w), float(s), float(e), float(n)), epsg=epsg, assets=assets, offsets=offsets, scales=scales,
         processing_baseline=None if pb is None else str(pb), collection=item.get("collection"), band_index=index,
     )
 
@@ -440,7 +440,8 @@ class StacApiCatalog(Catalog):
 
         if method not in ("POST", "GET"):
             raise ConfigError(f"method={method!r} must be 'POST' or 'GET'")
-        self.url, self.collection, self.bands = url, collection, tuple(bands)
+        self.url, self.bands = url, tuple(bands)
+        self.collection: str = collection
         self.signer, self.method, self.page_size = signer, method, page_size
         try:
             with warnings.catch_warnings():
@@ -566,12 +567,10 @@ class ParquetCatalog(Catalog):
         t = self._schema.field("bbox").type
         if pa.types.is_struct(t):
             xmin, ymin, xmax, ymax = (pc.field("bbox", k) for k in ("xmin", "ymin", "xmax", "ymax"))
-        else:  # legacy: list of 4 (or 6) numbers
-            three_d = pc.list_value_length(pc.field("bbox")) == 6
-            el = [pc.list_element(pc.field("bbox"), i) for i in range(6)]
-            xmin, ymin = el[0], el[1]
-            xmax = pc.if_else(three_d, el[3], el[2])
-            ymax = pc.if_else(three_d, el[4], el[3])
+        else:  # legacy: a list of 4 (or, in 3-D, 6) numbers; the first item tells which
+            first = self._ds.head(1, columns=["bbox"])["bbox"][0].as_py() or [0] * 4
+            idx = (0, 1, 3, 4) if len(first) == 6 else (0, 1, 2, 3)
+            xmin, ymin, xmax, ymax = (pc.list_element(pc.field("bbox"), i) for i in idx)
         w, s, e, n = box
         lat_ok = (ymin <= n) & (ymax >= s)
         # longitudes as unions of at most two plain intervals (an interval crossing the antimeridian splits)
@@ -621,6 +620,18 @@ def _row_to_item(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "bbox": bbox, "assets": assets, "properties": props, "collection": row.get("collection")}
 
 
+def _needed_bands(bands: str | Sequence[str]) -> tuple[str, ...]:
+    """A band spec plus optionally ``SCL`` (the L2A scene classification) -> names to require."""
+    if isinstance(bands, str):
+        parts = [p.strip() for p in bands.split(",")] if "," in bands else [bands]
+    else:
+        parts = list(bands)
+    scl = any(p.strip().upper() == SCL for p in parts)
+    rest = [p for p in parts if p.strip().upper() != SCL]
+    spectral = parse_bands(rest[0] if len(rest) == 1 else rest) if rest else ()
+    return (*spectral, SCL) if scl else spectral
+
+
 def open_catalog(url_or_path: str | Path, collection: str | None = None, *,
                  bands: str | Sequence[str] = "l2a", signer: Any = None, headers: dict[str, str] | None = None,
                  timeout: float = 30.0, method: str = "POST") -> Catalog:
@@ -630,7 +641,8 @@ def open_catalog(url_or_path: str | Path, collection: str | None = None, *,
         url_or_path: a preset (``earth-search``, ``planetary-computer``), a STAC API URL, or a local
             stac-geoparquet file / folder.
         collection: collection id; ``None`` = ``sentinel-2-l2a`` for APIs and every item of a local file.
-        bands: bands the collection must offer (a :func:`seco.bands.parse_bands` spec; ``()`` = no check).
+        bands: bands the collection must offer: a :func:`seco.bands.parse_bands` spec, optionally with
+            ``SCL`` (e.g. ``["B02", "B03", "SCL"]`` or ``"l2a,SCL"``); ``()`` = no check.
         signer: href signer; the ``planetary-computer`` preset uses :class:`SasSigner` by default.
         headers: extra HTTP headers (APIs).
         timeout: seconds per HTTP request (APIs).
@@ -640,7 +652,7 @@ def open_catalog(url_or_path: str | Path, collection: str | None = None, *,
         CatalogError: unreachable catalog, unknown collection, or missing band assets.
         ConfigError: an unusable argument.
     """
-    need = parse_bands(bands) if (isinstance(bands, str) or len(bands)) else ()
+    need = _needed_bands(bands)
     target = str(url_or_path)
     if target in PRESETS:
         p = PRESETS[target]
@@ -717,11 +729,14 @@ def write_stac_geoparquet(items: Sequence[dict[str, Any]], out: str | Path,
                 raise CatalogError(f"item {it['id']!r} has a property {k!r} that collides with a top-level field")
             row[k] = _parse_time(v) if k in ("datetime", "start_datetime", "end_datetime") else v
         rows.append(row)
-    table = pa.Table.from_pylist(rows)
-    for name, typ in {**_PROPERTY_TYPES, "links": _LINK_TYPE, "stac_extensions": pa.list_(pa.string())}.items():
-        if name in table.column_names and table.schema.field(name).type != typ:
-            i = table.column_names.index(name)
-            table = table.set_column(i, name, table[name].cast(typ))
+    # one column per key seen in any row (Table.from_pylist would keep only the first row's keys)
+    known = {**_PROPERTY_TYPES, "links": _LINK_TYPE, "stac_extensions": pa.list_(pa.string())}
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    try:
+        table = pa.table({k: pa.array([r.get(k) for r in rows], type=known.get(k)) for k in names})
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise CatalogError(f"items have fields of inconsistent types for stac-geoparquet ({e}); make each "
+                           "property and asset field one type across items") from e
     bb = table["bbox"].combine_chunks()
     extent = [pc.min(bb.field("xmin")).as_py(), pc.min(bb.field("ymin")).as_py(),
               pc.max(bb.field("xmax")).as_py(), pc.max(bb.field("ymax")).as_py()]
@@ -850,8 +865,9 @@ def _read_band_files(path: Path) -> tuple[list[_BandFile], str | None]:
             if token and src.count == 1:
                 return [_BandFile(path, str(_band_of_key(token.group(1))), 1, **common)], None
             names = [_band_of_key(d.strip()) if d else None for d in src.descriptions]
-            if src.count > 1 and all(names) and len(set(names)) == len(names):
-                return [_BandFile(path, b, i + 1, **common) for i, b in enumerate(names)], None
+            known = [b for b in names if b is not None]
+            if src.count > 1 and len(known) == len(names) == len(set(known)):
+                return [_BandFile(path, b, i + 1, **common) for i, b in enumerate(known)], None
             if token:
                 return [], f"{src.count} bands in a file named like a single band"
             return [], ("no band token in the file name (e.g. _B02) and band descriptions "

@@ -53,6 +53,7 @@ output row/column, where it blends with the pixel just outside the crop instead 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -287,23 +288,34 @@ def crop_only(
     size: int,
     scale: tuple[float, float] = (0.2, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    then: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Random resized crop and nothing else (the official SeCo ``q`` and ``k1`` views): no flip, no jitter.
 
     Args:
-        x: (B, C, H, W) float on any device.
+        x: (B, C, H, W) float on any device; not modified.
         gen: CPU generator; consumed deterministically.
         size: output side.
+        scale, ratio: crop area fraction and aspect-ratio ranges.
+        then: a per-sample function applied to the result (e.g. ``Normalization.apply``), chunk by chunk
+            while the data is in cache on the CPU; it must not mix samples.
 
     Returns:
         (B, C, size, size).
     """
     _check_inputs(x, gen)
     boxes = sample_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], gen, scale, ratio)  # (B, 4)
-    return resized_crop(x, boxes, size)
+
+    def run(sl: slice) -> Tensor:
+        y = resized_crop(x[sl], boxes[sl], size)
+        return then(y) if then is not None else y
+
+    return _chunked(run, x, size)
 
 
-def augment(x: Tensor, gen: torch.Generator, cfg: Augment | None = None) -> Tensor:
+def augment(
+    x: Tensor, gen: torch.Generator, cfg: Augment | None = None, then: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
     """The full MoCo-v2 pipeline of ``cfg`` on a batch of reflectance, each sample with its own parameters.
 
     All random numbers are drawn up front from ``gen`` in a fixed order and amount (whatever the
@@ -313,6 +325,7 @@ def augment(x: Tensor, gen: torch.Generator, cfg: Augment | None = None) -> Tens
         x: (B, C, H, W) float reflectance on any device; not modified.
         gen: CPU generator.
         cfg: the pipeline; ``Augment()`` (MoCo-v2 at 224) when None.
+        then: a per-sample function applied last (e.g. ``Normalization.apply``), see ``crop_only``.
 
     Returns:
         (B, C, cfg.size, cfg.size).
@@ -330,20 +343,64 @@ def augment(x: Tensor, gen: torch.Generator, cfg: Augment | None = None) -> Tens
     do_gray = u[:, 2] < cfg.grayscale_p
     do_blur = u[:, 3] < cfg.blur_p
 
-    y = resized_crop(x, boxes, cfg.size, flip=flip)  # (B, C, S, S), ours to modify
+    def run(sl: slice) -> Tensor:
+        y = resized_crop(x[sl], boxes[sl], cfg.size, flip=flip[sl])  # (b', C, S, S), ours to modify
+        y = _photometric(y, cfg, do_jitter[sl], bri[sl], con[sl], do_gray[sl], do_blur[sl], sigma[sl])
+        return then(y) if then is not None else y
+
+    return _chunked(run, x, cfg.size)
+
+
+#: On the CPU, transform a few samples at a time so that the ~30 passes of the photometric ops run in cache
+#: (measured 3.5x faster blur for 12 x 224 x 224 float32 samples); on accelerators, the whole batch at once.
+CPU_CHUNK_BYTES = 4 << 20
+
+
+def _chunks(b: int, sample_bytes: int, device: torch.device) -> list[slice]:
+    step = max(1, CPU_CHUNK_BYTES // max(sample_bytes, 1)) if device.type == "cpu" else b
+    return [slice(i, min(i + step, b)) for i in range(0, max(b, 1), step)]
+
+
+def _chunked(run: Callable[[slice], Tensor], x: Tensor, size: int) -> Tensor:
+    """``run`` over sample chunks of ``x`` (B, C, H, W), results gathered into one (B, C', size, size)."""
+    b, c = x.shape[:2]
+    chunks = _chunks(b, c * size * size * x.element_size(), x.device)
+    if len(chunks) == 1:
+        return run(chunks[0])
+    first = run(chunks[0])
+    out = first.new_empty(b, *first.shape[1:])
+    out[chunks[0]] = first
+    for sl in chunks[1:]:
+        out[sl] = run(sl)
+    return out
+
+
+def _photometric(
+    y: Tensor,
+    cfg: Augment,
+    do_jitter: Tensor,
+    bri: Tensor,
+    con: Tensor,
+    do_gray: Tensor,
+    do_blur: Tensor,
+    sigma: Tensor,
+) -> Tensor:
+    """Jitter, grayscale and blur of the selected samples of ``y`` (B, C, S, S), which may be modified."""
     if bool(do_jitter.any()):
         keep = ~do_jitter[:, None]
-        bri = torch.where(keep, 1.0, bri)
-        con = torch.where(keep, 1.0, con)
-        y = adjust_brightness_contrast(y, bri, con, clamp_min=None)
+        y = adjust_brightness_contrast(y, torch.where(keep, 1.0, bri), torch.where(keep, 1.0, con), clamp_min=None)
         if cfg.clamp_min is not None:  # clamp the jittered samples only; the others stay untouched
             low = torch.where(do_jitter, cfg.clamp_min, -math.inf).to(y.device, y.dtype)  # (B,)
             torch.maximum(y, low[:, None, None, None], out=y)
-    idx = do_gray.nonzero()[:, 0].to(y.device)
-    if idx.numel():
+    if bool(do_gray.all()):
+        y = to_grayscale(y)
+    elif bool(do_gray.any()):
+        idx = do_gray.nonzero()[:, 0].to(y.device)
         y.index_copy_(0, idx, to_grayscale(y.index_select(0, idx)))
-    sel = do_blur.nonzero()[:, 0]
-    if sel.numel():
+    if bool(do_blur.all()):
+        y = gaussian_blur(y, sigma, cfg.blur_radius)
+    elif bool(do_blur.any()):
+        sel = do_blur.nonzero()[:, 0]
         idx = sel.to(y.device)
         y.index_copy_(0, idx, gaussian_blur(y.index_select(0, idx), sigma[sel], cfg.blur_radius))
     return y

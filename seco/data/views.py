@@ -207,8 +207,10 @@ def make_views(
 
     def one(v: View) -> Tensor:
         x = batch[:, v.date]  # (B, C, H, W)
-        y = augment(x, gen, cfg) if v.augmented else crop_only(x, gen, size, cfg.scale, cfg.ratio)
-        return normalization.apply(y) if normalization is not None else y
+        then = normalization.apply if normalization is not None else None
+        if v.augmented:
+            return augment(x, gen, cfg, then=then)
+        return crop_only(x, gen, size, cfg.scale, cfg.ratio, then=then)
 
     q = one(recipe.query)
     keys = [one(v) for v in recipe.keys]

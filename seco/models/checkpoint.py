@@ -13,7 +13,7 @@ An exported backbone is three files sharing a stem:
 
 - ``<out>.safetensors``: the ResNet state dict without ``fc`` (keys as torchvision's ``resnet18/50()``).
 - ``<out>.pth``: the same tensors as a plain ``torch.save``d dict.
-- ``<out>.json``: metadata (bands in order, normalisation mean/std in DN, input size, method, training steps,
+- ``<out>.json``: metadata (bands in order, normalisation mean/std, input size, method, training steps,
   backbone, seco version, format version, sha256 of the two weight files).
 
 Loading elsewhere: ``torchvision.models.resnet18()`` (after replacing ``conv1`` when the band count is not 3)
@@ -53,8 +53,20 @@ EXPORT_SUFFIXES = (".safetensors", ".pth", ".json")
 REQUIRED_META = ("bands", "normalization", "input_size", "method", "training_steps")
 
 # index in the official nn.Sequential encoder -> torchvision ResNet attribute
-_OFFICIAL_ENCODER_INDEX = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
-_OFFICIAL_PREFIX = {"encoder_q": "backbone", "encoder_k": "backbone_k", "heads_q": "heads_q", "heads_k": "heads_k"}
+_OFFICIAL_ENCODER_INDEX = {
+    "0": "conv1",
+    "1": "bn1",
+    "4": "layer1",
+    "5": "layer2",
+    "6": "layer3",
+    "7": "layer4",
+}
+_OFFICIAL_PREFIX = {
+    "encoder_q": "backbone",
+    "encoder_k": "backbone_k",
+    "heads_q": "heads_q",
+    "heads_k": "heads_k",
+}
 
 # The official SeCo pre-processing (datasets/seco_dataset.py + seco_downloader.py): reflectance DN/10000 is
 # scaled to uint8 (x255), clipped to these per-band quantiles, rescaled to [0, 1], then ImageNet-normalised.
@@ -87,10 +99,17 @@ def _placeholder(qualname: str) -> type:
     def __setitem__(self, key: Any, value: Any) -> None:
         self.__dict__.setdefault("_items", {})[key] = value
 
-    return type(name or qualname, (), {
-        "__module__": module, "__init__": __init__, "__setstate__": __setstate__, "__setitem__": __setitem__,
-        "_seco_placeholder": qualname,
-    })
+    return type(
+        name or qualname,
+        (),
+        {
+            "__module__": module,
+            "__init__": __init__,
+            "__setstate__": __setstate__,
+            "__setitem__": __setitem__,
+            "_seco_placeholder": qualname,
+        },
+    )
 
 
 _ALLOWED_GLOBALS = {
@@ -151,13 +170,17 @@ def read_torch_file(path: str | Path) -> Any:
     except pickle.UnpicklingError:
         pass  # objects beyond plain tensors/containers (Lightning callbacks, AttributeDict): try restricted
     except Exception as e:  # torch raises many types for a damaged file
-        raise CheckpointError(f"cannot read {str(path)!r} as a torch file ({type(e).__name__}: {e}); "
-                              "the file is truncated or not a checkpoint, download it again") from e
+        raise CheckpointError(
+            f"cannot read {str(path)!r} as a torch file ({type(e).__name__}: {e}); "
+            "the file is truncated or not a checkpoint, download it again"
+        ) from e
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
     except Exception as e:
-        raise CheckpointError(f"cannot read {str(path)!r} as a torch file ({type(e).__name__}: {e}); "
-                              "the file is truncated or not a checkpoint, download it again") from e
+        raise CheckpointError(
+            f"cannot read {str(path)!r} as a torch file ({type(e).__name__}: {e}); "
+            "the file is truncated or not a checkpoint, download it again"
+        ) from e
 
 
 # ---------------------------------------------------------------- official checkpoint -> ContrastiveModel
@@ -229,7 +252,7 @@ def load_official_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
         raise CheckpointError(f"expected a non-empty state dict of tensors, got {type(sd).__name__}")
     items = dict(sd)
     if all(k.startswith("module.") for k in items):  # saved from a DDP wrapper
-        items = {k[len("module."):]: v for k, v in items.items()}
+        items = {k[len("module.") :]: v for k, v in items.items()}
     out: dict[str, Tensor] = {}
     for k, v in items.items():
         if not isinstance(v, Tensor):
@@ -237,12 +260,15 @@ def load_official_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
         out[map_official_key(k)] = v
     for needed in ("backbone.conv1.weight", "heads_q.0.0.weight", "heads_q.0.2.weight"):
         if needed not in out:
-            official = next(k for k in ("encoder_q.0.weight", "heads_q.0.0.weight", "heads_q.0.2.weight")
-                            if map_official_key(k) == needed)
+            official = next(
+                k
+                for k in ("encoder_q.0.weight", "heads_q.0.0.weight", "heads_q.0.2.weight")
+                if map_official_key(k) == needed
+            )
             raise CheckpointError(f"official state dict lacks {official!r}; it is not a SeCo/MoCo checkpoint")
     for q, k in (("backbone.", "backbone_k."), ("heads_q.", "heads_k.")):
         if not any(n.startswith(k) for n in out):
-            out.update({k + n[len(q):]: v.clone() for n, v in list(out.items()) if n.startswith(q)})
+            out.update({k + n[len(q) :]: v.clone() for n, v in list(out.items()) if n.startswith(q)})
     if "queue.ptr" in out:
         out["queue.ptr"] = out["queue.ptr"].reshape(-1).long()
     for n in [n for n in out if n.endswith(".running_var")]:
@@ -257,7 +283,10 @@ def _infer_backbone(sd: Mapping[str, Tensor]) -> str:
     name = "resnet50" if bottleneck else "resnet18"
     blocks = ARCHS[name][1]
     for li, n in enumerate(blocks, start=1):
-        if f"backbone.layer{li}.{n - 1}.conv1.weight" not in sd or f"backbone.layer{li}.{n}.conv1.weight" in sd:
+        if (
+            f"backbone.layer{li}.{n - 1}.conv1.weight" not in sd
+            or f"backbone.layer{li}.{n}.conv1.weight" in sd
+        ):
             raise CheckpointError(
                 "the checkpoint's encoder is neither torchvision resnet18 nor resnet50 (layer "
                 f"{li} does not have {n} blocks); only those two architectures are supported"
@@ -279,13 +308,16 @@ def official_config(sd: Mapping[str, Tensor], hparams: Mapping[str, Any] | None 
         )
     num_heads = len({n.split(".")[1] for n in sd if n.startswith("heads_q.")})
     if hp.get("emb_spaces", num_heads) != num_heads:
-        raise CheckpointError(f"hyper_parameters say emb_spaces={hp['emb_spaces']} but there are {num_heads} heads")
+        raise CheckpointError(
+            f"hyper_parameters say emb_spaces={hp['emb_spaces']} but there are {num_heads} heads"
+        )
     emb_dim = int(sd["heads_q.0.2.weight"].shape[0])
     if "queue.bank" in sd:
         queue_size = int(sd["queue.bank"].shape[-1])
         if tuple(sd["queue.bank"].shape) != (num_heads, emb_dim, queue_size):
-            raise CheckpointError(f"queue has shape {tuple(sd['queue.bank'].shape)}, expected "
-                                  f"({num_heads}, {emb_dim}, K)")
+            raise CheckpointError(
+                f"queue has shape {tuple(sd['queue.bank'].shape)}, expected ({num_heads}, {emb_dim}, K)"
+            )
     else:
         queue_size = int(hp.get("num_negatives", 16384))  # the official default
     try:
@@ -304,7 +336,9 @@ def official_config(sd: Mapping[str, Tensor], hparams: Mapping[str, Any] | None 
         raise CheckpointError(f"the checkpoint's hyper-parameters are invalid: {e}") from e
 
 
-def model_from_official(sd: Mapping[str, Tensor], hparams: Mapping[str, Any] | None = None) -> ContrastiveModel:
+def model_from_official(
+    sd: Mapping[str, Tensor], hparams: Mapping[str, Any] | None = None
+) -> ContrastiveModel:
     """A :class:`ContrastiveModel` holding an official MocoV2 state dict (query, key side and queue).
 
     Raises:
@@ -413,7 +447,9 @@ def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, 
     except SecoError as e:
         raise CheckpointError(f"export metadata bands {meta['bands']!r}: {e}") from e
     if len(m["bands"]) != in_chans:
-        raise CheckpointError(f"export metadata lists {len(m['bands'])} bands but the backbone takes {in_chans}")
+        raise CheckpointError(
+            f"export metadata lists {len(m['bands'])} bands but the backbone takes {in_chans}"
+        )
     norm = m["normalization"]
     if norm is not None:
         if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
@@ -423,11 +459,15 @@ def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, 
             )
         norm = dict(norm)
         if list(norm.get("bands", m["bands"])) != m["bands"]:
-            raise CheckpointError(f"normalization bands {norm['bands']} differ from the model's bands {m['bands']}")
+            raise CheckpointError(
+                f"normalization bands {norm['bands']} differ from the model's bands {m['bands']}"
+            )
         for k in ("mean", "std"):
             vals = [float(v) for v in norm[k]]
             if len(vals) != in_chans:
-                raise CheckpointError(f"normalization {k} has {len(vals)} values, expected {in_chans} (one per band)")
+                raise CheckpointError(
+                    f"normalization {k} has {len(vals)} values, expected {in_chans} (one per band)"
+                )
             norm[k] = vals
         if any(v <= 0 for v in norm["std"]):
             raise CheckpointError(f"normalization std {norm['std']} must be > 0 for every band")
@@ -442,14 +482,17 @@ def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, 
     return m
 
 
-def export_backbone(backbone_state_dict: Mapping[str, Tensor], out: str | Path, meta: Mapping[str, Any]) -> list[Path]:
+def export_backbone(
+    backbone_state_dict: Mapping[str, Tensor], out: str | Path, meta: Mapping[str, Any]
+) -> list[Path]:
     """Write a backbone as ``<out>.safetensors``, ``<out>.pth`` and ``<out>.json``.
 
     Args:
         backbone_state_dict: ``ContrastiveModel.backbone.state_dict()`` (``fc.*`` keys, if any, are dropped).
         out: the stem; a given ``.safetensors`` / ``.pth`` / ``.json`` suffix is stripped.
         meta: must hold ``bands`` (names in input order), ``normalization`` (``Normalization.to_dict()``:
-            ``mean`` / ``std`` per band in the units the model was fed, DN for seco; or None when unknown),
+            ``mean`` / ``std`` per band in the units the model was fed: reflectance for seco runs, DN with a
+            ``clip_dn`` entry for official imports; or None when unknown),
             ``input_size``, ``method`` and ``training_steps`` (int or None); extra JSON-serialisable keys are
             kept. ``format``, ``format_version``, ``seco_version``, ``backbone`` (checked against the weights
             when given), ``in_chans`` and ``feature_dim`` are filled in.
@@ -460,8 +503,11 @@ def export_backbone(backbone_state_dict: Mapping[str, Tensor], out: str | Path, 
     Raises:
         CheckpointError: on a state dict that is not a supported ResNet or on incomplete metadata.
     """
-    sd = {k: v.detach().cpu().contiguous().clone() for k, v in backbone_state_dict.items()
-          if not k.startswith("fc.")}
+    sd = {
+        k: v.detach().cpu().contiguous().clone()
+        for k, v in backbone_state_dict.items()
+        if not k.startswith("fc.")
+    }
     name, in_chans = backbone_arch(sd)
     full = {
         "format": EXPORT_FORMAT,
@@ -475,7 +521,9 @@ def export_backbone(backbone_state_dict: Mapping[str, Tensor], out: str | Path, 
     try:
         meta_json = json.dumps(full, sort_keys=True)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"export metadata is not JSON-serialisable ({e}); pass plain numbers/strings") from e
+        raise CheckpointError(
+            f"export metadata is not JSON-serialisable ({e}); pass plain numbers/strings"
+        ) from e
 
     stem = _stem(out)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -512,10 +560,14 @@ def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     use = "pth" if p.suffix == ".pth" else "safetensors"
     w_path = _with(stem, "." + use)
     if not w_path.is_file():
-        raise CheckpointError(f"exported weights {str(w_path)!r} not found; export writes "
-                              f"{stem.name}.safetensors/.pth/.json side by side")
+        raise CheckpointError(
+            f"exported weights {str(w_path)!r} not found; export writes "
+            f"{stem.name}.safetensors/.pth/.json side by side"
+        )
     if not json_path.is_file():
-        raise CheckpointError(f"metadata sidecar {str(json_path)!r} not found; keep the .json next to the weights")
+        raise CheckpointError(
+            f"metadata sidecar {str(json_path)!r} not found; keep the .json next to the weights"
+        )
     try:
         meta = json.loads(json_path.read_text())
     except (OSError, ValueError) as e:
@@ -523,12 +575,16 @@ def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{str(json_path)!r} is not a seco backbone sidecar (format {EXPORT_FORMAT!r})")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{str(json_path)!r} has format_version {meta['format_version']}, newer than "
-                              f"this seco ({FORMAT_VERSION}); upgrade seco")
+        raise CheckpointError(
+            f"{str(json_path)!r} has format_version {meta['format_version']}, newer than "
+            f"this seco ({FORMAT_VERSION}); upgrade seco"
+        )
     expected = meta.get("files", {}).get(use, {}).get("sha256")
     if expected is not None and _sha256(w_path) != expected:
-        raise CheckpointError(f"{str(w_path)!r} does not match the sha256 in {json_path.name}; the file is "
-                              "damaged or was replaced, export again")
+        raise CheckpointError(
+            f"{str(w_path)!r} does not match the sha256 in {json_path.name}; the file is "
+            "damaged or was replaced, export again"
+        )
     if use == "pth":
         sd = read_torch_file(w_path)
         if not isinstance(sd, Mapping) or not all(isinstance(v, Tensor) for v in sd.values()):
@@ -540,9 +596,14 @@ def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"cannot read {str(w_path)!r}: {e}") from e
     name, in_chans = backbone_arch(sd)
+    with torch.device("meta"):
+        order = list(ResNet(name, in_chans, num_classes=0).state_dict())
+    sd = {k: sd[k] for k in order}  # torchvision's order (safetensors stores keys sorted)
     if (name, in_chans) != (meta.get("backbone"), meta.get("in_chans")):
-        raise CheckpointError(f"{str(w_path)!r} holds a {name} with {in_chans} bands but the sidecar says "
-                              f"{meta.get('backbone')} with {meta.get('in_chans')}")
+        raise CheckpointError(
+            f"{str(w_path)!r} holds a {name} with {in_chans} bands but the sidecar says "
+            f"{meta.get('backbone')} with {meta.get('in_chans')}"
+        )
     return sd, meta
 
 
@@ -617,7 +678,10 @@ def backbone_from_official(
     if model.config.in_chans == len(_OFFICIAL_RGB) or not {"bands", "normalization"} <= overrides.keys():
         derived = official_meta(hp, model.config.in_chans)
     else:
-        derived = {"input_size": 224, "training_steps": None,
-                   "method": "seco" if model.config.num_heads == 3 else "moco"}
+        derived = {
+            "input_size": 224,
+            "training_steps": None,
+            "method": "seco" if model.config.num_heads == 3 else "moco",
+        }
     full = {**derived, **overrides, "source_checkpoint": Path(path).name}
     return export_backbone(model.backbone.state_dict(), out, full)

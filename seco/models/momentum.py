@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from seco.errors import ConfigError
 
+M = TypeVar("M", bound=nn.Module)
 
-def frozen_copy(module: nn.Module) -> nn.Module:
+
+def frozen_copy(module: M) -> M:
     """A deep copy of ``module`` (parameters and buffers) whose parameters never receive gradients."""
     key = copy.deepcopy(module)
     for p in key.parameters():
@@ -39,7 +42,7 @@ def momentum_update(key: nn.Module, query: nn.Module, momentum: float) -> None:
         raise ConfigError(f"key and query modules differ in parameters (e.g. {diff}); build one as a copy")
     if not kp:
         return
-    ks = list(kp.values())
-    qs = [qp[n].detach() for n in kp]
+    ks: list[Tensor] = list(kp.values())
+    qs: list[Tensor] = [qp[n].detach() for n in kp]
     torch._foreach_mul_(ks, momentum)
-    torch._foreach_add_(ks, torch._foreach_mul(qs, 1.0 - momentum))
+    torch._foreach_add_(ks, list(torch._foreach_mul(qs, 1.0 - momentum)))

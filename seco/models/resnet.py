@@ -93,7 +93,9 @@ class ResNet(nn.Module):
         if name not in ARCHS:
             raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(sorted(ARCHS))}")
         if not isinstance(in_chans, int) or in_chans < 1:
-            raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}; pass the number of bands")
+            raise ConfigError(
+                f"in_chans must be a positive integer, got {in_chans!r}; pass the number of bands"
+            )
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0 (0 = no classifier), got {num_classes!r}")
         kind, layers = ARCHS[name]

@@ -21,6 +21,7 @@ import zarr
 
 from seco.errors import ConfigError, StoreError
 from seco.store import schema as S
+from seco.store.shard import ShardWriter
 from seco.store.stats import add_to_histogram, empty_histogram
 
 
@@ -224,6 +225,7 @@ class StoreWriter:
             name: self._root[name]  # type: ignore[misc]
             for name in (S.IMAGES, S.VALID, S.KEY, S.LABEL, S.HIST, *(f"{S.META}/{f}" for f in S.FIELD_NAMES))
         }
+        self._shard_writer = ShardWriter.for_array(loc.local / S.IMAGES) if loc.local is not None else None
         self._pending: list[dict[str, Any]] = []
         keys = self._arrays[S.KEY][: self._n] if self._n else np.array([], dtype=str)
         self._keys: dict[str, int] = {str(k): i for i, k in enumerate(keys.tolist())}
@@ -310,7 +312,10 @@ class StoreWriter:
 
             slot = len(self)
             self._ensure_capacity(slot + 1)
-            self._arrays[S.IMAGES][slot] = images  # one shard, written atomically
+            if self._shard_writer is not None:
+                self._shard_writer.write(slot, images)  # one shard, written atomically
+            else:
+                self._arrays[S.IMAGES][slot] = images  # one shard: one atomic PUT / rename
             add_to_histogram(self._hist, images, valid)
             self._pending.append({"key": key, "valid": valid, "rows": rows, "label": label_value})
             self._keys[key] = slot

@@ -215,7 +215,7 @@ def _pretrain(
     ).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = model.query_parameters()
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
     dataset = PretrainDataset(store, bands, num_dates=recipe.num_dates, seed=cfg.seed)

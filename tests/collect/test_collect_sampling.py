@@ -157,7 +157,6 @@ def test_impossible_density_raises_collect_error():
         sample_cities(300, seed=0, sigma_km=1.0, top_cities=1, cities=one_city(0.0, 0.0))
 
 
-@pytest.mark.slow
 def test_100k_locations_in_seconds():
     t = time.perf_counter()
     loc = sample_cities(100_000, seed=0)

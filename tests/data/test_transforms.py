@@ -260,3 +260,15 @@ def test_blur_p1_changes_every_sample_and_keeps_the_mean() -> None:
     torch.testing.assert_close(y.mean((2, 3)), x.mean((2, 3)), atol=2e-3, rtol=0)
     assert float(y.std()) < float(x.std())
     assert Augment().blur_radius == 6 and math.isclose(Augment().blur_sigma[1], 2.0)
+
+
+def test_cpu_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import seco.data.transforms as T
+
+    x = rand(7, 3, 24, 24)
+    whole = augment(x, gen(4), Augment(size=16, blur_p=0.7, grayscale_p=0.5))
+    monkeypatch.setattr(T, "CPU_CHUNK_BYTES", 2 * 3 * 16 * 16 * 4)  # 2 samples per chunk
+    assert T._chunks(7, 3 * 16 * 16 * 4, x.device)[-1] == slice(6, 7)
+    torch.testing.assert_close(augment(x, gen(4), Augment(size=16, blur_p=0.7, grayscale_p=0.5)), whole)
+    monkeypatch.setattr(T, "CPU_CHUNK_BYTES", 1)  # one sample per chunk
+    torch.testing.assert_close(augment(x, gen(4), Augment(size=16, blur_p=0.7, grayscale_p=0.5)), whole)

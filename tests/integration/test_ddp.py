@@ -29,4 +29,4 @@ def test_torchrun_two_cpu_ranks_stay_in_sync(tiny_store: Path, tmp_path: Path) -
     assert sync["in_sync"], sync
     ckpt = load_checkpoint(out / "last.ckpt")
     # keys of both ranks were gathered before enqueueing: 3 steps x global batch 8 = 24 keys per queue
-    assert ckpt["model"]["queue_ptr"].flatten().tolist() == [24, 24, 24]
+    assert ckpt["model"]["queue.ptr"].flatten().tolist() == [24, 24, 24]

@@ -29,7 +29,8 @@ def test_state_dict_matches_torchvision(shared_dir: Path, name: str, in_chans: i
     sd = build_backbone(name, in_chans).state_dict()
     ours = [(k, list(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in sd.items()]
     expected = [
-        (k, [shape[0], in_chans, *shape[2:]] if k == "conv1.weight" else shape, dtype) for k, shape, dtype in ref
+        (k, [shape[0], in_chans, *shape[2:]] if k == "conv1.weight" else shape, dtype)
+        for k, shape, dtype in ref
     ]
     assert ours == expected  # same keys, same order, same shapes and dtypes
 
@@ -59,7 +60,11 @@ def test_forward_shapes_resnet18() -> None:
         assert m(x).shape == (2, 1000)
         pyr = m.forward_pyramid(x)
     assert [tuple(t.shape) for t in pyr] == [
-        (2, 64, 32, 32), (2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)
+        (2, 64, 32, 32),
+        (2, 64, 16, 16),
+        (2, 128, 8, 8),
+        (2, 256, 4, 4),
+        (2, 512, 2, 2),
     ]
     assert (pyr[0] >= 0).all()  # stem is after the ReLU
 
@@ -72,7 +77,11 @@ def test_forward_shapes_resnet50_without_classifier() -> None:
         assert m(x).shape == (1, 2048)  # no fc: forward returns features
         pyr = m.forward_pyramid(x)
     assert [tuple(t.shape) for t in pyr] == [
-        (1, 64, 16, 16), (1, 256, 8, 8), (1, 512, 4, 4), (1, 1024, 2, 2), (1, 2048, 1, 1)
+        (1, 64, 16, 16),
+        (1, 256, 8, 8),
+        (1, 512, 4, 4),
+        (1, 1024, 2, 2),
+        (1, 2048, 1, 1),
     ]
 
 

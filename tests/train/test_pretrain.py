@@ -25,9 +25,9 @@ def test_methods_train_and_log(tiny_store: Path, tmp_path: Path, method: str, he
     assert main(tiny_args(tiny_store, out, "--method", method, "--max-steps", "3")) == 0
     ckpt = load_checkpoint(out / "last.ckpt")
     assert ckpt["step"] == 3
-    assert ckpt["model"]["queue"].shape == (heads, 128, 16)
+    assert ckpt["model"]["queue.bank"].shape == (heads, 128, 16)
     # the queue was filled by 3 batches of 4 keys: pointer at 12 for every head
-    assert ckpt["model"]["queue_ptr"].flatten().tolist() == [12] * heads
+    assert ckpt["model"]["queue.ptr"].flatten().tolist() == [12] * heads
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert all(f"acc/head{h}" in rows[0] for h in range(heads)) and f"acc/head{heads}" not in rows[0]

@@ -19,7 +19,10 @@ from seco.models.queue import NegativeQueue
 def test_projection_head_layout_matches_official_keys() -> None:
     h = ProjectionHead(512, 128)
     assert {k: tuple(v.shape) for k, v in h.state_dict().items()} == {
-        "0.weight": (512, 512), "0.bias": (512,), "2.weight": (128, 512), "2.bias": (128,)
+        "0.weight": (512, 512),
+        "0.bias": (512,),
+        "2.weight": (128, 512),
+        "2.bias": (128,),
     }
     x = torch.randn(3, 512)
     assert torch.allclose(h(x), h[2](torch.relu(h[0](x))))
@@ -106,7 +109,9 @@ def _reference_info_nce(q, pos, neg, tau):
     total = 0.0
     for i in range(q.shape[0]):
         sims = [sum(float(q[i, c]) * float(pos[i, c]) for c in range(q.shape[1]))]
-        sims += [sum(float(q[i, c]) * float(neg[c, j]) for c in range(q.shape[1])) for j in range(neg.shape[1])]
+        sims += [
+            sum(float(q[i, c]) * float(neg[c, j]) for c in range(q.shape[1])) for j in range(neg.shape[1])
+        ]
         m = max(sims)
         log_z = m / tau + math.log(sum(math.exp((s - m) / tau) for s in sims))
         total += log_z - sims[0] / tau

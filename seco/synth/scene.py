@@ -1,0 +1,236 @@
+"""One simulated location: land cover, texture, phenology, snow, clouds, nodata edges, acquisition metadata.
+
+The model, per pixel and date (reflectance in DN, bands b):
+
+    ln rho_b = ln mean_{k,b} + jitter_{k,b} + (within_{k,b} / mean_{k,b}) * texture + structure
+               + slope_b * amp * (cos(2 pi (doy - peak) / 365) + 0.35 * vigour)
+
+with k the pixel's class (spectra.py), ``texture`` and ``vigour`` smooth random fields, ``structure`` the
+parcel / block / road / hill-shade offsets and ``amp``, ``peak`` the class's (or parcel's) seasonal NDVI
+amplitude and greenest day. Mountain pixels above the season's snow line blend to the snow spectrum;
+clouds blend to the cloud spectrum and darken their shadow; nodata pixels are 0. Every location is drawn
+from its own generator ``default_rng([seed, index])``, so a location does not depend on how many others
+are made or in which order.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from seco.bands import L2A
+from seco.synth import geo, spectra
+
+K = len(spectra.CLASSES)
+FOREST, CROPLAND, GRASSLAND, URBAN, WATER, MOUNTAIN = range(K)
+STEP_DAYS = 84  # 12 weeks between dates
+_FIRST = datetime(2017, 4, 1, tzinfo=UTC)  # both Sentinel-2 satellites flying
+
+
+def _fields(rng: np.random.Generator, n: int, size: int, beta: float, cutoff: float = 0.5) -> np.ndarray:
+    """(n, size, size) float32 Gaussian random fields with power spectrum ~ k^-beta, zero mean, unit std.
+
+    Drawn directly in the frequency domain (white complex coefficients times the filter, one inverse FFT);
+    ``cutoff`` (cycles per pixel) drops the frequencies a smooth field does not need.
+    """
+    ky = np.fft.fftfreq(size)[:, None]
+    kx = np.fft.rfftfreq(size)[None, :]
+    k = np.sqrt(kx * kx + ky * ky)
+    k[0, 0] = 1.0 / size
+    filt = np.where(k <= cutoff, k ** (-beta / 2), 0.0).astype(np.float32)
+    shape = (n, size, size // 2 + 1)
+    coef = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
+    out = np.fft.irfft2(coef * filt, s=(size, size)).astype(np.float32)
+    out -= out.mean(axis=(1, 2), keepdims=True)
+    out /= out.std(axis=(1, 2), keepdims=True) + 1e-6
+    return out
+
+
+def _rotated_grid(rng: np.random.Generator, size: int, widths: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    """A randomly rotated grid of strips of random widths: (cell id, distance to nearest cut) per pixel."""
+    theta = rng.uniform(0, math.pi)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    u = x * math.cos(theta) + y * math.sin(theta)
+    v = -x * math.sin(theta) + y * math.cos(theta)
+    ids, dist = [], []
+    for coord in (u, v):
+        lo, hi = float(coord.min()) - 1, float(coord.max()) + 1
+        cuts = lo + np.cumsum(rng.uniform(*widths, size=int((hi - lo) / widths[0]) + 2))
+        i = np.searchsorted(cuts, coord)
+        prev = np.concatenate([[lo], cuts])[i]
+        ids.append(i)
+        dist.append(np.minimum(coord - prev, cuts[np.minimum(i, len(cuts) - 1)] - coord))
+    return ids[0] * 1000 + ids[1], np.minimum(dist[0], dist[1])
+
+
+def _acquisitions(rng: np.random.Generator, lat: float, lon: float, num_dates: int) -> list[datetime]:
+    start = _FIRST + timedelta(days=int(rng.integers(0, 4 * 365)))
+    hour = 10.5 - lon / 15.0  # Sentinel-2 crosses the equator at 10:30 local solar time
+    out = []
+    for t in range(num_dates):
+        day = start + timedelta(days=STEP_DAYS * t + int(rng.choice([-5, 0, 5])))
+        out.append(day + timedelta(hours=hour, minutes=float(rng.uniform(-8, 8)), microseconds=int(rng.integers(0, 10**6))))
+    return out
+
+
+def simulate_location(
+    seed: int,
+    index: int,
+    num_dates: int = 5,
+    patch_size: int = 264,
+    bands: tuple[str, ...] = L2A,
+    *,
+    cloud_prob: float = 0.3,
+    nodata_prob: float = 0.1,
+    missing_prob: float = 0.05,
+) -> dict[str, Any]:
+    """Simulate one location.
+
+    Returns:
+        ``key`` (str), ``images`` (T, C, H, W) uint16 DN, ``valid`` (T,) bool, ``dates_meta`` (T dicts in
+        the store's metadata format, ``None`` for a missing date), ``label`` (dominant class index) and
+        ``class_fractions`` (K,) the area share of each class.
+    """
+    rng = np.random.default_rng([seed, index])
+    P, T = patch_size, num_dates
+    tab = spectra.table(tuple(bands))
+    C = len(bands)
+
+    # ---- where and when
+    lat, lon = float(rng.uniform(36.0, 60.0)), float(rng.uniform(-9.0, 28.0))
+    zone = geo.utm_zone(lat, lon)
+    east, north = geo.to_utm(lat, lon, zone)
+    x0, y0 = math.floor((east - P * 5) / 10) * 10.0, math.floor((north + P * 5) / 10) * 10.0
+    tile = geo.mgrs_tile(lat, lon)
+    times = _acquisitions(rng, lat, lon, T)
+
+    # ---- land cover
+    dominant = int(rng.integers(K))
+    secondary = int(rng.choice([k for k in range(K) if k != dominant]))
+    tex, vigour, cloud_tex = _fields(rng, 3, P, 2.2)  # (P, P) each
+    smooth = _fields(rng, 2 + T, P, 3.2, cutoff=0.08)  # class blob, elevation, one cloud field per date
+    blob, elevation, clouds = smooth[0], smooth[1], smooth[2:]
+    frac2 = float(rng.uniform(0.0, 0.4))
+    cls = np.where(blob > np.quantile(blob, 1 - frac2), secondary, dominant).astype(np.intp)  # (P, P)
+
+    offset = np.zeros((P, P), np.float32)  # structure, ln units
+    amp_fac = np.ones((P, P), np.float32)
+    peak = tab["peak"][cls].copy()
+    present = set(np.unique(cls).tolist())
+    if CROPLAND in present or GRASSLAND in present:
+        parcel, _ = _rotated_grid(rng, P, (14.0, 50.0))
+        uniq, inv = np.unique(parcel, return_inverse=True)
+        inv = inv.reshape(P, P)
+        cal = rng.choice(len(spectra.CROP_CALENDARS), size=len(uniq), p=[0.35, 0.3, 0.2, 0.15])
+        cal_peak = np.array([c[0] for c in spectra.CROP_CALENDARS], np.float32)[cal]
+        cal_amp = np.array([c[1] for c in spectra.CROP_CALENDARS], np.float32)[cal]
+        crop = cls == CROPLAND
+        grass = cls == GRASSLAND
+        peak[crop] = cal_peak[inv[crop]]
+        amp_fac[crop] = cal_amp[inv[crop]]
+        offset[crop] += rng.normal(0, 0.08, len(uniq)).astype(np.float32)[inv[crop]]
+        peak[grass] += rng.normal(0, 12, len(uniq)).astype(np.float32)[inv[grass]]
+        amp_fac[grass] = rng.uniform(0.7, 1.3, len(uniq)).astype(np.float32)[inv[grass]]
+        offset[grass] += rng.normal(0, 0.05, len(uniq)).astype(np.float32)[inv[grass]]
+    if URBAN in present:
+        block, dist = _rotated_grid(rng, P, (10.0, 28.0))
+        uniq, inv = np.unique(block, return_inverse=True)
+        inv = inv.reshape(P, P)
+        urban = cls == URBAN
+        park = (rng.random(len(uniq)) < 0.12)[inv] & urban & (dist >= 1.0)
+        road = urban & (dist < 1.0)
+        offset[urban] += rng.normal(0, 0.18, len(uniq)).astype(np.float32)[inv[urban]]
+        cls[park] = GRASSLAND
+        offset[road] = math.log(0.7)
+        amp_fac[road] = 0.0
+    if MOUNTAIN in present:
+        gy, gx = np.gradient(elevation)
+        shade = gx - gy
+        mountain = cls == MOUNTAIN
+        offset[mountain] += 0.3 * (shade / (shade.std() + 1e-6))[mountain]
+    if lat < 0:
+        peak += 182.0
+
+    # per-location spread of each class's spectrum: a common brightness factor and a little per band
+    rel_between = tab["between"] / tab["mean"]  # (K, C)
+    jitter = 0.5 * rel_between * (rng.normal(size=(K, 1)) + 0.5 * rng.normal(size=(K, C)))
+    ln_mean = (np.log(tab["mean"]) + jitter).astype(np.float32)  # (K, C)
+    rel_within = (tab["within"] / tab["mean"]).astype(np.float32)  # (K, C)
+    ln_base = ln_mean.T[:, cls]  # (C, P, P)
+    ln_base += rel_within.T[:, cls] * tex
+    ln_base += offset
+    amp = tab["amp"][cls] * amp_fac  # (P, P)
+    slope = tab["slope"][:, None, None]  # (C, 1, 1)
+    is_mountain = cls == MOUNTAIN
+    elev01 = (elevation - elevation.min()) / (np.ptp(elevation) + 1e-6)
+
+    images = np.zeros((T, C, P, P), np.uint16)  # (T, C, H, W)
+    valid = rng.random(T) >= missing_prob
+    need = min(3, T) - int(valid.sum())
+    if need > 0:
+        valid[rng.choice(np.flatnonzero(~valid), need, replace=False)] = True
+    metas: list[dict[str, Any] | None] = []
+    for t in range(T):
+        doy = times[t].timetuple().tm_yday
+        if not valid[t]:
+            rng.random(8)  # keep the stream aligned whatever the validity
+            metas.append(None)
+            continue
+        dev = amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)  # (P, P) NDVI deviation
+        img = np.exp(ln_base + slope * dev)  # (C, P, P)
+        if is_mountain.any():
+            cover = 0.15 + 0.75 * (0.5 + 0.5 * math.cos(2 * math.pi * (doy - 15 + (182 if lat < 0 else 0)) / 365.0))
+            snow = np.clip((elev01 - (1.0 - cover)) / 0.04, 0.0, 1.0) * is_mountain
+            if snow.any():
+                img += snow * (tab["snow"][:, None, None] * (1 + 0.03 * tex) - img)
+        cloudy = np.zeros((P, P), bool)
+        if rng.random() < cloud_prob:
+            cov = float(rng.uniform(0.03, 0.6))
+            field = clouds[t]
+            alpha = np.clip((field - np.quantile(field, 1 - cov)) / 0.6 + 0.5, 0.0, 1.0)  # (P, P) opacity
+            dy, dx = (int(v) for v in rng.integers(-25, 26, size=2))
+            shadow = np.zeros_like(alpha)
+            ys, xs = slice(max(dy, 0), P + min(dy, 0)), slice(max(dx, 0), P + min(dx, 0))
+            shadow[ys, xs] = alpha[max(-dy, 0) : P - max(dy, 0), max(-dx, 0) : P - max(dx, 0)]
+            img *= 1.0 - 0.55 * shadow * (1.0 - alpha)
+            img += alpha * (tab["cloud"][:, None, None] * (0.92 + 0.08 * cloud_tex) - img)
+            cloudy = (alpha > 0.5) | (shadow * (1.0 - alpha) > 0.5)
+        else:
+            rng.random(3)
+        nodata = np.zeros((P, P), bool)
+        if rng.random() < nodata_prob:  # the edge of the satellite's swath or of the tile's data
+            theta = rng.uniform(0, 2 * math.pi)
+            y, x = np.mgrid[0:P, 0:P]
+            u = x * math.cos(theta) + y * math.sin(theta)
+            nodata = u > np.quantile(u, 1 - rng.uniform(0.05, 0.5))
+        np.clip(img, 1.0, 65535.0, out=img)  # 0 is reserved for nodata
+        out = images[t]
+        np.add(img, 0.5, out=img)
+        out[...] = img
+        out[:, nodata] = 0
+        sat = "S2A" if rng.random() < 0.5 else "S2B"
+        metas.append(
+            {
+                "item_id": f"{sat}_{tile}_{times[t]:%Y%m%d}_0_L2A",
+                "datetime": times[t],
+                "cloud_fraction": float((cloudy & ~nodata).mean()),
+                "nodata_fraction": float(nodata.mean()),
+                "crs": f"EPSG:{geo.utm_epsg(lat, lon)}",
+                "transform": (10.0, 0.0, x0, 0.0, -10.0, y0),
+                "lat": lat,
+                "lon": lon,
+            }
+        )
+
+    fractions = np.bincount(cls.ravel(), minlength=K) / cls.size
+    return {
+        "key": f"synth-{seed}-{index:06d}",
+        "images": images,
+        "valid": valid,
+        "dates_meta": metas,
+        "label": int(np.argmax(fractions)),
+        "class_fractions": fractions,
+    }
