@@ -7,6 +7,7 @@ Each subcommand validates its input and exits with status 2 and a one-line messa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -93,7 +94,8 @@ def _run_pretrain(a: argparse.Namespace) -> int:
     cfg = resolve(cli, a.config)
     given = {k for k, v in cli.items() if v is not None}
     res = pretrain(cfg, resume=a.resume, given=given)
-    print(f"done: {res.steps} steps, final loss {res.final_loss:.4f}, checkpoint {res.checkpoint}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"done: {res.steps} steps, final loss {res.final_loss:.4f}, checkpoint {res.checkpoint}")
     return 0
 
 

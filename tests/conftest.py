@@ -12,3 +12,22 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared material not found at {path}; check it out beside the repository")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 simulated locations x 5 dates x 12 bands x 48 px (seeded)."""
+    from seco.synth import make_store
+
+    path = tmp_path_factory.mktemp("store") / "tiny.zarr"
+    make_store(path, num_locations=16, num_dates=5, patch_size=48, seed=3, progress=False)
+    return path
+
+
+def tiny_pretrain_args(store: Path, out: Path, *extra: str) -> list[str]:
+    """``seco pretrain`` arguments for a run of a few seconds on :func:`tiny_store`."""
+    return [
+        "pretrain", "--store", str(store), "--out", str(out), "--backbone", "resnet18", "--crop", "32",
+        "--batch-size", "4", "--queue-size", "16", "--log-every", "1", "--ckpt-every", "1",
+        "--no-tensorboard", "--no-progress", *extra,
+    ]

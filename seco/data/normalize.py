@@ -139,6 +139,11 @@ class Normalization:
         mean, std = self._tensors(x)
         return (x - mean) / std
 
+    def apply_(self, x: Tensor) -> Tensor:
+        """In-place ``apply`` (one pass, no new tensor); returns ``x``."""
+        mean, std = self._tensors(x)
+        return x.sub_(mean).div_(std)
+
     def invert(self, x: Tensor) -> Tensor:
         """Back from model input to reflectance (..., C, H, W)."""
         mean, std = self._tensors(x)

@@ -81,6 +81,8 @@ class PretrainDataset(Dataset):
         self._store: Any = store
         if num_dates < 1:
             raise ConfigError(f"num_dates={num_dates} must be >= 1 (3 for SeCo, 1 for MoCo, 2 for MoCo+TP)")
+        if seed < 0:
+            raise ConfigError(f"seed {seed} must be >= 0")
         self.bands: tuple[str, ...] = parse_bands(bands, available=store.bands)
         self.num_dates = int(num_dates)
         self.seed = int(seed)
@@ -229,6 +231,8 @@ class ResumableSampler(Sampler[list[Any]]):
     ) -> None:
         if n < 1 or batch_size < 1 or world_size < 1:
             raise ConfigError(f"sampler needs n >= 1, batch_size >= 1, world_size >= 1; got {n}, {batch_size}, {world_size}")
+        if seed < 0:
+            raise ConfigError(f"seed {seed} must be >= 0")
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank {rank} is not in [0, {world_size}); check RANK and WORLD_SIZE")
         if drop_last:

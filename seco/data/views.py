@@ -164,6 +164,8 @@ def draw_dates(valid: np.ndarray, n: int, rng: np.random.Generator, replace: boo
 def step_generator(seed: int, *keys: int) -> torch.Generator:
     """A CPU generator seeded from ``(seed, *keys)``, e.g. ``(seed, rank, step)``: per-step augmentations
     that a resumed run re-derives without saving generator state."""
+    if seed < 0 or any(k < 0 for k in keys):
+        raise ConfigError(f"generator seed and keys must be >= 0, got {(seed, *keys)}")
     s = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(s) & ((1 << 63) - 1))
 
@@ -207,7 +209,7 @@ def make_views(
 
     def one(v: View) -> Tensor:
         x = batch[:, v.date]  # (B, C, H, W)
-        then = normalization.apply if normalization is not None else None
+        then = normalization.apply_ if normalization is not None else None  # on fresh crops: in place is safe
         if v.augmented:
             return augment(x, gen, cfg, then=then)
         return crop_only(x, gen, size, cfg.scale, cfg.ratio, then=then)

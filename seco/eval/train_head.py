@@ -158,7 +158,7 @@ def train_head(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(x)
+            total += float(loss.detach()) * len(x)
             n += len(x)
         sched.step()
         row = {"epoch": float(epoch), "train_loss": total / max(n, 1)}

@@ -75,9 +75,10 @@ class Store:
         root = self._group()
         arr = self._arrays.get(name)
         if arr is None:
-            arr = root[name]
-            self._arrays[name] = arr  # type: ignore[assignment]
-        return arr  # type: ignore[return-value]
+            node = root[name]
+            assert isinstance(node, zarr.Array)
+            self._arrays[name] = arr = node
+        return arr
 
     def _fast_reader(self) -> ShardReader | None:
         self._group()
@@ -194,7 +195,7 @@ class Store:
         fast = self._fast_reader()
         if fast is not None:
             return fast.read(j, d, b)
-        return np.asarray(self._array(S.IMAGES).oindex[j, d, b], dtype=np.uint16)
+        return np.asarray(self._array(S.IMAGES).oindex[j, np.asarray(d, dtype=np.intp), np.asarray(b, dtype=np.intp)], dtype=np.uint16)
 
     # ------------------------------------------------------------------------------------------ metadata
     def valid_mask(self) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import zarr
 import zarr.storage
+from zarr.abc.store import Store as ZarrStore
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from seco.errors import ConfigError, StoreError, StoreVersionError
@@ -88,7 +89,7 @@ class StoreLayout:
         if self.codec == "zstd":
             return ZstdCodec(level=self.clevel)
         cname = self.codec.split("-", 1)[1]
-        return BloscCodec(cname=cname, clevel=self.clevel, shuffle=self.shuffle, typesize=2)
+        return BloscCodec(cname=cname, clevel=self.clevel, shuffle=self.shuffle, typesize=2)  # type: ignore[arg-type]
 
     def chunks(self, num_dates: int, num_bands: int, patch_size: int) -> dict[str, tuple[int, ...]]:
         """``chunks`` (and ``shards``) keyword arguments of ``zarr.create_array`` for the images."""
@@ -304,7 +305,7 @@ class Location:
         local = Path(s[len("file://") :] if s.startswith("file://") else s).expanduser().absolute()
         return cls(url=str(local), local=local, storage_options=None)
 
-    def open(self, read_only: bool) -> zarr.abc.store.Store:
+    def open(self, read_only: bool) -> ZarrStore:
         """The Zarr store object (LocalStore for folders, FsspecStore for URLs)."""
         if self.local is not None:
             return zarr.storage.LocalStore(self.local, read_only=read_only)
@@ -349,7 +350,8 @@ def open_root(loc: Location, read_only: bool) -> tuple[zarr.Group, dict[str, Any
         raise StoreError(f"{loc.url} is a Zarr group but not a seco store (no {ATTR_VERSION!r} attribute); {_hint(loc.url)}")
     version = attrs[ATTR_VERSION]
     if version != SCHEMA_VERSION:
-        software = attrs.get(ATTR_SCHEMA, {}).get("software", "another seco release")
+        schema = attrs.get(ATTR_SCHEMA)
+        software = schema.get("software", "another seco release") if isinstance(schema, dict) else "another seco release"
         raise StoreVersionError(
             f"store {loc.url} has schema version {version} (written by {software}) but this seco reads "
             f"version {SCHEMA_VERSION}; re-create it with this seco (`seco synth` / `seco collect` into a new "

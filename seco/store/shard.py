@@ -205,10 +205,10 @@ class ShardWriter:
         """Replace location ``i``'s shard with ``images`` (T, C, H, W) uint16, all-or-nothing."""
         path = self.layout.shard_path(i)
         data = self.encode(images)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         if data is None:
             Path(path).unlink(missing_ok=True)
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{uuid.uuid4().hex}.partial"  # the name zarr's LocalStore uses; swept on reopen
         try:
             with open(tmp, "wb") as f:

@@ -11,18 +11,22 @@ crash at any point leaves the committed prefix intact and the next ``open_writer
 from __future__ import annotations
 
 import os
+import shutil
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import zarr
+import zarr.core.sync as zsync
+import zarr.storage
 
 from seco.errors import ConfigError, StoreError
 from seco.store import schema as S
 from seco.store.shard import ShardWriter
-from seco.store.stats import add_to_histogram, empty_histogram
+from seco.store.stats import add_to_histogram
 
 
 def _check_json(value: Any, what: str) -> Any:
@@ -45,6 +49,7 @@ def create_store(
     label_names: Sequence[str] | None = None,
     layout: S.StoreLayout | None = None,
     overwrite: bool = False,
+    exist_ok: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     commit_every: int = 1,
     hist_every: int = 256,
@@ -60,6 +65,8 @@ def create_store(
         label_names: names of the per-location integer labels, if the store has labels.
         layout: chunking and compression of the images (default: the benchmarked choice).
         overwrite: replace an existing *seco store* at ``path`` (never any other folder).
+        exist_ok: if ``path`` already holds a seco store with the same bands, dates, patch size and label
+            names, continue it (as ``open_writer``) instead of failing: the idiom of a resumable run.
         storage_options: fsspec options for URLs (credentials, endpoint).
         commit_every: locations per commit (see ``StoreWriter``).
         hist_every: locations between two saves of the band histogram.
@@ -67,7 +74,8 @@ def create_store(
     Raises:
         BandError: an unknown band name.
         ConfigError: a bad ``num_dates``, ``patch_size``, ``label_names`` or ``attrs``.
-        StoreError: ``path`` already holds a store or other files.
+        StoreError: ``path`` already holds a store (or, with ``exist_ok``, one with other settings) or
+            other files.
     """
     names = S.check_bands_spec(bands)
     for what, v in (("num_dates", num_dates), ("patch_size", patch_size)):
@@ -88,11 +96,28 @@ def create_store(
         layout=layout or S.StoreLayout(),
     )
     loc = S.Location.parse(path, storage_options)
+    if exist_ok and _is_seco(loc):
+        writer = StoreWriter(loc, commit_every=commit_every, hist_every=hist_every)
+        _check_same(writer.config, config, loc.url)
+        return writer
     _prepare_target(loc, overwrite)
+    if loc.local is None:  # object stores: the root attributes (the version) are written last
+        _build(zarr.open_group(store=loc.open(read_only=False), mode="w"), config, user)
+    else:  # build next to the target and rename: a crash leaves either no store or a complete one
+        tmp = loc.local.parent / f".{loc.local.name}.creating-{uuid.uuid4().hex}"
+        loc.local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _build(zarr.open_group(store=zarr.storage.LocalStore(tmp), mode="w"), config, user)
+            os.rename(tmp, loc.local)  # onto a missing or empty folder
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return StoreWriter(loc, commit_every=commit_every, hist_every=hist_every)
 
-    root = zarr.open_group(store=loc.open(read_only=False), mode="w")
-    cap = config.layout.meta_chunk
-    T, C, P = config.num_dates, len(names), config.patch_size
+
+def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> None:
+    cap = rows = config.layout.meta_chunk
+    T, C, P = config.num_dates, len(config.bands), config.patch_size
     root.create_array(
         S.IMAGES,
         shape=(cap, T, C, P, P),
@@ -100,9 +125,8 @@ def create_store(
         fill_value=0,
         compressors=config.layout.compressor(),
         dimension_names=("location", "date", "band", "y", "x"),
-        **config.layout.chunks(T, C, P),
+        **config.layout.chunks(T, C, P),  # type: ignore[arg-type]
     )
-    rows = config.layout.meta_chunk
     root.create_array(S.VALID, shape=(cap, T), chunks=(rows, T), dtype="bool", fill_value=False,
                       dimension_names=("location", "date"))
     root.create_array(S.KEY, shape=(cap,), chunks=(rows,), dtype=str, dimension_names=("location",))
@@ -121,14 +145,26 @@ def create_store(
         )
     root.create_array(S.HIST, shape=(2, C, S.NUM_BINS), chunks=(1, C, S.NUM_BINS), dtype="uint64", fill_value=0,
                       dimension_names=("slot", "band", "value"),
-                      attributes={"description": "per-band histograms of valid non-nodata DN; the manifest names the live slot"})
+                      attributes={"description": "per-band DN histograms of valid dates; the manifest names the live slot"})
     root.attrs.update({
         S.ATTR_VERSION: S.SCHEMA_VERSION,
         S.ATTR_SCHEMA: config.to_attrs(),
         S.ATTR_USER: user,
         S.ATTR_MANIFEST: _manifest(0, 0, 0),
     })
-    return StoreWriter(loc, commit_every=commit_every, hist_every=hist_every)
+
+
+def _check_same(have: S.StoreConfig, want: S.StoreConfig, url: str) -> None:
+    diff = [
+        f"{name} {getattr(have, name)!r} (asked {getattr(want, name)!r})"
+        for name in ("bands", "num_dates", "patch_size", "label_names")
+        if getattr(have, name) != getattr(want, name)
+    ]
+    if diff:
+        raise StoreError(
+            f"the store at {url} was created with other settings: {'; '.join(diff)}; "
+            "use a new path or the store's settings"
+        )
 
 
 def open_writer(
@@ -149,8 +185,6 @@ def open_writer(
 def _prepare_target(loc: S.Location, overwrite: bool) -> None:
     if loc.local is None:
         store = loc.open(read_only=False)
-        import zarr.core.sync as zsync  # the only way to ask an fsspec store whether it is empty
-
         if not zsync.sync(store.is_empty("")):
             if overwrite and _is_seco(loc):
                 zsync.sync(store.clear())
@@ -165,13 +199,11 @@ def _prepare_target(loc: S.Location, overwrite: bool) -> None:
     if p.is_dir() and any(p.iterdir()):
         if _is_seco(loc):
             if overwrite:
-                import shutil
-
                 shutil.rmtree(p)
                 return
             raise StoreError(
-                f"a seco store already exists at {p}; continue it with open_writer({str(p)!r}), "
-                "or pass overwrite=True / choose a new path"
+                f"a seco store already exists at {p}; continue it with open_writer({str(p)!r}) or "
+                "create_store(..., exist_ok=True), or pass overwrite=True / choose a new path"
             )
         raise StoreError(f"{p} is a non-empty folder that is not a seco store; choose a new or empty folder")
 
@@ -227,7 +259,7 @@ class StoreWriter:
         }
         self._shard_writer = ShardWriter.for_array(loc.local / S.IMAGES) if loc.local is not None else None
         self._pending: list[dict[str, Any]] = []
-        keys = self._arrays[S.KEY][: self._n] if self._n else np.array([], dtype=str)
+        keys = np.asarray(self._arrays[S.KEY][: self._n]) if self._n else np.array([], dtype=str)
         self._keys: dict[str, int] = {str(k): i for i, k in enumerate(keys.tolist())}
         self._hist = self._load_histogram()
         self._closed = False
@@ -352,9 +384,7 @@ class StoreWriter:
             self.flush()
             if self._hist_locations != self._n:
                 self._commit_manifest(self._n, *self._save_histogram(self._n))
-            for name, arr in self._arrays.items():
-                if name != S.HIST and arr.shape[0] != self._n:
-                    arr.resize((self._n, *arr.shape[1:]))
+            self._trim()
             self._closed = True
 
     def __enter__(self) -> StoreWriter:
@@ -422,6 +452,24 @@ class StoreWriter:
                 cap = max(needed, arr.shape[0] + max(rows, arr.shape[0] // 2))
                 cap = -(-cap // rows) * rows
                 arr.resize((cap, *arr.shape[1:]))
+
+    def _trim(self) -> None:
+        # Shapes become exactly the location count, so plain-zarr readers of a finished store see no extra
+        # rows. zarr's own shrink would visit every chunk key of the spare capacity; instead keep the chunks
+        # and delete the orphan shards of uncommitted slots, which are contiguous from the count upward.
+        for name, arr in self._arrays.items():
+            if name != S.HIST and arr.shape[0] != self._n:
+                zsync.sync(arr.async_array.resize((self._n, *arr.shape[1:]), delete_outside_chunks=False))
+        store = self._root.store
+        i, missing = self._n, 0
+        while missing < 8:
+            key = f"{S.IMAGES}/c/{i}/0/0/0/0"
+            if zsync.sync(store.exists(key)):
+                zsync.sync(store.delete(key))
+                missing = 0
+            else:
+                missing += 1
+            i += 1
 
     def _commit_manifest(self, n: int, hist_slot: int, hist_locations: int) -> None:
         self._root.attrs.update({S.ATTR_MANIFEST: _manifest(n, hist_slot, hist_locations)})

@@ -25,6 +25,7 @@ import argparse
 import glob
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +52,12 @@ def _ndvi(x: np.ndarray, order: tuple[str, ...]) -> np.ndarray:
     return (nir - red) / np.maximum(nir + red, 1e-6)
 
 
-def eurosat_class_stats(root: Path) -> dict[str, dict[str, np.ndarray | float]]:
+def eurosat_class_stats(root: Path) -> dict[str, dict[str, Any]]:
     """Per synth class: mean, within, between (13 bands, L1C registry order, DN) and ndvi_std."""
     import rasterio
 
     perm = [EUROSAT_ORDER.index(b) for b in L1C]
-    out: dict[str, dict[str, np.ndarray | float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for synth, folders in EUROSAT_CLASSES.items():
         means, withins, betweens, ndvi_vars = [], [], [], []
         for folder in folders:

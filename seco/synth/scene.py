@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from seco.bands import L2A
+from seco.bands import BY_NAME, L2A
 from seco.synth import geo, spectra
 
 K = len(spectra.CLASSES)
@@ -34,16 +34,20 @@ def _fields(rng: np.random.Generator, n: int, size: int, beta: float, cutoff: fl
     """(n, size, size) float32 Gaussian random fields with power spectrum ~ k^-beta, zero mean, unit std.
 
     Drawn directly in the frequency domain (white complex coefficients times the filter, one inverse FFT);
-    ``cutoff`` (cycles per pixel) drops the frequencies a smooth field does not need.
+    only frequencies up to ``cutoff`` (cycles per pixel) are drawn, which is all a smooth field needs.
     """
-    ky = np.fft.fftfreq(size)[:, None]
-    kx = np.fft.rfftfreq(size)[None, :]
-    k = np.sqrt(kx * kx + ky * ky)
-    k[0, 0] = 1.0 / size
-    filt = np.where(k <= cutoff, k ** (-beta / 2), 0.0).astype(np.float32)
-    shape = (n, size, size // 2 + 1)
-    coef = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
-    out = np.fft.irfft2(coef * filt, s=(size, size)).astype(np.float32)
+    kc = min(size // 2, int(math.ceil(cutoff * size)))  # highest frequency index kept
+    ky = np.fft.fftfreq(size)
+    rows = np.flatnonzero(np.abs(ky) <= kc / size)
+    kx = np.fft.rfftfreq(size)[: kc + 1]
+    k = np.sqrt(kx[None, :] ** 2 + ky[rows, None] ** 2)
+    k[k == 0] = 1.0 / size
+    filt = (k ** (-beta / 2)).astype(np.float32)  # (rows, kc + 1)
+    shape = (n, len(rows), kc + 1)
+    coef = np.zeros((n, size, size // 2 + 1), np.complex64)
+    coef[:, rows, : kc + 1] = (rng.standard_normal(shape, dtype=np.float32)
+                               + 1j * rng.standard_normal(shape, dtype=np.float32)) * filt
+    out = np.fft.irfft2(coef, s=(size, size)).astype(np.float32)
     out -= out.mean(axis=(1, 2), keepdims=True)
     out /= out.std(axis=(1, 2), keepdims=True) + 1e-6
     return out
@@ -64,6 +68,32 @@ def _rotated_grid(rng: np.random.Generator, size: int, widths: tuple[float, floa
         ids.append(i)
         dist.append(np.minimum(coord - prev, cuts[np.minimum(i, len(cuts) - 1)] - coord))
     return ids[0] * 1000 + ids[1], np.minimum(dist[0], dist[1])
+
+
+def _block_mean(x: np.ndarray, f: int) -> np.ndarray:
+    """Means over f x f blocks of the last two axes (..., P, P) -> (..., ceil(P/f), ceil(P/f)); edge-padded."""
+    if f == 1:
+        return x
+    P = x.shape[-1]
+    n = -(-P // f)
+    if n * f != P:
+        pad = [(0, 0)] * (x.ndim - 2) + [(0, n * f - P), (0, n * f - P)]
+        x = np.pad(x, pad, mode="edge")
+    rows = x.reshape(*x.shape[:-2], n, f, n * f).sum(axis=-2)  # (..., n, P)
+    return rows.reshape(*x.shape[:-2], n, n, f).sum(axis=-1) * np.float32(1.0 / (f * f))
+
+
+def _upsample_into(dst: np.ndarray, idx: list[int], src: np.ndarray, f: int) -> None:
+    """Write ``src`` (c, n, n) into the bands ``idx`` of ``dst`` (C, P, P), nearest-upsampled by ``f``."""
+    P = dst.shape[-1]
+    n = src.shape[-1]
+    for k, c in enumerate(idx):
+        if f == 1:
+            dst[c] = src[k]
+        elif n * f == P:
+            dst[c].reshape(n, f, n, f)[...] = src[k][:, None, :, None]
+        else:
+            dst[c] = src[k].repeat(f, axis=0).repeat(f, axis=1)[:P, :P]
 
 
 def _acquisitions(rng: np.random.Generator, lat: float, lon: float, num_dates: int) -> list[datetime]:
@@ -159,13 +189,19 @@ def simulate_location(
     jitter = 0.5 * rel_between * (rng.normal(size=(K, 1)) + 0.5 * rng.normal(size=(K, C)))
     ln_mean = (np.log(tab["mean"]) + jitter).astype(np.float32)  # (K, C)
     rel_within = (tab["within"] / tab["mean"]).astype(np.float32)  # (K, C)
-    ln_base = ln_mean.T[:, cls]  # (C, P, P)
-    ln_base += rel_within.T[:, cls] * tex
-    ln_base += offset
     amp = tab["amp"][cls] * amp_fac  # (P, P)
-    slope = tab["slope"][:, None, None]  # (C, 1, 1)
-    is_mountain = cls == MOUNTAIN
+    is_mountain = (cls == MOUNTAIN).astype(np.float32)
     elev01 = (elevation - elevation.min()) / (np.ptp(elevation) + 1e-6)
+
+    # 20 m and 60 m bands are rendered on their own coarser grid (as the sensor sees them) and
+    # nearest-upsampled into the 10 m store grid, like a real collection does.
+    groups = []
+    for f in (1, 2, 6):
+        idx = [i for i, b in enumerate(bands) if BY_NAME[b].resolution_m == 10 * f]
+        if idx:
+            ln_base = ln_mean.T[idx][:, cls] + rel_within.T[idx][:, cls] * tex + offset  # (c, P, P)
+            groups.append((f, idx, _block_mean(ln_base, f), _block_mean(tex, f)))
+    spec = {name: tab[name][:, None, None] for name in ("slope", "snow", "cloud")}  # (C, 1, 1)
 
     images = np.zeros((T, C, P, P), np.uint16)  # (T, C, H, W)
     valid = rng.random(T) >= missing_prob
@@ -174,18 +210,17 @@ def simulate_location(
         valid[rng.choice(np.flatnonzero(~valid), need, replace=False)] = True
     metas: list[dict[str, Any] | None] = []
     for t in range(T):
-        doy = times[t].timetuple().tm_yday
-        if not valid[t]:
-            rng.random(8)  # keep the stream aligned whatever the validity
+        if not valid[t]:  # no scene found for this date: nothing stored
             metas.append(None)
             continue
-        dev = amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)  # (P, P) NDVI deviation
-        img = np.exp(ln_base + slope * dev)  # (C, P, P)
+        doy = times[t].timetuple().tm_yday
+        maps = {"dev": amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)}  # (P, P) NDVI change
         if is_mountain.any():
-            cover = 0.15 + 0.75 * (0.5 + 0.5 * math.cos(2 * math.pi * (doy - 15 + (182 if lat < 0 else 0)) / 365.0))
+            south = 182 if lat < 0 else 0
+            cover = 0.15 + 0.75 * (0.5 + 0.5 * math.cos(2 * math.pi * (doy - 15 + south) / 365.0))
             snow = np.clip((elev01 - (1.0 - cover)) / 0.04, 0.0, 1.0) * is_mountain
             if snow.any():
-                img += snow * (tab["snow"][:, None, None] * (1 + 0.03 * tex) - img)
+                maps["snow"] = snow
         cloudy = np.zeros((P, P), bool)
         if rng.random() < cloud_prob:
             cov = float(rng.uniform(0.03, 0.6))
@@ -193,24 +228,30 @@ def simulate_location(
             alpha = np.clip((field - np.quantile(field, 1 - cov)) / 0.6 + 0.5, 0.0, 1.0)  # (P, P) opacity
             dy, dx = (int(v) for v in rng.integers(-25, 26, size=2))
             shadow = np.zeros_like(alpha)
-            ys, xs = slice(max(dy, 0), P + min(dy, 0)), slice(max(dx, 0), P + min(dx, 0))
-            shadow[ys, xs] = alpha[max(-dy, 0) : P - max(dy, 0), max(-dx, 0) : P - max(dx, 0)]
-            img *= 1.0 - 0.55 * shadow * (1.0 - alpha)
-            img += alpha * (tab["cloud"][:, None, None] * (0.92 + 0.08 * cloud_tex) - img)
-            cloudy = (alpha > 0.5) | (shadow * (1.0 - alpha) > 0.5)
-        else:
-            rng.random(3)
+            shadow[max(dy, 0) : P + min(dy, 0), max(dx, 0) : P + min(dx, 0)] = alpha[
+                max(-dy, 0) : P - max(dy, 0), max(-dx, 0) : P - max(dx, 0)
+            ]
+            shadow *= 1.0 - alpha
+            maps["alpha"], maps["shadow"], maps["cloud_tex"] = alpha, shadow, cloud_tex
+            cloudy = (alpha > 0.5) | (shadow > 0.5)
         nodata = np.zeros((P, P), bool)
         if rng.random() < nodata_prob:  # the edge of the satellite's swath or of the tile's data
             theta = rng.uniform(0, 2 * math.pi)
             y, x = np.mgrid[0:P, 0:P]
             u = x * math.cos(theta) + y * math.sin(theta)
             nodata = u > np.quantile(u, 1 - rng.uniform(0.05, 0.5))
-        np.clip(img, 1.0, 65535.0, out=img)  # 0 is reserved for nodata
-        out = images[t]
-        np.add(img, 0.5, out=img)
-        out[...] = img
-        out[:, nodata] = 0
+        for f, idx, ln_base, tex_f in groups:
+            m = {k: _block_mean(v, f) for k, v in maps.items()}  # (n, n) each
+            img = np.exp(ln_base + spec["slope"][idx] * m["dev"])  # (c, n, n)
+            if "snow" in m:
+                img += m["snow"] * (spec["snow"][idx] * (1 + 0.03 * tex_f) - img)
+            if "alpha" in m:
+                img *= 1.0 - 0.55 * m["shadow"]
+                img += m["alpha"] * (spec["cloud"][idx] * (0.92 + 0.08 * m["cloud_tex"]) - img)
+            np.clip(img, 1.0, 65535.0, out=img)  # 0 is reserved for nodata
+            img += 0.5
+            _upsample_into(images[t], idx, img.astype(np.uint16), f)
+        images[t][:, nodata] = 0
         sat = "S2A" if rng.random() < 0.5 else "S2B"
         metas.append(
             {

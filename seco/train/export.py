@@ -6,7 +6,7 @@ from pathlib import Path
 
 from seco import __version__
 from seco.bands import parse_bands
-from seco.models.checkpoint import export_backbone, load_official_checkpoint
+from seco.models.checkpoint import backbone_from_official, export_backbone
 from seco.train.loop import load_checkpoint
 
 BACKBONE_PREFIX = "backbone."
@@ -33,17 +33,14 @@ def export_run(checkpoint: str | Path, out: str | Path) -> list[Path]:
 
 
 def export_official(checkpoint: str | Path, out: str | Path, bands: str | None = None) -> list[Path]:
-    """Convert a checkpoint of the paper's code (RGB, ImageNet-style normalisation unknown: recorded as None)."""
-    model, hparams = load_official_checkpoint(Path(checkpoint))
-    band_list = list(parse_bands(bands or "RGB"))
-    meta = {
-        "bands": band_list,
-        "normalization": None,
-        "input_size": 224,
-        "method": "seco-official",
-        "backbone": str(hparams.get("base_encoder", "resnet18")),
-        "training_steps": None,
-        "source": str(checkpoint),
-        "seco_version": __version__,
-    }
-    return export_backbone(model.backbone.state_dict(), Path(out), meta)
+    """Convert a checkpoint of the paper's code.
+
+    The paper's weights take RGB (B04, B03, B02) with its quantile stretch and ImageNet statistics, which
+    are recorded in the sidecar. ``bands`` only needs giving for a checkpoint trained on other bands.
+    """
+    overrides = {"source": str(checkpoint)}
+    if bands is not None:
+        names = list(parse_bands(bands))
+        if names != ["B04", "B03", "B02"]:
+            overrides.update({"bands": names, "normalization": None})
+    return backbone_from_official(Path(checkpoint), Path(out), overrides)

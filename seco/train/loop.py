@@ -57,7 +57,7 @@ def _flag_any(flag: bool, info: DistInfo, device: torch.device) -> bool:
 
 
 def _record_sync(model: torch.nn.Module, step: int, info: DistInfo, device: torch.device, path: Path) -> None:
-    """Gather a fingerprint of every rank's full state (parameters, key side, queues) into ``path``.
+    """Gather a fingerprint of every rank's model (parameters of both sides, queues) into ``path``.
 
     All ranks must hold the same model after every step; the file lets users (and the tests) check it.
     """
@@ -65,10 +65,11 @@ def _record_sync(model: torch.nn.Module, step: int, info: DistInfo, device: torc
 
     import torch.distributed as dist
 
-    state = model.state_dict()
+    # BatchNorm running statistics are per rank by design (each rank normalises its own batch, as in the
+    # paper's code); everything that defines the model -- both encoders, heads, queues -- must agree.
+    tensors = [p.detach() for p in model.parameters()] + [b for n, b in model.named_buffers() if n.startswith("queue.")]
     fp = torch.tensor(
-        [sum(float(v.double().sum()) for v in state.values() if v.is_floating_point()),
-         sum(float(v.double().pow(2).sum()) for v in state.values() if v.is_floating_point())],
+        [sum(float(v.double().sum()) for v in tensors), sum(float(v.double().pow(2).sum()) for v in tensors)],
         dtype=torch.float64, device=device,
     )
     gathered = [torch.zeros_like(fp) for _ in range(info.world_size)]
@@ -332,8 +333,8 @@ def _pretrain(
                             "samples_per_s": sps,
                         }
                         for h, (lh, ah) in enumerate(zip(res.loss_per_head, res.acc_per_head, strict=True)):
-                            row[f"loss/head{h}"] = float(lh)
-                            row[f"acc/head{h}"] = float(ah)
+                            row[f"loss/head{h}"] = float(lh.detach())
+                            row[f"acc/head{h}"] = 100.0 * float(ah)
                         log.log(row)
                     if bar is not None:
                         bar.set_postfix(loss=f"{loss_mean:.3f}", samples_s=f"{sps:.1f}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -157,11 +156,11 @@ def test_impossible_density_raises_collect_error():
         sample_cities(300, seed=0, sigma_km=1.0, top_cities=1, cities=one_city(0.0, 0.0))
 
 
-def test_100k_locations_in_seconds():
-    t = time.perf_counter()
+def test_100k_locations_scale():
+    # speed is measured in bench/, not here: this checks the large run completes with distinct locations
     loc = sample_cities(100_000, seed=0)
     assert len(loc) == 100_000
-    assert time.perf_counter() - t < 30
+    assert len(set(zip(loc.lon.round(6).tolist(), loc.lat.round(6).tolist(), strict=True))) == 100_000
 
 
 # ---------------------------------------------------------------------------------------------- config

@@ -71,6 +71,9 @@ def test_apply_invert_roundtrip_any_batch_shape() -> None:
     torch.testing.assert_close(n.invert(y), x, atol=1e-6, rtol=1e-6)
     # band 2 (B04) is normalised with its own mean and std
     torch.testing.assert_close(y[:, :, 2], (x[:, :, 2] - 0.15) / 0.04)
+    z = x.clone()
+    assert n.apply_(z) is z
+    torch.testing.assert_close(z, y)
     x64 = x.double()
     assert n.apply(x64).dtype == torch.float64
 

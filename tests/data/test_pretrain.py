@@ -137,6 +137,10 @@ def test_bad_arguments() -> None:
         PretrainDataset(FakeStore(), "B02,B11")
     with pytest.raises(ConfigError, match="num_dates"):
         PretrainDataset(FakeStore(), num_dates=0)
+    with pytest.raises(ConfigError, match="seed -1"):
+        PretrainDataset(FakeStore(), seed=-1)
+    with pytest.raises(ConfigError, match="seed -1"):
+        ResumableSampler(10, 2, seed=-1)
 
 
 def test_dn_output_collate_and_loader() -> None:

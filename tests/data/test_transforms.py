@@ -140,11 +140,23 @@ def test_crop_samples_exactly_the_box() -> None:
     u = torch.arange(s, dtype=torch.float64)
     for k in range(b):
         top, left, bh, bw = boxes[k].tolist()
-        cols = (left + (u + 0.5) * bw / s - 0.5).clamp(0, w - 1)  # bilinear sample points, border clamp
-        rows = (top + (u + 0.5) * bh / s - 0.5).clamp(0, h - 1)
+        cols = (left + (u + 0.5) * bw / s - 0.5).clamp(left, left + bw - 1)  # bilinear points, inside the box
+        rows = (top + (u + 0.5) * bh / s - 0.5).clamp(top, top + bh - 1)
         torch.testing.assert_close(y[k, 0], cols.expand(s, s), atol=1e-9, rtol=0)
         torch.testing.assert_close(y[k, 1], rows[:, None].expand(s, s), atol=1e-9, rtol=0)
         assert bh * bw >= 0.19 * h * w
+
+
+def test_cpu_and_accelerator_crop_paths_agree() -> None:
+    """The per-sample interpolate (CPU) and batched grid_sample (other devices) crops give the same pixels."""
+    from seco.data.transforms import _crop_grid_sample, _crop_interpolate
+
+    x = rand(40, 3, 30, 26)
+    boxes = sample_crop_boxes(40, 30, 26, gen(6), scale=(0.05, 1.0))  # up- and downsampling
+    flip = torch.rand(40, generator=gen(7)) < 0.5
+    a = _crop_interpolate(x, boxes, 16, flip)
+    b = _crop_grid_sample(x, boxes, 16, flip)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
 def test_full_box_is_identity_and_flip_mirrors() -> None:

@@ -10,7 +10,17 @@ import torch
 
 from seco.data.normalize import Normalization
 from seco.data.transforms import Augment
-from seco.data.views import MOCO, MOCO_TP, SECO, View, ViewRecipe, draw_dates, make_views, recipe_for, step_generator
+from seco.data.views import (
+    MOCO,
+    MOCO_TP,
+    SECO,
+    View,
+    ViewRecipe,
+    draw_dates,
+    make_views,
+    recipe_for,
+    step_generator,
+)
 from seco.errors import ConfigError, DatasetError
 
 #: Only the (always-on) flip marks an augmented view; the rest keeps values readable.

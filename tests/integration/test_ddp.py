@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,13 @@ pytestmark = pytest.mark.integration
 
 def test_torchrun_two_cpu_ranks_stay_in_sync(tiny_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-        "--master_port=0", "-m", "seco", "pretrain", "--store", str(tiny_store), "--out", str(out),
+        f"--master_port={port}", "-m", "seco", "pretrain", "--store", str(tiny_store), "--out", str(out),
         "--crop", "32", "--batch-size", "8", "--queue-size", "32", "--max-steps", "3", "--ckpt-every", "1",
         "--log-every", "1", "--no-tensorboard", "--no-progress", "--device", "cpu",
     ]

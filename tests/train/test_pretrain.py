@@ -13,8 +13,7 @@ import torch
 
 from seco.cli import main
 from seco.train.loop import load_checkpoint
-
-from .conftest import tiny_args
+from tests.conftest import tiny_pretrain_args as tiny_args
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 

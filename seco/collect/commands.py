@@ -1,0 +1,225 @@
+"""The collection commands: ``seco sample``, ``seco catalog build|search`` and ``seco collect``.
+
+``seco.cli`` adds them with :func:`register`; ``python -m seco.collect.commands ...`` runs them alone. Every
+handler validates its input first and raises a :class:`seco.errors.SecoError` (exit status 2) on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from seco.errors import ConfigError, SecoError
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _float_or_none(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off", "no"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (or 'none')") from None
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    try:
+        w, s, e, n = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bbox {text!r} must be W,S,E,N in degrees, e.g. 2.2,48.8,2.5,48.9") from None
+    return w, s, e, n
+
+
+# ---------------------------------------------------------------------------------------------- sample
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="sample locations (around cities or uniform over land) and date windows")
+    p.add_argument("--out", required=True, help="GeoParquet file to write (.parquet)")
+    p.add_argument("--n", type=int, required=True, help="number of locations")
+    p.add_argument("--mode", choices=["cities", "uniform"], default="cities",
+                   help="cities: Gaussian around the 10,000 most populous cities (SeCo); uniform: over land")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sigma-km", type=float, default=50.0, help="spread around cities (default 50 km)")
+    p.add_argument("--window-days", type=float, default=7.5,
+                   help="half-width of each date's search window (official code 7.5; the paper's text says 15)")
+    p.add_argument("--end", help="latest reference date YYYY-MM-DD (default today minus 4 weeks)")
+    p.add_argument("--n-dates", type=int, default=5, help="dates per location (default 5)")
+    p.add_argument("--step-weeks", type=float, default=12.0, help="spacing of the dates (default 12 weeks)")
+    p.add_argument("--top-cities", type=int, default=10000)
+    p.add_argument("--land-only", action="store_true", help="cities mode: drop candidates at sea")
+    p.add_argument("--min-separation-km", type=float, default=None,
+                   help="least distance between centres (default: patch diagonal, so patches never overlap)")
+    p.add_argument("--plot", help="also draw the locations on a world map (PNG)")
+    p.set_defaults(func=_run_sample)
+
+
+def _run_sample(a: argparse.Namespace) -> int:
+    from seco.collect.sampling import run_sample
+
+    path = run_sample(a.out, a.n, mode=a.mode, seed=a.seed, sigma_km=a.sigma_km, window_days=a.window_days,
+                      plot=a.plot, end=a.end, top_cities=a.top_cities, n_dates=a.n_dates,
+                      step_weeks=a.step_weeks, land_only=a.land_only, min_separation_km=a.min_separation_km)
+    print(f"wrote {a.n} locations x {a.n_dates} date windows to {path}" + (f" (map: {a.plot})" if a.plot else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- catalog
+
+
+def _add_catalog(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("catalog", help="build a stac-geoparquet catalog from a folder of scenes, or search one")
+    csub = p.add_subparsers(dest="catalog_command", required=True)
+    b = csub.add_parser("build", help="index a folder of GeoTIFF/COG scenes into stac-geoparquet")
+    b.add_argument("root", help="folder of scenes (one file per band, SAFE/OSCD style, or multi-band)")
+    b.add_argument("--out", required=True, help="the .parquet file to write")
+    b.add_argument("--collection", default="local", help="collection id of the items (default 'local')")
+    b.set_defaults(func=_run_catalog_build)
+    s = csub.add_parser("search", help="search a STAC API, preset or stac-geoparquet file")
+    s.add_argument("--catalog", required=True, help="STAC API URL, earth-search, planetary-computer, or .parquet")
+    s.add_argument("--collection", default=None)
+    s.add_argument("--bbox", type=_bbox, required=True, help="W,S,E,N in degrees")
+    s.add_argument("--start", required=True, help="first time (ISO 8601 date or datetime)")
+    s.add_argument("--end", required=True, help="last time, inclusive")
+    s.add_argument("--max-cloud", type=_float_or_none, default=None, help="eo:cloud_cover limit in %% (default none)")
+    s.add_argument("--bands", default="l2a", help="bands the collection must offer (default l2a)")
+    s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    s.set_defaults(func=_run_catalog_search)
+
+
+def _run_catalog_build(a: argparse.Namespace) -> int:
+    from seco.collect.catalog import build_catalog
+
+    rep = build_catalog(a.root, a.out, collection=a.collection)
+    print(f"indexed {rep.items} scenes into {rep.out}; skipped {len(rep.skipped)} file(s)")
+    for path, why in rep.skipped[:20]:
+        print(f"  skipped {path}: {why}")
+    if len(rep.skipped) > 20:
+        print(f"  ... and {len(rep.skipped) - 20} more")
+    return 0
+
+
+def _run_catalog_search(a: argparse.Namespace) -> int:
+    from seco.collect.catalog import open_catalog
+
+    if a.limit is not None and a.limit < 1:
+        raise ConfigError(f"--limit {a.limit} must be a positive integer")
+    cat = open_catalog(a.catalog, a.collection, bands=a.bands)
+    items = cat.search(a.bbox, a.start, a.end, max_cloud=a.max_cloud, limit=a.limit)
+    for it in items:
+        if a.json:
+            print(json.dumps({"id": it.id, "datetime": it.datetime.isoformat(), "cloud_cover": it.cloud_cover,
+                              "epsg": it.epsg, "bbox": list(it.bbox), "assets": it.assets}))
+        else:
+            cc = "   ?" if it.cloud_cover is None else f"{it.cloud_cover:5.1f}"
+            print(f"{it.datetime:%Y-%m-%dT%H:%M:%SZ}  cloud {cc}%  EPSG:{it.epsg}  {it.id}")
+    if not a.json:
+        print(f"{len(items)} item(s) from {cat.describe()}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- collect
+
+
+def _add_collect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collect", help="read one patch per location and date from a STAC catalog into a store "
+                                       "(resumable, exactly-once)")
+    p.add_argument("--locations", required=True, help="GeoParquet of locations with date windows (seco sample)")
+    p.add_argument("--catalog", required=True,
+                   help="STAC API URL, preset (earth-search, planetary-computer) or stac-geoparquet file")
+    p.add_argument("--out", required=True, help="store folder: created, or continued if an earlier run made it")
+    p.add_argument("--collection", default=None, help="collection id (default sentinel-2-l2a for APIs)")
+    p.add_argument("--bands", choices=["l2a", "l1c"], default="l2a", help="l2a: 12 bands (default); l1c: 13")
+    p.add_argument("--patch-size", type=int, default=264, help="patch side in 10 m pixels (default 264)")
+    p.add_argument("--max-cloud", type=_float_or_none, default=10.0,
+                   help="scene eo:cloud_cover limit in %% (default 10); 'none' also keeps scenes of unknown cover")
+    p.add_argument("--max-patch-cloud", type=float, default=None,
+                   help="patch cloud/shadow/cirrus fraction limit from the SCL, 0..1 (default max-cloud/100)")
+    p.add_argument("--max-nodata", type=float, default=0.0, help="patch nodata fraction limit, 0..1 (default 0)")
+    p.add_argument("--policy", choices=["recent", "least-cloudy"], default="recent",
+                   help="scene choice per window: most recent (the paper, default) or least cloudy")
+    p.add_argument("--spares", type=int, default=None,
+                   help="replacement locations for rejected ones (default n/2 + 8; 0: drop rejected locations)")
+    p.add_argument("--max-scenes", type=int, default=8, help="candidate scenes tried per date (default 8)")
+    p.add_argument("--workers", type=int, default=8, help="I/O threads (default 8)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT); default local threads")
+    p.add_argument("--retries", type=int, default=3, help="retries on timeouts, 429 and 5xx (default 3)")
+    p.add_argument("--backoff", type=float, default=0.5, help="first retry wait in seconds, doubling (default 0.5)")
+    p.add_argument("--backoff-max", type=float, default=30.0, help="longest retry wait in seconds (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per catalog request (default 30)")
+    p.add_argument("--no-harmonize", action="store_true", help="keep the processing-baseline DN offset as is")
+    p.add_argument("--dry-run", action="store_true", help="check everything, print the expected requests and bytes, "
+                                                          "write nothing")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_collect)
+
+
+def collect_config(a: argparse.Namespace) -> Any:
+    """The :class:`~seco.collect.pipeline.CollectConfig` of parsed ``seco collect`` arguments."""
+    from seco.collect.pipeline import CollectConfig
+
+    return CollectConfig(
+        locations=a.locations, catalog=a.catalog, out=a.out, collection=a.collection, bands=a.bands,
+        patch_size=a.patch_size, max_cloud=a.max_cloud, max_patch_cloud=a.max_patch_cloud,
+        max_nodata=a.max_nodata, policy=a.policy, harmonize=not a.no_harmonize, spares=a.spares,
+        max_scenes=a.max_scenes, workers=a.workers, scheduler=a.scheduler, retries=a.retries,
+        backoff_s=a.backoff, backoff_max_s=a.backoff_max, timeout_s=a.timeout, progress=not a.no_progress,
+    )
+
+
+def _run_collect(a: argparse.Namespace) -> int:
+    from seco.collect.pipeline import estimate, plan_collect, run_collect
+
+    plan = plan_collect(collect_config(a))
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if a.dry_run:
+        done = 0
+        if (plan.out / "zarr.json").is_file():
+            from seco.store import open_store
+
+            done = len(open_store(plan.out))
+        print(estimate(plan, remaining=max(plan.target - done, 0)).describe())
+        return 0
+    summary = run_collect(plan)
+    print(summary.describe())
+    return 1 if summary.stalled else 0
+
+
+# ---------------------------------------------------------------------------------------------- entry
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``sample``, ``catalog`` (``build``, ``search``) and ``collect`` to a ``seco`` subparser set."""
+    for add in (_add_sample, _add_catalog, _add_collect):
+        add(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser with the collection commands only (``python -m seco.collect.commands``)."""
+    parser = argparse.ArgumentParser(prog="seco", description="seco collection commands")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one collection command; a :class:`SecoError` prints one line and returns 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SecoError as e:
+        print(f"seco {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to continue where it stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

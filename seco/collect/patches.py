@@ -1,0 +1,452 @@
+"""Windowed patch reads from Sentinel-2 band assets (COGs, local or over HTTP) onto one 10 m grid.
+
+**Grid.** A patch lives on the grid of the scene's bands at ``resolution`` metres (the 10 m bands B02, B03,
+B04, B08 by default), in the scene's own CRS (UTM for Sentinel-2 tiles): the requested lon/lat is projected
+into that CRS (``rasterio.warp.transform``, i.e. PROJ), the ``size_px`` x ``size_px`` window centred there is
+snapped to whole pixels of the grid, and it must lie entirely inside the raster, else
+:class:`PatchOutsideScene`. Scenes of one tile share the grid, so a location read at several dates gives
+pixel-aligned patches.
+
+**Resampling.** Every band is sampled at the centres of the patch pixels by nearest neighbour: a 20 m band
+on a nested grid has each source pixel repeated 2 x 2 (60 m: 6 x 6), exactly aligned with the 10 m pixels
+it covers; the same rule works for grids that do not nest (e.g. OSCD's EPSG:4326 rasters). Only the source
+window covering the patch is read, so a COG delivers just the tiles it touches. The SCL (20 m) is sampled
+the same way.
+
+**Harmonisation.** Since processing baseline 04.00 (25 January 2022) Sentinel-2 L2A DN carry
+``BOA_ADD_OFFSET = -1000`` (L1C: ``RADIO_ADD_OFFSET = -1000``): ``reflectance = (DN - 1000) / 10000``,
+where earlier products had ``reflectance = DN / 10000``. With ``harmonize=True`` every band is returned on
+the older scale, ``DN' = DN + 10000 * offset``, so one reflectance has one DN across the whole archive:
+
+1. the STAC ``raster:bands`` ``offset`` of the asset when present (Earth Search: ``offset -0.1`` with
+   ``scale 0.0001`` -> subtract 1000; an offset of 0 -> nothing); a scale other than 0.0001 is refused;
+2. else ``s2:processing_baseline`` >= 04.00 -> subtract 1000 (Planetary Computer gives only this);
+3. else nothing (older products, or a local archive without metadata).
+
+Valid pixels are clipped at 1 after the shift (0 stays the nodata value), so dark water under the offset
+does not turn into nodata. ``Patch.dn_shift`` records what was applied per band.
+
+**HTTP.** Hrefs starting with ``http(s)://`` are read through GDAL's ``/vsicurl/`` with range requests.
+:data:`GDAL_ENV` (overridable per call with ``gdal_env``) avoids directory listings, reads the COG header
+in one request, merges and parallelises the tile ranges, caches per file handle, and retries 429/5xx
+responses with back-off (``GDAL_HTTP_MAX_RETRY``, ``GDAL_HTTP_RETRY_DELAY``).
+
+**Errors.** A missing asset, a missing, unreadable, corrupt or truncated file, or an asset that is not
+Sentinel-2 DN raises :class:`~seco.errors.ReadError` naming the href and the cause (collect records it and
+tries the next scene); :class:`TransientReadError` (a ReadError) marks timeouts, refused connections and
+HTTP 429/5xx that survived GDAL's retries (worth retrying later). GDAL remembers a failed URL for the rest
+of the process, so a failed remote href is dropped from GDAL's cache (:func:`clear_http_cache`) before the
+error is raised: a later retry really goes back to the server.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import functools
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from seco.bands import BY_NAME, L1C, L2A, REFLECTANCE_SCALE, parse_bands
+from seco.collect.catalog import SCL, SceneItem
+from seco.errors import CollectError, ConfigError, ReadError
+
+#: GDAL configuration used around every read (see the module docstring).
+GDAL_ENV: dict[str, str] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
+    "CPL_VSIL_CURL_USE_HEAD": "NO",
+    "GDAL_HTTP_MULTIRANGE": "YES",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
+    "VSI_CACHE": "TRUE",
+    "VSI_CACHE_SIZE": str(4 * 2**20),
+    "GDAL_HTTP_MAX_RETRY": "4",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_TIMEOUT": "30",
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+}
+RESOLUTIONS = (10, 20, 60)
+_TRANSIENT = re.compile(r"(?i)(HTTP (response )?code:? *(429|5\d\d))|timed? ?out|timeout|connection (refused|reset)"
+                        r"|could not resolve|couldn't connect|failed to connect")
+
+
+class PatchOutsideScene(CollectError):
+    """The patch window is not entirely inside the scene raster (try another scene or location)."""
+
+
+class TransientReadError(ReadError):
+    """A read that failed on a timeout, a refused connection or HTTP 429/5xx after GDAL's retries."""
+
+
+@dataclass(frozen=True, eq=False)
+class Patch:
+    """One patch of one scene on the 10 m grid (arrays are read-only).
+
+    Attributes:
+        data: (C, H, W) uint16 DN, harmonised when read with ``harmonize=True``; 0 = nodata.
+        bands: band names of the channel axis.
+        scl: (H, W) uint8 scene classification, ``None`` when the scene has none (L1C) or it was not asked.
+        crs: EPSG code of the grid (the scene's CRS).
+        transform: affine ``(a, b, c, d, e, f)`` of the patch grid: ``x = a*col + b*row + c``,
+            ``y = d*col + e*row + f``.
+        bbox: (left, bottom, right, top) of the patch in the scene CRS.
+        nodata_fraction: share of pixels where any band is 0 or the SCL is 0.
+        item_id: STAC item id of the scene.
+        datetime: acquisition time (UTC).
+        lon: longitude of the patch centre (WGS84 degrees; within half a pixel of the requested point).
+        lat: latitude of the patch centre.
+        dn_shift: per band, the DN added by harmonisation (e.g. -1000), 0 when none.
+    """
+
+    data: np.ndarray = field(repr=False)
+    bands: tuple[str, ...]
+    scl: np.ndarray | None = field(repr=False)
+    crs: int
+    transform: tuple[float, float, float, float, float, float]
+    bbox: tuple[float, float, float, float]
+    nodata_fraction: float
+    item_id: str
+    datetime: dt.datetime
+    lon: float
+    lat: float
+    dn_shift: tuple[int, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W)."""
+        c, h, w = self.data.shape
+        return c, h, w
+
+    def meta(self, cloud_fraction: float | None = None) -> dict[str, Any]:
+        """The store's per-date metadata (``seco.store.schema.DATE_FIELDS``) of this patch.
+
+        Args:
+            cloud_fraction: override; ``None`` = :func:`seco.collect.cloud.cloud_fraction` of the patch.
+        """
+        if cloud_fraction is None:
+            from seco.collect.cloud import cloud_fraction as _cf
+
+            cloud_fraction = _cf(self)
+        return {
+            "item_id": self.item_id, "datetime": self.datetime, "cloud_fraction": float(cloud_fraction),
+            "nodata_fraction": self.nodata_fraction, "crs": f"EPSG:{self.crs}", "transform": self.transform,
+            "lat": self.lat, "lon": self.lon,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- harmonisation
+
+
+def parse_baseline(pb: str) -> tuple[int, int]:
+    """``"05.09"``, ``"N0509"`` or ``"5.9"`` -> (5, 9).
+
+    Raises:
+        ReadError: an unparseable value (the item's metadata is malformed).
+    """
+    s = str(pb).strip()
+    m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})", s) or re.fullmatch(r"N?(\d{2})(\d{2})", s)
+    if not m:
+        raise ReadError(f"s2:processing_baseline {pb!r} is not like '05.09' or 'N0509'; fix the item metadata")
+    return int(m.group(1)), int(m.group(2))
+
+
+def dn_shift(item: SceneItem, band: str) -> int:
+    """The DN to add to ``band`` of ``item`` so that ``reflectance = DN / 10000`` (see the module docstring).
+
+    Raises:
+        ReadError: a ``raster:bands`` scale other than 0.0001, or a malformed processing baseline.
+    """
+    offset = item.offsets.get(band)
+    if offset is not None:
+        scale = item.scales.get(band, 1.0 / REFLECTANCE_SCALE)
+        if not math.isclose(scale, 1.0 / REFLECTANCE_SCALE, rel_tol=1e-6):
+            raise ReadError(
+                f"raster:bands scale {scale!r} of band {band} of item {item.id!r} is not 0.0001; seco stores "
+                "DN = reflectance x 10000 and cannot harmonise it. Read with harmonize=False or fix the metadata"
+            )
+        return int(round(offset * REFLECTANCE_SCALE))
+    if item.processing_baseline is not None and parse_baseline(item.processing_baseline) >= (4, 0):
+        return -1000
+    return 0
+
+
+def harmonize_dn(data: np.ndarray, shift: int) -> np.ndarray:
+    """Add ``shift`` to the valid (non-zero) DN of a uint16 array, clipping valid pixels to 1..65535."""
+    if shift == 0:
+        return data
+    out = data.astype(np.int32) + shift
+    np.clip(out, 1, 65535, out=out)
+    out[data == 0] = 0
+    return out.astype(np.uint16)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _is_transient(cause: str) -> bool:
+    return bool(_TRANSIENT.search(cause))
+
+
+_VSI_PREFIXES = (("http://", "/vsicurl/http://"), ("https://", "/vsicurl/https://"), ("s3://", "/vsis3/"),
+                 ("gs://", "/vsigs/"), ("az://", "/vsiaz/"))
+
+
+@functools.lru_cache(maxsize=1)
+def _gdal_library() -> Any:
+    """The GDAL shared library rasterio loaded (found in /proc/self/maps), or None."""
+    import rasterio  # noqa: F401  (loads libgdal)
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({ln.split()[-1] for ln in fh if "/libgdal" in ln})
+    except OSError:
+        paths = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.VSICurlPartialClearCache.argtypes = [ctypes.c_char_p]
+            lib.VSICurlPartialClearCache.restype = None
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def clear_http_cache(href: str) -> bool:
+    """Forget what GDAL cached about a remote href (including a failure), so the next read asks the server.
+
+    Returns:
+        True when the cache was cleared; False for a local path or when GDAL's library cannot be reached
+        (then a failed URL stays failed until the process ends).
+    """
+    for scheme, prefix in _VSI_PREFIXES:
+        if href.startswith(scheme):
+            lib = _gdal_library()
+            if lib is None:
+                return False
+            lib.VSICurlPartialClearCache((prefix + href[len(scheme):]).encode("utf-8"))
+            return True
+    if href.startswith("/vsi"):
+        lib = _gdal_library()
+        if lib is not None:
+            lib.VSICurlPartialClearCache(href.encode("utf-8"))
+            return True
+    return False
+
+
+def _read_error(item: SceneItem, band: str, href: str, e: BaseException) -> ReadError:
+    cause = f"{type(e).__name__}: {e}".strip()
+    clear_http_cache(href)
+    cls = TransientReadError if _is_transient(cause) else ReadError
+    return cls(f"cannot read band {band} of item {item.id!r} from {href} ({cause}); the asset is missing, "
+               "corrupt, truncated or unreachable: skip this scene (collect records it) or fix the file")
+
+
+class _Sources:
+    """Datasets of one item, opened on first use and closed together."""
+
+    def __init__(self, item: SceneItem):
+        self.item = item
+        self._open: dict[str, Any] = {}
+
+    def get(self, band: str) -> Any:
+        import rasterio
+
+        href = self.item.assets[band]
+        if href not in self._open:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                    self._open[href] = rasterio.open(href)
+            except _rasterio_errors() as e:
+                raise _read_error(self.item, band, href, e) from e
+        return self._open[href]
+
+    def close(self) -> None:
+        for ds in self._open.values():
+            ds.close()
+        self._open.clear()
+
+
+def _rasterio_errors() -> tuple[type[BaseException], ...]:
+    import rasterio.errors
+    from rasterio._err import CPLE_BaseError
+
+    return (rasterio.errors.RasterioError, CPLE_BaseError, OSError)
+
+
+def _reference(item: SceneItem, names: Sequence[str], resolution: int) -> tuple[str, float]:
+    """The band whose grid (scaled by the returned factor) is the patch grid."""
+    have = [b for b in dict.fromkeys((*names, *L1C)) if b in item.assets]
+    for b in have:
+        if BY_NAME[b].resolution_m == resolution:
+            return b, 1.0
+    if not have:
+        raise ReadError(f"item {item.id!r} has no band assets ({', '.join(item.assets) or 'none'})")
+    finest = min(have, key=lambda b: BY_NAME[b].resolution_m)
+    return finest, resolution / BY_NAME[finest].resolution_m
+
+
+def _axis_aligned(t: Any, item: SceneItem, band: str) -> None:
+    if t.b != 0 or t.d != 0 or t.a == 0 or t.e == 0:
+        raise ReadError(f"band {band} of item {item.id!r} has a rotated or degenerate geotransform {tuple(t)[:6]}; "
+                        "only north-up rasters are supported")
+
+
+def _sample(ds: Any, bidx: int, xs: np.ndarray, ys: np.ndarray, item: SceneItem, band: str,
+            lonlat: tuple[float, float]) -> np.ndarray:
+    href = item.assets[band]
+    """Nearest-neighbour values of band ``bidx`` of ``ds`` at the pixel centres ``xs`` (W,), ``ys`` (H,)."""
+    from rasterio.windows import Window
+
+    t = ds.transform
+    _axis_aligned(t, item, band)
+    ci = np.floor((xs - t.c) / t.a).astype(np.int64)  # (W,)
+    ri = np.floor((ys - t.f) / t.e).astype(np.int64)  # (H,)
+    c0, c1, r0, r1 = int(ci.min()), int(ci.max()), int(ri.min()), int(ri.max())
+    if c0 < 0 or r0 < 0 or c1 >= ds.width or r1 >= ds.height:
+        raise PatchOutsideScene(
+            f"patch at lon {lonlat[0]:.5f}, lat {lonlat[1]:.5f} needs rows {r0}..{r1}, cols {c0}..{c1} of band "
+            f"{band} of item {item.id!r}, which has {ds.height} x {ds.width}; choose a scene covering it"
+        )
+    if bidx > ds.count:
+        raise ReadError(f"band {band} of item {item.id!r} is band {bidx} of {href}, which has {ds.count}")
+    try:
+        arr = ds.read(bidx, window=Window(c0, r0, c1 - c0 + 1, r1 - r0 + 1))  # (h, w)
+    except _rasterio_errors() as e:
+        raise _read_error(item, band, href, e) from e
+    if arr.shape != (len(ri), len(ci)) or not (
+            np.array_equal(ci, np.arange(c0, c0 + len(ci))) and np.array_equal(ri, np.arange(r0, r0 + len(ri)))):
+        arr = arr[np.ix_(ri - r0, ci - c0)]
+    nod = ds.nodatavals[bidx - 1]
+    if nod is not None and not math.isnan(nod) and nod != 0:
+        arr = np.where(arr == nod, 0, arr)
+    return arr
+
+
+def _project(lon: float, lat: float, crs: Any) -> tuple[float, float]:
+    from rasterio.warp import transform
+
+    xs, ys = transform("EPSG:4326", crs, [lon], [lat])
+    return float(xs[0]), float(ys[0])
+
+
+def _unproject(x: float, y: float, crs: Any) -> tuple[float, float]:
+    from rasterio.warp import transform
+
+    lons, lats = transform(crs, "EPSG:4326", [x], [y])
+    return float(lons[0]), float(lats[0])
+
+
+def read_patch(
+    item: SceneItem,
+    lon: float,
+    lat: float,
+    size_px: int = 264,
+    bands: str | Sequence[str] = L2A,
+    *,
+    resolution: int = 10,
+    harmonize: bool = True,
+    scl: bool = True,
+    gdal_env: Mapping[str, Any] | None = None,
+) -> Patch:
+    """Read one patch of a scene: every band on one grid, windowed, harmonised.
+
+    Args:
+        item: the scene (e.g. from ``Catalog.search`` / ``choose_scene``).
+        lon: longitude of the patch centre, WGS84 degrees.
+        lat: latitude of the patch centre.
+        size_px: patch side in pixels of the grid.
+        bands: a :func:`seco.bands.parse_bands` spec (default the 12 L2A bands; ``"l1c"`` for 13).
+        resolution: grid resolution in metres (10, 20 or 60); bands are sampled onto it by nearest neighbour.
+        harmonize: remove the processing-baseline DN offset (module docstring).
+        scl: also read the SCL asset when the item has one.
+        gdal_env: GDAL options overriding :data:`GDAL_ENV` for this read.
+
+    Returns:
+        A :class:`Patch`.
+
+    Raises:
+        BandError: an unknown band name.
+        ConfigError: a bad ``size_px`` or ``resolution``.
+        ReadError: a missing asset or an unreadable, corrupt or truncated file (TransientReadError: network).
+        PatchOutsideScene: the window is not inside the scene raster.
+    """
+    import rasterio
+
+    names = parse_bands(bands)
+    if isinstance(size_px, bool) or not isinstance(size_px, int | np.integer) or size_px < 1:
+        raise ConfigError(f"size_px={size_px!r} must be a positive integer (SeCo uses 264)")
+    if resolution not in RESOLUTIONS:
+        raise ConfigError(f"resolution={resolution!r} must be one of {RESOLUTIONS} (metres)")
+    if not (math.isfinite(lon) and math.isfinite(lat) and -90 <= lat <= 90):
+        raise ConfigError(f"lon/lat ({lon!r}, {lat!r}) is not a WGS84 position in degrees")
+    missing = [b for b in names if b not in item.assets]
+    if missing:
+        raise ReadError(f"item {item.id!r} has no asset for band(s) {', '.join(missing)} (it has "
+                        f"{', '.join(item.assets) or 'none'}); choose scenes with choose_scene(bands=...)")
+    shifts = tuple(dn_shift(item, b) if harmonize else 0 for b in names)
+    size = int(size_px)
+    env = {**GDAL_ENV, **{k: str(v) for k, v in (gdal_env or {}).items()}}
+    sources = _Sources(item)
+    try:
+        with rasterio.Env(**env):
+            ref_band, scale = _reference(item, names, resolution)
+            ref = sources.get(ref_band)
+            t = ref.transform
+            _axis_aligned(t, item, ref_band)
+            if ref.crs is None or ref.crs.to_epsg() is None:
+                raise ReadError(f"band {ref_band} of item {item.id!r} ({item.assets[ref_band]}) has no EPSG CRS "
+                                f"({ref.crs}); Sentinel-2 assets are in UTM (EPSG:326xx/327xx)")
+            epsg = int(ref.crs.to_epsg())
+            a, e = t.a * scale, t.e * scale
+            width, height = int(ref.width / scale), int(ref.height / scale)
+            x, y = _project(lon, lat, ref.crs)
+            col0 = math.floor((x - t.c) / a - size / 2 + 0.5)
+            row0 = math.floor((y - t.f) / e - size / 2 + 0.5)
+            if col0 < 0 or row0 < 0 or col0 + size > width or row0 + size > height:
+                raise PatchOutsideScene(
+                    f"a {size} px patch at lon {lon:.5f}, lat {lat:.5f} spans rows {row0}..{row0 + size - 1}, cols "
+                    f"{col0}..{col0 + size - 1} of item {item.id!r}, whose {resolution} m grid is {height} x "
+                    f"{width}; it must lie inside one scene: choose a scene covering it or move the location"
+                )
+            c, f = t.c + col0 * a, t.f + row0 * e
+            steps = np.arange(size, dtype=np.float64) + 0.5
+            xs, ys = c + steps * a, f + steps * e  # (W,), (H,) pixel centres
+            data = np.empty((len(names), size, size), np.uint16)  # (C, H, W)
+            for i, band in enumerate(names):
+                ds = sources.get(band)
+                arr = _sample(ds, item.band_index.get(band, 1), xs, ys, item, band, (lon, lat))
+                if arr.dtype != np.uint16:
+                    raise ReadError(f"band {band} of item {item.id!r} ({item.assets[band]}) is {arr.dtype}, not "
+                                    "uint16 Sentinel-2 DN; convert the archive to uint16 DN")
+                data[i] = harmonize_dn(arr, shifts[i])
+            scl_arr = None
+            if scl and SCL in item.assets:
+                scl_arr = _sample(sources.get(SCL), item.band_index.get(SCL, 1), xs, ys, item, SCL, (lon, lat))
+                if scl_arr.dtype != np.uint8:
+                    if scl_arr.max(initial=0) > 255:
+                        raise ReadError(f"SCL of item {item.id!r} holds values above 255; it is not a scene "
+                                        "classification layer")
+                    scl_arr = scl_arr.astype(np.uint8)
+            clon, clat = _unproject(c + size * a / 2, f + size * e / 2, ref.crs)
+    finally:
+        sources.close()
+    nod = (data == 0).any(axis=0)
+    if scl_arr is not None:
+        nod |= scl_arr == 0
+        scl_arr.setflags(write=False)
+    data.setflags(write=False)
+    xs_edge, ys_edge = (c, c + size * a), (f, f + size * e)
+    return Patch(
+        data=data, bands=names, scl=scl_arr, crs=epsg, transform=(a, 0.0, c, 0.0, e, f),
+        bbox=(min(xs_edge), min(ys_edge), max(xs_edge), max(ys_edge)), nodata_fraction=float(nod.mean()),
+        item_id=item.id, datetime=item.datetime, lon=clon, lat=clat, dn_shift=shifts,
+    )

@@ -1,0 +1,341 @@
+"""``seco eval oscd``: change detection on OSCD as in the SeCo paper.
+
+Protocol (official ``main_oscd.py`` / ``datasets/oscd_datamodule.py``, read for reference):
+
+- frozen backbone; features of both dates at conv1 and layer1..layer4, absolute differences, a U-Net
+  decoder (:mod:`seco.models.unet`) trained with ``BCEWithLogitsLoss``, Adam (lr 1e-3, weight decay 1e-4),
+  ``ExponentialLR(0.95)`` stepped per epoch, 100 epochs, batches of 32;
+- training patches of 96 x 96 px at random positions of the train cities, each with a random horizontal
+  flip and a random rotation by a multiple of 90 degrees (the same for both dates and the mask); an epoch
+  is as many patches as the 96 px grid tiles of the train cities (the official epoch). The official code cuts
+  a fixed grid instead of random positions;
+- test: each test city cut into a grid of 96 px tiles (the last row / column zero-padded, the padding
+  ignored by every metric), the predicted probabilities stitched back, change where ``p > threshold``.
+
+Reported: precision, recall, F1 and IoU of the change class over **all test pixels** (the honest number),
+and beside it the paper's number: the **mean of per-batch scores** over batches of 32 tiles in a seeded
+shuffled order with the last partial batch dropped, which is what the official Lightning metrics log.
+
+Normalisation: the weights' own, else per-band statistics of the train cities (both dates).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seco.bands import L1C
+from seco.data.oscd import IMAGES_DIR, OSCD, read_city_list
+from seco.errors import DatasetError
+from seco.eval.backbone import (
+    InputTransform,
+    check_unchanged,
+    load_weights,
+    resolve_bands,
+    resolve_device,
+    snapshot,
+)
+from seco.eval.config import ChangeConfig
+from seco.eval.features import image_stats
+from seco.eval.metrics import ChangeCounts, change_counts, per_batch_average
+from seco.eval.report import (
+    FN_COLOUR,
+    FP_COLOUR,
+    TP_COLOUR,
+    change_map_rgb,
+    fmt,
+    plot_history,
+    rgb_preview,
+    save_change_panel,
+    write_json,
+)
+from seco.models.unet import ChangeDetector
+
+
+def _cities(cfg: ChangeConfig) -> tuple[list[str], list[str]]:
+    images = Path(cfg.root) / IMAGES_DIR
+    test = list(cfg.test_cities) if cfg.test_cities else read_city_list(images / "test.txt")
+    if cfg.train_cities:
+        train = list(cfg.train_cities)
+    else:
+        train = [c for c in read_city_list(images / "train.txt") if c not in test]
+    if not train:
+        raise DatasetError(f"no train cities left after removing the test cities {test}; give --train-cities")
+    return train, test
+
+
+def _load(cfg: ChangeConfig, cities: list[str], bands: tuple[str, ...], role: str) -> list[dict[str, Any]]:
+    try:
+        ds = OSCD(cfg.root, bands=bands, split=None, cities=cities)
+    except DatasetError as e:
+        raise DatasetError(
+            f"{e}. For the {role} cities of seco eval oscd choose labelled cities, e.g. --test-cities rennes "
+            "(then the remaining train.txt cities train)"
+        ) from e
+    return [ds[i] for i in range(len(ds))]
+
+
+def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
+    """Zero-pad the last two axes of ``x`` at the bottom / right to (h, w)."""
+    return F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))
+
+
+class PatchSampler:
+    """Random training patches with flips and 90-degree rotations, seeded.
+
+    Args:
+        cities: dicts with normalised ``x1``, ``x2`` (C, H, W) and ``mask`` (H, W) tensors.
+        patch: patch side; a city smaller than it is zero-padded (padding excluded from the loss).
+        seed: seed of positions and augmentations.
+    """
+
+    def __init__(self, cities: list[dict[str, Tensor]], patch: int, seed: int) -> None:
+        self.patch = patch
+        self.rng = np.random.default_rng(seed)
+        self.cities = []
+        for c in cities:
+            h, w = c["mask"].shape
+            hh, ww = max(h, patch), max(w, patch)
+            valid = torch.zeros(hh, ww, dtype=torch.bool)
+            valid[:h, :w] = True
+            self.cities.append({
+                "x1": _pad_to(c["x1"], hh, ww), "x2": _pad_to(c["x2"], hh, ww),
+                "mask": _pad_to(c["mask"].float(), hh, ww), "valid": valid,
+            })
+        areas = np.array([float(c["mask"].numel()) for c in cities])
+        self.p = areas / areas.sum()
+        self.tiles = sum(math.ceil(c["mask"].shape[0] / patch) * math.ceil(c["mask"].shape[1] / patch) for c in cities)
+
+    def batch(self, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(x1, x2) (n, C, p, p), mask (n, 1, p, p) float, valid (n, 1, p, p) bool."""
+        out: list[list[Tensor]] = [[], [], [], []]
+        for ci in self.rng.choice(len(self.cities), size=n, p=self.p):
+            c = self.cities[ci]
+            hh, ww = c["valid"].shape
+            top = int(self.rng.integers(0, hh - self.patch + 1))
+            left = int(self.rng.integers(0, ww - self.patch + 1))
+            k = int(self.rng.integers(0, 4))
+            flip = bool(self.rng.random() < 0.5)
+            for j, key in enumerate(("x1", "x2", "mask", "valid")):
+                t = c[key][..., top : top + self.patch, left : left + self.patch]
+                t = torch.flip(t, dims=(-1,)) if flip else t
+                out[j].append(torch.rot90(t, k, dims=(-2, -1)))
+        x1, x2 = torch.stack(out[0]), torch.stack(out[1])
+        return x1, x2, torch.stack(out[2])[:, None], torch.stack(out[3])[:, None]
+
+
+def tile_grid(h: int, w: int, patch: int) -> list[tuple[int, int]]:
+    """Top-left corners of the patch grid covering (h, w), row-major; edge tiles overhang (padded)."""
+    return [(t, left) for t in range(0, h, patch) for left in range(0, w, patch)]
+
+
+@torch.no_grad()
+def predict_city(
+    model: ChangeDetector, x1: Tensor, x2: Tensor, patch: int, batch_size: int, device: torch.device, autocast
+) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+    """Change probabilities (H, W) of one city from grid tiles, and the tiles' corners and probabilities."""
+    model.eval()
+    h, w = x1.shape[-2:]
+    hh, ww = math.ceil(h / patch) * patch, math.ceil(w / patch) * patch
+    a, b = _pad_to(x1, hh, ww), _pad_to(x2, hh, ww)
+    corners = tile_grid(h, w, patch)
+    probs = np.zeros((len(corners), patch, patch), np.float32)
+    for s in range(0, len(corners), batch_size):
+        cs = corners[s : s + batch_size]
+        t1 = torch.stack([a[:, t : t + patch, left : left + patch] for t, left in cs]).to(device)
+        t2 = torch.stack([b[:, t : t + patch, left : left + patch] for t, left in cs]).to(device)
+        with autocast():
+            logits = model(t1, t2)
+        probs[s : s + len(cs)] = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+    full = np.zeros((hh, ww), np.float32)
+    for (t, left), p in zip(corners, probs, strict=True):
+        full[t : t + patch, left : left + patch] = p
+    return full[:h, :w], corners, probs
+
+
+def run_change_detection(cfg: ChangeConfig) -> dict[str, Any]:
+    """Train the decoder on the train cities, score the test cities, write the run folder.
+
+    Raises:
+        SecoError subclasses on bad input; FrozenBackboneError when the encoder changed.
+    """
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+    device = resolve_device(cfg.device)
+    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, cfg.seed)
+    bands = resolve_bands(spec.bands, cfg.bands, L1C, cfg.weights)
+    train_names, test_names = _cities(cfg)
+    train_raw = _load(cfg, train_names, bands, "train")
+    test_raw = _load(cfg, test_names, bands, "test")
+    lb = spec.build(bands)
+    transform = lb.transform
+    norm_source = f"weights ({lb.kind})"
+    if lb.normalization is None:
+        imgs = [c[k] for c in train_raw for k in ("image1", "image2")]
+        transform = InputTransform(image_stats(imgs, bands))
+        norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
+
+    def prep(cities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"x1": transform.apply(c["image1"]), "x2": transform.apply(c["image2"]), "mask": c["mask"],
+                 "city": c["city"], "raw1": c["image1"], "raw2": c["image2"]} for c in cities]
+
+    train, test = prep(train_raw), prep(test_raw)
+    before = snapshot(lb.model)
+    torch.manual_seed(cfg.seed)
+    model = ChangeDetector(lb.model, cfg.dropout).to(device)
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+    sampler = PatchSampler(train, cfg.patch, cfg.seed)
+    steps = max(1, sampler.tiles // cfg.batch_size)
+
+    def autocast() -> Any:
+        if cfg.bf16:
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    history: list[dict[str, float]] = []
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc="oscd decoder", unit="epoch", leave=False)
+    t_train = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        total = 0.0
+        for _ in range(steps):
+            x1, x2, mask, valid = (t.to(device) for t in sampler.batch(cfg.batch_size))
+            with autocast():
+                logits = model(x1, x2)  # (B, 1, p, p)
+            loss_px = F.binary_cross_entropy_with_logits(logits.float(), mask, reduction="none")
+            loss = (loss_px * valid).sum() / valid.sum().clamp(min=1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        sched.step()
+        history.append({"epoch": float(epoch), "train_loss": total / steps, "lr": float(sched.get_last_lr()[0])})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{total / steps:.4f}")
+    if bar is not None:
+        bar.close()
+    train_s = time.perf_counter() - t_train
+
+    # ---- test
+    overall = ChangeCounts()
+    per_city: dict[str, dict[str, Any]] = {}
+    tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (pred, mask, valid) per tile
+    maps = out / "change_maps"
+    maps.mkdir(exist_ok=True)
+    for c in test:
+        prob, corners, tile_probs = predict_city(model, c["x1"], c["x2"], cfg.patch, cfg.batch_size, device, autocast)
+        pred = prob > cfg.threshold
+        mask = c["mask"].numpy().astype(bool)
+        counts = change_counts(pred, mask)
+        overall = overall + counts
+        per_city[c["city"]] = {**counts.scores(), **asdict(counts), "changed_fraction": float(mask.mean())}
+        h, w = mask.shape
+        pm = np.zeros((math.ceil(h / cfg.patch) * cfg.patch, math.ceil(w / cfg.patch) * cfg.patch), bool)
+        pv = np.zeros_like(pm)
+        pm[:h, :w], pv[:h, :w] = mask, True
+        for (t, left), p in zip(corners, tile_probs, strict=True):
+            sl = (slice(t, t + cfg.patch), slice(left, left + cfg.patch))
+            tiles.append((p > cfg.threshold, pm[sl], pv[sl]))
+        save_change_panel(
+            rgb_preview(c["raw1"].numpy(), bands), rgb_preview(c["raw2"].numpy(), bands),
+            change_map_rgb(pred, mask), maps / f"{c['city']}.png",
+        )
+    order = np.random.default_rng(cfg.seed).permutation(len(tiles))
+    n_batches = len(tiles) // cfg.batch_size if len(tiles) >= cfg.batch_size else 1
+    batch_counts = []
+    for bi in range(n_batches):
+        sel = order[bi * cfg.batch_size : (bi + 1) * cfg.batch_size]
+        bc = ChangeCounts()
+        for i in sel:
+            bc = bc + change_counts(*tiles[i])
+        batch_counts.append(bc)
+    check_unchanged(before, lb.model, "OSCD decoder training")
+
+    g = overall.scores()
+    metrics = {
+        "task": "oscd",
+        "protocol": "frozen encoder + U-Net decoder",
+        "weights": cfg.weights,
+        "weights_kind": lb.kind,
+        "weights_sha256": lb.sha256,
+        "backbone": lb.name,
+        "bands": list(bands),
+        "normalization": norm_source,
+        "transform": transform.to_dict(),
+        "train": {"cities": train_names, "patches_per_epoch": steps * cfg.batch_size, "steps_per_epoch": steps,
+                  "history": history},
+        "test": {
+            "cities": test_names,
+            "all_pixels": {**g, **asdict(overall)},
+            "per_batch_average": per_batch_average(batch_counts),
+            "batches": len(batch_counts),
+            "tiles": len(tiles),
+            "per_city": per_city,
+        },
+        "headline": {"metric": "f1", "value": g["f1"], "fraction": None, "by_fraction": {}},
+        "timing": {"train_s": train_s, "total_s": time.perf_counter() - t0},
+        "backbone_unchanged": True,
+        "device": str(device),
+    }
+    write_json(out / "metrics.json", metrics)
+    plot_history(history, out / "training_loss.png", "OSCD decoder training")
+    (out / "report.md").write_text(_report(cfg, metrics))
+    return metrics
+
+
+def _report(cfg: ChangeConfig, m: dict[str, Any]) -> str:
+    g, b = m["test"]["all_pixels"], m["test"]["per_batch_average"]
+    colour = {"TP": TP_COLOUR, "FP": FP_COLOUR, "FN": FN_COLOUR}
+    lines = [
+        "# OSCD change detection: frozen encoder, feature differences, U-Net decoder",
+        "",
+        f"- weights: `{cfg.weights}` ({m['weights_kind']}, {m['backbone']}); bands {', '.join(m['bands'])}",
+        f"- normalisation: {m['normalization']}",
+        f"- train cities: {', '.join(m['train']['cities'])}; test cities: {', '.join(m['test']['cities'])}",
+        f"- {cfg.epochs} epochs x {m['train']['steps_per_epoch']} steps of {cfg.batch_size} random {cfg.patch} px "
+        f"patches (flips, 90-degree rotations); Adam lr {cfg.lr:g}, wd {cfg.weight_decay:g}, ExponentialLR "
+        f"{cfg.gamma:g}; dropout {cfg.dropout:g}; threshold {cfg.threshold:g}",
+        f"- time {m['timing']['total_s']:.1f} s on {m['device']}; frozen backbone unchanged: yes",
+        "",
+        "| change class | precision | recall | F1 | IoU |",
+        "|---|---|---|---|---|",
+        f"| all test pixels | {fmt(g['precision'])} | {fmt(g['recall'])} | {fmt(g['f1'])} | {fmt(g['iou'])} |",
+        f"| mean of {m['test']['batches']} per-batch scores (paper) | {fmt(b['precision'])} | {fmt(b['recall'])} | "
+        f"{fmt(b['f1'])} | {fmt(b['iou'])} |",
+        "",
+        "| city | precision | recall | F1 | IoU | changed pixels |",
+        "|---|---|---|---|---|---|",
+    ]
+    for city, r in m["test"]["per_city"].items():
+        lines.append(f"| {city} | {fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['f1'])} | {fmt(r['iou'])} | "
+                     f"{fmt(r['changed_fraction'])} % |")
+    lines += [
+        "",
+        "Change maps (date 1 | date 2 | prediction): "
+        + ", ".join(f"{k} rgb{v}" for k, v in colour.items()) + ", no change black.",
+        "",
+        *[f"![{city}](change_maps/{city}.png)" for city in m["test"]["per_city"]],
+        "",
+        "![training loss](training_loss.png)",
+        "",
+        "Scores in percent. Configuration: `config.yaml`; every number: `metrics.json`.",
+        "",
+    ]
+    return "\n".join(lines)

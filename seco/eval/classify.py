@@ -1,0 +1,340 @@
+"""``seco eval eurosat|bigearthnet``: scene classification with a pre-trained backbone.
+
+One run = one set of weights, one protocol, one or more label fractions:
+
+1. resolve the weights and read the dataset in the weights' bands (matched by name, see
+   :mod:`seco.eval.backbone`);
+2. choose the input normalisation: the weights' own, else per-band statistics of the train split;
+3. ``fast``: features of train / val / test once (cached on disk), then a logistic-regression probe per
+   label fraction; ``paper``: the official linear protocol per fraction; ``finetune``: the whole network
+   per fraction (see :mod:`seco.eval.train_head`);
+4. assert that the loaded backbone did not change (always; fine-tuning trains copies);
+5. write ``config.yaml``, ``metrics.json``, ``report.md`` and PNGs into ``cfg.out``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset, Subset
+
+from seco.data.bigearthnet import FILE_BANDS as BEN_BANDS
+from seco.data.bigearthnet import BigEarthNet
+from seco.data.eurosat import EuroSAT
+from seco.data.splits import rarest_label_strata
+from seco.errors import DatasetError
+from seco.eval import features as feats_mod
+from seco.eval.backbone import (
+    InputTransform,
+    LoadedBackbone,
+    check_unchanged,
+    load_weights,
+    resolve_bands,
+    resolve_device,
+    snapshot,
+)
+from seco.eval.config import ClassifyConfig
+from seco.eval.metrics import classification_metrics, multilabel_metrics
+from seco.eval.probe import fraction_indices, linear_probe, multilabel_probe
+from seco.eval.report import (
+    fmt,
+    pct_key,
+    plot_confusion,
+    plot_fraction_curve,
+    plot_history,
+    plot_per_class,
+    write_json,
+)
+from seco.eval.train_head import HeadConfig, train_head
+
+#: Paper defaults per task: training mini-batch, head dropout (official scripts).
+_PAPER = {"eurosat": {"batch": 32, "dropout": 0.0}, "bigearthnet": {"batch": 256, "dropout": 0.2}}
+CACHE_VERSION = 1
+
+
+@dataclass
+class Splits:
+    """The datasets of one run and what the probes need from them."""
+
+    data: dict[str, Dataset]
+    classes: tuple[str, ...]
+    multilabel: bool
+    test_is_val: bool
+    kind: str  # "ms", "rgb" (EuroSAT JPEGs: not reflectance) or "l2a"
+
+    def names(self, split: str) -> list[str]:
+        return list(self.data[split].names)  # type: ignore[attr-defined]
+
+    def targets(self, split: str) -> np.ndarray:
+        ds = self.data[split]
+        return np.asarray(ds.targets if self.multilabel else ds.labels)  # type: ignore[attr-defined]
+
+    def strata(self, split: str) -> np.ndarray:
+        t = self.targets(split)
+        return rarest_label_strata(t) if self.multilabel else t
+
+
+def _open_splits(cfg: ClassifyConfig, bands: tuple[str, ...] | str) -> Splits:
+    names = ("train", "val", "test") if (not cfg.split_files or "test" in cfg.split_files) else ("train", "val")
+    data: dict[str, Dataset] = {}
+    for s in names:
+        kw: dict[str, Any] = dict(bands=bands, split=s, split_file=cfg.split_files.get(s), seed=cfg.seed)
+        if cfg.task == "eurosat":
+            data[s] = EuroSAT(cfg.root, **kw)
+        else:
+            data[s] = BigEarthNet(cfg.root, num_classes=cfg.num_classes, size=cfg.size, exclude=cfg.exclude, **kw)
+    empty = [s for s, d in data.items() if len(d) == 0]  # type: ignore[arg-type]
+    if empty:
+        raise DatasetError(
+            f"the {', '.join(empty)} split of {cfg.root} is empty ({', '.join(f'{s}: {len(d)}' for s, d in data.items())}"  # type: ignore[arg-type]
+            "); the dataset is too small for a stratified 60/20/20 split. Give published lists with --split-file"
+        )
+    test_is_val = "test" not in data
+    if test_is_val:
+        data["test"] = data["val"]
+    first = data["train"]
+    kind = first.kind if cfg.task == "eurosat" else "l2a"  # type: ignore[attr-defined]
+    return Splits(data, tuple(first.classes), cfg.task == "bigearthnet", test_is_val, kind)  # type: ignore[attr-defined]
+
+
+def _available_bands(cfg: ClassifyConfig) -> tuple[str, ...]:
+    if cfg.task == "bigearthnet":
+        return BEN_BANDS
+    return EuroSAT(cfg.root, bands="all").bands  # a file scan; tells the MS from the RGB release
+
+
+def _transform(
+    cfg: ClassifyConfig, lb: LoadedBackbone, splits: Splits, cache_root: Path | None
+) -> tuple[InputTransform, str, list[str]]:
+    """The input transform and a sentence saying where it came from (plus notes for the report)."""
+    notes: list[str] = []
+    if splits.kind == "rgb" and lb.kind == "official":
+        notes.append("EuroSAT RGB JPEGs with official weights: pixels / 255 without normalisation, as the "
+                     "official main_eurosat.py (ToTensor only).")
+        return InputTransform(None), "none (official EuroSAT RGB protocol)", notes
+    if lb.normalization is not None and splits.kind != "rgb":
+        return lb.transform, f"weights ({lb.kind})", notes
+    if lb.normalization is not None:
+        notes.append("EuroSAT RGB JPEGs are a display stretch, not reflectance: the weights' normalisation "
+                     "does not apply; per-band statistics of the train split are used instead.")
+    train = splits.data["train"]
+    parts = {
+        "task": cfg.task, "root": str(Path(cfg.root).resolve()), "split": "train",
+        "names": feats_mod.names_digest(splits.names("train")), "bands": list(lb.bands),
+        "size": cfg.size if cfg.task == "bigearthnet" else 64,
+    }
+    norm = feats_mod.dataset_stats(
+        train, lb.bands, cfg.stats_max, cfg.seed, cache_root, parts, cfg.batch_size, cfg.num_workers
+    )
+    return InputTransform(norm), f"train split statistics ({min(cfg.stats_max, len(train))} images)", notes  # type: ignore[arg-type]
+
+
+def _metrics(splits: Splits, test_scores_or_pred: np.ndarray, scores: bool) -> dict[str, Any]:
+    y = splits.targets("test")
+    if splits.multilabel:
+        return multilabel_metrics(y, test_scores_or_pred, splits.classes)
+    pred = test_scores_or_pred.argmax(axis=1) if scores else test_scores_or_pred
+    return classification_metrics(y, pred, splits.classes)
+
+
+def _val_score(splits: Splits):
+    y = splits.targets("val")
+    if splits.multilabel:
+        return lambda s: multilabel_metrics(y, s, splits.classes)["micro_map"]
+    return lambda s: float((s.argmax(axis=1) == y).mean())
+
+
+def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
+    """Run one evaluation into ``cfg.out`` (see the module docstring) and return its metrics dict.
+
+    Raises:
+        SecoError subclasses: bad weights, bands, dataset layout; FrozenBackboneError when the backbone moved.
+    """
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+    device = resolve_device(cfg.device)
+    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, cfg.seed)
+    bands = resolve_bands(spec.bands, cfg.bands, _available_bands(cfg), cfg.weights)
+    splits = _open_splits(cfg, bands)
+    lb = spec.build(bands)
+    cache_root = (Path(cfg.cache_dir) if cfg.cache_dir else feats_mod.default_cache_dir()) if cfg.use_cache else None
+    transform, norm_source, notes = _transform(cfg, lb, splits, cache_root)
+    if splits.test_is_val:
+        notes.append("No test list was given: the val list is also the test set (the SeCo paper's EuroSAT "
+                     "protocol); C / early stopping are then chosen on the reported set.")
+    before = snapshot(lb.model)
+    timing: dict[str, float] = {"setup_s": time.perf_counter() - t0}
+    train_strata = splits.strata("train")
+    results: dict[str, dict[str, Any]] = {}
+    cache_info: dict[str, str] = {}
+    history: dict[str, list] = {}
+
+    if cfg.protocol == "fast":
+        t = time.perf_counter()
+        cache = feats_mod.FeatureCache(cache_root)
+        x: dict[str, np.ndarray] = {}
+        for s in ("train", "val", "test"):
+            if s == "test" and splits.test_is_val:
+                x[s], cache_info[s] = x["val"], cache_info["val"]
+                continue
+            parts = {
+                "version": CACHE_VERSION, "weights": lb.sha256, "weights_kind": lb.kind, "backbone": lb.name,
+                "task": cfg.task, "root": str(Path(cfg.root).resolve()), "split": s,
+                "split_file": cfg.split_files.get(s), "names": feats_mod.names_digest(splits.names(s)),
+                "bands": list(lb.bands), "transform": transform.to_dict(), "bf16": cfg.bf16,
+                "size": cfg.size if cfg.task == "bigearthnet" else 64,
+            }
+            x[s], hit = feats_mod.cached_features(
+                cache, parts, splits.names(s), lb.model,
+                splits.data[s], transform, cfg.batch_size, cfg.num_workers, device, cfg.bf16, cfg.progress,
+            )
+            cache_info[s] = ("hit" if hit else "miss") if cache_root is not None else "off"
+        timing["features_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        y = {s: splits.targets(s) for s in ("train", "val", "test")}
+        for pct in cfg.fractions:
+            idx = fraction_indices(train_strata, pct, cfg.seed)
+            if splits.multilabel:
+                r = multilabel_probe(x["train"][idx], y["train"][idx], x["val"], y["val"], x["test"], cfg.cs)
+                m = _metrics(splits, r.test_scores, scores=True)
+                m.update(val_micro_map=r.val_map, best_c=r.best_c, c_search={str(k): v for k, v in r.search.items()})
+            else:
+                r2 = linear_probe(x["train"][idx], y["train"][idx], x["val"], y["val"], x["test"], y["test"],
+                                  cfg.cs, refit=False)
+                m = _metrics(splits, r2.test_pred, scores=False)
+                m.update(val_accuracy=r2.val_acc, best_c=r2.best_c, c_search={str(k): v for k, v in r2.search.items()})
+            m["n_train"] = int(len(idx))
+            results[pct_key(pct)] = m
+        timing["probe_s"] = time.perf_counter() - t
+    else:
+        t = time.perf_counter()
+        finetune = cfg.protocol == "finetune"
+        paper = _PAPER[cfg.task]
+        for pct in cfg.fractions:
+            idx = fraction_indices(train_strata, pct, cfg.seed)
+            hcfg = HeadConfig(
+                num_outputs=len(splits.classes), multilabel=splits.multilabel, epochs=cfg.epochs,
+                lr=cfg.lr or (1e-4 if finetune else 1e-3), batch_size=cfg.train_batch_size or paper["batch"],
+                dropout=paper["dropout"], finetune=finetune, patience=cfg.patience, seed=cfg.seed,
+            )
+            model = copy.deepcopy(lb.model) if finetune else lb.model
+            r3 = train_head(
+                model, transform, Subset(splits.data["train"], idx.tolist()), splits.data["val"],
+                splits.data["test"], hcfg, _val_score(splits), device, cfg.bf16, cfg.num_workers,
+                cfg.batch_size, cfg.progress,
+            )
+            m = _metrics(splits, r3.test_scores, scores=True)
+            m["val_score"] = _val_score(splits)(r3.val_scores)
+            m.update(n_train=int(len(idx)), epochs_run=r3.epochs_run, best_epoch=r3.best_epoch)
+            results[pct_key(pct)] = m
+            history[pct_key(pct)] = r3.history
+        timing["train_s"] = time.perf_counter() - t
+    check_unchanged(before, lb.model, f"the {cfg.protocol} protocol")
+    timing["total_s"] = time.perf_counter() - t0
+
+    metric = cfg.headline_metric
+    largest = pct_key(max(cfg.fractions))
+    metrics = {
+        "task": cfg.task,
+        "protocol": cfg.protocol,
+        "weights": cfg.weights,
+        "weights_kind": lb.kind,
+        "weights_sha256": lb.sha256,
+        "backbone": lb.name,
+        "bands": list(lb.bands),
+        "normalization": norm_source,
+        "transform": transform.to_dict(),
+        "classes": list(splits.classes),
+        "splits": {s: len(splits.data[s]) for s in ("train", "val", "test")} | {"test_is_val": splits.test_is_val},
+        "fractions": results,
+        "headline": {
+            "metric": metric,
+            "value": results[largest][metric],
+            "fraction": float(max(cfg.fractions)),
+            "by_fraction": {k: v[metric] for k, v in results.items()},
+        },
+        "cache": cache_info,
+        "timing": timing,
+        "backbone_unchanged": True,
+        "device": str(device),
+        "notes": notes,
+    }
+    if history:
+        metrics["history"] = history
+    write_json(out / "metrics.json", metrics)
+    _figures(cfg, metrics, history, out)
+    (out / "report.md").write_text(_report(cfg, metrics))
+    return metrics
+
+
+def _figures(cfg: ClassifyConfig, m: dict[str, Any], history: dict[str, list], out: Path) -> None:
+    largest = pct_key(max(cfg.fractions))
+    r = m["fractions"][largest]
+    title = f"{cfg.task} {cfg.protocol}, {Path(cfg.weights).name}, {largest} % labels"
+    if cfg.task == "eurosat":
+        plot_confusion(r["confusion_matrix"], m["classes"], out / "confusion_matrix.png", title)
+        plot_per_class(r["per_class_accuracy"], out / "per_class_accuracy.png", "test accuracy (%)", title)
+    else:
+        plot_per_class(r["per_class_ap"], out / "per_class_ap.png", "test average precision (%)", title)
+    label = "test accuracy (%)" if cfg.task == "eurosat" else "test micro mAP (%)"
+    curve = {float(k): v for k, v in m["headline"]["by_fraction"].items()}
+    plot_fraction_curve({f"{cfg.protocol}": curve}, out / "label_fractions.png", label, f"{cfg.task}: label fractions")
+    if history:
+        plot_history(history[largest], out / "training_loss.png", f"{cfg.protocol} training, {largest} % labels")
+
+
+def _report(cfg: ClassifyConfig, m: dict[str, Any]) -> str:
+    task = {"eurosat": "EuroSAT", "bigearthnet": "BigEarthNet"}[cfg.task]
+    proto = {"fast": "fast linear probe (cached features + logistic regression, C on val)",
+             "paper": "linear layer through the frozen backbone, the paper's schedule",
+             "finetune": "fine-tuning of the whole network, early stopping on val"}[cfg.protocol]
+    sp = m["splits"]
+    lines = [
+        f"# {task}: {proto}",
+        "",
+        f"- weights: `{cfg.weights}` ({m['weights_kind']}, {m['backbone']}, sha256 `{m['weights_sha256'][:12]}`)",
+        f"- bands: {', '.join(m['bands'])}",
+        f"- normalisation: {m['normalization']}",
+        f"- splits: train {sp['train']}, val {sp['val']}, test {sp['test']}"
+        + (" (test = val)" if sp["test_is_val"] else ""),
+        f"- feature cache: {m['cache'] or 'not used'}; time {m['timing']['total_s']:.1f} s on {m['device']}",
+        "- frozen backbone unchanged: yes (checked tensor by tensor)",
+        "",
+    ]
+    largest = pct_key(max(cfg.fractions))
+    if cfg.task == "eurosat":
+        lines += ["| labels | n train | test accuracy | val accuracy | C |", "|---|---|---|---|---|"]
+        for k, r in m["fractions"].items():
+            val = r.get("val_accuracy", r.get("val_score"))
+            lines.append(f"| {k} % | {r['n_train']} | {fmt(r['accuracy'])} | {fmt(val)} | {r.get('best_c', '-')} |")
+        r = m["fractions"][largest]
+        lines += ["", f"Per-class test accuracy ({largest} % labels):", "", "| class | accuracy | n |", "|---|---|---|"]
+        for (c, v), n in zip(r["per_class_accuracy"].items(), r["support"], strict=True):
+            lines.append(f"| {c} | {fmt(v)} | {n} |")
+        lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
+    else:
+        lines += ["| labels | n train | micro mAP | macro mAP | val micro mAP | C |", "|---|---|---|---|---|---|"]
+        for k, r in m["fractions"].items():
+            val = r.get("val_micro_map", r.get("val_score"))
+            lines.append(f"| {k} % | {r['n_train']} | {fmt(r['micro_map'])} | {fmt(r['macro_map'])} | {fmt(val)} "
+                         f"| {r.get('best_c', '-')} |")
+        r = m["fractions"][largest]
+        lines += ["", f"Per-class test AP ({largest} % labels):", "", "| class | AP |", "|---|---|"]
+        lines += [f"| {c} | {fmt(v)} |" for c, v in r["per_class_ap"].items()]
+        if r["labels_without_positives"]:
+            lines += ["", f"No positive in the test set (left out of macro mAP): {', '.join(r['labels_without_positives'])}."]
+        lines += ["", "![per-class AP](per_class_ap.png)", ""]
+    lines += ["![label fractions](label_fractions.png)", ""]
+    if m.get("history"):
+        lines += ["![training loss](training_loss.png)", ""]
+    if m["notes"]:
+        lines += ["Notes:", "", *[f"- {n}" for n in m["notes"]], ""]
+    lines += ["Scores in percent. Configuration: `config.yaml`; every number: `metrics.json`.", ""]
+    return "\n".join(lines)

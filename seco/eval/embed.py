@@ -1,0 +1,439 @@
+"""``seco embed``: one embedding per patch of a GeoTIFF, to GeoParquet and/or a dense feature GeoTIFF.
+
+Tiling: patches of ``patch`` px at a step of ``stride`` px (default ``patch``) from the top-left corner; the
+last row / column overhangs the raster when the size is not a multiple of the step, and its missing pixels
+are filled by reflection, so the patches cover the whole raster. A patch whose pixels are all nodata is
+skipped (no row; NaN in the dense output).
+
+Bands are matched by name: from the file's band descriptions (``B02``, ``b2``, ``B8A``, or a text naming
+one band such as ``"B04 (red)"``) or from ``--bands`` (the file's bands in file order). The model's bands are
+read, in the model's order, with windowed reads of one strip (``patch`` rows) at a time, so memory stays
+bounded whatever the raster size (a 10980 px Sentinel-2 tile included).
+
+Values: ``reflectance = (DN + offset) / scale`` (``scale`` 10000 for integer files, 1 for float files).
+
+GeoParquet output (GeoParquet 1.1, written with pyarrow): one row per patch with ``source`` (file name),
+``row`` / ``col`` (patch grid position), ``x_off`` / ``y_off`` / ``width`` / ``height`` (the pixel window,
+clipped to the raster), ``valid_fraction`` (share of non-nodata pixels), ``embedding``
+(``fixed_size_list<float32>[D]``) and ``geometry`` (WKB polygon of the clipped window in the raster's
+CRS); the ``geo`` metadata carries the CRS as PROJJSON. A ``seco`` metadata entry records the weights, bands,
+normalisation and tiling.
+
+Dense output: a float32 GeoTIFF with ``D`` bands and one pixel per patch cell: pixel ``(r, c)`` is the
+embedding of the patch at ``(r * stride, c * stride)`` and covers the ``stride`` square centred on that
+patch's centre (the patch footprint itself when ``stride == patch``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import rasterio
+import shapely
+import torch
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from seco.bands import L1C, normalize_name, parse_bands
+from seco.errors import BandError, ConfigError, DatasetError
+from seco.eval.backbone import InputTransform, load_weights, resolve_bands, resolve_device
+from seco.eval.config import EmbedConfig
+from seco.eval.features import image_stats
+
+GEOPARQUET_VERSION = "1.1.0"
+_BAND_IN_TEXT = re.compile(r"\bB(8A|\d{1,2})\b", re.IGNORECASE)
+_ROWS_PER_GROUP = 4096
+
+
+def file_bands(src: rasterio.DatasetReader, given: str | None, path: Path) -> tuple[str, ...]:
+    """The canonical band names of a raster's bands, in file order.
+
+    Raises:
+        BandError: when ``given`` does not list one name per band, or descriptions do not name bands.
+    """
+    if given is not None:
+        names = parse_bands(given)
+        if len(names) != src.count:
+            raise BandError(
+                f"--bands lists {len(names)} band(s) but {path} has {src.count}; name every band of the file, in order"
+            )
+        return names
+    found: list[str] = []
+    for i, d in enumerate(src.descriptions, start=1):
+        name = None
+        if d:
+            try:
+                name = normalize_name(d)
+            except BandError:
+                hits = {normalize_name("B" + m) for m in _BAND_IN_TEXT.findall(d) if _valid("B" + m)}
+                name = hits.pop() if len(hits) == 1 else None
+        if name is None:
+            raise BandError(
+                f"band {i} of {path} has description {d!r}, which names no Sentinel-2 band; give the file's "
+                "bands in order with --bands, e.g. --bands B02,B03,B04,B08"
+            )
+        found.append(name)
+    dup = sorted({n for n in found if found.count(n) > 1})
+    if dup:
+        raise BandError(f"{path} names band(s) {', '.join(dup)} twice in its descriptions; give --bands")
+    return tuple(found)
+
+
+def _valid(name: str) -> bool:
+    try:
+        normalize_name(name)
+        return True
+    except BandError:
+        return False
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff") and p.is_file())
+        if not files:
+            raise DatasetError(f"no *.tif / *.tiff files in {path}; give a GeoTIFF or a folder of them")
+        return files
+    if not path.is_file():
+        raise DatasetError(f"--input {str(path)!r} does not exist; give a GeoTIFF or a folder of them")
+    return [path]
+
+
+def _open(path: Path) -> rasterio.DatasetReader:
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioError as e:
+        raise DatasetError(f"cannot read {path} as a raster: {e}") from e
+
+
+def grid_positions(size: int, patch: int, step: int) -> list[int]:
+    """Offsets of the patches along one axis: 0, step, ... until the raster is covered."""
+    n = 1 if size <= patch else math.ceil((size - patch) / step) + 1
+    return [i * step for i in range(n)]
+
+
+@dataclass(frozen=True)
+class _Scaling:
+    scale: float
+    offset: float
+
+
+def _scaling(src: rasterio.DatasetReader, cfg: EmbedConfig) -> _Scaling:
+    if cfg.scale is not None:
+        return _Scaling(cfg.scale, cfg.offset)
+    is_float = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
+    return _Scaling(1.0 if is_float else 10000.0, cfg.offset)
+
+
+def _pad(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Pad the last two axes of (C, h0, w0) to (h, w) at the bottom / right by reflection (edge if too small)."""
+    ph, pw = h - a.shape[-2], w - a.shape[-1]
+    if ph == 0 and pw == 0:
+        return a
+    mode = "reflect" if ph < a.shape[-2] and pw < a.shape[-1] else "edge"
+    return np.pad(a, ((0, 0), (0, ph), (0, pw)), mode=mode)
+
+
+def iter_rows(
+    src: rasterio.DatasetReader, indexes: list[int], patch: int, step: int, scaling: _Scaling
+) -> Iterator[tuple[int, int, list[tuple[int, int, np.ndarray | None, float]]]]:
+    """Yield ``(row, y_off, [(col, x_off, patch (C, patch, patch) float32 reflectance or None, valid_fraction)])``
+    per grid row; ``None`` for a patch that is all nodata.
+
+    Reads one strip of ``patch`` rows per grid row (windowed), so memory is ``C x patch x width``.
+    """
+    h, w = src.height, src.width
+    cols = grid_positions(w, patch, step)
+    nodata = src.nodata
+    for r, y0 in enumerate(grid_positions(h, patch, step)):
+        strip = src.read(indexes, window=Window(0, y0, w, min(patch, h - y0)))  # (C, rows, W)
+        valid = np.ones(strip.shape[1:], bool) if nodata is None else ~np.all(strip == nodata, axis=0)
+        refl = (strip.astype(np.float32) + scaling.offset) / scaling.scale
+        out: list[tuple[int, int, np.ndarray | None, float]] = []
+        for c, x0 in enumerate(cols):
+            frac = float(valid[:, x0 : x0 + patch].mean())
+            out.append((c, x0, _pad(refl[:, :, x0 : x0 + patch], patch, patch) if frac > 0 else None, frac))
+        yield r, y0, out
+
+
+def _stats(paths: list[Path], cfg: EmbedConfig, bands: tuple[str, ...], fbands: dict[Path, tuple[str, ...]]):
+    """Per-band statistics from decimated reads (at most 512 x 512 px per file), nodata excluded."""
+    arrays = []
+    for p in paths:
+        with _open(p) as src:
+            idx = [fbands[p].index(b) + 1 for b in bands]
+            oh, ow = min(src.height, 512), min(src.width, 512)
+            a = src.read(idx, out_shape=(len(idx), oh, ow), resampling=Resampling.nearest)  # (C, oh, ow)
+            s = _scaling(src, cfg)
+            keep = np.ones(a.shape[1:], bool) if src.nodata is None else ~np.all(a == src.nodata, axis=0)
+            refl = (a.astype(np.float32) + s.offset) / s.scale
+            arrays.append(torch.from_numpy(refl[:, keep][:, None, :]))  # (C, 1, n)
+    return image_stats(arrays, bands)
+
+
+def _geo_metadata(crs: Any, bbox: list[float]) -> dict[str, Any]:
+    return {
+        "version": GEOPARQUET_VERSION,
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": ["Polygon"],
+                "crs": crs.to_dict(projjson=True) if crs is not None else None,
+                "bbox": bbox,
+            }
+        },
+    }
+
+
+def footprints(transform: Affine, windows: np.ndarray) -> np.ndarray:
+    """WKB polygons of pixel windows ``(n, 4)`` = (x_off, y_off, width, height) under ``transform``."""
+    x0, y0 = windows[:, 0].astype(np.float64), windows[:, 1].astype(np.float64)
+    x1, y1 = x0 + windows[:, 2], y0 + windows[:, 3]
+    px = np.stack([x0, x1, x1, x0, x0], axis=1)  # (n, 5) ring in pixel coordinates
+    py = np.stack([y0, y0, y1, y1, y0], axis=1)
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+    xs, ys = a * px + b * py + c, d * px + e * py + f
+    polys = shapely.polygons(np.stack([xs, ys], axis=-1))
+    return shapely.to_wkb(polys)
+
+
+def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
+    """Embed every patch of ``cfg.input`` (see the module docstring).
+
+    Returns:
+        ``{"patches": n, "files": k, "outputs": [paths], "feature_dim": D}``.
+
+    Raises:
+        BandError, DatasetError, ConfigError, CheckpointError: before any output is written.
+    """
+    paths = _inputs(Path(cfg.input))
+    is_folder = Path(cfg.input).is_dir()
+    device = resolve_device(cfg.device)
+    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, 0)
+    fbands: dict[Path, tuple[str, ...]] = {}
+    crs = None
+    bounds: list[float] = []
+    for i, p in enumerate(paths):
+        with _open(p) as src:
+            fbands[p] = file_bands(src, cfg.bands, p)
+            if i == 0:
+                crs = src.crs
+            elif src.crs != crs and cfg.out is not None:
+                raise ConfigError(
+                    f"{p} is in {src.crs} but {paths[0]} in {crs}; one GeoParquet file holds one CRS. Embed the "
+                    "files separately (or reproject them to one CRS first)"
+                )
+            b = src.bounds
+            bounds = [b.left, b.bottom, b.right, b.top] if not bounds else [
+                min(bounds[0], b.left), min(bounds[1], b.bottom), max(bounds[2], b.right), max(bounds[3], b.top)
+            ]
+    first = fbands[paths[0]]
+    bands = resolve_bands(spec.bands, None, first if spec.bands is None else L1C, cfg.weights)
+    for p in paths:  # every file must hold the model's bands
+        missing = [b for b in bands if b not in fbands[p]]
+        if missing:
+            raise BandError(
+                f"{p} lacks band(s) {', '.join(missing)} that weights {cfg.weights!r} need (it has "
+                f"{', '.join(fbands[p])}); give files with those bands, or fix the names with --bands"
+            )
+    lb = spec.build(bands)
+    transform = lb.transform
+    norm_source = f"weights ({lb.kind})"
+    if lb.normalization is None:
+        transform = InputTransform(_stats(paths, cfg, bands, fbands))
+        norm_source = "statistics of the input (decimated reads)"
+    model = lb.model.to(device).eval()
+    meta = {
+        "weights": cfg.weights, "weights_kind": lb.kind, "weights_sha256": lb.sha256, "backbone": lb.name,
+        "bands": list(bands), "normalization": norm_source, "transform": transform.to_dict(),
+        "patch": cfg.patch, "stride": cfg.step, "feature_dim": model.feature_dim, "config": cfg.to_dict(),
+    }
+    dense_dir = None
+    if cfg.dense is not None and is_folder:
+        dense_dir = Path(cfg.dense)
+        dense_dir.mkdir(parents=True, exist_ok=True)
+    writer = _ParquetSink(Path(cfg.out), crs, bounds, model.feature_dim, meta) if cfg.out is not None else None
+    total = 0
+    for p in paths:
+        with _open(p) as src:
+            total += len(grid_positions(src.height, cfg.patch, cfg.step)) * len(grid_positions(src.width, cfg.patch, cfg.step))
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="embed", unit="patch", dynamic_ncols=True)
+    outputs: list[str] = []
+    n_done = 0
+    try:
+        for p in paths:
+            dense_path = None
+            if cfg.dense is not None:
+                dense_path = dense_dir / f"{p.stem}.tif" if dense_dir is not None else Path(cfg.dense)
+            n_done += _embed_file(p, fbands[p], bands, model, transform, cfg, device, writer, dense_path, meta, bar)
+            if dense_path is not None:
+                outputs.append(str(dense_path))
+        if writer is not None:
+            writer.close()
+            outputs.insert(0, str(cfg.out))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"patches": n_done, "files": len(paths), "outputs": outputs, "feature_dim": model.feature_dim}
+
+
+class _ParquetSink:
+    """Streams rows to ``<out>`` through a temporary file renamed on success."""
+
+    def __init__(self, out: Path, crs: Any, bbox: list[float], dim: int, meta: dict[str, Any]) -> None:
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+        self.schema = pa.schema(
+            [
+                ("source", pa.string()),
+                ("row", pa.int32()),
+                ("col", pa.int32()),
+                ("x_off", pa.int32()),
+                ("y_off", pa.int32()),
+                ("width", pa.int32()),
+                ("height", pa.int32()),
+                ("valid_fraction", pa.float32()),
+                ("embedding", pa.list_(pa.float32(), dim)),
+                ("geometry", pa.binary()),
+            ],
+            metadata={b"geo": json.dumps(_geo_metadata(crs, bbox)).encode(), b"seco": json.dumps(meta).encode()},
+        )
+        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        self.dim = dim
+
+    def write(self, cols: dict[str, Any], emb: np.ndarray) -> None:
+        arrays = [pa.array(cols[n], type=self.schema.field(n).type) for n in self.schema.names[:8]]
+        flat = pa.array(emb.astype(np.float32).ravel(), type=pa.float32())
+        arrays.append(pa.FixedSizeListArray.from_arrays(flat, self.dim))
+        arrays.append(pa.array(cols["geometry"], type=pa.binary()))
+        self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+@torch.no_grad()
+def _forward(model: Any, transform: InputTransform, batch: list[np.ndarray], device: torch.device, bf16: bool):
+    """(B, C, p, p) reflectance patches -> (B, D) float32 embeddings."""
+    x = transform.apply(torch.from_numpy(np.stack(batch)).to(device))  # (B, C, p, p)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+        return model.forward_features(x).float().cpu().numpy()  # (B, D)
+
+
+def _embed_file(
+    path: Path, fb: tuple[str, ...], bands: tuple[str, ...], model: Any, transform: InputTransform,
+    cfg: EmbedConfig, device: torch.device, sink: _ParquetSink | None, dense_path: Path | None,
+    meta: dict[str, Any], bar: Any,
+) -> int:
+    """Embed one file row of patches at a time; returns the number of patches embedded."""
+    indexes = [fb.index(b) + 1 for b in bands]
+    step, dim = cfg.step, model.feature_dim
+    done = 0
+    with _open(path) as src, contextlib.ExitStack() as stack:
+        scaling = _scaling(src, cfg)
+        ncols = len(grid_positions(src.width, cfg.patch, step))
+        nrows = len(grid_positions(src.height, cfg.patch, step))
+        dst = None
+        if dense_path is not None:
+            dst = stack.enter_context(_DenseSink(dense_path, src, nrows, ncols, dim, cfg.patch, step, meta))
+        rows: dict[str, list] = {k: [] for k in _ROW_COLUMNS}
+        embs: list[np.ndarray] = []
+        for r, y0, patches in iter_rows(src, indexes, cfg.patch, step, scaling):
+            todo = [(c, x0, a, f) for c, x0, a, f in patches if a is not None]
+            emb = np.zeros((0, dim), np.float32)
+            if todo:
+                emb = np.concatenate([
+                    _forward(model, transform, [a for _, _, a, _ in todo[i : i + cfg.batch_size]], device, cfg.bf16)
+                    for i in range(0, len(todo), cfg.batch_size)
+                ])
+            if dst is not None:
+                line = np.full((dim, 1, ncols), np.nan, np.float32)
+                for (c, _, _, _), e in zip(todo, emb, strict=True):
+                    line[:, 0, c] = e
+                dst.write_row(r, line)
+            if sink is not None and todo:
+                wins = np.array([[x0, y0, min(cfg.patch, src.width - x0), min(cfg.patch, src.height - y0)]
+                                 for _, x0, _, _ in todo])
+                rows["source"] += [path.name] * len(todo)
+                rows["row"] += [r] * len(todo)
+                rows["col"] += [c for c, _, _, _ in todo]
+                rows["x_off"] += wins[:, 0].tolist()
+                rows["y_off"] += wins[:, 1].tolist()
+                rows["width"] += wins[:, 2].tolist()
+                rows["height"] += wins[:, 3].tolist()
+                rows["valid_fraction"] += [f for _, _, _, f in todo]
+                rows["geometry"] += list(footprints(src.transform, wins))
+                embs.append(emb)
+                if sum(len(e) for e in embs) >= _ROWS_PER_GROUP:
+                    sink.write(rows, np.concatenate(embs))
+                    rows = {k: [] for k in _ROW_COLUMNS}
+                    embs = []
+            done += len(todo)
+            if bar is not None:
+                bar.update(len(patches))
+        if sink is not None and embs:
+            sink.write(rows, np.concatenate(embs))
+    return done
+
+
+_ROW_COLUMNS = ("source", "row", "col", "x_off", "y_off", "width", "height", "valid_fraction", "geometry")
+
+
+class _DenseSink:
+    """A float32 GeoTIFF of ``dim`` bands, one pixel per patch cell, written one grid row at a time to a
+    temporary file that is renamed on success (removed on failure)."""
+
+    def __init__(self, path: Path, src: Any, nrows: int, ncols: int, dim: int, patch: int, step: int,
+                 meta: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.tmp = path.parent / f".{path.name}.{os.getpid()}.tmp.tif"
+        shift = (patch - step) / 2.0  # centre the step-sized cell on the patch centre
+        self.ncols = ncols
+        self.dst = rasterio.open(
+            self.tmp, "w", driver="GTiff", width=ncols, height=nrows, count=dim, dtype="float32", crs=src.crs,
+            transform=src.transform * Affine.translation(shift, shift) * Affine.scale(step), nodata=float("nan"),
+            interleave="pixel", BIGTIFF="IF_SAFER",
+        )
+        self.dst.update_tags(**{k: json.dumps(v) for k, v in meta.items() if k != "config"})
+
+    def write_row(self, r: int, line: np.ndarray) -> None:
+        self.dst.write(line, window=Window(0, r, self.ncols, 1))  # (dim, 1, ncols)
+
+    def __enter__(self) -> _DenseSink:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.dst.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)

@@ -1,0 +1,695 @@
+"""A simulated Sentinel-2 scene archive on disk: COG band assets with SCL, STAC items, a stac-geoparquet index.
+
+What :func:`make_archive` writes under ``out_dir``::
+
+    collection.json              pystac Collection (self-contained: relative links to the items)
+    <item id>/<item id>.json     one STAC item per scene; asset hrefs relative (``./blue.tif``)
+    <item id>/<asset>.tif        one COG per band at its native resolution (10/20/60 m), plus ``scl.tif``
+    catalog.parquet              stac-geoparquet of the items (hrefs: absolute paths, or ``href_base`` URLs)
+    items.ndjson                 the same items, one JSON object per line (what ``pypgstac load items`` reads)
+    manifest.json                the configuration, sites, scenes and the deliberately broken assets
+
+The scenes: one *site* (an ``scene_px`` x ``scene_px`` tile at 10 m) per UTM zone in ``zones``, imaged on
+every date of ``dates``; scenes beyond ``len(zones) * len(dates)`` are revisits 5 days after a date (the
+second satellite). All scenes of a site share one grid, origin on a 60 m multiple, so the 10, 20 and 60 m
+grids nest exactly as in real Sentinel-2 tiles.
+
+The surface follows the model of :mod:`seco.synth.scene` (spectra calibrated on real samples in
+:mod:`seco.synth.spectra`): per pixel and date ``ln rho_b = ln mean_{k,b} + (within/mean)_{k,b} * texture +
+structure + slope_b * amp * (cos(2 pi (doy - peak) / 365) + 0.35 * vigour)``, with classes laid out as
+smooth blobs, crop parcels with their calendars, urban blocks with roads and parks, hill-shaded mountains
+with a seasonal snow line. Bands are rendered at 10 m and block-averaged to 20 and 60 m.
+
+Each scene then gets clouds (opacity from a smooth field, brightening every band towards a cloud
+spectrum), their shadows (the cloud field shifted away from the sun, darkening), sometimes thin cirrus, and
+sometimes a swath edge (a straight line beyond which every band and the SCL are 0). The SCL (20 m) is
+derived from the same fields: 0 nodata, 3 shadow, 4 vegetation (NDVI > 0.4), 5 not vegetated, 6 water,
+8/9 cloud medium/high (opacity > 0.5 / > 0.8), 10 cirrus, 11 snow. ``eo:cloud_cover`` is the share of
+valid SCL pixels in classes 8, 9, 10 (ESA's CLOUDY_PIXEL_PERCENTAGE; shadow is reported apart).
+
+DN are ``round(reflectance * 10000)`` clipped to 1..64535 (0 is nodata); scenes with processing baseline
+04.00 or later store ``DN + 1000`` (the BOA_ADD_OFFSET / RADIO_ADD_OFFSET of -1000) and, in the Earth
+Search style, say so with ``raster:bands`` ``offset: -0.1, scale: 0.0001``; earlier scenes carry no offset.
+The baseline of a scene follows the real history by acquisition date (:func:`processing_baseline`) unless
+forced.
+
+Broken on purpose (listed in ``manifest.json["faults"]``): ``corrupt`` assets, alternately *truncated*
+(cut inside the first full-resolution tile: the header and overviews read, every full-resolution tile
+fails) and *garbage* (random bytes), and ``missing`` assets whose file is deleted while the item still
+lists it; each on a different scene.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seco.bands import BY_NAME, L1C, L2A, parse_bands
+from seco.collect import cloud as scl_codes
+from seco.collect.catalog import ASSET_ALIASES, write_stac_geoparquet
+from seco.errors import ConfigError
+from seco.synth import geo, spectra
+from seco.synth.scene import CROPLAND, GRASSLAND, MOUNTAIN, URBAN, WATER, _fields, _rotated_grid
+
+K = len(spectra.CLASSES)
+#: Default acquisition dates: five dates 12 weeks apart across the 04.00 baseline change (25 Jan 2022).
+DEFAULT_DATES: tuple[dt.date, ...] = tuple(dt.date(2021, 9, 14) + dt.timedelta(weeks=12 * i) for i in range(5))
+REVISIT_DAYS = 5
+ASSET_STYLES = ("earth-search", "band")
+MANIFEST = "manifest.json"
+PARQUET = "catalog.parquet"
+NDJSON = "items.ndjson"
+#: Asset key per band, Earth Search style (``blue``, ``nir08``, ``scl``).
+EARTH_SEARCH_KEYS: dict[str, str] = {band: key for key, band in ASSET_ALIASES.items()}
+#: (first acquisition day, baseline): approximate history of the Sentinel-2 processing baselines.
+BASELINES: tuple[tuple[dt.date, str], ...] = (
+    (dt.date(2015, 6, 23), "02.01"),
+    (dt.date(2020, 1, 28), "02.14"),
+    (dt.date(2021, 6, 30), "03.00"),
+    (dt.date(2021, 11, 23), "03.01"),
+    (dt.date(2022, 1, 25), "04.00"),
+    (dt.date(2022, 12, 6), "05.09"),
+    (dt.date(2023, 7, 18), "05.10"),
+)
+_SITE_STREAM, _SCENE_STREAM, _FAULT_STREAM = 0xA5C1, 0xA5C2, 0xA5C3
+_FWHM_UM = {"B01": 0.027, "B02": 0.098, "B03": 0.045, "B04": 0.038, "B05": 0.019, "B06": 0.018, "B07": 0.028,
+            "B08": 0.145, "B8A": 0.033, "B09": 0.026, "B10": 0.075, "B11": 0.143, "B12": 0.242}
+
+
+def processing_baseline(when: dt.date | dt.datetime) -> str:
+    """The Sentinel-2 processing baseline in force on an acquisition day (approximate history)."""
+    day = when.date() if isinstance(when, dt.datetime) else when
+    out = BASELINES[0][1]
+    for start, pb in BASELINES:
+        if day >= start:
+            out = pb
+    return out
+
+
+def baseline_offset(pb: str) -> int:
+    """The DN added to reflectance x 10000 by a baseline: 1000 from 04.00 on, else 0."""
+    return 1000 if _baseline_tuple(pb) >= (4, 0) else 0
+
+
+def _baseline_tuple(pb: str) -> tuple[int, int]:
+    try:
+        major, minor = pb.split(".")
+        return int(major), int(minor)
+    except ValueError:
+        raise ConfigError(f"processing baseline {pb!r} is not like '04.00'") from None
+
+
+# ---------------------------------------------------------------------------------------------- sites
+
+
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """(P, P) -> (P/f, P/f) float32 mean over f x f blocks."""
+    a = np.asarray(a, dtype=np.float32)
+    out = np.zeros((a.shape[0] // f, a.shape[1] // f), np.float32)
+    for i in range(f):
+        for j in range(f):
+            out += a[i::f, j::f]
+    out *= 1.0 / (f * f)
+    return out
+
+
+def _block_any(a: np.ndarray, f: int) -> np.ndarray:
+    """(P, P) bool -> (P/f, P/f): any pixel of each f x f block."""
+    out = np.zeros((a.shape[0] // f, a.shape[1] // f), bool)
+    for i in range(f):
+        for j in range(f):
+            out |= a[i::f, j::f]
+    return out
+
+
+def _make_site(seed: int, index: int, zone: int, P: int) -> dict[str, Any]:
+    """One site: where (UTM grid), and the static land cover, texture and phenology parameters."""
+    rng = np.random.default_rng([seed, _SITE_STREAM, index])
+    lat = float(rng.uniform(42.0, 54.0))
+    lon = float(6 * zone - 183 + rng.uniform(-1.5, 1.5))
+    east, north = geo.to_utm(lat, lon, zone)
+    x0 = math.floor((east - P * 5) / 60.0) * 60.0
+    y0 = math.ceil((north + P * 5) / 60.0) * 60.0
+    tab = spectra.table(L1C)
+
+    blobs = _fields(rng, K, P, 3.2, cutoff=0.08)  # (K, P, P) one smooth field per class
+    tex, vigour = _fields(rng, 2, P, 2.2)
+    elevation = blobs[MOUNTAIN].copy()
+    bias = rng.normal(0.0, 0.6, K).astype(np.float32)
+    bias[MOUNTAIN] += 0.6 if rng.random() < 0.35 else -1.6
+    bias[WATER] -= 0.8
+    cls = np.argmax(blobs + bias[:, None, None], axis=0).astype(np.intp)  # (P, P)
+
+    offset = np.zeros((P, P), np.float32)  # structure, ln units
+    amp_fac = np.ones((P, P), np.float32)
+    peak = tab["peak"][cls].copy()
+    crop, grass = cls == CROPLAND, cls == GRASSLAND
+    parcel, _ = _rotated_grid(rng, P, (14.0, 50.0))
+    uniq, inv = np.unique(parcel, return_inverse=True)
+    inv = inv.reshape(P, P)
+    cal = rng.choice(len(spectra.CROP_CALENDARS), size=len(uniq), p=[0.35, 0.3, 0.2, 0.15])
+    cal_peak = np.array([c[0] for c in spectra.CROP_CALENDARS], np.float32)[cal]
+    cal_amp = np.array([c[1] for c in spectra.CROP_CALENDARS], np.float32)[cal]
+    peak[crop] = cal_peak[inv[crop]]
+    amp_fac[crop] = cal_amp[inv[crop]]
+    offset[crop] += rng.normal(0, 0.08, len(uniq)).astype(np.float32)[inv[crop]]
+    peak[grass] += rng.normal(0, 12, len(uniq)).astype(np.float32)[inv[grass]]
+    amp_fac[grass] = rng.uniform(0.7, 1.3, len(uniq)).astype(np.float32)[inv[grass]]
+    offset[grass] += rng.normal(0, 0.05, len(uniq)).astype(np.float32)[inv[grass]]
+
+    block, dist = _rotated_grid(rng, P, (10.0, 28.0))
+    uniq, inv = np.unique(block, return_inverse=True)
+    inv = inv.reshape(P, P)
+    urban = cls == URBAN
+    park = (rng.random(len(uniq)) < 0.12)[inv] & urban & (dist >= 1.0)
+    road = urban & (dist < 1.0)
+    offset[urban] += rng.normal(0, 0.18, len(uniq)).astype(np.float32)[inv[urban]]
+    cls[park] = GRASSLAND
+    offset[road] = math.log(0.7)
+    amp_fac[road] = 0.0
+
+    mountain = cls == MOUNTAIN
+    gy, gx = np.gradient(elevation)
+    shade = gx - gy
+    offset[mountain] += 0.3 * (shade / (shade.std() + 1e-6))[mountain]
+
+    rel_between = tab["between"] / tab["mean"]  # (K, 13)
+    jitter = 0.5 * rel_between * (rng.normal(size=(K, 1)) + 0.5 * rng.normal(size=(K, 13)))
+    return {
+        "index": index, "zone": zone, "epsg": 32600 + zone, "lat": lat, "lon": lon, "x0": x0, "y0": y0,
+        "tile": geo.mgrs_tile(lat, lon), "cls": cls, "tex": tex, "vigour": vigour, "offset": offset,
+        "amp": (tab["amp"][cls] * amp_fac).astype(np.float32), "peak": peak.astype(np.float32),
+        "elev01": ((elevation - elevation.min()) / (np.ptp(elevation) + 1e-6)).astype(np.float32),
+        "ln_mean": (np.log(tab["mean"]) + jitter).astype(np.float32),  # (K, 13)
+        "rel_within": (tab["within"] / tab["mean"]).astype(np.float32),  # (K, 13)
+        "slope": tab["slope"], "snow": tab["snow"], "cloud": tab["cloud"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- scenes
+
+
+def _scene_conditions(site: dict[str, Any], rng: np.random.Generator, P: int, when: dt.datetime,
+                      regime: str, edge: bool) -> dict[str, Any]:
+    """Per-date fields of one scene: phenology deviation, snow, cloud, shadow, cirrus, nodata (all (P, P))."""
+    doy = when.timetuple().tm_yday
+    dev = site["amp"] * (np.cos((2 * math.pi / 365.0) * (doy - site["peak"])) + 0.35 * site["vigour"])
+    cover = 0.15 + 0.75 * (0.5 + 0.5 * math.cos(2 * math.pi * (doy - 15) / 365.0))
+    snow = np.clip((site["elev01"] - (1.0 - cover)) / 0.04, 0.0, 1.0) * (site["cls"] == MOUNTAIN)
+    cloud_field, cirrus_field, cloud_tex = _fields(rng, 3, P, 3.2, cutoff=0.08)
+    alpha = np.zeros((P, P), np.float32)
+    shadow = np.zeros((P, P), np.float32)
+    cirrus = np.zeros((P, P), bool)
+    if regime != "clear":
+        cov = float(rng.uniform(0.02, 0.15) if regime == "scattered" else rng.uniform(0.4, 0.9))
+        alpha = np.clip((cloud_field - np.quantile(cloud_field, 1 - cov)) / 0.6 + 0.5, 0.0, 1.0).astype(np.float32)
+        length = float(rng.uniform(30, 120))  # shadow throw in px: cloud height x tan(sun zenith)
+        az = math.radians(330.0 + rng.uniform(-15, 15))  # morning sun in the SSE: shadows fall NNW
+        dr, dc = int(round(-length * math.cos(az))), int(round(length * math.sin(az)))
+        src_r = slice(max(-dr, 0), P - max(dr, 0))
+        src_c = slice(max(-dc, 0), P - max(dc, 0))
+        dst_r = slice(max(dr, 0), P - max(-dr, 0))
+        dst_c = slice(max(dc, 0), P - max(-dc, 0))
+        shadow[dst_r, dst_c] = alpha[src_r, src_c]
+        shadow *= 1.0 - alpha
+        if rng.random() < 0.25:
+            cirrus = cirrus_field > np.quantile(cirrus_field, 1 - float(rng.uniform(0.03, 0.15)))
+    nodata = np.zeros((P, P), bool)
+    edge_line = None
+    if edge:
+        theta = math.radians(float(rng.uniform(-14, -6)) + (180.0 if rng.random() < 0.5 else 0.0))
+        frac = float(rng.uniform(0.1, 0.45))
+        r, c = np.mgrid[0:P, 0:P].astype(np.float32) + 0.5
+        u = c * math.cos(theta) + r * math.sin(theta)  # distance along the across-track axis
+        thr = float(np.quantile(u, 1 - frac))
+        nodata = u > thr
+        edge_line = (math.cos(theta), math.sin(theta), thr)
+    return {"doy": doy, "dev": dev, "snow": snow, "alpha": alpha, "shadow": shadow, "cirrus": cirrus,
+            "cloud_tex": cloud_tex, "nodata": nodata, "edge_line": edge_line}
+
+
+def _render_band(site: dict[str, Any], cond: dict[str, Any], band: str, surface_only: bool = False) -> np.ndarray:
+    """(P, P) float32 reflectance x 10000 of one band at 10 m (clouds included unless ``surface_only``)."""
+    b = L1C.index(band)
+    cls = site["cls"]
+    ln = site["ln_mean"][:, b][cls] + site["rel_within"][:, b][cls] * site["tex"] + site["offset"]
+    ln += site["slope"][b] * cond["dev"]
+    img = np.exp(ln, dtype=np.float32)
+    snow = cond["snow"]
+    if snow.any():
+        img += snow * (site["snow"][b] * (1 + 0.03 * site["tex"]) - img)
+    if surface_only:
+        return img
+    img *= 1.0 - 0.55 * cond["shadow"]
+    if cond["cirrus"].any():
+        img = np.where(cond["cirrus"], img + 0.25 * (site["cloud"][b] - img), img)
+    alpha = cond["alpha"]
+    img += alpha * (site["cloud"][b] * (0.92 + 0.08 * cond["cloud_tex"]) - img)
+    return img
+
+
+def _scl(site: dict[str, Any], cond: dict[str, Any]) -> np.ndarray:
+    """(P/2, P/2) uint8 scene classification at 20 m, from the same fields as the bands."""
+    red = _block_mean(_render_band(site, cond, "B04", surface_only=True), 2)
+    nir = _block_mean(_render_band(site, cond, "B08", surface_only=True), 2)
+    ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
+    water = _block_mean((site["cls"] == WATER).astype(np.float32), 2)
+    snow = _block_mean(cond["snow"], 2)
+    alpha = _block_mean(cond["alpha"], 2)
+    shadow = _block_mean(cond["shadow"], 2)
+    cirrus = _block_mean(cond["cirrus"].astype(np.float32), 2)
+    out = np.full(red.shape, scl_codes.SCL_NOT_VEGETATED, np.uint8)
+    out[ndvi > 0.4] = scl_codes.SCL_VEGETATION
+    out[water > 0.5] = scl_codes.SCL_WATER
+    out[snow > 0.5] = scl_codes.SCL_SNOW
+    out[cirrus > 0.5] = scl_codes.SCL_CIRRUS
+    out[shadow > 0.5] = scl_codes.SCL_CLOUD_SHADOW
+    out[alpha > 0.5] = scl_codes.SCL_CLOUD_MEDIUM
+    out[alpha > 0.8] = scl_codes.SCL_CLOUD_HIGH
+    out[_block_any(cond["nodata"], 2)] = scl_codes.SCL_NODATA
+    return out
+
+
+def _to_dn(img: np.ndarray, nodata: np.ndarray, add: int) -> np.ndarray:
+    out = np.clip(np.rint(img), 1, 65535 - 1000).astype(np.uint16)
+    if add:
+        out += np.uint16(add)
+    out[nodata] = 0
+    return out
+
+
+def _write_cog(path: Path, arr: np.ndarray, epsg: int, transform: tuple[float, ...], *, blocksize: int,
+               overviews: bool, resampling: str, description: str) -> None:
+    import rasterio
+    from rasterio.transform import Affine
+
+    with rasterio.open(
+        path, "w", driver="COG", width=arr.shape[1], height=arr.shape[0], count=1, dtype=arr.dtype,
+        crs=f"EPSG:{epsg}", transform=Affine(*transform), nodata=0, compress="ZSTD", level=3, predictor="YES",
+        blocksize=blocksize, overviews="AUTO" if overviews else "NONE", overview_resampling=resampling,
+    ) as dst:
+        dst.write(arr, 1)
+        dst.set_band_description(1, description)
+
+
+def _footprint(site: dict[str, Any], P: int, edge_line: tuple[float, float, float] | None) -> dict[str, Any]:
+    """GeoJSON polygon (WGS84) of the valid data: the tile square cut by the swath edge."""
+    import shapely.geometry
+    from rasterio.warp import transform_geom
+    from shapely import affinity
+
+    poly = shapely.geometry.box(0, 0, P, P)  # pixel (col, row)
+    if edge_line is not None:
+        cx, cy, thr = edge_line
+        big = 4.0 * P  # half-plane u <= thr as a large polygon
+        px, py = cx * thr, cy * thr  # foot of the edge line
+        tx, ty = -cy, cx  # along the line
+        half = shapely.geometry.Polygon([
+            (px + tx * big, py + ty * big), (px - tx * big, py - ty * big),
+            (px - tx * big - cx * big, py - ty * big - cy * big), (px + tx * big - cx * big, py + ty * big - cy * big),
+        ])
+        poly = poly.intersection(half)
+    poly = affinity.affine_transform(poly, [10.0, 0.0, 0.0, -10.0, site["x0"], site["y0"]])
+    poly = poly.segmentize(P * 10.0 / 8)
+    return transform_geom(f"EPSG:{site['epsg']}", "EPSG:4326", shapely.geometry.mapping(poly))
+
+
+# ---------------------------------------------------------------------------------------------- items
+
+
+def _asset_key(band: str, style: str) -> str:
+    if band == "SCL":
+        return "scl" if style == "earth-search" else "SCL"
+    return EARTH_SEARCH_KEYS[band] if style == "earth-search" else band
+
+
+def _item(scene: dict[str, Any], site: dict[str, Any], bands: Sequence[str], style: str, level: str,
+          raster_offsets: bool, P: int, geometry: dict[str, Any], scl_counts: dict[str, float]) -> Any:
+    import pystac
+    import shapely.geometry
+
+    when: dt.datetime = scene["datetime"]
+    pb: str = scene["processing_baseline"]
+    props: dict[str, Any] = {
+        "platform": scene["platform"], "constellation": "sentinel-2", "instruments": ["msi"],
+        "gsd": 10, "eo:cloud_cover": round(scl_counts["cloud"], 4),
+        "s2:processing_baseline": pb, "s2:product_type": "S2MSI2A" if level == "L2A" else "S2MSI1C",
+        "s2:nodata_pixel_percentage": round(scl_counts["nodata"], 4),
+        "s2:cloud_shadow_percentage": round(scl_counts["shadow"], 4),
+        "s2:boa_add_offset" if level == "L2A" else "s2:radio_add_offset": -baseline_offset(pb),
+        "mgrs:utm_zone": site["zone"], "mgrs:latitude_band": site["tile"][2], "mgrs:grid_square": site["tile"][3:],
+        "seco:site": site["index"],
+    }
+    if style == "earth-search":
+        props["proj:epsg"] = site["epsg"]
+        proj_ext = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+    else:
+        props["proj:code"] = f"EPSG:{site['epsg']}"
+        proj_ext = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+    bbox = list(shapely.geometry.shape(geometry).bounds)
+    item = pystac.Item(
+        id=scene["id"], geometry=geometry, bbox=bbox, datetime=when, properties=props,
+        collection=scene["collection"],
+        stac_extensions=["https://stac-extensions.github.io/eo/v1.1.0/schema.json", proj_ext,
+                         "https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
+    )
+    offset = baseline_offset(pb)
+    for band in (*bands, *(("SCL",) if level == "L2A" else ())):
+        res = 20 if band == "SCL" else BY_NAME[band].resolution_m
+        n = P * 10 // res
+        extra: dict[str, Any] = {
+            "proj:shape": [n, n], "proj:transform": [float(res), 0.0, site["x0"], 0.0, -float(res), site["y0"]],
+            "gsd": res,
+        }
+        if band == "SCL":
+            extra["raster:bands"] = [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20, "unit": "class"}]
+            roles, title = ["data"], "Scene classification map (SCL)"
+        else:
+            info = BY_NAME[band]
+            extra["eo:bands"] = [{"name": _asset_key(band, style), "common_name": info.common_name,
+                                  "description": f"{info.common_name} ({band})",
+                                  "center_wavelength": round(info.wavelength_nm / 1000.0, 4),
+                                  "full_width_half_max": _FWHM_UM[band]}]
+            rb: dict[str, Any] = {"nodata": 0, "data_type": "uint16", "bits_per_sample": 15,
+                                  "spatial_resolution": res}
+            if offset and raster_offsets:
+                rb.update(scale=0.0001, offset=-offset / 10000.0)
+            extra["raster:bands"] = [rb]
+            roles, title = ["data", "reflectance"], f"{band} ({info.common_name}) - {res}m"
+        key = _asset_key(band, style)
+        item.add_asset(key, pystac.Asset(
+            href=str(scene["dir"] / f"{key}.tif"), media_type=pystac.MediaType.COG, roles=roles, title=title,
+            extra_fields=extra,
+        ))
+    return item
+
+
+# ---------------------------------------------------------------------------------------------- archive
+
+
+def _check_args(zones: Sequence[int], dates: Sequence[Any], scene_px: int, num_scenes: int, corrupt: int,
+                missing: int, asset_keys: str, level: str, blocksize: int) -> None:
+    if not zones or any(isinstance(z, bool) or not isinstance(z, int) or not 1 <= z <= 60 for z in zones):
+        raise ConfigError(f"zones={tuple(zones)!r} must be UTM zone numbers 1..60, e.g. (31, 32, 33)")
+    if len(set(zones)) != len(zones):
+        raise ConfigError(f"zones={tuple(zones)!r} lists a zone twice; give each zone once")
+    if not dates:
+        raise ConfigError("dates is empty; give at least one acquisition date")
+    if isinstance(scene_px, bool) or not isinstance(scene_px, int) or scene_px < 60 or scene_px % 6:
+        raise ConfigError(f"scene_px={scene_px!r} must be a multiple of 6 (so 20 and 60 m grids nest) and >= 60, "
+                          "e.g. 1098")
+    if num_scenes < 1:
+        raise ConfigError(f"num_scenes={num_scenes!r} must be >= 1")
+    if corrupt < 0 or missing < 0 or corrupt + missing > num_scenes:
+        raise ConfigError(f"corrupt={corrupt} and missing={missing} must be >= 0 and together at most "
+                          f"num_scenes={num_scenes} (one broken asset per scene)")
+    if asset_keys not in ASSET_STYLES:
+        raise ConfigError(f"asset_keys={asset_keys!r} must be one of {', '.join(ASSET_STYLES)}")
+    if level not in ("L2A", "L1C"):
+        raise ConfigError(f"level={level!r} must be 'L2A' or 'L1C'")
+    if blocksize not in (256, 512, 1024):
+        raise ConfigError(f"blocksize={blocksize!r} must be 256, 512 or 1024")
+
+
+def _as_date(d: Any) -> dt.date:
+    if isinstance(d, dt.datetime):
+        return d.date()
+    if isinstance(d, dt.date):
+        return d
+    if isinstance(d, str):
+        try:
+            return dt.date.fromisoformat(d[:10])
+        except ValueError:
+            pass
+    raise ConfigError(f"date {d!r} is not a date; give datetime.date objects or ISO strings like '2022-03-01'")
+
+
+def make_archive(
+    out_dir: str | Path,
+    seed: int = 0,
+    num_scenes: int | None = None,
+    zones: Sequence[int] = (31, 32, 33),
+    dates: Sequence[dt.date | str] = DEFAULT_DATES,
+    scene_px: int = 1098,
+    bands: str | Sequence[str] | None = None,
+    corrupt: int = 2,
+    progress: bool = True,
+    *,
+    missing: int = 1,
+    level: str = "L2A",
+    asset_keys: str = "earth-search",
+    raster_offsets: bool = True,
+    baseline: str | None = None,
+    href_base: str | None = None,
+    blocksize: int = 512,
+    overviews: bool = False,
+    cloud_probs: tuple[float, float, float] = (0.55, 0.35, 0.1),
+    edge_prob: float = 0.3,
+) -> Path:
+    """Write a simulated Sentinel-2 scene archive (see the module docstring for the layout and model).
+
+    Args:
+        out_dir: folder to create (must not exist or be empty).
+        seed: the seed; sites depend on (seed, site), scenes on (seed, scene index).
+        num_scenes: scenes to write; ``None`` = ``len(zones) * len(dates)``; more adds revisits.
+        zones: UTM zones (northern hemisphere), one site each.
+        dates: acquisition days (site scenes at about 10:30 local solar time).
+        scene_px: tile side in 10 m pixels (multiple of 6).
+        bands: bands to write (a :func:`seco.bands.parse_bands` spec); ``None`` = the level's 12 / 13 bands.
+        corrupt: assets to break (alternately truncated and garbage bytes).
+        progress: print one line per scene to stderr.
+        missing: assets whose file is deleted (the item still lists them).
+        level: ``"L2A"`` (with SCL) or ``"L1C"`` (no SCL, B10 included by default).
+        asset_keys: ``"earth-search"`` (``blue``, ``nir08``, ``scl``; ``proj:epsg``) or ``"band"`` (``B02``,
+            ``SCL``; ``proj:code``, as Planetary Computer).
+        raster_offsets: write ``raster:bands`` ``offset``/``scale`` on >= 04.00 scenes (Earth Search does;
+            Planetary Computer does not, leaving only ``s2:processing_baseline``).
+        baseline: force this processing baseline on every scene (e.g. ``"03.01"``); ``None`` = by date.
+        href_base: http(s) URL the root is served at, for the hrefs of catalog.parquet and items.ndjson;
+            ``None`` = absolute local paths. :func:`write_index` rewrites them later.
+        blocksize: COG tile size.
+        overviews: add internal overviews (real Sentinel-2 COGs have them; patch reads never use them).
+        cloud_probs: chances of a clear, scattered (2-15 % cloud, sometimes thin cirrus) and overcast (40-90 %) scene.
+        edge_prob: chance that a scene has a swath edge (nodata beyond a line, 10-45 % of it).
+
+    At least one scene has clouds and one has a swath edge whenever there are 3 scenes or more, so tests
+    always find both.
+
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    import pystac
+
+    out = Path(out_dir)
+    dates_ = [_as_date(d) for d in dates]
+    n_scenes = len(zones) * len(dates_) if num_scenes is None else int(num_scenes)
+    _check_args(tuple(zones), dates_, scene_px, n_scenes, corrupt, missing, asset_keys, level, blocksize)
+    if baseline is not None:
+        _baseline_tuple(baseline)
+    band_list = parse_bands(bands if bands is not None else (L2A if level == "L2A" else L1C))
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty; give a new folder for the archive")
+    out.mkdir(parents=True, exist_ok=True)
+    P = scene_px
+    collection_id = "sentinel-2-l2a" if level == "L2A" else "sentinel-2-l1c"
+
+    sites = [_make_site(seed, i, z, P) for i, z in enumerate(zones)]
+    rng = np.random.default_rng([seed, _SCENE_STREAM])
+    plan = []
+    for i in range(n_scenes):
+        rep, rest = divmod(i, len(zones) * len(dates_))
+        d_idx, s_idx = divmod(rest, len(zones))
+        regime = str(rng.choice(["clear", "scattered", "overcast"], p=list(cloud_probs)))
+        plan.append({"i": i, "site": s_idx, "date": dates_[d_idx] + dt.timedelta(days=REVISIT_DAYS * rep),
+                     "regime": regime, "edge": bool(rng.random() < edge_prob)})
+    if n_scenes >= 3:
+        if all(p["regime"] == "clear" for p in plan):
+            plan[1]["regime"] = "scattered"
+        if not any(p["edge"] for p in plan):
+            plan[2]["edge"] = True
+
+    items, scenes_meta, ids = [], [], set()
+    for p in plan:
+        site = sites[p["site"]]
+        srng = np.random.default_rng([seed, _SCENE_STREAM, p["i"]])
+        hour = 10.5 - site["lon"] / 15.0
+        when = dt.datetime.combine(p["date"], dt.time(0), tzinfo=dt.UTC) + dt.timedelta(
+            hours=hour, minutes=float(srng.uniform(-3, 3)), microseconds=int(srng.integers(0, 10**6)))
+        platform = "sentinel-2a" if srng.random() < 0.5 else "sentinel-2b"
+        pb = baseline or processing_baseline(when)
+        base_id = f"S2{platform[-1].upper()}_{site['tile']}_{when:%Y%m%d}_0_{level}"
+        iid, k = base_id, 1
+        while iid in ids:
+            iid, k = f"{base_id[:-4]}_{k}_{level}", k + 1
+        ids.add(iid)
+        sdir = out / iid
+        sdir.mkdir()
+        cond = _scene_conditions(site, srng, P, when, p["regime"], p["edge"])
+        add = baseline_offset(pb)
+        for band in band_list:
+            img = _render_band(site, cond, band)
+            f = BY_NAME[band].resolution_m // 10
+            nod = cond["nodata"]
+            if f > 1:
+                img, nod = _block_mean(img, f), _block_any(nod, f)
+            res = 10 * f
+            _write_cog(sdir / f"{_asset_key(band, asset_keys)}.tif", _to_dn(img, nod, add), site["epsg"],
+                       (float(res), 0.0, site["x0"], 0.0, -float(res), site["y0"]), blocksize=blocksize,
+                       overviews=overviews, resampling="AVERAGE", description=band)
+        scl = _scl(site, cond)
+        valid = scl != scl_codes.SCL_NODATA
+        nvalid = max(int(valid.sum()), 1)
+        counts = {
+            "cloud": 100.0 * float(np.isin(scl, (8, 9, 10)).sum()) / nvalid,
+            "shadow": 100.0 * float((scl == scl_codes.SCL_CLOUD_SHADOW).sum()) / nvalid,
+            "nodata": 100.0 * float((~valid).mean()),
+        }
+        if level == "L2A":
+            _write_cog(sdir / f"{_asset_key('SCL', asset_keys)}.tif", scl, site["epsg"],
+                       (20.0, 0.0, site["x0"], 0.0, -20.0, site["y0"]), blocksize=blocksize, overviews=overviews,
+                       resampling="MODE", description="SCL")
+        geometry = _footprint(site, P, cond["edge_line"])
+        scene = {"id": iid, "datetime": when, "processing_baseline": pb, "platform": platform,
+                 "collection": collection_id, "dir": sdir}
+        item = _item(scene, site, band_list, asset_keys, level, raster_offsets, P, geometry, counts)
+        item.set_self_href(str(sdir / f"{iid}.json"))
+        item.make_asset_hrefs_relative()
+        items.append(item)
+        scenes_meta.append({
+            "id": iid, "site": site["index"], "zone": site["zone"], "epsg": site["epsg"], "tile": site["tile"],
+            "datetime": when.isoformat().replace("+00:00", "Z"), "processing_baseline": pb, "dn_offset": add,
+            "cloud_regime": p["regime"], "cloud_cover": counts["cloud"], "shadow_percentage": counts["shadow"],
+            "nodata_percentage": counts["nodata"], "swath_edge": p["edge"], "bbox": item.bbox,
+        })
+        if progress:
+            print(f"synth archive: scene {p['i'] + 1}/{n_scenes} {iid} cloud {counts['cloud']:.1f}% "
+                  f"nodata {counts['nodata']:.1f}%", file=sys.stderr)
+
+    coll = pystac.Collection(
+        id=collection_id, description=f"Simulated Sentinel-2 {level} archive (seco.synth.archive, seed {seed})",
+        extent=pystac.Extent(
+            pystac.SpatialExtent([_union([it.bbox for it in items])]),
+            pystac.TemporalExtent([[min(it.datetime for it in items), max(it.datetime for it in items)]]),
+        ),
+        license="CC0-1.0",
+    )
+    for it in items:
+        coll.add_item(it)
+    coll.normalize_hrefs(str(out))
+    coll.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+
+    faults = _break_assets(out, items, seed, corrupt, missing)
+    manifest = {
+        "version": 1,
+        "config": {"seed": seed, "num_scenes": n_scenes, "zones": list(zones), "dates": [d.isoformat() for d in dates_],
+                   "scene_px": P, "bands": list(band_list), "corrupt": corrupt, "missing": missing, "level": level,
+                   "asset_keys": asset_keys, "raster_offsets": raster_offsets, "baseline": baseline,
+                   "blocksize": blocksize, "overviews": overviews, "cloud_probs": list(cloud_probs), "edge_prob": edge_prob},
+        "collection": collection_id,
+        "sites": [{k: s[k] for k in ("index", "zone", "epsg", "lat", "lon", "x0", "y0", "tile")} for s in sites],
+        "scenes": scenes_meta,
+        "faults": faults,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    write_index(out, href_base)
+    return out
+
+
+def _union(boxes: Sequence[Sequence[float]]) -> list[float]:
+    a = np.asarray(boxes, dtype=np.float64)
+    return [float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())]
+
+
+def _break_assets(root: Path, items: Sequence[Any], seed: int, corrupt: int, missing: int) -> list[dict[str, Any]]:
+    """Truncate / garble / delete assets on distinct scenes; the faults as manifest records."""
+    import rasterio
+
+    if corrupt + missing == 0:
+        return []
+    rng = np.random.default_rng([seed, _FAULT_STREAM])
+    chosen = rng.choice(len(items), size=corrupt + missing, replace=False)
+    kinds = ["truncated" if j % 2 == 0 else "garbage" for j in range(corrupt)] + ["missing"] * missing
+    faults = []
+    for idx, kind in zip(chosen, kinds, strict=True):
+        item = items[int(idx)]
+        keys = sorted(item.assets)
+        key = keys[int(rng.integers(len(keys)))]
+        path = root / item.id / f"{key}.tif"
+        size = path.stat().st_size
+        if kind == "truncated":
+            with rasterio.open(path) as src:
+                bw, bh = src.block_shapes[0]
+                nbx, nby = -(-src.width // bw), -(-src.height // bh)
+                offs = [int(src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=1))
+                        for y in range(nby) for x in range(nbx)]
+                first = min(offs)
+                first_size = int(src.get_tag_item(f"BLOCK_SIZE_{offs.index(first) % nbx}_{offs.index(first) // nbx}",
+                                                  "TIFF", bidx=1))
+            with open(path, "r+b") as fh:
+                fh.truncate(first + first_size // 2)
+        elif kind == "garbage":
+            path.write_bytes(rng.bytes(size))
+        else:
+            path.unlink()
+        band = "SCL" if key.lower() == "scl" else ASSET_ALIASES.get(key.lower(), key)
+        faults.append({"item": item.id, "asset": key, "band": band, "kind": kind, "path": str(path.resolve())})
+    return faults
+
+
+# ---------------------------------------------------------------------------------------------- index
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The ``manifest.json`` of an archive."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise ConfigError(f"{Path(root)} is not a synth archive (no {MANIFEST}); make one with make_archive")
+    return json.loads(path.read_text())
+
+
+def archive_items(root: str | Path, href_base: str | None = None) -> list[dict[str, Any]]:
+    """The STAC items of an archive as dicts, asset hrefs absolute paths or under ``href_base`` (a URL).
+
+    Links are dropped (they are relative to the item files); everything else is as in the item JSON.
+    """
+    root = Path(root).resolve()
+    out = []
+    for scene in read_manifest(root)["scenes"]:
+        d = json.loads((root / scene["id"] / f"{scene['id']}.json").read_text())
+        for a in d["assets"].values():
+            rel = a["href"].removeprefix("./")
+            a["href"] = (f"{href_base.rstrip('/')}/{scene['id']}/{rel}" if href_base
+                         else str(root / scene["id"] / rel))
+        d["links"] = []
+        out.append(d)
+    return out
+
+
+def write_index(root: str | Path, href_base: str | None = None, parquet: str = PARQUET,
+                ndjson: str = NDJSON) -> Path:
+    """(Re)write the stac-geoparquet and NDJSON indexes of an archive with hrefs for ``href_base``.
+
+    Args:
+        root: the archive.
+        href_base: e.g. ``"http://127.0.0.1:8080/archive"`` when nginx serves ``root`` there; ``None`` =
+            absolute local paths.
+        parquet: file name of the stac-geoparquet under ``root``.
+        ndjson: file name of the NDJSON under ``root``.
+
+    Returns:
+        The path of the stac-geoparquet file.
+    """
+    root = Path(root)
+    items = archive_items(root, href_base)
+    coll = json.loads((root / "collection.json").read_text())
+    coll["links"] = []
+    path = write_stac_geoparquet(items, root / parquet, {coll["id"]: coll})
+    (root / ndjson).write_text("".join(json.dumps(it) + "\n" for it in items))
+    return path

@@ -1,0 +1,207 @@
+"""``seco eval eurosat|bigearthnet|compare`` end to end on seeded fakes (and the real samples when present)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from seco.bands import L1C, L2A, RGB
+from seco.data.eurosat import EuroSAT
+from seco.models.resnet import ResNet
+from tests.eval._helpers import SHARED, make_export
+
+FILES = ("metrics.json", "report.md", "config.yaml", "label_fractions.png")
+
+
+def _metrics(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_eurosat_fast_probe_random_init(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
+                                "--fractions", "20,100", "--cache-dir", tmp_path / "cache", "--no-progress")
+    assert code == 0, err
+    assert "test accuracy" in stdout
+    for f in (*FILES, "confusion_matrix.png", "per_class_accuracy.png"):
+        assert (out / f).is_file(), f
+    m = _metrics(out)
+    assert m["protocol"] == "fast" and m["weights_kind"] == "random" and m["backbone_unchanged"] is True
+    assert m["splits"] == {"train": 30, "val": 10, "test": 10, "test_is_val": False}
+    assert set(m["fractions"]) == {"20", "100"}
+    assert m["fractions"]["20"]["n_train"] == 10 and m["fractions"]["100"]["n_train"] == 30
+    r = m["fractions"]["100"]
+    assert np.asarray(r["confusion_matrix"]).sum() == 10 and len(r["per_class_accuracy"]) == 10
+    assert r["accuracy"] >= 0.8  # the fakes carry a strong class signal
+    assert m["headline"] == {"metric": "accuracy", "value": r["accuracy"], "fraction": 100.0,
+                             "by_fraction": {"20": m["fractions"]["20"]["accuracy"], "100": r["accuracy"]}}
+    assert m["normalization"].startswith("train split statistics")
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["weights"] == "random" and cfg["fractions"] == [20.0, 100.0] and cfg["task"] == "eurosat"
+    assert "| 100 % | 30 |" in (out / "report.md").read_text()
+
+
+def test_export_weights_and_feature_cache_hit(
+    run_cli, fake_eurosat: Path, export_l1c_reversed: Path, tmp_path: Path, forward_counter: dict
+) -> None:
+    cache = tmp_path / "cache"
+    args = ["eval", "eurosat", "--root", fake_eurosat, "--weights", export_l1c_reversed, "--cache-dir", cache,
+            "--no-progress", "--batch-size", "16"]
+    code, _, err = run_cli(*args, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert forward_counter["images"] == 50  # train 30 + val 10 + test 10, once each
+    a = _metrics(tmp_path / "a")
+    assert a["cache"] == {"train": "miss", "val": "miss", "test": "miss"}
+    assert a["weights_kind"] == "export" and a["bands"] == list(reversed(L1C))  # the weights' order
+    assert a["normalization"] == "weights (export)"
+    entries = sorted((cache / "features").glob("*.npz"))
+    assert len(entries) == 3
+    mtimes = [p.stat().st_mtime_ns for p in entries]
+
+    forward_counter["images"] = 0
+    code, _, err = run_cli(*args, "--out", tmp_path / "b")
+    assert code == 0, err
+    assert forward_counter["images"] == 0  # nothing recomputed
+    b = _metrics(tmp_path / "b")
+    assert b["cache"] == {"train": "hit", "val": "hit", "test": "hit"}
+    assert b["fractions"]["100"]["accuracy"] == a["fractions"]["100"]["accuracy"]
+    assert [p.stat().st_mtime_ns for p in entries] == mtimes
+
+    forward_counter["images"] = 0  # another transform (bf16) is another key
+    code, _, err = run_cli(*args, "--out", tmp_path / "c", "--bf16")
+    assert code == 0, err
+    assert forward_counter["images"] == 50 and _metrics(tmp_path / "c")["cache"]["train"] == "miss"
+
+
+def test_a_backbone_that_changes_is_caught(run_cli, fake_eurosat: Path, tmp_path: Path, monkeypatch) -> None:
+    original = ResNet.forward_features
+
+    def drifting(self, x):  # an injected bug: every forward pass nudges a weight
+        with torch.no_grad():
+            self.layer3[0].conv2.weight.add_(1e-4)
+        return original(self, x)
+
+    monkeypatch.setattr(ResNet, "forward_features", drifting)
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
+                           "--no-cache", "--no-progress")
+    assert code == 2
+    assert "frozen backbone changed" in err and "layer3.0.conv2.weight" in err
+    assert not (out / "metrics.json").exists()
+
+
+def test_band_mismatch_is_refused(run_cli, fake_eurosat: Path, fake_bigearthnet: Path,
+                                  export_l1c_reversed: Path, tmp_path: Path) -> None:
+    rgb = make_export(tmp_path / "rgb", RGB)
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", rgb, "--bands", "B02,B03,B04,B08",
+                           "--out", tmp_path / "x", "--no-progress")
+    assert code == 2 and "trained on bands B04, B03, B02" in err and "extra B08" in err
+    code, _, err = run_cli("eval", "bigearthnet", "--root", fake_bigearthnet, "--weights", export_l1c_reversed,
+                           "--out", tmp_path / "y", "--no-progress")
+    assert code == 2 and "B10" in err and "does not have" in err
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", tmp_path / "nope.pth",
+                           "--out", tmp_path / "z", "--no-progress")
+    assert code == 2 and "not found" in err
+
+
+def test_rgb_export_reads_the_rgb_bands_of_ms_data(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
+    rgb = make_export(tmp_path / "rgb", RGB)
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", rgb, "--bands", "B02,B03,B04",
+                           "--out", tmp_path / "run", "--cache-dir", tmp_path / "cache", "--no-progress")
+    assert code == 0, err
+    assert _metrics(tmp_path / "run")["bands"] == list(RGB)
+
+
+def test_bigearthnet_fast_probe(run_cli, fake_bigearthnet: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "bigearthnet", "--root", fake_bigearthnet, "--weights", "random", "--out", out,
+                           "--size", "64", "--fractions", "50,100", "--cache-dir", tmp_path / "cache",
+                           "--no-progress")
+    assert code == 0, err
+    for f in (*FILES, "per_class_ap.png"):
+        assert (out / f).is_file(), f
+    m = _metrics(out)
+    assert m["bands"] == list(L2A) and len(m["classes"]) == 19
+    r = m["fractions"]["100"]
+    assert 0 <= r["micro_map"] <= 1 and 0 <= r["macro_map"] <= 1 and len(r["per_class_ap"]) == 19
+    assert m["headline"]["metric"] == "micro_map"
+
+
+def test_paper_and_finetune_protocols(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
+    for proto in ("paper", "finetune"):
+        out = tmp_path / proto
+        code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
+                               "--protocol", proto, "--epochs", "2", "--train-batch-size", "8", "--no-cache",
+                               "--no-progress")
+        assert code == 0, err
+        m = _metrics(out)
+        assert m["protocol"] == proto and m["backbone_unchanged"] is True
+        assert len(m["history"]["100"]) == 2 and (out / "training_loss.png").is_file()
+        assert m["fractions"]["100"]["epochs_run"] == 2
+
+
+def test_split_files_without_test_use_val_as_test(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
+    names = EuroSAT(fake_eurosat).names
+    (tmp_path / "train.txt").write_text("\n".join(f"{n}.jpg" for n in names[::2]))  # published lists name .jpg
+    (tmp_path / "val.txt").write_text("\n".join(names[1::2]))
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
+                           "--split-file", f"train={tmp_path / 'train.txt'}", "--split-file",
+                           f"val={tmp_path / 'val.txt'}", "--no-cache", "--no-progress")
+    assert code == 0, err
+    m = _metrics(out)
+    assert m["splits"] == {"train": 25, "val": 25, "test": 25, "test_is_val": True}
+    assert "test = val" in (out / "report.md").read_text()
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
+                           "--split-file", f"train={tmp_path / 'train.txt'}", "--no-progress")
+    assert code == 2 and "val=PATH" in err
+
+
+def test_compare_runs(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
+    runs = []
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}"
+        code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
+                               "--seed", seed, "--fractions", "50,100", "--no-cache", "--no-progress")
+        assert code == 0, err
+        runs.append(out)
+    code, stdout, err = run_cli("eval", "compare", *runs, "--out", tmp_path / "cmp")
+    assert code == 0, err
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert md in stdout + "\n" or md.strip() in stdout
+    rows = [line for line in md.splitlines() if line.startswith("| seed")]
+    assert len(rows) == 2 and "| 50 % | 100 % |" in md
+    assert (tmp_path / "cmp" / "compare.png").is_file()
+    code, _, err = run_cli("eval", "compare", tmp_path, "--out", tmp_path / "cmp2")
+    assert code == 2 and "no metrics.json" in err
+
+
+@pytest.mark.skipif(not (SHARED / "eurosat_ms").is_dir(), reason=f"real EuroSAT MS sample not at {SHARED}")
+def test_real_eurosat_ms_sample(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "eurosat", "--root", SHARED / "eurosat_ms", "--weights", "random", "--out", out,
+                           "--fractions", "10,100", "--no-cache", "--no-progress")
+    assert code == 0, err
+    m = _metrics(out)
+    assert m["splits"]["test"] == 54 and len(m["bands"]) == 13
+    assert m["fractions"]["100"]["accuracy"] > 0.3  # random features: well above 10 % chance, far from perfect
+
+
+@pytest.mark.skipif(not (SHARED / "bigearthnet").is_dir(), reason=f"real BigEarthNet sample not at {SHARED}")
+def test_real_bigearthnet_sample(run_cli, tmp_path: Path) -> None:
+    root = SHARED / "bigearthnet"
+    names = sorted(p.name for p in (root / "BigEarthNet-v1.0").iterdir() if p.is_dir())
+    for split, part in (("train", names[:8]), ("val", names[8:11]), ("test", names[11:])):
+        (tmp_path / f"{split}.csv").write_text("\n".join(part))
+    out = tmp_path / "run"
+    splits = [a for s in ("train", "val", "test") for a in ("--split-file", f"{s}={tmp_path / f'{s}.csv'}")]
+    code, _, err = run_cli("eval", "bigearthnet", "--root", root, "--weights", "random", "--out", out,
+                           "--size", "64", *splits, "--no-cache", "--no-progress")
+    assert code == 0, err
+    m = _metrics(out)
+    assert m["splits"]["train"] <= 8 and 0 <= m["headline"]["value"] <= 1

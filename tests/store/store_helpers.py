@@ -1,0 +1,61 @@
+"""Seeded test data for the store tests (also imported by the crash-test child process)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+BANDS = ("B02", "B03", "B04", "B08")
+T, P = 3, 24
+
+
+def location(i: int, seed: int = 0, num_dates: int = T, patch: int = P, bands: int = len(BANDS)) -> dict:
+    """Location ``i``: uint16 images with some zero (nodata) pixels, validity, metadata and a label."""
+    rng = np.random.default_rng([seed, i])
+    images = rng.integers(1, 4000, size=(num_dates, bands, patch, patch)).astype(np.uint16)
+    images[:, :, :2, :3] = 0  # nodata corner, ignored by the statistics
+    valid = np.ones(num_dates, bool)
+    if num_dates > 1 and i % 3 == 1:
+        valid[i % num_dates] = False
+    start = datetime(2020, 1, 1, 10, 30, tzinfo=UTC) + timedelta(days=i)
+    metas = []
+    for t in range(num_dates):
+        if not valid[t]:
+            metas.append(None)
+            continue
+        metas.append(
+            {
+                "item_id": f"S2B_33UWP_{i:04d}_{t}_L2A",
+                "datetime": (start + timedelta(days=84 * t, microseconds=123456)).isoformat(),
+                "cloud_fraction": round(float(rng.uniform(0, 0.3)), 4),
+                "nodata_fraction": 6 / patch**2,
+                "crs": "EPSG:32633",
+                "transform": (10.0, 0.0, 400000.0 + 10 * i, 0.0, -10.0, 5000000.0),
+                "lat": 45.0 + i * 1e-3,
+                "lon": 15.0 - i * 1e-3,
+            }
+        )
+    return {"key": f"loc-{i:05d}", "images": images, "valid": valid, "dates_meta": metas, "label": i % 4}
+
+
+def stored(loc: dict) -> np.ndarray:
+    """What the store should return for ``loc``: invalid dates as zeros."""
+    return np.where(loc["valid"][:, None, None, None], loc["images"], 0).astype(np.uint16)
+
+
+def reference_stats(locs: list[dict]) -> dict[str, np.ndarray]:
+    """numpy statistics over valid dates and non-zero pixels, per band."""
+    per_band = [[] for _ in range(locs[0]["images"].shape[1])]
+    for loc in locs:
+        x = loc["images"][loc["valid"]]
+        for c in range(x.shape[1]):
+            v = x[:, c].ravel()
+            per_band[c].append(v[v > 0])
+    vals = [np.concatenate(v).astype(np.float64) for v in per_band]
+    return {
+        "mean": np.array([v.mean() for v in vals]),
+        "std": np.array([v.std() for v in vals]),
+        "p2": np.array([np.percentile(v, 2) for v in vals]),
+        "p98": np.array([np.percentile(v, 98) for v in vals]),
+    }
