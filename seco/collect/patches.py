@@ -29,7 +29,9 @@ does not turn into nodata. ``Patch.dn_shift`` records what was applied per band.
 **HTTP.** Hrefs starting with ``http(s)://`` are read through GDAL's ``/vsicurl/`` with range requests.
 :data:`GDAL_ENV` (overridable per call with ``gdal_env``) avoids directory listings, reads the COG header
 in one request, merges and parallelises the tile ranges, caches per file handle, and retries 429/5xx
-responses with back-off (``GDAL_HTTP_MAX_RETRY``, ``GDAL_HTTP_RETRY_DELAY``).
+responses with back-off (``GDAL_HTTP_MAX_RETRY``, ``GDAL_HTTP_RETRY_DELAY``). ``GDAL_CACHEMAX`` (GDAL's block
+cache, process-wide; rasterio sets it when the environment is entered) is 128 MiB: patches never share
+tiles, and GDAL's default (5 % of RAM) would let the resident memory of a long collection grow for nothing.
 
 **Errors.** A missing asset, a missing, unreadable, corrupt or truncated file, or an asset that is not
 Sentinel-2 DN raises :class:`~seco.errors.ReadError` naming the href and the cause (collect records it and
@@ -58,15 +60,15 @@ from seco.collect.catalog import SCL, SceneItem
 from seco.errors import CollectError, ConfigError, ReadError
 
 #: GDAL configuration used around every read (see the module docstring).
-GDAL_ENV: dict[str, str] = {
+GDAL_ENV: dict[str, str | int] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
-    "CPL_VSIL_CURL_USE_HEAD": "NO",
     "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(4 * 2**20),
+    "GDAL_CACHEMAX": 128 * 2**20,  # bytes (rasterio passes an int to GDALSetCacheMax64)
     "GDAL_HTTP_MAX_RETRY": "4",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
     "GDAL_HTTP_TIMEOUT": "30",
@@ -394,7 +396,7 @@ def read_patch(
                         f"{', '.join(item.assets) or 'none'}); choose scenes with choose_scene(bands=...)")
     shifts = tuple(dn_shift(item, b) if harmonize else 0 for b in names)
     size = int(size_px)
-    env = {**GDAL_ENV, **{k: str(v) for k, v in (gdal_env or {}).items()}}
+    env = {**GDAL_ENV, **(gdal_env or {})}
     sources = _Sources(item)
     try:
         with rasterio.Env(**env):

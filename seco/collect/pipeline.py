@@ -1100,8 +1100,10 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
             for f in futures:
                 f.cancel()
             progress.close()
-            if executor is not None:
-                executor.shutdown(wait=client is None, cancel_futures=True)
+            if isinstance(executor, cf.ThreadPoolExecutor):
+                executor.shutdown(wait=True, cancel_futures=True)  # running reads finish (bounded: one each)
+            elif executor is not None:
+                executor.shutdown(wait=False)
             if client is not None:
                 client.close()
             writer.close()

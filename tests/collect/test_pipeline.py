@@ -84,6 +84,13 @@ class FakeCatalog(Catalog):
                                  epsg=32631, assets=assets))
         return sorted(out, key=lambda it: (it.datetime, it.id))
 
+    def __getstate__(self) -> dict[str, Any]:  # pickled to Dask workers: the counters stay here
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
 
 def fake_patch(item: SceneItem, lon: float, lat: float, size_px: int, bands, scl_class: int = 4) -> Patch:
     rng = np.random.default_rng(_seed(item.id, size_px))
@@ -125,6 +132,9 @@ class FakeReader:
         if rule == "flaky" and tries <= 2:
             raise TransientReadError(f"cannot read {href} (HTTP response code: 503)")
         return fake_patch(item, lon, lat, size_px, bands, scl_class=9 if rule == "cloudy" else 4)
+
+    __getstate__ = FakeCatalog.__getstate__
+    __setstate__ = FakeCatalog.__setstate__
 
 
 @pytest.fixture(scope="module")

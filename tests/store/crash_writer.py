@@ -12,8 +12,8 @@ from store_helpers import BANDS, P, T, location
 from seco.store import create_store
 
 
-def main() -> None:
-    path, n, commit_every, hist_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def run(path: str, n: int, commit_every: int, hist_every: int) -> None:
+    """Create or continue the store and append every location not in it yet."""
     w = create_store(path, BANDS, T, P, label_names=["a", "b", "c", "d"], exist_ok=True,
                      commit_every=commit_every, hist_every=hist_every)
     print("ready", flush=True)
@@ -26,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))

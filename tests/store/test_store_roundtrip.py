@@ -207,3 +207,22 @@ def test_empty_store(tmp_path):
     s = open_store(tmp_path / "s.zarr")
     assert len(s) == 0 and s.labels() is None and s.valid_mask().shape == (0, 2)
     assert s.bands == ("B04", "B03", "B02")
+
+
+def test_metadata_accepts_common_types(tmp_path):
+    from datetime import datetime
+
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    loc = location(0)
+    metas = [dict(m) for m in loc["dates_meta"]]
+    metas[0].update(datetime=np.datetime64("2021-03-04T10:20:30.5"), crs=CRS.from_epsg(32631),
+                    transform=Affine(10, 0, 300000, 0, -10, 5000000))
+    metas[1].update(datetime=datetime(2021, 5, 6, 11, 0), crs=4326)  # naive = UTC
+    with create_store(tmp_path / "s.zarr", BANDS, T, P) as w:
+        w.append("k", loc["images"], loc["valid"], metas)
+    m = open_store(tmp_path / "s.zarr").meta(0)
+    assert m[0]["datetime"] == "2021-03-04T10:20:30.500000Z" and m[0]["crs"] == "EPSG:32631"
+    assert m[0]["transform"] == (10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0)
+    assert m[1]["datetime"] == "2021-05-06T11:00:00Z" and m[1]["crs"] == "EPSG:4326"
