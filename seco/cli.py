@@ -1,4 +1,4 @@
-"""The ``seco`` command line: ``seco synth | pretrain | export | demo`` (and more as they land).
+"""The ``seco`` command line: ``seco synth | sample | catalog | collect | pretrain | export | eval | embed | demo``.
 
 Each subcommand validates its input and exits with status 2 and a one-line message on a
 :class:`seco.errors.SecoError`, before doing any work.
@@ -25,6 +25,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patch-size", type=int, default=264, help="patch side in 10 m pixels (default 264)")
     p.add_argument("--bands", default="all", help="'all' (12 L2A bands), 'l1c', 'RGB' or a list B02,B03,...")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_synth)
 
@@ -41,6 +42,7 @@ def _run_synth(a: argparse.Namespace) -> int:
         bands=parse_bands(a.bands),
         seed=a.seed,
         progress=not a.no_progress,
+        overwrite=a.overwrite,
     )
     print(f"wrote {a.locations} locations x {a.dates} dates to {path}")
     return 0
@@ -142,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seco", description="Seasonal Contrast pre-training on multispectral Sentinel-2 imagery"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_pretrain, _add_export, _add_demo):
+    from seco.collect.commands import register as add_collect
+    from seco.eval.commands import register as add_eval
+
+    for add in (_add_synth, add_collect, _add_pretrain, _add_export, add_eval, _add_demo):
         add(sub)
     return parser
 

@@ -69,9 +69,8 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     store_path = out / "store"
-    if not (store_path / "zarr.json").exists():
-        print(f"[1/4] synth store: {locations} locations x 5 dates x 12 bands x {patch_size} px")
-        make_store(store_path, num_locations=locations, patch_size=patch_size, seed=seed, progress=True)
+    print(f"[1/4] synth store: {locations} locations x 5 dates x 12 bands x {patch_size} px")
+    make_store(store_path, num_locations=locations, patch_size=patch_size, seed=seed, progress=True)  # resumes
     store = open_store(store_path)
     bands = parse_bands("all", store.bands)
 

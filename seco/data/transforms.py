@@ -40,9 +40,10 @@ PIL filters on uint8 images), and why:
 - **Float arithmetic end to end**, no uint8 round trips; no antialiasing in the resize (at 264 -> 224 the
   largest downsampling factor is 1.18, so aliasing is negligible).
 
-The flip is fused into the crop (a negated x-scale in the sampling grid): every other op commutes with a
-horizontal flip (the blur kernel is symmetric, jitter and grayscale are spatially invariant), so this is the
-same result as flipping last, at no cost.
+The flip is fused into the crop (reversed sample columns): every other op commutes with a horizontal flip
+(the blur kernel is symmetric, jitter and grayscale are spatially invariant), so this is the same result as
+flipping last. On the CPU a batch is processed a few samples at a time so the ~30 passes of the photometric
+ops stay in cache (``CPU_CHUNK_BYTES``); the result does not depend on the chunking.
 
 Crop implementation: the result is bilinear ``F.interpolate(crop, size, align_corners=False)`` of each
 sample's box. On the CPU that is what runs, one call per sample; on other devices one ``grid_sample`` over

@@ -25,8 +25,9 @@ dataset treats every (location, date) as its own image, here a sample is one ran
 MoCo-v2+TP (``moco_tp``): two dates (``np.random.choice(dates, 2)``, also with replacement), each augmented.
 
 Differences here, on purpose: dates are drawn **distinct** by default (the official draw can repeat a date,
-which turns a "different season" positive into a same-image one); ``ViewRecipe.distinct_dates=False``
-reproduces the official draw. The augmentation crops first (see ``seco.data.transforms``).
+which turns a "different season" positive into a same-image one); ``PretrainDataset(..., replace=True)``
+(``draw_dates(..., replace=True)``) reproduces the official draw. The augmentation crops first (see
+``seco.data.transforms``).
 """
 
 from __future__ import annotations
@@ -77,14 +78,12 @@ class ViewRecipe:
         num_dates: dates drawn per sample.
         query: the query view.
         keys: the key views, one per embedding subspace / head.
-        distinct_dates: draw dates without replacement (False reproduces the official code).
     """
 
     name: str
     num_dates: int
     query: View
     keys: tuple[View, ...]
-    distinct_dates: bool = True
 
     def __post_init__(self) -> None:
         if self.num_dates < 1 or not self.keys:

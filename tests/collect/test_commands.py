@@ -81,6 +81,7 @@ def test_seco_cli_registers_the_collection_commands():
 def test_sample_and_catalog_search_commands(archive, tmp_path, capsys):
     out = tmp_path / "l.parquet"
     assert main(["sample", "--out", str(out), "--n", "5", "--seed", "2", "--end", "2024-01-01", "--n-dates", "3"]) == 0
+    assert "wrote 5 locations" in capsys.readouterr().out
     loc = read_locations(out)
     assert len(loc) == 5 and loc.windows is not None and loc.windows.start.shape == (5, 3)
     site = read_manifest(archive)["sites"][0]
@@ -99,7 +100,7 @@ def test_collect_end_to_end_matches_direct_reads(archive, locs, tmp_path, capsys
     s = open_store(out)
     loc = read_locations(locs)
     assert s.bands[0] == "B01" and len(s.bands) == 12 and s.num_dates == 5 and s.patch_size == 64
-    assert 0 < len(s) <= len(loc)
+    assert 0 < len(s) <= len(loc), read_failures(out)
     keys = [int(k) for k in s.keys()]
     assert keys == sorted(keys)  # the file's order (no spares: the file has no sampling config)
     cat = open_catalog(archive / "catalog.parquet")

@@ -22,12 +22,22 @@ def _metrics(out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_eurosat_fast_probe_random_init(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    code, stdout, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
-                                "--fractions", "20,100", "--cache-dir", tmp_path / "cache", "--no-progress")
-    assert code == 0, err
-    assert "test accuracy" in stdout
+@pytest.fixture(scope="module")
+def random_run(fake_eurosat: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One fast-probe run with random weights (shared by the tests that only read its outputs)."""
+    from seco.eval.commands import main
+
+    tmp = tmp_path_factory.mktemp("random_run")
+    out = tmp / "random"
+    code = main([str(a) for a in ("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
+                                  "--fractions", "20,100", "--cs", "0.1,1", "--cache-dir", tmp / "cache",
+                                  "--no-progress")])
+    assert code == 0
+    return out, ""
+
+
+def test_eurosat_fast_probe_random_init(random_run: tuple[Path, str]) -> None:
+    out = random_run[0]
     for f in (*FILES, "confusion_matrix.png", "per_class_accuracy.png"):
         assert (out / f).is_file(), f
     m = _metrics(out)
@@ -38,6 +48,7 @@ def test_eurosat_fast_probe_random_init(run_cli, fake_eurosat: Path, tmp_path: P
     r = m["fractions"]["100"]
     assert np.asarray(r["confusion_matrix"]).sum() == 10 and len(r["per_class_accuracy"]) == 10
     assert r["accuracy"] >= 0.8  # the fakes carry a strong class signal
+    assert set(r["c_search"]) == {"0.1", "1.0"} and r["best_c"] in (0.1, 1.0)
     assert m["headline"] == {"metric": "accuracy", "value": r["accuracy"], "fraction": 100.0,
                              "by_fraction": {"20": m["fractions"]["20"]["accuracy"], "100": r["accuracy"]}}
     assert m["normalization"].startswith("train split statistics")
@@ -51,7 +62,7 @@ def test_export_weights_and_feature_cache_hit(
 ) -> None:
     cache = tmp_path / "cache"
     args = ["eval", "eurosat", "--root", fake_eurosat, "--weights", export_l1c_reversed, "--cache-dir", cache,
-            "--no-progress", "--batch-size", "16"]
+            "--no-progress", "--batch-size", "16", "--cs", "1"]
     code, _, err = run_cli(*args, "--out", tmp_path / "a")
     assert code == 0, err
     assert forward_counter["images"] == 50  # train 30 + val 10 + test 10, once each
@@ -112,7 +123,7 @@ def test_band_mismatch_is_refused(run_cli, fake_eurosat: Path, fake_bigearthnet:
 def test_rgb_export_reads_the_rgb_bands_of_ms_data(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
     rgb = make_export(tmp_path / "rgb", RGB)
     code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", rgb, "--bands", "B02,B03,B04",
-                           "--out", tmp_path / "run", "--cache-dir", tmp_path / "cache", "--no-progress")
+                           "--out", tmp_path / "run", "--cs", "1", "--no-cache", "--no-progress")
     assert code == 0, err
     assert _metrics(tmp_path / "run")["bands"] == list(RGB)
 
@@ -120,7 +131,7 @@ def test_rgb_export_reads_the_rgb_bands_of_ms_data(run_cli, fake_eurosat: Path, 
 def test_bigearthnet_fast_probe(run_cli, fake_bigearthnet: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     code, _, err = run_cli("eval", "bigearthnet", "--root", fake_bigearthnet, "--weights", "random", "--out", out,
-                           "--size", "64", "--fractions", "50,100", "--cache-dir", tmp_path / "cache",
+                           "--size", "64", "--fractions", "50,100", "--cs", "0.1,1", "--no-cache",
                            "--no-progress")
     assert code == 0, err
     for f in (*FILES, "per_class_ap.png"):
@@ -137,12 +148,12 @@ def test_paper_and_finetune_protocols(run_cli, fake_eurosat: Path, tmp_path: Pat
         out = tmp_path / proto
         code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
                                "--protocol", proto, "--epochs", "2", "--train-batch-size", "8", "--no-cache",
-                               "--no-progress")
+                               "--fractions", "50", "--no-progress")
         assert code == 0, err
         m = _metrics(out)
         assert m["protocol"] == proto and m["backbone_unchanged"] is True
-        assert len(m["history"]["100"]) == 2 and (out / "training_loss.png").is_file()
-        assert m["fractions"]["100"]["epochs_run"] == 2
+        assert len(m["history"]["50"]) == 2 and (out / "training_loss.png").is_file()
+        assert m["fractions"]["50"]["epochs_run"] == 2 and m["fractions"]["50"]["n_train"] == 15
 
 
 def test_split_files_without_test_use_val_as_test(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
@@ -152,7 +163,7 @@ def test_split_files_without_test_use_val_as_test(run_cli, fake_eurosat: Path, t
     out = tmp_path / "run"
     code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
                            "--split-file", f"train={tmp_path / 'train.txt'}", "--split-file",
-                           f"val={tmp_path / 'val.txt'}", "--no-cache", "--no-progress")
+                           f"val={tmp_path / 'val.txt'}", "--cs", "1", "--no-cache", "--no-progress")
     assert code == 0, err
     m = _metrics(out)
     assert m["splits"] == {"train": 25, "val": 25, "test": 25, "test_is_val": True}
@@ -162,20 +173,19 @@ def test_split_files_without_test_use_val_as_test(run_cli, fake_eurosat: Path, t
     assert code == 2 and "val=PATH" in err
 
 
-def test_compare_runs(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
-    runs = []
-    for seed in (0, 1):
-        out = tmp_path / f"seed{seed}"
-        code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", out,
-                               "--seed", seed, "--fractions", "50,100", "--no-cache", "--no-progress")
-        assert code == 0, err
-        runs.append(out)
-    code, stdout, err = run_cli("eval", "compare", *runs, "--out", tmp_path / "cmp")
+def test_compare_runs(run_cli, random_run: tuple[Path, str], fake_eurosat: Path, tmp_path: Path) -> None:
+    other = tmp_path / "seed1"
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", "random", "--out", other,
+                           "--seed", "1", "--fractions", "50,100", "--cs", "1", "--no-cache", "--no-progress")
+    assert code == 0, err
+    code, stdout, err = run_cli("eval", "compare", random_run[0], other, "--out", tmp_path / "cmp")
     assert code == 0, err
     md = (tmp_path / "cmp" / "compare.md").read_text()
-    assert md in stdout + "\n" or md.strip() in stdout
-    rows = [line for line in md.splitlines() if line.startswith("| seed")]
-    assert len(rows) == 2 and "| 50 % | 100 % |" in md
+    assert md.strip() in stdout
+    rows = [line for line in md.splitlines() if line.startswith(("| random ", "| seed1 "))]
+    assert len(rows) == 2 and "| 20 % | 50 % | 100 % |" in md
+    cells = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert cells[7] == "n/a" and cells[6] == cells[9]  # no 20 % point; value = the 100 % column
     assert (tmp_path / "cmp" / "compare.png").is_file()
     code, _, err = run_cli("eval", "compare", tmp_path, "--out", tmp_path / "cmp2")
     assert code == 2 and "no metrics.json" in err
@@ -185,7 +195,7 @@ def test_compare_runs(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
 def test_real_eurosat_ms_sample(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "run"
     code, _, err = run_cli("eval", "eurosat", "--root", SHARED / "eurosat_ms", "--weights", "random", "--out", out,
-                           "--fractions", "10,100", "--no-cache", "--no-progress")
+                           "--fractions", "10,100", "--cs", "0.1,1", "--no-cache", "--no-progress")
     assert code == 0, err
     m = _metrics(out)
     assert m["splits"]["test"] == 54 and len(m["bands"]) == 13
@@ -201,7 +211,7 @@ def test_real_bigearthnet_sample(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "run"
     splits = [a for s in ("train", "val", "test") for a in ("--split-file", f"{s}={tmp_path / f'{s}.csv'}")]
     code, _, err = run_cli("eval", "bigearthnet", "--root", root, "--weights", "random", "--out", out,
-                           "--size", "64", *splits, "--no-cache", "--no-progress")
+                           "--size", "64", *splits, "--cs", "1", "--no-cache", "--no-progress")
     assert code == 0, err
     m = _metrics(out)
     assert m["splits"]["train"] <= 8 and 0 <= m["headline"]["value"] <= 1

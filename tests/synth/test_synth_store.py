@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import numpy as np
@@ -108,10 +107,8 @@ def test_any_band_subset(tmp_path):
 
 
 @pytest.mark.slow
-def test_full_size_is_quick(tmp_path):
-    """64 locations x 5 dates x 12 bands x 264 px (the default demo store)."""
-    t0 = time.perf_counter()
+def test_full_size_store(tmp_path):
+    """64 locations x 5 dates x 12 bands x 264 px (its speed is in bench/bench_store.py, not here)."""
     make_store(tmp_path / "s.zarr", progress=False)
-    elapsed = time.perf_counter() - t0
-    assert len(open_store(tmp_path / "s.zarr")) == 64
-    assert elapsed < 30, f"seco synth took {elapsed:.1f} s"
+    s = open_store(tmp_path / "s.zarr")
+    assert len(s) == 64 and s.read(63).shape == (5, 12, 264, 264)
