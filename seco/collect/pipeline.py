@@ -424,6 +424,17 @@ def _date_meta(patch: Any, item: SceneItem) -> dict[str, Any]:
     return patch.meta(cloud_fraction=min(max(float(cloud), 0.0), 1.0))
 
 
+#: Half-size in degrees (about 1 m) of the box searched around a location: a degenerate point box
+#: (west == east, south == north) makes stac-fastapi-pgstac 7.2 / pgstac 0.10 miss intersecting items.
+POINT_EPS_DEG = 1e-5
+
+
+def point_box(lon: float, lat: float) -> tuple[float, float, float, float]:
+    """The search box of a location: its point, widened by :data:`POINT_EPS_DEG` (clipped to the globe)."""
+    return (max(lon - POINT_EPS_DEG, -180.0), max(lat - POINT_EPS_DEG, -90.0), min(lon + POINT_EPS_DEG, 180.0),
+            min(lat + POINT_EPS_DEG, 90.0))
+
+
 def collect_location(task: LocationTask, job: Job) -> LocationResult:
     """Find, read and check one patch per date window of a location (runs on a worker; never writes).
 
@@ -450,7 +461,7 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
     T, C, P = len(task.windows), len(job.bands), job.patch_size
     images = np.zeros((T, C, P, P), dtype=np.uint16)
     metas: list[dict[str, Any]] = []
-    box = (task.lon, task.lat, task.lon, task.lat)
+    box = point_box(task.lon, task.lat)
     for t, (start, end) in enumerate(task.windows):
         def fail(kind: str, reason: str, item: SceneItem | None = None, href: str | None = None,
                  attempts: int = 1, t: int = t) -> None:
@@ -738,7 +749,7 @@ def _probe(plan: Plan) -> tuple[int, float, str] | None:
     for task in plan.tasks[:3]:
         for start, end in task.windows[:2]:
             try:
-                items = plan.catalog.search((task.lon, task.lat, task.lon, task.lat), start, end)
+                items = plan.catalog.search(point_box(task.lon, task.lat), start, end)
             except SecoError:
                 return None
             for it in items:

@@ -420,7 +420,7 @@ class _DenseSink:
         self.ncols = ncols
         self.dst = rasterio.open(
             self.tmp, "w", driver="GTiff", width=ncols, height=nrows, count=dim, dtype="float32", crs=src.crs,
-            transform=src.transform * Affine.translation(shift, shift) * Affine.scale(step), nodata=float("nan"),
+            transform=src.transform @ Affine.translation(shift, shift) @ Affine.scale(step), nodata=float("nan"),
             interleave="pixel", BIGTIFF="IF_SAFER",
         )
         self.dst.update_tags(**{k: json.dumps(v) for k, v in meta.items() if k != "config"})

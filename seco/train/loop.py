@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader
 
 from seco import __version__
 from seco.bands import parse_bands
-from seco.data.normalize import Normalization
-from seco.data.pretrain import PretrainDataset, ResumableSampler
+from seco.data.normalize import Normalization, to_reflectance
+from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain
 from seco.data.views import recipe_for
 from seco.errors import CheckpointError, ConfigError
 from seco.models.seco import ContrastiveModel
@@ -142,8 +142,11 @@ def _check_resume_config(saved: PretrainConfig, asked: PretrainConfig, given: se
     return PretrainConfig.from_dict(d)
 
 
-def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Any, tuple[str, ...]]:
-    """All the checks that must pass before any work: store, bands, batch size, queue size."""
+def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Any, tuple[str, ...], PretrainDataset]:
+    """All the checks that must pass before any work: store, bands, batch size, queue size.
+
+    Locations with fewer valid dates than the method needs (SeCo 3, MoCo-v2+TP 2) are left out.
+    """
     store = open_store(cfg.store)
     bands = parse_bands(cfg.bands, store.bands)
     if cfg.batch_size % world_size:
@@ -156,14 +159,17 @@ def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Any, tuple[str, .
             f"--queue-size {cfg.queue_size} is not divisible by the global batch {cfg.batch_size}; "
             f"use e.g. --queue-size {max(1, cfg.queue_size // cfg.batch_size) * cfg.batch_size}"
         )
-    if cfg.batch_size > len(store):
-        raise ConfigError(
-            f"--batch-size {cfg.batch_size} is larger than the store's {len(store)} locations "
-            f"({cfg.store}); use --batch-size {len(store)} or less, or collect more locations"
-        )
     if cfg.crop > store.patch_size:
         raise ConfigError(f"--crop {cfg.crop} is larger than the store's {store.patch_size} px patches")
-    return store, bands
+    dataset = PretrainDataset(
+        store, bands, num_dates=recipe_for(cfg.method).num_dates, seed=cfg.seed, drop_incomplete=True, as_dn=True
+    )
+    if cfg.batch_size > len(dataset):
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} is larger than the store's {len(dataset)} usable locations "
+            f"({cfg.store}); use --batch-size {len(dataset)} or less, or collect more locations"
+        )
+    return store, bands, dataset
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, given: set[str] | None = None) -> PretrainResult:
@@ -198,7 +204,7 @@ def _pretrain(
     if cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"--precision bf16 is not supported on {torch.cuda.get_device_name(device)}; use fp32")
 
-    store, bands = prepare(cfg, info.world_size)
+    store, bands, dataset = prepare(cfg, info.world_size)
     local_batch = cfg.batch_size // info.world_size
     norm = Normalization.from_store(store, bands)
     recipe = recipe_for(cfg.method)
@@ -219,7 +225,6 @@ def _pretrain(
     params = model.query_parameters()
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
-    dataset = PretrainDataset(store, bands, num_dates=recipe.num_dates, seed=cfg.seed)
     sampler = ResumableSampler(
         len(dataset), local_batch, seed=cfg.seed, rank=info.rank, world_size=info.world_size
     )
@@ -241,6 +246,11 @@ def _pretrain(
         )
 
     if info.is_main:
+        if dataset.skipped:
+            print(
+                f"note: {len(dataset.skipped)} of {len(store)} locations have fewer than {recipe.num_dates} valid "
+                f"dates and are left out of {cfg.method} pre-training"
+            )
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
         norm_file = out / "normalization.json"
@@ -251,6 +261,7 @@ def _pretrain(
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
+        collate_fn=collate_pretrain,
         num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
@@ -301,7 +312,7 @@ def _pretrain(
         while step < total and not stopping:
             dataset.set_epoch(sampler.epoch)
             for batch in loader:
-                images = batch["images"].to(device, non_blocking=True)  # (B, n_dates, C, H, W)
+                images = to_reflectance(batch["images"].to(device, non_blocking=True))  # (B, n_dates, C, H, W)
                 gen.manual_seed(_step_seed(cfg.seed, info.rank, step))
                 torch.manual_seed(_step_seed(cfg.seed, 0, step))  # shuffle-BN permutation, same on all ranks
                 q, keys = recipe.make_views(images, gen=gen, size=cfg.crop, normalization=norm)

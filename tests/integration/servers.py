@@ -139,14 +139,15 @@ class Nginx:
     def access_log(self) -> Path:
         return self.workdir / "access.log"
 
-    def log_rows(self) -> list[tuple[str, str, int, int]]:
-        """(method, uri, status, bytes sent incl. headers) per request so far."""
+    def log_rows(self) -> list[tuple[str, str, int, int, str]]:
+        """(method, uri, status, bytes sent incl. headers, Range header or "") per request so far."""
         rows = []
         if self.access_log.exists():
             for line in self.access_log.read_text().splitlines():
-                m = re.match(r"(\S+) (\S+) (\d+) (\d+)", line)
+                m = re.match(r'(\S+) (\S+) (\d+) (\d+) "([^"]*)"', line)
                 if m:
-                    rows.append((m.group(1), m.group(2), int(m.group(3)), int(m.group(4))))
+                    rng = "" if m.group(5) == "-" else m.group(5)
+                    rows.append((m.group(1), m.group(2), int(m.group(3)), int(m.group(4)), rng))
         return rows
 
     def bytes_sent(self) -> int:

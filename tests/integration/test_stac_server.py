@@ -54,19 +54,20 @@ def test_collect_through_stac_fastapi_pgstac_and_nginx(stac_server, served_archi
     for i in range(len(a)):
         np.testing.assert_array_equal(a.read(i), b.read(i))
         assert a.meta(i) == b.meta(i)
-    # the same faults, seen over HTTP: a garbage/truncated COG, a 404 for the deleted asset
-    fa = sorted((r["location_id"], r["date_index"], r["item_id"], r["kind"]) for r in read_failures(api_store))
-    fb = sorted((r["location_id"], r["date_index"], r["item_id"], r["kind"]) for r in read_failures(local_store))
-    assert fa == fb
-    missing = {f["path"].rsplit("/archive/", 1)[1] for f in read_manifest(archive)["faults"] if f["kind"] == "missing"}
-    assert all(status == 404 for _, uri, status, _ in rows if uri.split("/archive/", 1)[-1] in missing)
+    # the same faults and rejected dates, seen over HTTP (a garbage/truncated COG; a 404 for a deleted asset).
+    # Scenes passed over may differ: pgstac matches the footprint, the local index only the bbox
+    def faults(store: Path) -> list[tuple]:
+        return sorted((r["location_id"], r["date_index"], str(r["item_id"]), r["kind"]) for r in read_failures(store)
+                      if r["kind"] in ("read", "missing", "transient", "window"))
 
-    # range requests only: far fewer bytes than the files touched
-    tif = [r for r in rows if r[1].endswith(".tif")]
-    assert tif and {status for _, _, status, _ in tif} <= {206, 404, 416}
-    touched = {uri for _, uri, status, _ in tif if status == 206}
-    whole = sum((web.root / uri.lstrip("/")).stat().st_size for uri in touched)
-    assert sum(r[3] for r in tif) < 0.5 * whole
+    assert faults(api_store) == faults(local_store)
+    missing = {f["path"].rsplit("/archive/", 1)[1] for f in read_manifest(archive)["faults"] if f["kind"] == "missing"}
+    assert all(r[2] == 404 for r in rows if r[1].split("/archive/", 1)[-1] in missing)
+
+    # COGs are read with HTTP range requests only, never downloaded whole
+    gets = [r for r in rows if r[1].endswith(".tif") and r[0] == "GET"]
+    assert gets and all(r[4].startswith("bytes=") for r in gets)
+    assert {r[2] for r in gets} <= {206, 404}
 
 
 def _oscd_locations(images: Path, out: Path) -> Path:
@@ -108,7 +109,7 @@ def test_collect_real_oscd_imagery(shared_dir, tmp_path, capsys):
                  "--workers", "2"]) == 0
     s = open_store(out)
     loc = read_locations(locs)
-    assert len(s) == len(loc) == 5 and s.bands[9] == "B10" and s.num_dates == 2
+    assert len(s) == len(loc) == 5 and s.bands[10] == "B10" and s.num_dates == 2
     import rasterio
 
     for i, key in enumerate(s.keys()):

@@ -1,0 +1,142 @@
+"""OSCD change detection: the U-Net over frozen feature differences, and ``seco eval oscd`` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from seco.eval.change import PatchSampler, tile_grid
+from seco.eval.report import FN_COLOUR, FP_COLOUR, TN_COLOUR, TP_COLOUR
+from seco.models.resnet import build_backbone
+from seco.models.unet import ChangeDetector, ChangeUNet
+from tests.eval._helpers import SHARED, fakes
+
+
+def _detector(name: str = "resnet18", bands: int = 4) -> ChangeDetector:
+    torch.manual_seed(0)
+    return ChangeDetector(build_backbone(name, bands, num_classes=0), dropout=0.3)
+
+
+def test_unet_shapes_and_frozen_encoder() -> None:
+    m = _detector()
+    x1, x2 = torch.randn(2, 4, 96, 96), torch.randn(2, 4, 96, 96)
+    feats = m.encoder(x1, x2)
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 48, 48), (64, 24, 24), (128, 12, 12), (256, 6, 6), (512, 3, 3)]
+    assert all(torch.all(f == 0) for f in m.encoder(x1, x1))  # same image twice: no difference anywhere
+    assert m(x1, x2).shape == (2, 1, 96, 96)
+    assert m(torch.randn(1, 4, 50, 70), torch.randn(1, 4, 50, 70)).shape == (1, 1, 50, 70)  # any size
+    m.train()
+    assert not m.encoder.backbone.training  # stays in eval mode
+    assert not any(p.requires_grad for p in m.encoder.parameters())
+    chans = (8, 16, 32, 64, 128)  # any channel plan (ResNet-50: 64, 256, 512, 1024, 2048)
+    feats = [torch.randn(1, c, 48 // 2**i, 48 // 2**i) for i, c in enumerate(chans)]
+    assert ChangeUNet(chans)(feats, (96, 96)).shape == (1, 1, 96, 96)
+
+
+def test_decoder_learns_a_planted_change_and_only_the_decoder_moves() -> None:
+    m = _detector()
+    enc_before = {k: v.clone() for k, v in m.encoder.state_dict().items()}
+    x1 = torch.randn(4, 4, 32, 32)
+    x2 = x1.clone()
+    mask = torch.zeros(4, 1, 32, 32)
+    mask[:, :, 8:24, 8:24] = 1
+    x2[:, :, 8:24, 8:24] += 3.0
+    opt = torch.optim.Adam(m.decoder.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(12):
+        m.train()
+        loss = F.binary_cross_entropy_with_logits(m(x1, x2), mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+    assert all(torch.equal(enc_before[k], v) for k, v in m.encoder.state_dict().items())
+
+
+def test_patch_sampler_and_tile_grid() -> None:
+    city = {"x1": torch.arange(2 * 20 * 30.0).reshape(2, 20, 30), "mask": torch.zeros(20, 30, dtype=torch.uint8)}
+    city["x2"] = city["x1"] + 1
+    city["mask"][5:10, 5:10] = 1
+    s = PatchSampler([city], patch=32, seed=0)  # smaller than the patch: padded, padding marked invalid
+    x1, x2, mask, valid = s.batch(3)
+    assert x1.shape == (3, 2, 32, 32) and mask.shape == valid.shape == (3, 1, 32, 32)
+    assert int(valid.sum()) == 3 * 20 * 30 and int(mask.sum()) == 3 * 25
+    assert torch.equal(x2 - x1, valid.expand_as(x1).float())  # same flip / rotation for both dates
+    assert tile_grid(70, 100, 32) == [(t, c) for t in (0, 32, 64) for c in (0, 32, 64, 96)]
+
+
+def _panel_counts(png: Path, width: int) -> dict[str, int]:
+    a = np.asarray(Image.open(png).convert("RGB"))
+    cmap = a[:, -width:]
+    out = {}
+    for name, colour in (("tp", TP_COLOUR), ("fp", FP_COLOUR), ("fn", FN_COLOUR), ("tn", TN_COLOUR)):
+        out[name] = int(np.all(cmap == np.array(colour, np.uint8), axis=-1).sum())
+    return out
+
+
+def test_cli_oscd_on_fakes(run_cli, fake_oscd: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, err = run_cli("eval", "oscd", "--root", fake_oscd, "--weights", "random", "--out", out,
+                                "--patch", "32", "--epochs", "2", "--batch-size", "4", "--no-progress")
+    assert code == 0, err
+    assert "F1" in stdout
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["train"]["cities"] == list(fakes.OSCD_TRAIN) and m["test"]["cities"] == list(fakes.OSCD_TEST)
+    assert len(m["train"]["history"]) == 2 and m["backbone_unchanged"] is True
+    g = m["test"]["all_pixels"]
+    sizes = [fakes.oscd_city_size(k) for k in (3, 4)]
+    assert g["tp"] + g["fp"] + g["fn"] + g["tn"] == sum(h * w for h, w in sizes)  # every real pixel, no padding
+    for key in ("precision", "recall", "f1", "iou"):
+        assert 0 <= g[key] <= 1 and 0 <= m["test"]["per_batch_average"][key] <= 1
+    for k, city in enumerate(fakes.OSCD_TEST):
+        png = out / "change_maps" / f"{city}.png"
+        h, w = fakes.oscd_city_size(3 + k)
+        assert Image.open(png).size == (3 * w + 8, h)
+        counts = _panel_counts(png, w)
+        r = m["test"]["per_city"][city]
+        assert counts == {"tp": r["tp"], "fp": r["fp"], "fn": r["fn"], "tn": r["tn"]}  # the map is the metric
+    for f in ("report.md", "config.yaml", "training_loss.png"):
+        assert (out / f).is_file()
+    assert "per-batch scores (paper)" in (out / "report.md").read_text()
+
+
+def test_cli_oscd_with_an_export(run_cli, fake_oscd: Path, export_l1c_reversed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "oscd", "--root", fake_oscd, "--weights", export_l1c_reversed, "--out", out,
+                           "--train-cities", "abudhabi", "--test-cities", "dubai", "--patch", "32", "--epochs", "1",
+                           "--batch-size", "2", "--no-progress")
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["weights_kind"] == "export" and m["normalization"] == "weights (export)"
+    assert m["bands"][0] == "B12" and m["test"]["cities"] == ["dubai"]
+
+
+def test_cli_oscd_refuses_unlabelled_test_cities(run_cli, tmp_path: Path) -> None:
+    root = fakes.write_oscd(tmp_path / "oscd", test_labels=False)
+    code, _, err = run_cli("eval", "oscd", "--root", root, "--weights", "random", "--out", tmp_path / "run",
+                           "--patch", "32", "--epochs", "1", "--no-progress")
+    assert code == 2 and "no change map" in err and "--test-cities" in err
+    code, _, err = run_cli("eval", "oscd", "--root", root, "--weights", "random", "--out", tmp_path / "run",
+                           "--patch", "40", "--no-progress")
+    assert code == 2 and "multiple of 32" in err
+
+
+@pytest.mark.skipif(not (SHARED / "oscd").is_dir(), reason=f"real OSCD sample not at {SHARED}")
+def test_real_oscd_sample(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "oscd", "--root", SHARED / "oscd", "--weights", "random", "--out", out,
+                           "--train-cities", "bercy", "--test-cities", "rennes", "--bands", "B02,B03,B04,B08",
+                           "--epochs", "1", "--batch-size", "8", "--no-progress")
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    g = m["test"]["all_pixels"]
+    assert g["tp"] + g["fp"] + g["fn"] + g["tn"] == 339 * 563
+    assert g["tp"] + g["fn"] > 0  # rennes has changes
+    assert (out / "change_maps" / "rennes.png").is_file()
