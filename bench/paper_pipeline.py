@@ -138,7 +138,7 @@ def export_paper_layout(
                 img = (np.clip(band.astype(np.float64) / 10000.0, 0.0, 1.0) * 255.0).astype(np.uint8)
                 deg = 1325.0 / 111_320.0  # the downloader's 1325 m radius in degrees (latitude)
                 xres = yres = 2 * deg / img.shape[1]
-                transform = Affine.translation(lon - deg - xres / 2, lat + deg + yres / 2) * Affine.scale(xres, -yres)
+                transform = Affine.translation(lon - deg - xres / 2, lat + deg + yres / 2) @ Affine.scale(xres, -yres)
                 profile: dict[str, Any] = {
                     "driver": "GTiff", "width": img.shape[1], "height": img.shape[0], "count": 1,
                     "crs": "+proj=latlong", "transform": transform, "dtype": "uint8",

@@ -152,7 +152,7 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retries", type=int, default=3, help="retries on timeouts, 429 and 5xx (default 3)")
     p.add_argument("--backoff", type=float, default=0.5, help="first retry wait in seconds, doubling (default 0.5)")
     p.add_argument("--backoff-max", type=float, default=30.0, help="longest retry wait in seconds (default 30)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per catalog request (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request, catalog and assets (default 30)")
     p.add_argument("--no-harmonize", action="store_true", help="keep the processing-baseline DN offset as is")
     p.add_argument("--dry-run", action="store_true", help="check everything, print the expected requests and bytes, "
                                                           "write nothing")
@@ -174,18 +174,13 @@ def collect_config(a: argparse.Namespace) -> Any:
 
 
 def _run_collect(a: argparse.Namespace) -> int:
-    from seco.collect.pipeline import estimate, plan_collect, run_collect
+    from seco.collect.pipeline import estimate, plan_collect, remaining, run_collect
 
     plan = plan_collect(collect_config(a))
-    for note in plan.notes:
-        print(f"note: {note}", file=sys.stderr)
     if a.dry_run:
-        done = 0
-        if (plan.out / "zarr.json").is_file():
-            from seco.store import open_store
-
-            done = len(open_store(plan.out))
-        print(estimate(plan, remaining=max(plan.target - done, 0)).describe())
+        for note in plan.notes:
+            print(f"note: {note}")
+        print(estimate(plan, remaining=remaining(plan)).describe())
         return 0
     summary = run_collect(plan)
     print(summary.describe())

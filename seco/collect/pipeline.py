@@ -21,8 +21,8 @@ A corrupt, truncated or missing asset, an item lacking band assets, or a search 
 error is recorded in the failures table (``<store>/_collect/failures.parquet``) and the next candidate is
 tried; nothing of that kind stops the run. Only a catalog that stays unreachable after the retries stops it,
 cleanly, at a location boundary (rerun to continue). Files in ``<store>/_collect/``: ``journal.jsonl`` (one
-line per decided candidate), ``failures.parquet`` (rebuilt from the journal at the end of each run),
-``summary.json`` and ``lock``.
+line per decided candidate), ``failures.parquet`` (rebuilt from the journal at the end of each run) and
+``summary.json``; one writer at a time is ensured by an ``flock`` on ``.<store name>.collect-lock`` beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -51,6 +52,7 @@ import numpy as np
 from seco.bands import BY_NAME, L1C, L2A
 from seco.collect.catalog import POLICIES, Catalog, SceneItem, choose_scene, open_catalog
 from seco.collect.cloud import cloud_fraction, patch_ok
+from seco.collect.dates import DateWindows
 from seco.collect.patches import PatchOutsideScene, TransientReadError, read_patch
 from seco.collect.sampling import Locations, read_locations, sample
 from seco.errors import CatalogError, CollectError, ConfigError, ReadError, SecoError, StoreError
@@ -191,7 +193,7 @@ class CollectConfig:
         retries: retries of a search or read on timeouts, connection errors, 429 and 5xx.
         backoff_s: first retry wait in seconds (doubling, capped at ``backoff_max_s``).
         backoff_max_s: longest retry wait.
-        timeout_s: seconds per catalog HTTP request.
+        timeout_s: seconds per HTTP request (catalog searches and GDAL's asset reads).
         progress: show a progress bar on stderr.
     """
 
@@ -389,6 +391,7 @@ class Job:
     harmonize: bool
     max_scenes: int
     retry: RetryPolicy
+    gdal_env: dict[str, str] = field(default_factory=dict, hash=False)
     reader: Callable[..., Any] | None = None
     checker: Callable[..., tuple[bool, str]] | None = None
 
@@ -400,11 +403,12 @@ def _worker_catalog(job: Job) -> Catalog:
     if not isinstance(job.catalog, CatalogSpec):
         return job.catalog
     cache: dict[CatalogSpec, Catalog] = _LOCAL.__dict__.setdefault("catalogs", {})
-    cat = cache.get(job.catalog)
-    if cat is None:
-        cat, _ = with_retries(job.catalog.open, job.retry)
-        cache[job.catalog] = cat
-    return cat
+    hit = cache.get(job.catalog)
+    if hit is not None:
+        return hit
+    opened: Catalog = with_retries(job.catalog.open, job.retry)[0]
+    cache[job.catalog] = opened
+    return opened
 
 
 def _href_of(err: BaseException, item: SceneItem) -> str | None:
@@ -468,9 +472,9 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
             res.failures.append(Failure(task.id, t, item.id if item else None, href, kind, reason, attempts))
 
         res.searches += 1
+        search = functools.partial(catalog.search, box, start, end, max_cloud=job.max_cloud)
         try:
-            found, _ = with_retries(lambda s=start, e=end: catalog.search(box, s, e, max_cloud=job.max_cloud),
-                                    job.retry)
+            found, _ = with_retries(search, job.retry)
         except Attempted as a:
             if a.transient:  # the catalog is down: no decision about this location
                 res.reason = f"search of date {t} failed after {a.attempts} attempt(s): {a.error}"
@@ -484,7 +488,8 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
                 fail("missing-asset", f"item lacks asset(s) for {', '.join(missing)}", it)
             else:
                 usable.append(it)
-        patch = None
+        patch: Any = None
+        chosen: SceneItem | None = None
         tried = 0
         while usable and tried < job.max_scenes:
             item = choose_scene(usable, job.policy, job.max_cloud, job.bands)
@@ -494,9 +499,10 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
             tried += 1
             res.reads += 1
             try:
-                signed = catalog.sign(item)
-                p, _ = with_retries(lambda it=signed: reader(it, task.lon, task.lat, size_px=P, bands=job.bands,
-                                                             resolution=10, harmonize=job.harmonize), job.retry)
+                read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
+                                         bands=job.bands, resolution=10, harmonize=job.harmonize,
+                                         gdal_env=job.gdal_env)
+                p, _ = with_retries(read, job.retry)
             except Attempted as a:
                 err = a.error
                 href = _href_of(err, item)
@@ -519,9 +525,9 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
             if not ok:
                 fail("patch", why, item)
                 continue
-            patch = p
+            patch, chosen = p, item
             break
-        if patch is None:
+        if patch is None or chosen is None:
             kinds = Counter(f.kind for f in res.failures if f.date_index == t)
             detail = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none found"
             res.status = "rejected"
@@ -530,8 +536,8 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
             fail("window", res.reason)
             return
         images[t] = patch.data
-        metas.append(_date_meta(patch, item))
-        res.items.append(item.id)
+        metas.append(_date_meta(patch, chosen))
+        res.items.append(chosen.id)
     res.status, res.images, res.valid, res.dates_meta = "ok", images, np.ones(T, dtype=bool), metas
 
 
@@ -615,16 +621,17 @@ def _spares(loc: Locations, k: int, first_order: int, source: str) -> tuple[list
                     "no replacement locations can be drawn; rejected locations are dropped")
     more = sample(dataclasses.replace(loc.config, n=loc.config.n + k))
     n = len(loc)
+    mw, lw = more.windows, loc.windows
+    assert mw is not None and lw is not None  # sample() always draws windows; the file's were checked
     if not (np.allclose(more.lon[:n], loc.lon) and np.allclose(more.lat[:n], loc.lat)
-            and np.array_equal(more.windows.start[:n], loc.windows.start)):  # type: ignore[union-attr]
+            and np.array_equal(mw.start[:n], lw.start)):
         raise CollectError(
             f"re-running the sampler of {source} does not reproduce its locations (the file was edited, or "
             "written by another seco release); re-create it with `seco sample`, or pass --spares 0"
         )
     extra = Locations(id=more.id[n:], lon=more.lon[n:], lat=more.lat[n:], city=more.city[n:],
-                      country=more.country[n:], windows=dataclasses.replace(
-                          more.windows, centre=more.windows.centre[n:], start=more.windows.start[n:],  # type: ignore[union-attr]
-                          end=more.windows.end[n:]))  # type: ignore[union-attr]
+                      country=more.country[n:],
+                      windows=DateWindows(centre=mw.centre[n:], start=mw.start[n:], end=mw.end[n:]))
     taken = set(int(i) for i in loc.id)
     tasks = [t for t in _tasks_of(extra, first_order, True, f"spares of {source}") if t.id not in taken]
     return tasks, None
@@ -638,8 +645,6 @@ def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: in
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {str(out)!r} is a file; give a folder for the store")
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        if not out.parent.exists():
-            raise ConfigError(f"the parent folder of --out {str(out)!r} does not exist; create it first")
         return False
     store = open_store(out)  # StoreError: not a seco store
     meta = store.attrs.get(ATTR)
@@ -677,19 +682,23 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
     num_dates = len(primaries[0].windows)
     spares_n = (len(loc) // 2 + 8) if cfg.spares is None else cfg.spares
     fingerprint = {k: getattr(cfg, k) for k in FINGERPRINT_FIELDS}
+    if Path(cfg.catalog).exists():  # a local file: the same file whatever the working directory
+        fingerprint["catalog"] = str(Path(cfg.catalog).resolve())
     fingerprint.update(spares=spares_n, locations_sha256=_sha256(src), max_patch_cloud=cfg.patch_cloud_limit)
     _check_output(cfg, fingerprint, num_dates)
     spare_tasks, note = _spares(loc, spares_n, len(primaries), str(src))
     if catalog is None:
         spec = CatalogSpec(cfg.catalog, cfg.collection, cfg.band_names, cfg.timeout_s)
         try:
-            catalog, _ = with_retries(spec.open, cfg.retry)
+            opened, _ = with_retries(spec.open, cfg.retry)
         except Attempted as a:
             if isinstance(a.error, SecoError):
                 raise a.error from None
             raise CatalogError(f"cannot open catalog {cfg.catalog!r}: {a.error}") from a.error
+    else:
+        opened = catalog
     return Plan(config=cfg, tasks=tuple(primaries + spare_tasks), target=len(primaries), num_dates=num_dates,
-                fingerprint=fingerprint, catalog=catalog, notes=(note,) if note else ())
+                fingerprint=fingerprint, catalog=opened, notes=(note,) if note else ())
 
 
 # ---------------------------------------------------------------------------------------------- dry run
@@ -805,6 +814,24 @@ def estimate(plan: Plan, remaining: int | None = None, *, probe: bool = True) ->
                     tile_px=tile, bytes_per_tile=per_tile, source=source)
 
 
+def remaining(plan: Plan) -> int:
+    """Locations a run of ``plan`` still has to collect (its store and journal read, nothing written)."""
+    if not (plan.out / "zarr.json").is_file():
+        return plan.target
+    from seco.store import open_store
+
+    store = open_store(plan.out)
+    have = set(store.keys())
+    journal = plan.out / STATE_DIR / "journal.jsonl"
+    decided = set()
+    if journal.is_file():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, KeyError):
+                decided.add(int(json.loads(line)["id"]))
+    open_tasks = sum(1 for t in plan.tasks if t.key not in have and t.id not in decided)
+    return max(0, min(plan.target - len(have), open_tasks))
+
+
 # ---------------------------------------------------------------------------------------------- journal
 
 
@@ -881,6 +908,11 @@ def read_failures(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
+def lock_path(out: Path) -> Path:
+    """The lock file of a store: beside it (``.<name>.collect-lock``), as it must exist before the store."""
+    return out.parent / f".{out.name}.collect-lock"
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     import fcntl
@@ -890,8 +922,9 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            raise CollectError(f"another `seco collect` is writing to {path.parent.parent} (pid "
-                               f"{f.read().strip() or '?'}); wait for it, or choose another --out") from None
+            store = path.parent / path.name[1:].removesuffix(".collect-lock")
+            raise CollectError(f"another `seco collect` is writing to {store} (pid {f.read().strip() or '?'}); "
+                               "wait for it, or choose another --out") from None
         f.truncate(0)
         f.write(str(os.getpid()))
         f.flush()
@@ -966,7 +999,8 @@ class CollectSummary:
         lines += [f"note: {n}" for n in self.notes]
         if self.exhausted:
             lines.append(f"only {self.committed} of {self.target} locations could be collected: the candidate "
-                         "stream (locations + spares) ran out; rerun with more --spares in a new --out")
+                         "stream (locations + spares) ran out; for a `seco sample` file, more --spares (in a new "
+                         "--out) draw more replacements")
         if self.stalled:
             lines.append(f"stopped early: {self.stalled}; rerun the same command to continue")
         return "\n".join(lines)
@@ -1002,6 +1036,22 @@ class _Progress:
             self.bar.close()
 
 
+def _reachable(address: str) -> None:
+    """Fail fast on a TCP scheduler address nobody listens on (the Dask client would wait its timeout)."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(address if "://" in address else f"tcp://{address}")
+    if u.scheme not in ("tcp", "tls") or not u.hostname or not u.port:
+        return  # another transport (inproc, ucx): let Dask judge
+    try:
+        with socket.create_connection((u.hostname, u.port), timeout=5):
+            pass
+    except OSError as e:
+        raise CollectError(f"cannot connect to the Dask scheduler at {address!r} ({e}); start one "
+                           "(`dask scheduler`) or drop --scheduler to use local threads") from e
+
+
 def _executor(cfg: CollectConfig) -> tuple[cf.Executor, int, Any]:
     """(executor, parallel slots, dask client or None)."""
     if cfg.scheduler is None:
@@ -1010,6 +1060,7 @@ def _executor(cfg: CollectConfig) -> tuple[cf.Executor, int, Any]:
         from distributed import Client
     except ImportError as e:
         raise ConfigError("--scheduler needs Dask distributed: pip install 'dask[distributed]==2026.8.0'") from e
+    _reachable(cfg.scheduler)
     try:
         client = Client(cfg.scheduler, timeout="10s", set_as_default=False)
     except Exception as e:
@@ -1029,6 +1080,8 @@ def _job(plan: Plan, reader: Callable[..., Any] | None, checker: Callable[..., A
     return Job(catalog=plan.catalog if share_catalog else spec, bands=cfg.band_names, patch_size=cfg.patch_size,
                max_cloud=cfg.max_cloud, max_patch_cloud=cfg.patch_cloud_limit, max_nodata=cfg.max_nodata,
                policy=cfg.policy, harmonize=cfg.harmonize, max_scenes=cfg.max_scenes, retry=cfg.retry,
+               gdal_env={"GDAL_HTTP_TIMEOUT": f"{cfg.timeout_s:g}",
+                         "GDAL_HTTP_CONNECTTIMEOUT": f"{min(cfg.timeout_s, 10.0):g}"},
                reader=reader, checker=checker)
 
 
@@ -1061,10 +1114,11 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
     """
     cfg = plan.config
     t0 = time.monotonic()
-    writer = _open_writer(plan)
-    state = plan.out / STATE_DIR
-    state.mkdir(exist_ok=True)
-    with _locked(state / "lock"):
+    plan.out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(lock_path(plan.out)):  # before the store is touched: opening a writer sweeps partial files
+        writer = _open_writer(plan)
+        state = plan.out / STATE_DIR
+        state.mkdir(exist_ok=True)
         journal = Journal(state / "journal.jsonl")
         resumed = committed = len(writer)
         todo = [t for t in plan.tasks if not writer.has(t.key) and journal.status(t.id) != "rejected"]
@@ -1159,5 +1213,6 @@ __all__ = [
     "ATTR", "BAND_CHOICES", "FAILURE_COLUMNS", "STATE_DIR", "Attempted", "CatalogSpec", "CollectConfig",
     "CollectSummary", "Estimate", "Failure", "Job", "Journal", "LocationResult", "LocationTask", "Plan",
     "RetryPolicy", "collect", "collect_location", "estimate", "is_transient", "plan_collect", "read_failures",
+    "remaining",
     "run_collect", "with_retries",
 ]

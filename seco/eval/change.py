@@ -85,7 +85,9 @@ def _load(cfg: ChangeConfig, cities: list[str], bands: tuple[str, ...], role: st
 
 
 def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
-    """Zero-pad the last two axes of ``x`` at the bottom / right to (h, w)."""
+    """Zero-pad the last two axes of ``x`` at the bottom / right to (h, w) (no copy when already that size)."""
+    if x.shape[-2:] == (h, w):
+        return x
     return F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))
 
 
@@ -182,15 +184,17 @@ def run_change_detection(cfg: ChangeConfig) -> dict[str, Any]:
     transform = lb.transform
     norm_source = f"weights ({lb.kind})"
     if lb.normalization is None:
-        imgs = [c[k] for c in train_raw for k in ("image1", "image2")]
-        transform = InputTransform(image_stats(imgs, bands))
+        transform = InputTransform(image_stats([c[k] for c in train_raw for k in ("image1", "image2")], bands))
         norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
 
-    def prep(cities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def prep(cities: list[dict[str, Any]], keep_raw: bool) -> list[dict[str, Any]]:
+        """Normalised dates; the raw reflectance only where a change map will show it."""
         return [{"x1": transform.apply(c["image1"]), "x2": transform.apply(c["image2"]), "mask": c["mask"],
-                 "city": c["city"], "raw1": c["image1"], "raw2": c["image2"]} for c in cities]
+                 "city": c["city"], **({"raw1": c["image1"], "raw2": c["image2"]} if keep_raw else {})}
+                for c in cities]
 
-    train, test = prep(train_raw), prep(test_raw)
+    train, test = prep(train_raw, keep_raw=False), prep(test_raw, keep_raw=True)
+    del train_raw, test_raw
     before = snapshot(lb.model)
     torch.manual_seed(cfg.seed)
     model = ChangeDetector(lb.model, cfg.dropout).to(device)

@@ -53,7 +53,8 @@ from seco.eval.report import (
 from seco.eval.train_head import HeadConfig, train_head
 
 #: Paper defaults per task: training mini-batch, head dropout (official scripts).
-_PAPER = {"eurosat": {"batch": 32, "dropout": 0.0}, "bigearthnet": {"batch": 256, "dropout": 0.2}}
+_PAPER_BATCH = {"eurosat": 32, "bigearthnet": 256}
+_PAPER_DROPOUT = {"eurosat": 0.0, "bigearthnet": 0.2}
 CACHE_VERSION = 1
 
 
@@ -216,13 +217,12 @@ def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
     else:
         t = time.perf_counter()
         finetune = cfg.protocol == "finetune"
-        paper = _PAPER[cfg.task]
         for pct in cfg.fractions:
             idx = fraction_indices(train_strata, pct, cfg.seed)
             hcfg = HeadConfig(
                 num_outputs=len(splits.classes), multilabel=splits.multilabel, epochs=cfg.epochs,
-                lr=cfg.lr or (1e-4 if finetune else 1e-3), batch_size=cfg.train_batch_size or paper["batch"],
-                dropout=paper["dropout"], finetune=finetune, patience=cfg.patience, seed=cfg.seed,
+                lr=cfg.lr or (1e-4 if finetune else 1e-3), batch_size=cfg.train_batch_size or _PAPER_BATCH[cfg.task],
+                dropout=_PAPER_DROPOUT[cfg.task], finetune=finetune, patience=cfg.patience, seed=cfg.seed,
             )
             model = copy.deepcopy(lb.model) if finetune else lb.model
             r3 = train_head(
@@ -252,7 +252,8 @@ def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
         "normalization": norm_source,
         "transform": transform.to_dict(),
         "classes": list(splits.classes),
-        "splits": {s: len(splits.data[s]) for s in ("train", "val", "test")} | {"test_is_val": splits.test_is_val},
+        "splits": {s: len(splits.data[s]) for s in ("train", "val", "test")}  # type: ignore[arg-type]
+        | {"test_is_val": splits.test_is_val},
         "fractions": results,
         "headline": {
             "metric": metric,

@@ -141,8 +141,10 @@ def _pad(a: np.ndarray, h: int, w: int) -> np.ndarray:
     ph, pw = h - a.shape[-2], w - a.shape[-1]
     if ph == 0 and pw == 0:
         return a
-    mode = "reflect" if ph < a.shape[-2] and pw < a.shape[-1] else "edge"
-    return np.pad(a, ((0, 0), (0, ph), (0, pw)), mode=mode)
+    widths = ((0, 0), (0, ph), (0, pw))
+    if ph < a.shape[-2] and pw < a.shape[-1]:
+        return np.pad(a, widths, mode="reflect")
+    return np.pad(a, widths, mode="edge")
 
 
 def iter_rows(

@@ -101,6 +101,9 @@ def plot_per_class(values: Mapping[str, float | None], path: Path, xlabel: str, 
     vals = [100 * v if v is not None else 0.0 for v in values.values()]
     fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(names)))
     ax.barh(range(len(names)), vals, color="tab:blue")
+    for i, v in enumerate(values.values()):
+        if v is None:  # undefined (e.g. no positive in the test set), not zero
+            ax.text(1, i, "n/a", va="center", fontsize=7, color="gray")
     ax.set_yticks(range(len(names)), [n if len(n) < 45 else n[:42] + "..." for n in names], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
@@ -252,9 +255,9 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path) -> tuple[str, 
     ax.legend(fontsize=7)
     if multi:
         ax2 = axes[0, 1]
-        for n, c in multi.items():
-            xs = sorted(float(x) for x in c)
-            ax2.plot(xs, [100 * (c[pct_key(x)] or 0.0) for x in xs], marker="o", label=n)
+        for n, curve in multi.items():
+            xs = sorted(float(x) for x in curve)
+            ax2.plot(xs, [100 * (curve[pct_key(x)] or 0.0) for x in xs], marker="o", label=n)
         ax2.set_xscale("log")
         ax2.set_xlabel("labels used (% of train)")
         ax2.set_ylabel("headline metric (%)")

@@ -66,6 +66,7 @@ class _Classifier(nn.Module):
         self.backbone = backbone
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.feature_dim, cfg.num_outputs))
         self.finetune = cfg.finetune
+        self.num_outputs = cfg.num_outputs
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
@@ -86,7 +87,7 @@ def _scores(
             x = transform.apply(x) if transform is not None else x
             with autocast():
                 out.append(clf(x).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, clf.head[1].out_features), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, clf.num_outputs), np.float32)
 
 
 def train_head(

@@ -6,10 +6,10 @@ import datetime as dt
 import socket
 
 import pytest
-from conftest import brute_force, random_queries
 
 from seco.collect.catalog import PRESETS, SasSigner, StacApiCatalog, open_catalog
 from seco.errors import CatalogError, ConfigError
+from tests.collect.conftest import brute_force, random_queries
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import SHARED_DATA
 
 from seco.bands import L1C, L2A
 from seco.collect.catalog import build_catalog, open_catalog
 from seco.errors import CatalogError, ConfigError
+from tests.collect.conftest import SHARED_DATA
 
 OSCD_IMAGES = SHARED_DATA / "oscd" / "Onera Satellite Change Detection dataset - Images"
 

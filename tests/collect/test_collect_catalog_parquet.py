@@ -8,7 +8,6 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import brute_force, make_items, random_queries
 
 from seco.collect.catalog import (
     ParquetCatalog,
@@ -19,6 +18,7 @@ from seco.collect.catalog import (
     write_stac_geoparquet,
 )
 from seco.errors import CatalogError, ConfigError
+from tests.collect.conftest import brute_force, make_items, random_queries
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ reader on a simulated COG archive.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import random
@@ -34,6 +33,7 @@ from seco.collect.pipeline import (
     is_transient,
     plan_collect,
     read_failures,
+    remaining,
     run_collect,
     with_retries,
 )
@@ -112,7 +112,7 @@ class FakeReader:
         self._tries: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, item, lon, lat, size_px=264, bands=L2A, resolution=10, harmonize=True) -> Patch:
+    def __call__(self, item, lon, lat, size_px=264, bands=L2A, resolution=10, harmonize=True, gdal_env=None) -> Patch:
         with self._lock:
             self.calls.append(item.id)
             self._tries[item.id] = self._tries.get(item.id, 0) + 1
@@ -361,6 +361,7 @@ def test_resume_gives_the_uninterrupted_store_and_rereads_nothing_decided(locati
     part = tmp_path / "part.zarr"
     first = run(config(locations, part, max_cloud=None), FakeReader(rules), stop_after=2)
     assert first.committed == 2 and open_store(part).keys() == ["0", "2"]
+    assert remaining(plan_collect(config(locations, part, max_cloud=None), catalog=FakeCatalog())) == 4
     reader = FakeReader(rules)
     second = run(config(locations, part, max_cloud=None, workers=5), reader)  # other workers: allowed
     assert second.resumed_from == 2 and second.complete
@@ -397,12 +398,13 @@ def test_unreachable_catalog_stops_cleanly_and_a_rerun_continues(locations, tmp_
 
 
 def test_a_second_writer_is_refused(locations, tmp_path):
-    from seco.collect.pipeline import _locked
+    from seco.collect.pipeline import _locked, lock_path
 
     out = tmp_path / "s.zarr"
     run(config(locations, out), stop_after=1)
-    with _locked(out / STATE_DIR / "lock"), pytest.raises(CollectError, match="another `seco collect`"):
+    with _locked(lock_path(out)), pytest.raises(CollectError, match=f"another `seco collect` is writing to {out}"):
         run(config(locations, out))
+    assert len(open_store(out)) == 1
 
 
 # ---------------------------------------------------------------------------------------------- Dask

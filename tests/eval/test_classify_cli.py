@@ -215,3 +215,38 @@ def test_real_bigearthnet_sample(run_cli, tmp_path: Path) -> None:
     assert code == 0, err
     m = _metrics(out)
     assert m["splits"]["train"] <= 8 and 0 <= m["headline"]["value"] <= 1
+
+
+def test_official_checkpoint_weights(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
+    from seco.models.checkpoint import to_official_state_dict
+    from seco.models.seco import ContrastiveConfig, ContrastiveModel
+    from tests.eval._helpers import fakes
+
+    torch.manual_seed(0)
+    model = ContrastiveModel.from_config(ContrastiveConfig(in_chans=3, emb_dim=16, queue_size=8))
+    ckpt = tmp_path / "seco_resnet18_tiny.ckpt"
+    torch.save({"state_dict": to_official_state_dict(model.state_dict()),
+                "hyper_parameters": {"base_encoder": "resnet18", "emb_spaces": 3, "emb_dim": 16}}, ckpt)
+    code, _, err = run_cli("eval", "eurosat", "--root", fake_eurosat, "--weights", f"official:{ckpt}",
+                           "--out", tmp_path / "ms", "--cs", "1", "--no-cache", "--no-progress")
+    assert code == 0, err
+    m = _metrics(tmp_path / "ms")
+    assert m["weights_kind"] == "official" and m["bands"] == list(RGB)
+    assert m["transform"]["clip"] is not None and m["normalization"] == "weights (official)"
+    rgb_root = fakes.write_eurosat_rgb(tmp_path / "rgb", per_class=5, seed=0)
+    code, _, err = run_cli("eval", "eurosat", "--root", rgb_root, "--weights", f"official:{ckpt}",
+                           "--out", tmp_path / "rgb_run", "--cs", "1", "--no-cache", "--no-progress")
+    assert code == 0, err
+    m = _metrics(tmp_path / "rgb_run")
+    assert m["transform"] == {"normalization": None, "clip": None}  # pixels / 255 as main_eurosat.py
+    assert "ToTensor" in (tmp_path / "rgb_run" / "report.md").read_text()
+
+
+def test_the_seco_cli_routes_eval_and_embed(tmp_path: Path, capsys) -> None:
+    from seco.cli import main
+
+    assert main(["eval", "compare", str(tmp_path), "--out", str(tmp_path / "cmp")]) == 2
+    assert main(["embed", "--weights", "random", "--input", str(tmp_path / "missing.tif"),
+                 "--out", str(tmp_path / "e.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "no metrics.json" in err and "does not exist" in err
