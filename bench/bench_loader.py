@@ -116,6 +116,7 @@ class SecoRunner:
         self.make, self.device = views, torch.device(device)
         self.gen = torch.Generator()
         self.it: Iterator[Any] | None = None
+        self.breakdown_pos = 0
 
     def next_batch(self) -> dict[str, Any]:
         while True:
@@ -182,8 +183,10 @@ def seco_breakdown(runner: SecoRunner, batches: int) -> dict[str, float]:
     n = 0
     idx = runner.sampler.indices(0)
     bs = runner.sampler.batch_size
-    for b in range(batches):
-        sel = idx[(b * bs) % len(idx):][:bs]
+    for _ in range(batches):
+        start = runner.breakdown_pos
+        runner.breakdown_pos = (start + bs) % max(len(idx) - bs + 1, 1)
+        sel = idx[start:start + bs]
         t = time.process_time()
         items = [runner.ds[(0, int(i))] for i in sel]
         t1 = time.process_time()
@@ -226,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-loader-only", action="store_true",
                     help="skip the seco rows without view making (views made on an accelerator)")
     ap.add_argument("--device", default="cpu", help="where seco makes the views (cpu, cuda): the loop's --device")
+    ap.add_argument("--breakdown-reps", type=int, default=3, help="batches per stage in the breakdown")
     ap.add_argument("--profile", action="store_true", help="cProfile seco's contenders after the timing")
     ap.add_argument("--store", default=None, help="use this store instead of a synth one (first --locations)")
     ap.add_argument("--workdir", default=None, help="where to write the store and the GeoTIFF trees")
@@ -309,14 +313,19 @@ def main(argv: list[str] | None = None) -> None:
           "'loader only': the DataLoader's batches (PretrainDataset + collate) without make_views, i.e. the CPU "
           "cost per sample when the loop makes the views on an accelerator (--device cuda).\n")
 
-    # where the time goes (CPU ms per sample; measured separately, stage by stage)
-    bd = [("paper (RGB)", k, v) for k, v in paper_breakdown(paper_jpeg, max(a.batch, 32), a.seed, a.size, a.batch).items()]
-    bd += [("seco (RGB)", k, v) for k, v in seco_breakdown(seco_rgb, 2).items()]
-    bd += [("seco (12 bands)", k, v) for k, v in seco_breakdown(seco_all, 1).items()]
+    # where the time goes (CPU ms per sample; stage by stage, interleaved reps, medians)
+    reps: dict[tuple[str, str], list[float]] = {}
+    for r in range(a.breakdown_reps):
+        for p, res in (("paper (RGB)", paper_breakdown(paper_jpeg, a.batch, a.seed + r, a.size, a.batch)),
+                       ("seco (RGB)", seco_breakdown(seco_rgb, 1)), ("seco (12 bands)", seco_breakdown(seco_all, 1))):
+            for k, v in res.items():
+                reps.setdefault((p, k), []).append(v)
+    bd = [(p, k, statistics.median(v)) for (p, k), v in reps.items()]
     totals: dict[str, float] = {}
     for p, _, v in bd:
         totals[p] = totals.get(p, 0.0) + v
-    print("#### Where the time goes (CPU ms per sample, stage by stage)\n")
+    print(f"#### Where the time goes (CPU ms per sample, stage by stage; median of {a.breakdown_reps} interleaved "
+          f"batches of {a.batch})\n")
     print(table(["pipeline", "stage", "CPU ms/sample", "share"], [(p, k, v, f"{100 * v / totals[p]:.0f} %") for p, k, v in bd]))
     print()
 

@@ -2,7 +2,9 @@
 
 Starts ``python -m seco pretrain`` as a child process on a synth store (or ``--store``) and samples the RSS
 of the child and all its descendants (DataLoader workers, if any) every ``--interval`` seconds with psutil;
-the peak of their sum is the number compared with the target (issue 2: < 4 GiB). The kernel's own peak of
+the peak of their sum is the number compared with the target (issue 2: < 4 GiB). With DataLoader workers,
+RSS counts the shared-memory batches in both the worker and the main process; the PSS sum (shared pages
+split among the processes that map them) is printed too. The kernel's own peak of
 the largest process (``ru_maxrss`` of the waited child) is printed beside it as a cross-check that the
 sampling did not miss a short spike. The run uses the CLI defaults otherwise (TensorBoard, curves.png and
 the final checkpoint included), so it measures what a user's run holds.
@@ -31,42 +33,52 @@ GiB = 2**30
 TARGET_GIB = 4.0
 
 
-def tree_rss(proc: psutil.Process) -> tuple[int, int, int]:
-    """(sum of RSS over ``proc`` and its descendants, RSS of ``proc`` alone, number of processes)."""
+def tree_memory(proc: psutil.Process, pss: bool) -> tuple[int, int, int, int]:
+    """Over ``proc`` and its descendants: (sum of RSS, sum of PSS or 0, RSS of ``proc`` alone, process count).
+
+    RSS counts a shared page (e.g. a batch a DataLoader worker passes through shared memory) in every
+    process that maps it; PSS splits it among them, so the PSS sum is the memory the tree really holds.
+    PSS needs ``/proc/PID/smaps_rollup`` (slower to read), so it is sampled only when ``pss`` is True.
+    """
     try:
-        own = proc.memory_info().rss
         kids = proc.children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return 0, 0, 0
-    total = own
-    for k in kids:
+        return 0, 0, 0, 0
+    rss = total_pss = own = n = 0
+    for k, p in enumerate([proc, *kids]):
         try:
-            total += k.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total, own, 1 + len(kids)
+            info = p.memory_full_info() if pss else p.memory_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        rss += info.rss
+        total_pss += getattr(info, "pss", 0)
+        own = info.rss if k == 0 else own
+        n += 1
+    return rss, total_pss, own, n
 
 
-def measure(cmd: list[str], interval: float, log: Path) -> dict[str, float]:
+def measure(cmd: list[str], interval: float, log: Path, pss_every: int = 4) -> dict[str, float]:
     """Run ``cmd``, sampling its process tree's RSS; returns peaks (bytes), samples, wall seconds, exit code."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     with log.open("wb") as out:
         child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         proc = psutil.Process(child.pid)
-        peak = peak_own = procs = samples = 0
+        peak = peak_pss = peak_own = procs = samples = 0
         t_peak = 0.0
+        tick = time.perf_counter()
         while child.poll() is None:
-            total, own, n = tree_rss(proc)
+            total, pss, own, n = tree_memory(proc, pss=samples % pss_every == 0)
             samples += 1
             if total > peak:
                 peak, t_peak = total, time.perf_counter() - t0
-            peak_own, procs = max(peak_own, own), max(procs, n)
-            time.sleep(interval)
+            peak_pss, peak_own, procs = max(peak_pss, pss), max(peak_own, own), max(procs, n)
+            tick += interval  # a fixed period, whatever the sampling itself costs
+            time.sleep(max(0.0, tick - time.perf_counter()))
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux; max over waited children
     return {
-        "peak": peak, "peak_own": peak_own, "procs": procs, "samples": samples, "t_peak": t_peak, "wall": wall,
+        "peak": peak, "peak_pss": peak_pss, "peak_own": peak_own, "procs": procs, "samples": samples, "t_peak": t_peak, "wall": wall,
         "rc": child.returncode, "ru_maxrss": after * 1024 if after > before else float("nan"),
     }
 
@@ -83,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--queue", type=int, default=16384, help="queue size (a multiple of the batch)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the run")
     ap.add_argument("--interval", type=float, default=0.05, help="RSS sampling period in seconds")
+    ap.add_argument("--pss-every", type=int, default=4, help="sample PSS every N-th sample (it is slower to read)")
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args(argv)
 
@@ -102,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     cmd = [sys.executable, "-m", "seco", *run_args]
     log = work / "pretrain.log"
-    res = measure(cmd, a.interval, log)
+    res = measure(cmd, a.interval, log, a.pss_every)
 
     load = os.getloadavg()
     me = " ".join([".venv/bin/python -m bench.bench_memory", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
@@ -116,10 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         ("peak RSS, process tree (sampled)", f"{res['peak'] / GiB:.2f} GiB", f"< {TARGET_GIB:.0f} GiB",
          "yes" if ok else "no"),
+        ("peak PSS, process tree (sampled; shared pages counted once)", f"{res['peak_pss'] / GiB:.2f} GiB", "", ""),
         ("peak RSS, main process (sampled)", f"{res['peak_own'] / GiB:.2f} GiB", "", ""),
         ("peak RSS, largest process (kernel ru_maxrss)", f"{res['ru_maxrss'] / GiB:.2f} GiB", "", ""),
         ("processes in the tree (max)", str(int(res["procs"])), "", ""),
-        ("samples / interval", f"{int(res['samples'])} / {1000 * a.interval:.0f} ms", "", ""),
+        ("samples / mean interval (asked)", f"{int(res['samples'])} / {1000 * res['wall'] / max(res['samples'], 1):.0f} ms "
+         f"({1000 * a.interval:.0f} ms; PSS every {a.pss_every})", "", ""),
         ("peak reached at / run wall time", f"{res['t_peak']:.1f} s / {res['wall']:.1f} s", "", ""),
         ("exit status", str(res["rc"]), "0", "yes" if res["rc"] == 0 else "no"),
     ]

@@ -164,6 +164,9 @@ class SampleConfig:
         lat_min: southern limit (uniform mode; default Sentinel-2 coverage).
         lat_max: northern limit (uniform mode).
         dates: the date schedule of every location.
+        centres: cities mode: ``(name, lon, lat)`` centres to draw around instead of the bundled city list
+            (e.g. the scene centres of a local archive), all equally likely; ``top_cities`` is capped at their
+            number. Saved with the file, so replacement locations can be drawn again.
     """
 
     n: int
@@ -177,6 +180,7 @@ class SampleConfig:
     lat_min: float = S2_LAT_RANGE[0]
     lat_max: float = S2_LAT_RANGE[1]
     dates: DateSchedule = field(default_factory=DateSchedule)
+    centres: tuple[tuple[str, float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 1:
@@ -201,6 +205,8 @@ class SampleConfig:
             )
         if not isinstance(self.dates, DateSchedule):
             raise ConfigError(f"dates={self.dates!r} must be a DateSchedule")
+        if self.centres is not None:
+            object.__setattr__(self, "centres", _check_centres(self.centres, self.mode))
 
     @property
     def separation_km(self) -> float:
@@ -218,7 +224,25 @@ class SampleConfig:
         """Inverse of :meth:`to_dict`."""
         d = dict(d)
         d["dates"] = DateSchedule.from_dict(d.get("dates", {}))
+        if d.get("centres") is not None:
+            d["centres"] = tuple(tuple(c) for c in d["centres"])
         return cls(**d)
+
+
+def _check_centres(centres: Any, mode: str) -> tuple[tuple[str, float, float], ...]:
+    """``centres`` as a tuple of ``(name, lon, lat)``; ConfigError when malformed or not in cities mode."""
+    if mode != "cities":
+        raise ConfigError(f"centres are for mode='cities', not mode={mode!r}")
+    try:
+        out = tuple((str(name), float(lon), float(lat)) for name, lon, lat in centres)
+    except (TypeError, ValueError):
+        raise ConfigError(f"centres={centres!r} must be a sequence of (name, lon, lat)") from None
+    if not out:
+        raise ConfigError("centres is empty; give at least one (name, lon, lat) or None for the bundled cities")
+    for name, lon, lat in out:
+        if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ConfigError(f"centre {name!r} has an invalid position lon={lon!r} lat={lat!r} (WGS84 degrees)")
+    return out
 
 
 @dataclass(frozen=True)
@@ -385,8 +409,12 @@ def sample_uniform_land(
 def sample(config: SampleConfig, *, cities: Cities | None = None, land_mask: LandMask | None = None) -> Locations:
     """Locations and date windows for a config (dates resolved, so the result carries a reproducible config)."""
     cfg = SampleConfig(**{**_fields(config), "dates": config.dates.resolved()})
+    top = cfg.top_cities
+    if cfg.mode == "cities" and cities is None and cfg.centres is not None:
+        cities = Cities.from_records([{"name": n, "lon": lo, "lat": la} for n, lo, la in cfg.centres])
+        top = min(top, len(cities))
     if cfg.mode == "cities":
-        loc = sample_cities(cfg.n, cfg.seed, cfg.sigma_km, cfg.top_cities, cities=cities, patch_km=cfg.patch_km,
+        loc = sample_cities(cfg.n, cfg.seed, cfg.sigma_km, top, cities=cities, patch_km=cfg.patch_km,
                             min_separation_km=cfg.min_separation_km, land_only=cfg.land_only, land_mask=land_mask)
     else:
         loc = sample_uniform_land(cfg.n, cfg.seed, lat_min=cfg.lat_min, lat_max=cfg.lat_max, patch_km=cfg.patch_km,

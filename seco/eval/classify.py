@@ -89,12 +89,12 @@ def _open_splits(cfg: ClassifyConfig, bands: tuple[str, ...] | str) -> Splits:
             data[s] = EuroSAT(cfg.root, **kw)
         else:
             data[s] = BigEarthNet(cfg.root, num_classes=cfg.num_classes, size=cfg.size, exclude=cfg.exclude, **kw)
-    empty = [s for s, d in data.items() if len(d) == 0]  # type: ignore[arg-type]
+    sizes = {s: len(d) for s, d in data.items()}  # type: ignore[arg-type]
+    empty = [s for s, n in sizes.items() if n == 0]
     if empty:
-        raise DatasetError(
-            f"the {', '.join(empty)} split of {cfg.root} is empty ({', '.join(f'{s}: {len(d)}' for s, d in data.items())}"  # type: ignore[arg-type]
-            "); the dataset is too small for a stratified 60/20/20 split. Give published lists with --split-file"
-        )
+        fix = ("check the --split-file lists" if cfg.split_files else
+               "the dataset is too small for a stratified 60/20/20 split; give lists with --split-file")
+        raise DatasetError(f"the {', '.join(empty)} split of {cfg.root} is empty ({sizes}); {fix}")
     test_is_val = "test" not in data
     if test_is_val:
         data["test"] = data["val"]

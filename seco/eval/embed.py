@@ -55,6 +55,8 @@ from seco.eval.features import image_stats
 GEOPARQUET_VERSION = "1.1.0"
 _BAND_IN_TEXT = re.compile(r"\bB(8A|\d{1,2})\b", re.IGNORECASE)
 _ROWS_PER_GROUP = 4096
+#: GDAL block cache while embedding, in MB.
+_GDAL_CACHE_MB = 64
 
 
 def file_bands(src: rasterio.DatasetReader, given: str | None, path: Path) -> tuple[str, ...]:
@@ -270,7 +272,9 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     total = 0
     for p in paths:
         with _open(p) as src:
-            total += len(grid_positions(src.height, cfg.patch, cfg.step)) * len(grid_positions(src.width, cfg.patch, cfg.step))
+            total += len(grid_positions(src.height, cfg.patch, cfg.step)) * len(
+                grid_positions(src.width, cfg.patch, cfg.step)
+            )
     bar = None
     if cfg.progress:
         from tqdm import tqdm
@@ -279,13 +283,17 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     outputs: list[str] = []
     n_done = 0
     try:
-        for p in paths:
-            dense_path = None
-            if cfg.dense is not None:
-                dense_path = dense_dir / f"{p.stem}.tif" if dense_dir is not None else Path(cfg.dense)
-            n_done += _embed_file(p, fbands[p], bands, model, transform, cfg, device, writer, dense_path, meta, bar)
-            if dense_path is not None:
-                outputs.append(str(dense_path))
+        # Each strip is read once, so GDAL's block cache (default 5 % of RAM) only grows memory with the
+        # raster size; a small one keeps it flat.
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+            for p in paths:
+                dense_path = None
+                if cfg.dense is not None:
+                    dense_path = dense_dir / f"{p.stem}.tif" if dense_dir is not None else Path(cfg.dense)
+                n_done += _embed_file(p, fbands[p], bands, model, transform, cfg, device, writer, dense_path,
+                                      meta, bar)
+                if dense_path is not None:
+                    outputs.append(str(dense_path))
         if writer is not None:
             writer.close()
             outputs.insert(0, str(cfg.out))

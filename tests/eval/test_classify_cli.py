@@ -141,6 +141,13 @@ def test_bigearthnet_fast_probe(run_cli, fake_bigearthnet: Path, tmp_path: Path)
     r = m["fractions"]["100"]
     assert 0 <= r["micro_map"] <= 1 and 0 <= r["macro_map"] <= 1 and len(r["per_class_ap"]) == 19
     assert m["headline"]["metric"] == "micro_map"
+    l2a_shuffled = tuple(L2A[i] for i in np.random.default_rng(0).permutation(len(L2A)))
+    weights = make_export(tmp_path / "l2a", l2a_shuffled)
+    code, _, err = run_cli("eval", "bigearthnet", "--root", fake_bigearthnet, "--weights", weights, "--out",
+                           tmp_path / "export", "--size", "64", "--cs", "1", "--no-cache", "--no-progress")
+    assert code == 0, err
+    m = _metrics(tmp_path / "export")
+    assert m["bands"] == list(l2a_shuffled) and m["normalization"] == "weights (export)"
 
 
 def test_paper_and_finetune_protocols(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
@@ -250,3 +257,12 @@ def test_the_seco_cli_routes_eval_and_embed(tmp_path: Path, capsys) -> None:
                  "--out", str(tmp_path / "e.parquet")]) == 2
     err = capsys.readouterr().err
     assert "no metrics.json" in err and "does not exist" in err
+
+
+def test_a_split_too_small_to_exist_is_a_clear_error(run_cli, tmp_path: Path) -> None:
+    from tests.eval._helpers import fakes
+
+    fakes.write_bigearthnet(tmp_path / "ben", num_patches=6, seed=0)
+    code, _, err = run_cli("eval", "bigearthnet", "--root", tmp_path / "ben", "--weights", "random",
+                           "--out", tmp_path / "run", "--no-cache", "--no-progress")
+    assert code == 2 and "is empty" in err and "--split-file" in err
