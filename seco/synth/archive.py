@@ -502,7 +502,7 @@ def make_archive(
 
     sites = [_make_site(seed, i, z, P) for i, z in enumerate(zones)]
     rng = np.random.default_rng([seed, _SCENE_STREAM])
-    plan = []
+    plan: list[dict[str, Any]] = []
     for i in range(n_scenes):
         rep, rest = divmod(i, len(zones) * len(dates_))
         d_idx, s_idx = divmod(rest, len(zones))

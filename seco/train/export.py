@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from seco import __version__
 from seco.bands import parse_bands
@@ -38,7 +39,7 @@ def export_official(checkpoint: str | Path, out: str | Path, bands: str | None =
     The paper's weights take RGB (B04, B03, B02) with its quantile stretch and ImageNet statistics, which
     are recorded in the sidecar. ``bands`` only needs giving for a checkpoint trained on other bands.
     """
-    overrides = {"source": str(checkpoint)}
+    overrides: dict[str, Any] = {"source": str(checkpoint)}
     if bands is not None:
         names = list(parse_bands(bands))
         if names != ["B04", "B03", "B02"]:

@@ -221,7 +221,7 @@ def _pretrain(
         extra_negatives_heads=(1, 2) if cfg.method == "seco" else (),
     ).to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = model.query_parameters()
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 

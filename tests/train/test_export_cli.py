@@ -1,0 +1,32 @@
+"""`seco export --from-official`: the paper's checkpoint format through the command line."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seco.cli import main
+from seco.models.checkpoint import load_exported, to_official_state_dict
+from seco.models.seco import ContrastiveModel
+
+
+def _official_ckpt(path: Path) -> ContrastiveModel:
+    torch.manual_seed(1)
+    m = ContrastiveModel("resnet18", in_chans=3, num_heads=3, emb_dim=16, queue_size=8)
+    hp = {"base_encoder": "resnet18", "emb_dim": 16, "num_negatives": 8, "emb_spaces": 3}
+    torch.save({"state_dict": to_official_state_dict(m.state_dict()), "hyper_parameters": hp}, path)
+    return m
+
+
+def test_from_official_cli(tmp_path: Path) -> None:
+    m = _official_ckpt(tmp_path / "official.ckpt")
+    assert main(["export", "--from-official", str(tmp_path / "official.ckpt"), "--out", str(tmp_path / "w")]) == 0
+    state, meta = load_exported(tmp_path / "w.pth")
+    assert meta["bands"] == ["B04", "B03", "B02"] and meta["normalization"] is not None
+    assert torch.equal(state["layer4.1.bn2.weight"], m.backbone.layer4[1].bn2.weight)
+    assert not any(k.startswith("fc.") for k in state)
+
+
+def test_export_needs_exactly_one_source(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["export", "--out", str(tmp_path / "w")]) == 2
+    assert "exactly one" in capsys.readouterr().err
