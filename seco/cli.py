@@ -124,17 +124,24 @@ def _run_export(a: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="offline end to end: synth -> pretrain -> export -> linear probe -> report")
+    p = sub.add_parser("demo", help="offline end to end: synth scene archive -> sample -> collect -> pretrain -> "
+                                    "export -> linear probe -> report")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--minutes", type=float, default=3.0, help="pre-training time budget (default 3)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes (small archive, 12 locations, 5 training steps): about a minute, for a first look")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(a: argparse.Namespace) -> int:
-    from seco.demo import run_demo
+    from seco.demo import QUICK, run_demo
 
-    report = run_demo(Path(a.out), minutes=a.minutes, seed=a.seed)
+    if a.minutes <= 0:
+        raise ConfigError(f"--minutes {a.minutes:g} must be > 0")
+    extra = QUICK if a.quick else {}
+    report = run_demo(Path(a.out), minutes=a.minutes, seed=a.seed, progress=not a.no_progress, **extra)
     print(f"report: {report}")
     return 0
 

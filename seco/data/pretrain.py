@@ -18,6 +18,7 @@ samples and dates it would have seen.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -26,13 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler, default_collate
+from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
 from seco.bands import REFLECTANCE_SCALE, parse_bands
 from seco.data.views import draw_dates
 from seco.errors import ConfigError, DatasetError
 
-__all__ = ["PretrainDataset", "ResumableSampler", "check_batch_size", "collate_pretrain"]
+__all__ = ["PretrainBatch", "PretrainDataset", "ResumableSampler", "check_batch_size", "collate_pretrain"]
 
 
 class PretrainDataset(Dataset):
@@ -89,6 +90,7 @@ class PretrainDataset(Dataset):
         self.replace = bool(replace)
         self.as_dn = bool(as_dn)
         self.epoch = 0
+        self._reads_into = _has_out_argument(store)  # seco Stores decode into a caller's buffer (__getitems__)
         self._valid = np.asarray(store.valid_mask(), dtype=bool)  # (N, T)
         if self._valid.ndim != 2 or self._valid.shape[0] != len(store):
             raise DatasetError(
@@ -123,7 +125,7 @@ class PretrainDataset(Dataset):
         return draw_dates(self._valid[loc], self.num_dates, rng, replace=self.replace)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        epoch, i = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (None, int(key))
+        epoch, i = _parse_key(key)
         loc = int(self.locations[i])
         dates = self.draw(i, epoch)
         uniq = sorted(set(dates))
@@ -144,6 +146,82 @@ class PretrainDataset(Dataset):
             "location": loc,
         }
 
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> PretrainBatch:
+        """A whole batch at once; torch's ``DataLoader`` calls this with one batch's keys when it exists.
+
+        Equal to ``[self[k] for k in keys]`` (same dates, draw order, dtypes and dict keys), but every sample is
+        decoded straight into one preallocated (B, num_dates, C, H, W) tensor (uint16 with ``as_dn``, else
+        float32 reflectance; in a worker process it is allocated in shared memory, as ``default_collate``
+        does), so there are no per-sample arrays and no stacking copy. The items' ``images`` are views of that
+        tensor; ``collate_pretrain`` returns the batch it carries (``PretrainBatch.collated``) as is, and
+        ``default_collate`` still works on it as on a list of items.
+        """
+        store = self._get_store()
+        parsed = [_parse_key(k) for k in keys]
+        locs = [int(self.locations[i]) for _, i in parsed]
+        draws = [self.draw(i, epoch) for epoch, i in parsed]
+        b, n, c = len(parsed), self.num_dates, len(self.bands)
+        if b == 0:
+            return PretrainBatch([], None)
+        bands = list(self.bands)
+        if self._reads_into and isinstance(getattr(store, "patch_size", None), int):
+            h = w = int(store.patch_size)
+            dtype = torch.uint16 if self.as_dn else torch.float32
+            images = _batch_tensor((b, n, c, h, w), dtype)
+            if self.as_dn:
+                dn = images.numpy()  # (B, n, C, H, W), shares memory with images
+                for k in range(b):
+                    self._read_into(store, locs[k], draws[k], bands, dn[k])
+            else:
+                scratch = np.empty((n, c, h, w), dtype=np.uint16)
+                for k in range(b):
+                    self._read_into(store, locs[k], draws[k], bands, scratch)
+                    images[k].copy_(torch.from_numpy(scratch)).div_(REFLECTANCE_SCALE)  # as __getitem__
+        else:  # a store-like object without read(..., out=): read, then copy into the batch
+            arrs = [self._read_drawn(store, loc, dates, bands) for loc, dates in zip(locs, draws, strict=True)]
+            shapes = {a.shape for a in arrs}
+            if len(shapes) != 1:
+                raise DatasetError(f"samples of one batch have different image shapes {sorted(shapes)}")
+            images = _batch_tensor((b, *arrs[0].shape), torch.uint16 if self.as_dn else torch.float32)
+            for k, a in enumerate(arrs):
+                t = torch.from_numpy(np.ascontiguousarray(a))
+                if self.as_dn:
+                    images[k].copy_(t)
+                else:
+                    images[k].copy_(t).div_(REFLECTANCE_SCALE)
+        dates_t = torch.tensor(draws, dtype=torch.long).reshape(b, n)  # (B, n)
+        items = [
+            {"images": images[k], "dates": dates_t[k], "index": i, "location": locs[k]}
+            for k, (_, i) in enumerate(parsed)
+        ]
+        collated = {
+            "images": images,
+            "dates": dates_t,
+            "index": torch.tensor([i for _, i in parsed], dtype=torch.long),
+            "location": torch.tensor(locs, dtype=torch.long),
+        }
+        return PretrainBatch(items, collated)
+
+    def _read_drawn(self, store: Any, loc: int, dates: list[int], bands: list[str]) -> np.ndarray:
+        """(n, C, H, W) uint16 of ``dates`` in draw order, read as ``__getitem__`` reads (each date once)."""
+        uniq = sorted(set(dates))
+        arr = store.read(loc, dates=uniq, bands=bands)  # (t, C, H, W) uint16
+        if arr.ndim != 4 or arr.shape[:2] != (len(uniq), len(bands)):
+            raise DatasetError(
+                f"store read of location {loc} gave shape {arr.shape}, expected ({len(uniq)}, {len(bands)}, H, W)"
+            )
+        return arr if uniq == dates else arr[[uniq.index(d) for d in dates]]
+
+    @staticmethod
+    def _read_into(store: Any, loc: int, dates: list[int], bands: list[str], out: np.ndarray) -> None:
+        """Decode ``dates`` (draw order) of ``loc`` into ``out`` (n, C, H, W) uint16, each date once."""
+        uniq = sorted(set(dates))
+        if len(uniq) == len(dates):
+            store.read(loc, dates=dates, bands=bands, out=out)
+        else:  # repeats (replace=True): decode each date once, then spread them out in draw order
+            store.read(loc, dates=uniq, bands=bands, out=out[: len(uniq)])
+            out[:] = out[[uniq.index(d) for d in dates]]  # fancy indexing copies first: no overlap issue
+
     def _get_store(self) -> Any:
         if self._store is None:
             assert self._path is not None
@@ -163,14 +241,59 @@ def _open(path: Path) -> Any:
     return open_store(path)
 
 
+def _parse_key(key: int | tuple[int, int]) -> tuple[int | None, int]:
+    """``i`` or ``(epoch, i)`` -> ``(epoch or None, i)``."""
+    return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (None, int(key))
+
+
+def _has_out_argument(store: Any) -> bool:
+    try:
+        return "out" in inspect.signature(store.read).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor for one batch; in a DataLoader worker, in shared memory (as ``default_collate``
+    allocates its stacked batch), so it reaches the main process without a copy."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    proto = torch.empty(0, dtype=dtype)
+    storage = proto._typed_storage()._new_shared(math.prod(shape), device=proto.device)
+    return proto.new(storage).resize_(shape)
+
+
+class PretrainBatch(list):  # type: ignore[type-arg]
+    """What ``PretrainDataset.__getitems__`` returns: the batch's item dicts (a list, as ``[ds[k] for k in
+    keys]``) that also carries the already collated batch, which ``collate_pretrain`` returns unchanged.
+
+    Attributes:
+        collated: ``images`` (B, n, C, H, W), ``dates`` (B, n) int64, ``index`` and ``location`` (B,) int64;
+            the items' ``images`` and ``dates`` are views of it. ``None`` for an empty batch.
+    """
+
+    def __init__(self, items: Sequence[dict[str, Any]], collated: dict[str, Any] | None):
+        super().__init__(items)
+        self.collated = collated
+
+
 def collate_pretrain(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Stack samples into ``images`` (B, n, C, H, W), ``dates`` (B, n), ``index`` and ``location`` (B,).
 
     The dtype is kept (float32 reflectance, or uint16 DN with ``as_dn``); inside a worker the stacked batch is
     written straight into shared memory (``default_collate``), so it reaches the main process without a copy.
+    A ``PretrainBatch`` (``PretrainDataset.__getitems__``, what the DataLoader hands over) is already one
+    batch tensor and is returned as it is, without a copy.
     """
     if not samples:
         raise ConfigError("cannot collate an empty batch")
+    if isinstance(samples, PretrainBatch) and samples.collated is not None:
+        if len(samples) != len(samples.collated["index"]):
+            raise DatasetError(
+                f"PretrainBatch holds {len(samples)} items but its batch has {len(samples.collated['index'])}; "
+                "do not add or remove items of a PretrainBatch, or collate a plain list of them"
+            )
+        return samples.collated
     shapes = {tuple(s["images"].shape) for s in samples}
     if len(shapes) != 1:
         raise DatasetError(f"samples of one batch have different image shapes {sorted(shapes)}")

@@ -45,6 +45,13 @@ The flip is fused into the crop (reversed sample columns): every other op commut
 flipping last. On the CPU a batch is processed a few samples at a time so the ~30 passes of the photometric
 ops stay in cache (``CPU_CHUNK_BYTES``); the result does not depend on the chunking.
 
+Digital numbers in: every op also takes an integer batch (the store's uint16 DN, e.g. a ``PretrainDataset``
+batch with ``as_dn=True``) and treats it as ``to_reflectance(x)``: the crop converts only each sample's crop
+box to float32 reflectance (``DN / 10000``, the same operations as ``to_reflectance``, so the output is
+bitwise the same as converting the whole batch first), which saves converting and holding a float copy of
+the whole (B, dates, C, 264, 264) batch on the CPU. On other devices the batch is converted whole before the
+``grid_sample``.
+
 Crop implementation: the result is bilinear ``F.interpolate(crop, size, align_corners=False)`` of each
 sample's box. On the CPU that is what runs, one call per sample; on other devices one ``grid_sample`` over
 the batch with the same sample points (clamped to the box), so every device gives the same numbers.
@@ -62,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seco.bands import REFLECTANCE_SCALE
 from seco.errors import ConfigError
 
 __all__ = [
@@ -136,13 +144,23 @@ def _check_range(name: str, rng: tuple[float, float], low: float, high: float, o
 def _check_inputs(x: Tensor, gen: torch.Generator) -> None:
     if x.ndim != 4:
         raise ConfigError(f"expected a batch (B, C, H, W), got shape {tuple(x.shape)}; add a batch dim with x[None]")
-    if not x.is_floating_point():
+    if not (x.is_floating_point() or _is_dn(x)):
         raise ConfigError(
-            f"augmentations need float reflectance, got dtype {x.dtype}; convert DN with "
+            f"augmentations need float reflectance or integer DN, got dtype {x.dtype}; convert with "
             "seco.data.normalize.to_reflectance first"
         )
     if gen.device.type != "cpu":
         raise ConfigError(f"the augmentation generator must live on the CPU, got one on {gen.device}")
+
+
+def _is_dn(x: Tensor) -> bool:
+    """An integer batch: digital numbers, reflectance ``DN / 10000``."""
+    return not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+
+
+def _reflectance(x: Tensor) -> Tensor:
+    """``seco.data.normalize.to_reflectance``: float32 ``DN / 10000`` of an integer tensor, floats unchanged."""
+    return x.to(torch.float32).div_(REFLECTANCE_SCALE) if _is_dn(x) else x
 
 
 def sample_crop_boxes(
@@ -200,7 +218,8 @@ def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None = None
     one ``grid_sample`` over the whole batch elsewhere.
 
     Args:
-        x: (B, C, H, W) float.
+        x: (B, C, H, W) float, or integer DN (the result is then reflectance, float32: only the crop boxes
+            are converted on the CPU, bitwise as ``to_reflectance`` of the whole batch).
         boxes: (B, 4) ``(top, left, h, w)`` in input pixels, any device.
         size: output side.
         flip: (B,) bool; where True the output is flipped horizontally.
@@ -210,15 +229,18 @@ def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None = None
     """
     if x.device.type == "cpu":
         return _crop_interpolate(x, boxes, size, flip)
-    return _crop_grid_sample(x, boxes, size, flip)
+    return _crop_grid_sample(_reflectance(x), boxes, size, flip)
 
 
 def _crop_interpolate(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None) -> Tensor:
-    out = x.new_empty(x.shape[0], x.shape[1], size, size)  # (B, C, S, S)
+    dn = _is_dn(x)
+    out = x.new_empty(x.shape[0], x.shape[1], size, size, dtype=torch.float32 if dn else x.dtype)  # (B, C, S, S)
     flips = [False] * x.shape[0] if flip is None else flip.tolist()
     for k, (top, left, h, w) in enumerate(boxes.tolist()):
-        y = F.interpolate(x[k : k + 1, :, top : top + h, left : left + w], size=(size, size), mode="bilinear",
-                          align_corners=False)  # (1, C, S, S)
+        box = x[k : k + 1, :, top : top + h, left : left + w]  # (1, C, h, w)
+        if dn:  # only this box, to reflectance: the same numbers as converting the whole batch first
+            box = box.to(torch.float32).div_(REFLECTANCE_SCALE)
+        y = F.interpolate(box, size=(size, size), mode="bilinear", align_corners=False)  # (1, C, S, S)
         out[k] = y[0].flip(-1) if flips[k] else y[0]
     return out
 
@@ -312,7 +334,7 @@ def crop_only(
     """Random resized crop and nothing else (the official SeCo ``q`` and ``k1`` views): no flip, no jitter.
 
     Args:
-        x: (B, C, H, W) float on any device; not modified.
+        x: (B, C, H, W) float reflectance, or integer DN (as ``to_reflectance(x)``), on any device; not modified.
         gen: CPU generator; consumed deterministically.
         size: output side.
         scale, ratio: crop area fraction and aspect-ratio ranges.
@@ -340,7 +362,7 @@ def augment(
     probabilities), so the output is a function of the generator state and the input alone.
 
     Args:
-        x: (B, C, H, W) float reflectance on any device; not modified.
+        x: (B, C, H, W) float reflectance, or integer DN (as ``to_reflectance(x)``), on any device; not modified.
         gen: CPU generator.
         cfg: the pipeline; ``Augment()`` (MoCo-v2 at 224) when None.
         then: a per-sample function applied last (e.g. ``Normalization.apply_``), see ``crop_only``.
@@ -383,7 +405,8 @@ def _chunks(b: int, sample_bytes: int, device: torch.device) -> list[slice]:
 def _chunked(run: Callable[[slice], Tensor], x: Tensor, size: int) -> Tensor:
     """``run`` over sample chunks of ``x`` (B, C, H, W), results gathered into one (B, C', size, size)."""
     b, c = x.shape[:2]
-    chunks = _chunks(b, c * size * size * x.element_size(), x.device)
+    itemsize = 4 if _is_dn(x) else x.element_size()  # of the (float32 for DN) views
+    chunks = _chunks(b, c * size * size * itemsize, x.device)
     if len(chunks) == 1:
         return run(chunks[0])
     first = run(chunks[0])

@@ -182,7 +182,8 @@ def make_views(
     Views are made in order q, k0, k1, ... each with its own random parameters from ``gen``.
 
     Args:
-        batch: (B, n, C, H, W) float reflectance, ``batch[:, j]`` = drawn date j; ``n >= recipe.num_dates``.
+        batch: (B, n, C, H, W) float reflectance, or integer DN (as ``to_reflectance(batch)``; on the CPU only
+            the crop boxes are converted), ``batch[:, j]`` = drawn date j; ``n >= recipe.num_dates``.
         recipe: the method's views.
         gen: CPU generator.
         size: output side.

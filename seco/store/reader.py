@@ -12,7 +12,7 @@ import zarr
 from seco.bands import indices, parse_bands
 from seco.errors import StoreError
 from seco.store import schema as S
-from seco.store.shard import ShardReader
+from seco.store.shard import ShardReader, check_out
 from seco.store.stats import add_to_histogram, stats_from_histogram
 
 
@@ -174,6 +174,8 @@ class Store:
         i: int,
         dates: Sequence[int] | np.ndarray | None = None,
         bands: str | Sequence[str] | None = None,
+        *,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Pixels of location ``i``.
 
@@ -181,21 +183,31 @@ class Store:
             i: location index, ``0 <= i < len(store)`` (negative counts from the end).
             dates: date indices in any order (``None`` = all ``T``); invalid dates read as zeros.
             bands: band names or a set name (``None`` = the store's bands, in order).
+            out: a (t, c, H, W) uint16 array to decode into (e.g. ``batch[k]`` of a preallocated batch, so a
+                batch is read without per-sample arrays or a stacking copy); its (H, W) planes must be
+                C-contiguous. Returned.
 
         Returns:
-            (t, c, H, W) uint16 DN.
+            (t, c, H, W) uint16 DN (``out`` when given).
 
         Raises:
             StoreIndexError: ``i`` or a date out of range.
             BandError: a band the store does not hold.
+            StoreError: ``out`` has another shape or dtype, or non-contiguous planes.
         """
         j = self._index(i)
         d = self._dates(dates)
         b = self.band_indices(bands)
         fast = self._fast_reader()
         if fast is not None:
-            return fast.read(j, d, b)
-        return np.asarray(self._array(S.IMAGES).oindex[j, np.asarray(d, dtype=np.intp), np.asarray(b, dtype=np.intp)], dtype=np.uint16)
+            return fast.read(j, d, b, out=out)
+        if out is not None:
+            check_out(out, (len(d), len(b), self.patch_size, self.patch_size))
+        arr = self._array(S.IMAGES).oindex[j, np.asarray(d, dtype=np.intp), np.asarray(b, dtype=np.intp)]
+        if out is None:
+            return np.asarray(arr, dtype=np.uint16)
+        out[...] = arr
+        return out
 
     # ------------------------------------------------------------------------------------------ metadata
     def valid_mask(self) -> np.ndarray:

@@ -125,11 +125,21 @@ class ShardReader:
         layout = ShardLayout.of_array(array_dir)
         return cls(layout) if layout is not None else None
 
-    def read(self, i: int, dates: list[int], bands: list[int]) -> np.ndarray:
-        """Pixels of location ``i``: (len(dates), len(bands), H, W) uint16, zeros where nothing is stored."""
+    def read(self, i: int, dates: list[int], bands: list[int], out: np.ndarray | None = None) -> np.ndarray:
+        """Pixels of location ``i``: (len(dates), len(bands), H, W) uint16, zeros where nothing is stored.
+
+        Args:
+            i: location (shard) index.
+            dates, bands: inner-chunk positions, any order, repeats allowed.
+            out: decode into this (len(dates), len(bands), H, W) uint16 array instead of a new one (e.g. one
+                sample of a preallocated batch); each (H, W) plane must be C-contiguous. Returned.
+        """
         L = self.layout
         _, _, h, w = L.shape
-        out = np.empty((len(dates), len(bands), h, w), dtype=np.uint16)  # (t, c, H, W)
+        if out is None:
+            out = np.empty((len(dates), len(bands), h, w), dtype=np.uint16)  # (t, c, H, W)
+        else:
+            check_out(out, (len(dates), len(bands), h, w))
         path = L.shard_path(i)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -164,6 +174,18 @@ class ShardReader:
         finally:
             os.close(fd)
         return out
+
+
+def check_out(out: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Raise ``StoreError`` unless ``out`` can receive a read of ``shape``: uint16, that shape, contiguous planes."""
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint16 or out.shape != shape:
+        got = (type(out).__name__, getattr(out, "dtype", None), getattr(out, "shape", None))
+        raise StoreError(f"read out= must be a uint16 numpy array of shape {shape}, got {got[0]} {got[1]} {got[2]}")
+    if out.size and (out.strides[-1] != out.itemsize or out.strides[-2] != out.itemsize * shape[-1]):
+        raise StoreError(f"read out= needs C-contiguous (H, W) planes, got strides {out.strides}; pass np.empty(...) "
+                         "or a slice of one along the leading axes")
+    if not out.flags.writeable:
+        raise StoreError("read out= is read-only; pass a writable array")
 
 
 class ShardWriter:

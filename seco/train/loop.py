@@ -312,7 +312,9 @@ def _pretrain(
         while step < total and not stopping:
             dataset.set_epoch(sampler.epoch)
             for batch in loader:
-                images = to_reflectance(batch["images"].to(device, non_blocking=True))  # (B, n_dates, C, H, W)
+                images = batch["images"].to(device, non_blocking=True)  # (B, n_dates, C, H, W) uint16 DN
+                if device.type != "cpu":  # on the CPU make_views converts only the crop boxes (bitwise the same)
+                    images = to_reflectance(images)
                 gen.manual_seed(_step_seed(cfg.seed, info.rank, step))
                 torch.manual_seed(_step_seed(cfg.seed, 0, step))  # shuffle-BN permutation, same on all ranks
                 q, keys = recipe.make_views(images, gen=gen, size=cfg.crop, normalization=norm)

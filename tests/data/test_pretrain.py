@@ -7,10 +7,16 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from seco.data.normalize import to_reflectance
-from seco.data.pretrain import PretrainDataset, ResumableSampler, check_batch_size, collate_pretrain
+from seco.data.pretrain import (
+    PretrainBatch,
+    PretrainDataset,
+    ResumableSampler,
+    check_batch_size,
+    collate_pretrain,
+)
 from seco.errors import BandError, ConfigError, DatasetError
 
 BANDS = ("B02", "B03", "B04", "B08")
@@ -154,6 +160,41 @@ def test_dn_output_collate_and_loader() -> None:
     ref = to_reflectance(batch["images"])
     floats = torch.stack([PretrainDataset(FakeStore(), num_dates=2)[i]["images"] for i in batch["index"].tolist()])
     torch.testing.assert_close(ref, floats)
+
+
+def assert_same_batch(ds: PretrainDataset, keys: list) -> None:
+    """``ds.__getitems__(keys)`` equals ``[ds[k] for k in keys]`` item by item, and collates to the same batch."""
+    got = ds.__getitems__(keys)
+    want = [ds[k] for k in keys]
+    assert isinstance(got, PretrainBatch) and len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert set(g) == set(w) == {"images", "dates", "index", "location"}
+        assert g["images"].dtype == w["images"].dtype and torch.equal(g["images"], w["images"])
+        assert g["dates"].dtype == w["dates"].dtype and torch.equal(g["dates"], w["dates"])
+        assert (g["index"], g["location"]) == (w["index"], w["location"])
+    fast, ref = collate_pretrain(got), default_collate(want)
+    assert fast["images"] is got.collated["images"]  # passed through, not stacked again
+    assert set(fast) == set(ref)
+    for k in ref:
+        assert fast[k].dtype == ref[k].dtype and torch.equal(fast[k], ref[k]), k
+    plain = default_collate(got)  # still a list of items for any other collate function
+    assert torch.equal(plain["images"], ref["images"])
+
+
+@pytest.mark.parametrize("as_dn", [True, False])
+@pytest.mark.parametrize("replace", [False, True])
+def test_getitems_equals_per_item_reads(as_dn: bool, replace: bool) -> None:
+    valid = np.ones((10, 5), bool)
+    valid[3, :3] = False  # 2 valid dates: repeats with replace=True
+    ds = PretrainDataset(FakeStore(valid=valid), "B08,B02,B03", num_dates=3, seed=3, replace=replace,
+                         drop_incomplete=True, as_dn=as_dn)
+    assert replace == any(len(set(ds.draw(i))) < 3 for i in range(len(ds)))
+    assert_same_batch(ds, [4, 0, 2, 2, len(ds) - 1])
+    assert_same_batch(ds, [(2, 1), (0, 1), (5, 3)])  # (epoch, i) keys ignore set_epoch
+    ds.set_epoch(7)
+    assert_same_batch(ds, list(range(len(ds))))
+    with pytest.raises(ConfigError, match="empty"):
+        collate_pretrain(ds.__getitems__([]))
 
 
 def test_dataset_pickles() -> None:
@@ -333,3 +374,32 @@ def test_real_store_by_path_opens_lazily_in_workers(tmp_path) -> None:
     worker = [b["dates"] for b in DataLoader(ds, num_workers=1, **kw)]
     assert len(inproc) == 2 and all(torch.equal(a, b) for a, b in zip(inproc, worker, strict=True))
     assert [d.tolist() for d in inproc[0]] == [ds.draw(i, epoch=1) for i in sampler.indices(0)[:2]]
+
+
+@pytest.mark.parametrize("as_dn", [True, False])
+@pytest.mark.parametrize("replace", [False, True])
+def test_getitems_reads_a_real_store_into_one_buffer(tmp_path, as_dn: bool, replace: bool) -> None:
+    import seco.store as store_mod
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "s.zarr"
+    w = store_mod.create_store(path, bands=BANDS, num_dates=4, patch_size=8)
+    meta = {"item_id": "x", "datetime": "2020-06-14T10:36:29Z", "cloud_fraction": 0.0, "nodata_fraction": 0.0,
+            "crs": "EPSG:32631", "transform": (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), "lat": 0.0, "lon": 0.0}
+    for k in range(7):
+        images = rng.integers(1, 12000, size=(4, len(BANDS), 8, 8), dtype=np.uint16)
+        valid = np.array([True, True, k % 3 != 2, k != 4])
+        w.append(f"loc{k}", images, valid, [meta if v else None for v in valid])
+    w.close()
+    ds = PretrainDataset(path, "B04,B08,B02", num_dates=3, seed=2, replace=replace, drop_incomplete=True,
+                         as_dn=as_dn)
+    assert ds._reads_into  # the decode-into-the-batch path
+    assert replace == any(len(set(ds.draw(i))) < 3 for i in range(len(ds)))  # repeats are read too
+    assert_same_batch(ds, list(range(len(ds))))
+    assert_same_batch(ds, [(3, 0), (1, 0), (3, len(ds) - 1)])
+    # in a worker the batch is decoded into shared memory; the same batches as item by item
+    sampler = ResumableSampler(len(ds), 2, seed=5, with_epoch=True)
+    for b in DataLoader(ds, batch_sampler=sampler, collate_fn=collate_pretrain, num_workers=1):
+        ref = default_collate([ds[(0, int(i))] for i in b["index"]])
+        assert b["images"].dtype == ref["images"].dtype and torch.equal(b["images"], ref["images"])
+        assert torch.equal(b["dates"], ref["dates"]) and torch.equal(b["location"], ref["location"])

@@ -82,8 +82,8 @@ def test_device_agnostic_path(device: str) -> None:
 def test_float64_and_bad_inputs() -> None:
     x = rand(2, 3, 20, 20).double()
     assert augment(x, gen(), Augment(size=8)).dtype == torch.float64
-    with pytest.raises(ConfigError, match="uint16"):
-        augment((x * 10000).to(torch.uint16), gen(), Augment(size=8))
+    with pytest.raises(ConfigError, match="torch.bool"):
+        augment(x > 0.5, gen(), Augment(size=8))
     with pytest.raises(ConfigError, match=r"\(B, C, H, W\)"):
         augment(x[0], gen(), Augment(size=8))
     if torch.cuda.is_available():
@@ -284,3 +284,26 @@ def test_cpu_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch
     torch.testing.assert_close(augment(x, gen(4), Augment(size=16, blur_p=0.7, grayscale_p=0.5)), whole)
     monkeypatch.setattr(T, "CPU_CHUNK_BYTES", 1)  # one sample per chunk
     torch.testing.assert_close(augment(x, gen(4), Augment(size=16, blur_p=0.7, grayscale_p=0.5)), whole)
+
+
+# --- digital numbers in ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.uint16, torch.int32])
+def test_dn_input_is_bitwise_to_reflectance_first(device: str, dtype: torch.dtype) -> None:
+    """Integer DN in: only the crop boxes are converted, to the same numbers as converting the whole batch."""
+    from seco.data.normalize import to_reflectance
+
+    dn = (rand(5, 4, 40, 36, seed=3) * 12000).to(dtype).to(device)
+    ref = to_reflectance(dn)
+    norm = lambda y: y.sub_(0.1).div_(0.03)  # noqa: E731  a per-sample `then`, as Normalization.apply_
+    for cfg in (Augment(size=24), Augment(size=24, jitter_p=1.0, blur_p=1.0, grayscale_p=0.5, flip_p=0.5)):
+        out = augment(dn, gen(4), cfg)
+        assert out.dtype == torch.float32 and torch.equal(out, augment(ref, gen(4), cfg))
+        assert torch.equal(augment(dn, gen(4), cfg, then=norm), augment(ref, gen(4), cfg, then=norm))
+    assert torch.equal(crop_only(dn, gen(5), 24), crop_only(ref, gen(5), 24))
+    assert torch.equal(crop_only(dn, gen(5), 24, then=norm), crop_only(ref, gen(5), 24, then=norm))
+    boxes = sample_crop_boxes(5, 40, 36, gen(6))
+    flip = torch.tensor([True, False, True, False, False])
+    assert torch.equal(resized_crop(dn, boxes, 17, flip), resized_crop(ref, boxes, 17, flip))

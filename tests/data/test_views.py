@@ -138,3 +138,15 @@ def test_step_generator_is_a_function_of_its_keys() -> None:
     assert torch.equal(a, torch.rand(4, generator=step_generator(1, 0, 7)))
     assert not torch.equal(a, torch.rand(4, generator=step_generator(1, 1, 7)))
     assert not torch.equal(a, torch.rand(4, generator=step_generator(1, 0, 8)))
+
+
+def test_views_of_a_dn_batch_equal_views_of_its_reflectance() -> None:
+    """The loop hands a uint16 DN batch to make_views on the CPU; the views are bitwise those of reflectance."""
+    from seco.data.normalize import to_reflectance
+
+    dn = torch.randint(0, 12000, (3, 3, 2, 30, 30), generator=torch.Generator().manual_seed(0)).to(torch.uint16)
+    norm = Normalization(("B02", "B08"), (0.1, 0.3), (0.03, 0.1))
+    q, keys = make_views(dn, SECO, step_generator(0, 2), 16, norm)
+    q2, keys2 = make_views(to_reflectance(dn), SECO, step_generator(0, 2), 16, norm)
+    assert q.dtype == torch.float32 and torch.equal(q, q2)
+    assert all(torch.equal(a, b) for a, b in zip(keys, keys2, strict=True))

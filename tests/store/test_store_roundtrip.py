@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 import zarr
 from store_helpers import BANDS, P, T, location, reference_stats, stored
 
+from seco.errors import StoreError
 from seco.store import SCHEMA_VERSION, StoreLayout, create_store, open_store, open_writer
 from seco.store.shard import ShardLayout
 from seco.store.stats import percentile
@@ -226,3 +228,41 @@ def test_metadata_accepts_common_types(tmp_path):
     assert m[0]["datetime"] == "2021-03-04T10:20:30.500000Z" and m[0]["crs"] == "EPSG:32631"
     assert m[0]["transform"] == (10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0)
     assert m[1]["datetime"] == "2021-05-06T11:00:00Z" and m[1]["crs"] == "EPSG:4326"
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [StoreLayout(), StoreLayout(inner_chunk="date"), StoreLayout(sharded=False)],
+    ids=["default", "chunk-per-date", "unsharded"],
+)
+def test_read_into_a_callers_buffer(tmp_path, layout):
+    locs = _write(tmp_path / "s.zarr", n=3, layout=layout)
+    with open_writer(tmp_path / "s.zarr") as w:  # a location of zeros only: no shard file at all
+        w.append("zeros", np.zeros((T, len(BANDS), P, P), np.uint16), np.ones(T, bool), [locs[0]["dates_meta"][0]] * T)
+    s = open_store(tmp_path / "s.zarr")
+    fast = s._fast_reader()
+    assert fast is None or not os.path.exists(fast.layout.shard_path(3))
+    batch = np.full((4, 2, 3, P, P), 7, np.uint16)  # (B, dates, bands, H, W), as PretrainDataset fills it
+    for k in range(4):
+        got = s.read(k, [2, 0], ["B08", "B02", "B04"], out=batch[k])
+        assert got is batch[k] or np.shares_memory(got, batch)
+        np.testing.assert_array_equal(batch[k], s.read(k, [2, 0], ["B08", "B02", "B04"]))
+    assert not batch[3].any()  # zeros written, not left as they were
+    np.testing.assert_array_equal(batch[0], stored(locs[0])[[2, 0]][:, [3, 0, 2]])
+    s.read(1, [1, 1], "RGB", out=batch[1])  # repeats
+    np.testing.assert_array_equal(batch[1], stored(locs[1])[[1, 1]][:, [2, 1, 0]])
+
+
+def test_read_into_rejects_unfit_buffers(tmp_path):
+    _write(tmp_path / "s.zarr", n=1)
+    s = open_store(tmp_path / "s.zarr")
+    with pytest.raises(StoreError, match=r"shape \(2, 4, 24, 24\)"):
+        s.read(0, [0, 1], out=np.empty((2, 3, P, P), np.uint16))
+    with pytest.raises(StoreError, match="uint16"):
+        s.read(0, [0, 1], out=np.empty((2, 4, P, P), np.float32))
+    with pytest.raises(StoreError, match="C-contiguous"):
+        s.read(0, [0, 1], out=np.empty((2, 4, P, 2 * P), np.uint16)[..., ::2])
+    ro = np.empty((2, 4, P, P), np.uint16)
+    ro.flags.writeable = False
+    with pytest.raises(StoreError, match="read-only"):
+        s.read(0, [0, 1], out=ro)
