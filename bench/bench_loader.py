@@ -302,11 +302,11 @@ def main(argv: list[str] | None = None) -> None:
     contenders[f"seco (12 bands), {views_on}"] = (seco_all, a.batches, "12", TARGETS["12"])
     if not a.no_loader_only:
         where = "the CPU" if a.device == "cpu" else a.device
-        for label, bands, reps in (("RGB", "RGB", 2 * a.batches), ("12 bands", "all", a.batches)):
+        for label, bands, per_round in (("RGB", "RGB", 2 * a.batches), ("12 bands", "all", a.batches)):
             runner = SecoRunner(store, bands, a.batch, a.size, a.seed, views=False, device=a.device)
             key = "RGB" if bands == "RGB" else "12"
             contenders[f"seco loader ({label}): store -> batch on {where}, views made on the training device"] = (
-                runner, reps, key, TARGETS[key])
+                runner, per_round, key, TARGETS[key])
 
     names = list(contenders)
     for name in names:  # warm-up: page cache, allocator, lazy handles
@@ -316,9 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     for r in range(a.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            fn, reps, _, _ = contenders[name]
+            fn, per_round, _, _ = contenders[name]
             t0, c0 = time.perf_counter(), time.process_time()
-            n = sum(fn() for _ in range(reps))
+            n = sum(fn() for _ in range(per_round))
             wall[name].append(n / (time.perf_counter() - t0))
             cpu[name].append(n / max(time.process_time() - c0, 1e-9))
         print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{n} {wall[n][-1]:.0f}/s" for n in names), file=sys.stderr,

@@ -541,7 +541,7 @@ def _plot_sites(man: dict[str, Any], coll: dict[str, Any], png: Path) -> None:
         ax.set_xlabel("longitude")
         ax.set_ylabel("latitude")
         ax.set_aspect(1.0 / max(np.cos(np.radians(centres[k][2])), 0.1))
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(png, dpi=90)
     plt.close(fig)

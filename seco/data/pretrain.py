@@ -6,10 +6,14 @@ on the whole batch, on its device (``seco.data.views``). Per step the loop does:
     dataset.set_epoch(sampler.epoch)          # before iterating the loader (workers are re-created)
     for batch in DataLoader(dataset, batch_sampler=sampler, num_workers=..., collate_fn=collate_pretrain):
         images = to_reflectance(batch["images"].to(device, non_blocking=True))  # (B, n, C, H, W)
-        q, keys = recipe.make_views(images, gen, size, normalization)
+        q, keys = recipe.make_views(images, gen, size, normalization)  # on the CPU: pass the DN batch as is
         ...  # optimiser step
         sampler.advance()                     # one batch consumed: what state_dict() will resume after
     sampler.next_epoch()                      # after a complete pass
+
+The DataLoader fetches a batch with ``PretrainDataset.__getitems__``: every sample is decoded straight into
+one batch tensor (``Store.read(..., out=)``) that ``collate_pretrain`` passes through, with no per-sample
+arrays and no stacking copy.
 
 Determinism: the sample order of an epoch is a function of ``(seed, epoch)``, the dates drawn for a
 location of ``(seed, epoch, location)``, so a run resumed from ``sampler.state_dict()`` sees exactly the

@@ -1,0 +1,468 @@
+"""A simulated OSCD: city pairs of Sentinel-2 L1C-like images with planted changes, in the official layout.
+
+Each city is one land-cover map (an urban core of blocks, roads and parks; crop and grass parcels; forest;
+a river) rendered with the spectra, texture and phenology of :mod:`seco.synth.scene` on two dates 1.25-1.75
+years apart, so the seasons differ. Between the dates, besides the seasons, come changes that are **not**
+labelled, as in OSCD: crop rotation (half the crop parcels follow another calendar), per-date illumination /
+atmosphere gain and sensor noise. The labelled changes are planted on the second date only:
+
+- ``construction``: crop / grass parcels, preferably near the town, become urban blocks and roads;
+- ``water``: a new pond or reservoir dug into fields;
+- ``clearing``: forest parcels cut to bare soil.
+
+The change map is exactly the union of the planted pixels (``cover1 != cover2``); its share of a city is
+drawn around ``change_fraction``. Written in the layout :class:`seco.data.oscd.OSCD` reads (see its
+docstring): per-band uint16 GeoTIFFs in EPSG:4326 at native sizes (20 m and 60 m bands about 1/2 and 1/6 of
+the 10 m grid, area-averaged over the same extent), ``dates.txt``, ``train.txt`` / ``test.txt``,
+``<city>-cm.tif`` (1 = no change, 2 = change) and an RGBA ``cm.png`` (0 / 255) under Train Labels / Test
+Labels, ``pair/img{1,2}.png`` previews, and ``synth_oscd.json`` (config and what was planted where).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seco.bands import BY_NAME, L1C, TEN_M, parse_bands
+from seco.errors import ConfigError, DatasetError
+from seco.synth import geo, spectra
+from seco.synth.scene import CROPLAND, FOREST, GRASSLAND, URBAN, WATER, _fields, _rotated_grid
+
+#: Land-cover codes of the change maps: the simulator's classes plus bare soil (cleared forest).
+BARE = len(spectra.CLASSES)
+COVER: tuple[str, ...] = (*spectra.CLASSES, "bare soil")
+#: Kinds of planted change and their share of a city's change budget.
+CHANGE_KINDS: dict[str, float] = {"construction": 0.6, "water": 0.15, "clearing": 0.25}
+#: NDVI offset of bare soil, relative to the cropland spectrum (ploughed field, NDVI about 0.1).
+BARE_DEV = -0.15
+MANIFEST = "synth_oscd.json"
+IMAGES_DIR = "Onera Satellite Change Detection dataset - Images"
+TRAIN_LABELS_DIR = "Onera Satellite Change Detection dataset - Train Labels"
+TEST_LABELS_DIR = "Onera Satellite Change Detection dataset - Test Labels"
+_FIRST = date(2015, 7, 1)  # Sentinel-2A in orbit
+
+
+@dataclass(frozen=True)
+class ChangeDatasetConfig:
+    """Everything that determines a simulated OSCD (saved in ``synth_oscd.json``).
+
+    Attributes:
+        num_cities: cities to simulate; a quarter of them (at least one) are the test split.
+        size: nominal side of a city's 10 m grid; each city draws its own height and width within +-12 %.
+        seed: the seed; city ``i`` depends only on (seed, i).
+        bands: bands written per date (must include the 10 m bands, which define the grid).
+        change_fraction: target share of changed pixels; each city draws its own in [2/3, 4/3] of it.
+    """
+
+    num_cities: int = 4
+    size: int = 192
+    seed: int = 0
+    bands: tuple[str, ...] = L1C
+    change_fraction: float = 0.075
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_cities, bool) or not isinstance(self.num_cities, int) or self.num_cities < 2:
+            raise ConfigError(f"num_cities={self.num_cities!r}: need an integer >= 2 (one train and one test city)")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 64:
+            raise ConfigError(f"size={self.size!r}: give an integer of at least 64 px (a 96 px tile needs ~that)")
+        if not 0.005 <= self.change_fraction <= 0.3:
+            raise ConfigError(f"change_fraction={self.change_fraction!r} must be in 0.005..0.3, e.g. 0.075")
+        missing = [b for b in TEN_M if b not in self.bands]
+        if missing:
+            raise ConfigError(
+                f"bands {', '.join(self.bands)} lack the 10 m band(s) {', '.join(missing)}, which OSCD readers "
+                "use as the grid; include B02, B03, B04 and B08"
+            )
+
+    @property
+    def test_cities(self) -> int:
+        return max(1, self.num_cities // 4)
+
+    def city_names(self) -> list[str]:
+        return [f"synth{i:02d}" for i in range(self.num_cities)]
+
+
+# ---------------------------------------------------------------------------------------------- simulation
+
+
+def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) weights of area-averaging ``n_in`` cells onto ``n_out`` cells over the same extent."""
+    edges = np.linspace(0.0, n_in, n_out + 1)
+    j = np.arange(n_in)
+    lo = np.maximum(edges[:-1, None], j[None, :])
+    hi = np.minimum(edges[1:, None], j[None, :] + 1)
+    w = np.clip(hi - lo, 0.0, None)
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def native_shape(height: int, width: int, band: str) -> tuple[int, int]:
+    """(rows, cols) of ``band``'s file for a 10 m grid of (height, width): about 1/2 (20 m) and 1/6 (60 m)."""
+    f = BY_NAME[band].resolution_m // 10
+    return max(1, round(height / f)), max(1, round(width / f))
+
+
+def _river(rng: np.random.Generator, S: int) -> np.ndarray:
+    """(S, S) bool: a meandering river 3-7 px wide across the canvas."""
+    theta = rng.uniform(0, math.pi)
+    y, x = np.mgrid[0:S, 0:S].astype(np.float32)
+    u = x * math.cos(theta) + y * math.sin(theta)
+    v = -x * math.sin(theta) + y * math.cos(theta)
+    c = float(rng.uniform(0.3, 0.7)) * (u.max() + u.min())
+    meander = sum(rng.uniform(2, 8) * np.sin(2 * math.pi * v / rng.uniform(40, 160) + rng.uniform(0, 2 * math.pi))
+                  for _ in range(3))
+    return np.abs(u - c - meander) < rng.uniform(1.5, 3.5)
+
+
+def simulate_change_pair(
+    seed: int,
+    index: int,
+    size: int = 192,
+    bands: Sequence[str] = L1C,
+    change_fraction: float = 0.075,
+) -> dict[str, Any]:
+    """Simulate one city pair (see the module docstring), drawn from ``default_rng([seed, index])``.
+
+    Returns:
+        ``planes1``, ``planes2`` (band -> uint16 DN array at the band's native shape), ``mask`` (H, W) bool,
+        ``cover1``, ``cover2`` (H, W) uint8 land cover (:data:`COVER` codes), ``ndvi1``, ``ndvi2`` (H, W)
+        float32 of the 10 m bands, ``dates`` (date, date), ``changes`` (one dict per planted change: kind,
+        pixels), ``target_fraction``, ``lat``, ``lon``, ``tile``.
+    """
+    rng = np.random.default_rng([seed, index])
+    bands = tuple(bands)
+    tab = spectra.table(bands)
+    C = len(bands)
+    jit = max(1, size // 8)
+    H, W = (int(size + v) for v in rng.integers(-jit, jit + 1, size=2))
+    S = max(H, W)  # the random fields are square; everything is cut to (H, W) at the end
+
+    # ---- where and when
+    lat, lon = float(rng.uniform(40.0, 55.0)), float(rng.uniform(-5.0, 20.0))
+    d1 = _FIRST + timedelta(days=int(rng.integers(0, 365)))
+    d2 = d1 + timedelta(days=int(rng.integers(365 + 90, 365 + 276)))  # another season, 1.25-1.75 years on
+    doys = (d1.timetuple().tm_yday, d2.timetuple().tm_yday)
+
+    # ---- land cover of date 1
+    tex, vigour = _fields(rng, 2, S, 2.2)
+    smooth = _fields(rng, 3, S, 3.2, cutoff=0.08)
+    town, wild, pond_noise = smooth[0], smooth[1], smooth[2]
+    cover = np.full((S, S), CROPLAND, np.intp)
+    urban = town > np.quantile(town, 1 - rng.uniform(0.2, 0.4))
+    forest = ~urban & (wild > np.quantile(wild, 1 - rng.uniform(0.12, 0.3)))
+    cover[forest] = FOREST
+    cover[urban] = URBAN
+    parcel, _ = _rotated_grid(rng, S, (14.0, 50.0))
+    pid, pinv = np.unique(parcel, return_inverse=True)
+    pinv = pinv.reshape(S, S)
+    grass_parcel = rng.random(len(pid)) < 0.3
+    cover[(cover == CROPLAND) & grass_parcel[pinv]] = GRASSLAND
+    block, bdist = _rotated_grid(rng, S, (10.0, 28.0))
+    bid, binv = np.unique(block, return_inverse=True)
+    binv = binv.reshape(S, S)
+    road = urban & (bdist < 1.0)
+    park = urban & ~road & (rng.random(len(bid)) < 0.12)[binv]
+    cover[park] = GRASSLAND
+    cover[_river(rng, S)] = WATER
+    house, hdist = _rotated_grid(rng, S, (6.0, 14.0))  # the block grid of new construction
+    hid, hinv = np.unique(house[:H, :W], return_inverse=True)
+    hinv, hdist = hinv.reshape(H, W), hdist[:H, :W]
+
+    offset = np.zeros((S, S), np.float32)  # structure, ln units
+    offset[urban] += rng.normal(0, 0.18, len(bid)).astype(np.float32)[binv[urban]]
+    offset[road] = math.log(0.7)
+    amp_fac = np.ones((S, S), np.float32)
+    amp_fac[road] = 0.0
+    cal = np.array(spectra.CROP_CALENDARS, np.float32)  # (n, 2): peak doy, amplitude factor
+    p_cal = [0.35, 0.3, 0.2, 0.15]
+    crop_cal = rng.choice(len(cal), size=len(pid), p=p_cal)
+    crop_off = rng.normal(0, 0.08, len(pid)).astype(np.float32)
+    grass_peak = rng.normal(0, 12, len(pid)).astype(np.float32)
+    grass_amp = rng.uniform(0.7, 1.3, len(pid)).astype(np.float32)
+    grass_off = rng.normal(0, 0.05, len(pid)).astype(np.float32)
+    # crop rotation (not a change): half the parcels follow another calendar on date 2
+    rotated = rng.random(len(pid)) < 0.5
+    crop_cal2 = np.where(rotated, rng.choice(len(cal), size=len(pid), p=p_cal), crop_cal)
+    crop_off2 = np.where(rotated, rng.normal(0, 0.08, len(pid)).astype(np.float32), crop_off)
+
+    sl = (slice(0, H), slice(0, W))
+    cover1 = cover[sl].copy()
+    pinv, binv, tex, vigour, offset, amp_fac = pinv[sl], binv[sl], tex[sl], vigour[sl], offset[sl], amp_fac[sl]
+    town, pond_noise, urban = town[sl], pond_noise[sl], urban[sl]
+
+    # ---- planted changes (date 2)
+    cover2 = cover1.copy()
+    offset2 = offset.copy()
+    amp_fac2 = amp_fac.copy()
+    target = float(change_fraction * rng.uniform(2 / 3, 4 / 3))
+    budget = {k: share * target * H * W for k, share in CHANGE_KINDS.items()}
+    changes: list[dict[str, Any]] = []
+    fields_ = np.isin(cover1, (CROPLAND, GRASSLAND))
+
+    def plant(kind: str, where: np.ndarray, new: int) -> int:
+        n = int(where.sum())
+        cover2[where] = new
+        changes.append({"kind": kind, "pixels": n})
+        return n
+
+    def parcels(kind: str, eligible: np.ndarray, order: np.ndarray, new: int, budget_px: float) -> float:
+        """Convert whole parcels (their eligible pixels) in ``order`` until ``budget_px`` is used; the rest."""
+        done = 0
+        counts = np.bincount(pinv[eligible], minlength=len(pid))
+        totals = np.bincount(pinv.ravel(), minlength=len(pid))
+        for p in order:
+            if done >= 0.9 * budget_px:
+                break
+            n = int(counts[p])
+            if n < 40 or n < 0.6 * totals[p] or done + n > 1.15 * budget_px:
+                continue
+            where = eligible & (pinv == p) & (cover2 == cover1)
+            if new == URBAN:  # new houses on a fine block grid, with access roads
+                offset2[where] = 0.1 + rng.normal(0, 0.18, len(hid)).astype(np.float32)[hinv[where]]
+                new_road = where & (hdist < 1.0)
+                offset2[new_road] = math.log(0.7)
+                amp_fac2[where] = np.where(new_road[where], 0.0, 0.3)
+            else:
+                offset2[where] = float(rng.normal(0, 0.05))
+            done += plant(kind, where, new)
+        return budget_px - done
+
+    near_town = np.bincount(pinv.ravel(), weights=town.ravel(), minlength=len(pid)) / np.maximum(
+        np.bincount(pinv.ravel(), minlength=len(pid)), 1)
+    left = parcels("clearing", cover1 == FOREST, rng.permutation(len(pid)), BARE, budget["clearing"])
+    pond_budget = budget["water"]
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    for _ in range(20):  # ponds: irregular ellipses in fields
+        if pond_budget <= 0.3 * budget["water"]:
+            break
+        cand = np.flatnonzero(fields_ & (cover2 == cover1))
+        if not len(cand):
+            break
+        cy, cx = np.unravel_index(int(rng.choice(cand)), (H, W))
+        r = min(math.sqrt(max(pond_budget, 60.0) / math.pi), 16.0) * rng.uniform(0.8, 1.1)
+        ang, ecc = rng.uniform(0, math.pi), rng.uniform(0.6, 1.0)
+        du, dv = (xx - cx) * math.cos(ang) + (yy - cy) * math.sin(ang), -(xx - cx) * math.sin(ang) + (yy - cy) * math.cos(ang)
+        rr = np.sqrt(du**2 + (dv / ecc) ** 2) / r
+        where = (rr < 1 + 0.25 * pond_noise) & fields_ & (cover2 == cover1)
+        if where.sum() < 30:
+            continue
+        offset2[where] = 0.0
+        pond_budget -= plant("water", where, WATER)
+    left += max(pond_budget, 0.0)
+    order = np.argsort(-(near_town + 0.5 * rng.standard_normal(len(pid))))  # sprawl: near the town first
+    parcels("construction", fields_ & (cover2 == cover1), order, URBAN, budget["construction"] + left)
+    mask = cover1 != cover2
+
+    # ---- rendering: ln rho = ln mean + within * texture + structure + slope * NDVI deviation
+    ln_mean = np.log(tab["mean"])  # (K, C)
+    ln_mean += (0.5 * tab["between"] / tab["mean"]) * (rng.normal(size=(len(ln_mean), 1))
+                                                       + 0.5 * rng.normal(size=ln_mean.shape))
+    ln_mean = np.vstack([ln_mean, ln_mean[CROPLAND] + tab["slope"] * BARE_DEV]).astype(np.float32)  # + bare
+    rel_within = np.vstack([tab["within"] / tab["mean"], tab["within"][CROPLAND] / tab["mean"][CROPLAND]])
+    amp_k = np.append(tab["amp"], 0.0).astype(np.float32)
+    peak_k = np.append(tab["peak"], 190.0).astype(np.float32)
+    area = {f: (_area_matrix(round(H / f), H), _area_matrix(round(W / f), W)) for f in (2, 6)}
+
+    def render(cv: np.ndarray, off: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, c_off: np.ndarray,
+               doy: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        peak = peak_k[cv].copy()
+        amp = amp_k[cv] * afac
+        crop, grass = cv == CROPLAND, cv == GRASSLAND
+        peak[crop] = cal[cal_idx[pinv[crop]], 0]
+        amp[crop] *= cal[cal_idx[pinv[crop]], 1]
+        peak[grass] += grass_peak[pinv[grass]]
+        amp[grass] *= grass_amp[pinv[grass]]
+        off = off + np.where(crop, c_off[pinv], 0.0) + np.where(grass, grass_off[pinv], 0.0)
+        dev = amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)  # (H, W) NDVI change
+        gain = rng.normal(0, 0.04) + rng.normal(0, 0.015, C)  # illumination / atmosphere of this date
+        planes: dict[str, np.ndarray] = {}
+        refl = {}
+        for c, b in enumerate(bands):
+            ln = ln_mean[cv, c] + rel_within[cv, c] * tex + off + tab["slope"][c] * dev + gain[c]
+            img = np.exp(ln.astype(np.float32))  # (H, W) DN at 10 m
+            f = BY_NAME[b].resolution_m // 10
+            if f > 1:
+                ah, aw = area[f]
+                img = ah @ img @ aw.T  # area average over the same extent
+            img *= np.exp(rng.normal(0, 0.01, img.shape)).astype(np.float32)  # sensor noise
+            planes[b] = (np.clip(img, 1.0, 65535.0) + 0.5).astype(np.uint16)
+            if b in ("B04", "B08"):
+                refl[b] = planes[b].astype(np.float32)
+        ndvi = (refl["B08"] - refl["B04"]) / (refl["B08"] + refl["B04"])
+        return planes, ndvi
+
+    planes1, ndvi1 = render(cover1, offset, amp_fac, crop_cal, crop_off, doys[0])
+    planes2, ndvi2 = render(cover2, offset2, amp_fac2, crop_cal2, crop_off2, doys[1])
+    return {
+        "planes1": planes1, "planes2": planes2, "mask": mask,
+        "cover1": cover1.astype(np.uint8), "cover2": cover2.astype(np.uint8),
+        "ndvi1": ndvi1, "ndvi2": ndvi2, "dates": (d1, d2), "changes": changes, "target_fraction": target,
+        "lat": lat, "lon": lon, "tile": geo.mgrs_tile(lat, lon),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def _write_band(path: Path, plane: np.ndarray, lat: float, lon: float, shape10: tuple[int, int]) -> None:
+    """One uint16 band in EPSG:4326, its pixels spanning the extent of the 10 m grid (as the real files)."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    h, w = plane.shape
+    ext_x = shape10[1] * 10.0 / (111320.0 * math.cos(math.radians(lat)))
+    ext_y = shape10[0] * 10.0 / 110574.0
+    transform = Affine(ext_x / w, 0.0, lon - ext_x / 2, 0.0, -ext_y / h, lat + ext_y / 2)
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint16", crs="EPSG:4326",
+                       transform=transform) as dst:
+        dst.write(plane[None])
+
+
+def _write_change_map(folder: Path, city: str, mask: np.ndarray) -> None:
+    import rasterio
+    from PIL import Image
+    from rasterio.errors import NotGeoreferencedWarning
+
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = mask.shape
+    with warnings.catch_warnings():  # no CRS, no transform: as the real files
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(folder / f"{city}-cm.tif", "w", driver="GTiff", width=w, height=h, count=1,
+                           dtype="uint8") as dst:
+            dst.write((1 + mask).astype(np.uint8)[None])
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., :3] = 255 * mask[..., None]
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(folder / "cm.png")
+
+
+def _preview(planes: dict[str, np.ndarray], path: Path) -> None:
+    from PIL import Image
+
+    rgb = np.stack([planes[b] for b in ("B04", "B03", "B02")], axis=-1).astype(np.float32)
+    lo, hi = np.percentile(rgb, 2), np.percentile(rgb, 98)
+    Image.fromarray((255 * np.clip((rgb - lo) / max(hi - lo, 1.0), 0, 1)).astype(np.uint8)).save(path)
+
+
+def _ours(path: Path) -> list[Path]:
+    return [path / n for n in (IMAGES_DIR, TRAIN_LABELS_DIR, TEST_LABELS_DIR, MANIFEST)]
+
+
+def make_change_dataset(
+    out: str | os.PathLike[str],
+    num_cities: int = 4,
+    size: int = 192,
+    seed: int = 0,
+    bands: str | Sequence[str] = L1C,
+    change_fraction: float = 0.075,
+    progress: bool = False,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Simulate an OSCD-layout change dataset into ``out`` (see the module docstring) and return ``out``.
+
+    A finished dataset made with the same arguments is reused as it is; an interrupted one is rewritten.
+
+    Raises:
+        ConfigError / BandError: bad arguments.
+        DatasetError: ``out`` holds a dataset made with other settings (pass ``overwrite=True``), or other
+            files where the OSCD folders go.
+    """
+    cfg = ChangeDatasetConfig(num_cities=num_cities, size=size, seed=seed, bands=parse_bands(bands, L1C),
+                              change_fraction=float(change_fraction))
+    want = {**asdict(cfg), "bands": list(cfg.bands)}
+    path = Path(os.fspath(out)).expanduser().absolute()
+    manifest = path / MANIFEST
+    if manifest.is_file():
+        try:
+            have = json.loads(manifest.read_text(encoding="utf-8")).get("config")
+        except ValueError:
+            have = None
+        if have == want:
+            return path
+        if not overwrite:
+            raise DatasetError(
+                f"{path} holds a synthetic OSCD made with other settings ({have}); choose another folder or "
+                "pass overwrite=True"
+            )
+    elif (path / IMAGES_DIR).exists() and not overwrite and not any(
+        (path / IMAGES_DIR / c).is_dir() for c in cfg.city_names()
+    ):
+        raise DatasetError(
+            f"{path / IMAGES_DIR} exists but was not written by make_change_dataset; choose another folder"
+        )
+    for p in _ours(path):  # an interrupted or replaced dataset: only our own folders go
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+    names = cfg.city_names()
+    test = names[-cfg.test_cities :]
+    train = names[: -cfg.test_cities]
+    images = path / IMAGES_DIR
+    images.mkdir(parents=True)
+    (images / "train.txt").write_text(",".join(train), encoding="utf-8")
+    (images / "test.txt").write_text(",".join(test), encoding="utf-8")
+    cities: dict[str, Any] = {}
+    it: Any = enumerate(names)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, total=len(names), desc="synth oscd", unit="city")
+    for i, city in it:
+        sim = simulate_change_pair(cfg.seed, i, cfg.size, cfg.bands, cfg.change_fraction)
+        d1, d2 = sim["dates"]
+        shape10 = sim["mask"].shape
+        orbit = int(np.random.default_rng([cfg.seed, i, 1]).integers(1, 20000))
+        prefixes = (f"S2A_OPER_MSI_L1C_TL_EPA__{d1:%Y%m%d}T103021_A{orbit:06d}_T{sim['tile']}",
+                    f"T{sim['tile']}_{d2:%Y%m%d}T103021")
+        city_dir = images / city
+        for folder, prefix, planes in zip(("imgs_1", "imgs_2"), prefixes, (sim["planes1"], sim["planes2"]),
+                                          strict=True):
+            (city_dir / folder).mkdir(parents=True)
+            for b in cfg.bands:
+                _write_band(city_dir / folder / f"{prefix}_{b}.tif", planes[b], sim["lat"], sim["lon"], shape10)
+        (city_dir / "dates.txt").write_text(f"date_1: {d1:%Y%m%d}\ndate_2: {d2:%Y%m%d}\n", encoding="utf-8")
+        (city_dir / "pair").mkdir()
+        _preview(sim["planes1"], city_dir / "pair" / "img1.png")
+        _preview(sim["planes2"], city_dir / "pair" / "img2.png")
+        labels = TEST_LABELS_DIR if city in test else TRAIN_LABELS_DIR
+        _write_change_map(path / labels / city / "cm", city, sim["mask"])
+        cities[city] = {
+            "split": "test" if city in test else "train",
+            "dates": [d1.isoformat(), d2.isoformat()],
+            "shape": list(shape10),
+            "lat": sim["lat"], "lon": sim["lon"], "tile": sim["tile"],
+            "target_fraction": sim["target_fraction"],
+            "changed_fraction": float(sim["mask"].mean()),
+            "changes": sim["changes"],
+            "cover_fractions": {
+                COVER[k]: float(np.mean(sim["cover1"] == k)) for k in range(len(COVER)) if (sim["cover1"] == k).any()
+            },
+        }
+    tmp = path / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"config": want, "cities": cities}, indent=2), encoding="utf-8")
+    tmp.replace(manifest)  # written last: its presence marks a finished dataset
+    return path
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``synth_oscd.json`` of a dataset made by :func:`make_change_dataset`.
+
+    Raises:
+        DatasetError: when there is none (not made by it, or interrupted).
+    """
+    p = Path(os.fspath(path)) / MANIFEST
+    if not p.is_file():
+        raise DatasetError(f"{p} not found: {path} is not a finished make_change_dataset output; rerun it")
+    return json.loads(p.read_text(encoding="utf-8"))
