@@ -102,9 +102,11 @@ def main() -> None:
         torch.manual_seed(0)
         base = ContrastiveModel("resnet18", in_chans=3, num_heads=3, queue_size=16384).train()
         ref = PaperStyleStep(base).train()
-        t_ref = timeit(_runner(ref, [*ref.encoder_q.parameters(), *ref.heads_q.parameters()],
-                               3, size, a.batch, False, False, False), steps)
-        res = {"paper-style fp32 (3 bands)": t_ref}
+        runners = {
+            "paper-style fp32 (3 bands)": _runner(
+                ref, [*ref.encoder_q.parameters(), *ref.heads_q.parameters()], 3, size, a.batch, False, False, False
+            )
+        }
         for name, chans, bf16, cl in [
             ("seco fp32 (3 bands)", 3, False, False),
             ("seco bf16 (3 bands)", 3, True, False),
@@ -113,8 +115,17 @@ def main() -> None:
         ]:
             torch.manual_seed(0)
             m = ContrastiveModel("resnet18", in_chans=chans, num_heads=3, queue_size=16384).train()
-            res[name] = timeit(_runner(m, m.query_parameters(), chans, size, a.batch, bf16, cl, True), steps)
-        for name, t in res.items():
+            runners[name] = _runner(m, m.query_parameters(), chans, size, a.batch, bf16, cl, True)
+        # interleaved rounds: every contender once per round, so load changes hit all of them alike
+        times: dict[str, list[float]] = {n: [] for n in runners}
+        for fn in runners.values():
+            fn()  # warm-up
+        for _ in range(steps):
+            for n, fn in runners.items():
+                times[n].append(timeit(fn, 1, warmup=0))
+        med = {n: sorted(t)[len(t) // 2] for n, t in times.items()}
+        t_ref = med["paper-style fp32 (3 bands)"]
+        for name, t in med.items():
             rows.append((size, name, a.batch / t, t_ref / t))
         print(table(["px", "step", "samples/s", "x paper-style"], [r for r in rows if r[0] == size]), flush=True)
         print()

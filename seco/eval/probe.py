@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from seco.errors import ConfigError
 from seco.eval.config import DEFAULT_CS
@@ -45,7 +46,9 @@ class MultiLabelProbeResult:
 
 
 def _fit(clf: LogisticRegression, x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
-    with warnings.catch_warnings():
+    # one BLAS thread: lbfgs on a few thousand feature rows is 10-100x slower with threads fighting over
+    # small matrices (measured 0.11 s vs 8.5-12 s per fit on the EuroSAT sample on 2 cores)
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # the best C on val decides, not convergence
         return clf.set_params(C=c).fit(x, y)
 

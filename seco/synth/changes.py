@@ -349,7 +349,7 @@ def _preview(planes: dict[str, np.ndarray], path: Path) -> None:
     from PIL import Image
 
     rgb = np.stack([planes[b] for b in ("B04", "B03", "B02")], axis=-1).astype(np.float32)
-    lo, hi = np.percentile(rgb, 2), np.percentile(rgb, 98)
+    lo, hi = float(np.percentile(rgb, 2)), float(np.percentile(rgb, 98))
     Image.fromarray((255 * np.clip((rgb - lo) / max(hi - lo, 1.0), 0, 1)).astype(np.uint8)).save(path)
 
 
