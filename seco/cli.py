@@ -127,7 +127,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="offline end to end: synth scene archive -> sample -> collect -> pretrain -> "
                                     "export -> linear probe -> report")
     p.add_argument("--out", default="demo_out")
-    p.add_argument("--minutes", type=float, default=3.0, help="pre-training time budget (default 3)")
+    p.add_argument("--minutes", type=float, default=4.0,
+                   help="pre-training wall-clock budget in minutes (default 4: the whole demo takes about 7 on 2 cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes (small archive, 12 locations, 5 training steps): about a minute, for a first look")

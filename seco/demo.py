@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
@@ -73,22 +75,37 @@ def _timed(stages: list[Stage], name: str) -> Iterator[Stage]:
 
 def _archive(root: Path, seed: int, scene_px: int, passes: int) -> dict[str, Any]:
     """Make the demo archive under ``root`` (or reuse a finished one made with the same settings)."""
-    from seco.synth.archive import DEFAULT_DATES, MANIFEST, PARQUET, make_archive, read_manifest
+    from seco.synth.archive import (
+        DEFAULT_DATES,
+        MANIFEST,
+        NDJSON,
+        PARQUET,
+        make_archive,
+        read_manifest,
+        write_index,
+    )
 
-    want = {"seed": seed, "zones": list(ZONES), "dates": [d.isoformat() for d in DEFAULT_DATES],
-            "num_scenes": len(ZONES) * len(DEFAULT_DATES) * passes, "scene_px": scene_px,
-            "cloud_probs": list(CLOUD_PROBS), "edge_prob": EDGE_PROB}
+    num_scenes = len(ZONES) * len(DEFAULT_DATES) * passes
+    want: dict[str, Any] = {"seed": seed, "zones": list(ZONES), "dates": [d.isoformat() for d in DEFAULT_DATES],
+                            "num_scenes": num_scenes, "scene_px": scene_px,
+                            "cloud_probs": list(CLOUD_PROBS), "edge_prob": EDGE_PROB}
     if (root / MANIFEST).is_file():
         have = read_manifest(root)["config"]
         diff = [k for k, v in want.items() if have.get(k) != v]
         if diff:
             raise ConfigError(f"{root} holds an archive made with other settings ({', '.join(diff)}); remove "
                               "it or give the demo another --out")
-        if (root / PARQUET).is_file():
-            return read_manifest(root)
-    if root.exists():
-        shutil.rmtree(root)  # an interrupted earlier attempt: make_archive needs an empty folder
-    make_archive(root, seed=seed, num_scenes=want["num_scenes"], zones=ZONES, dates=DEFAULT_DATES,
+        if not (root / PARQUET).is_file():
+            write_index(root)  # interrupted between the manifest and the index
+        return read_manifest(root)
+    if root.exists():  # an interrupted earlier attempt: make_archive needs an empty folder
+        ours = {"collection.json", MANIFEST, PARQUET, NDJSON}
+        strays = [p.name for p in root.iterdir() if p.name not in ours and not p.name.startswith("S2")]
+        if strays:
+            raise ConfigError(f"{root} holds files that are not a demo archive ({', '.join(sorted(strays)[:3])}); "
+                              "remove them or give the demo another --out")
+        shutil.rmtree(root)
+    make_archive(root, seed=seed, num_scenes=num_scenes, zones=ZONES, dates=DEFAULT_DATES,
                  scene_px=scene_px, progress=False, cloud_probs=CLOUD_PROBS, edge_prob=EDGE_PROB)
     return read_manifest(root)
 
@@ -157,7 +174,7 @@ def _split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def run_demo(
     out: Path,
-    minutes: float = 3.0,
+    minutes: float = 4.0,
     seed: int = 0,
     locations: int = 512,
     patch_size: int = 96,
@@ -202,6 +219,8 @@ def run_demo(
         raise ConfigError(f"queue_size={queue_size} must be a multiple of batch_size={batch_size}")
     if passes < 1:
         raise ConfigError(f"passes={passes} must be >= 1")
+    if collect_locations < batch_size:
+        raise ConfigError(f"collect_locations={collect_locations} must be at least batch_size={batch_size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages: list[Stage] = []
@@ -209,8 +228,11 @@ def run_demo(
     t0 = time.perf_counter()
 
     with _timed(stages, "scene archive (make_archive)"):
-        n_scenes = len(ZONES) * 5 * passes
-        print(f"[1/8] scene archive: {len(ZONES)} UTM zones x 5 dates x {passes} passes = {n_scenes} scenes "
+        from seco.synth.archive import DEFAULT_DATES
+
+        n_dates = len(DEFAULT_DATES)
+        print(f"[1/8] scene archive: {len(ZONES)} UTM zones x {n_dates} dates x {passes} passes = "
+              f"{len(ZONES) * n_dates * passes} scenes "
               f"of {scene_px} px (COG + STAC, stac-geoparquet index)")
         archive = out / "archive"
         man = _archive(archive, seed, scene_px, passes)
@@ -244,10 +266,10 @@ def run_demo(
         weights = next(p for p in paths if p.suffix == ".safetensors")
     with _timed(stages, "linear probe"):
         bands = parse_bands("all", open_store(coll["store"]).bands)
-        results, names, y = _probe(out, probe_store, bands, crop, seed, weights, Path(train["run"]))
+        results, names = _probe(out, probe_store, bands, crop, seed, weights, Path(train["run"]))
 
     report = out / "report.md"
-    lines = _report(out, man, coll, train, results, names, y, probe_store, bands, weights, minutes, batch_size,
+    lines = _report(out, man, coll, train, results, names, probe_store, bands, weights, minutes, batch_size,
                     crop, paths)
     total = time.perf_counter() - t0
     lines += _timing(stages, total, load0)
@@ -267,8 +289,9 @@ def _sample(out: Path, man: dict[str, Any], seed: int, n: int, patch_px: int) ->
     print(f"[2/8] sample: {n} locations, Gaussian (sigma {cfg.sigma_km:.2f} km) around the {len(centres)} tile "
           f"centres, non-overlapping; windows +/-{cfg.dates.window_days:g} days around the archive's dates")
     path = out / "locations.parquet"
-    if not (path.is_file() and read_locations(path).config == sample(cfg).config):
-        write_locations(sample(cfg), path)  # rewritten only when it differs: its hash fingerprints the store
+    loc = sample(cfg)
+    if not (path.is_file() and read_locations(path).config == loc.config):
+        write_locations(loc, path)  # rewritten only when it differs: its hash fingerprints the collected store
     plot_locations(path, out / "locations.png", title=f"{n} sampled locations (around {len(centres)} tile centres)")
     return {"locations_path": path, "sample": cfg, "centres": centres}
 
@@ -321,12 +344,26 @@ def _pretrain(out: Path, store: Path, seed: int, minutes: float, crop: int, batc
     )
     # a saved run on another store or with other settings is refused, not silently continued
     given = {"store", "method", "backbone", "bands", "crop", "batch_size", "queue_size", "seed", "schedule"}
-    res = pretrain(cfg, resume=(run / "last.ckpt").exists(), given=given)
-    return {"run": run, "checkpoint": res.checkpoint, "steps": res.steps, "final_loss": res.final_loss}
+    resume = (run / "last.ckpt").exists()
+    if resume and (run / "config.yaml").is_file():
+        import yaml
+
+        saved = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        diff = [k for k in sorted(given) if str(saved.get(k)) != str(getattr(cfg, k))]
+        if diff:
+            raise ConfigError(f"{run} holds a pre-training run with other settings ({', '.join(diff)}), e.g. from "
+                              "an earlier demo; remove it or give the demo another --out")
+    res = pretrain(cfg, resume=resume, given=given)
+    loss = res.final_loss
+    if not math.isfinite(loss):  # a resumed run that had nothing left to do: its last logged loss
+        with open(run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        loss = float(rows[-1]["loss"]) if rows else loss
+    return {"run": run, "checkpoint": res.checkpoint, "steps": res.steps, "final_loss": loss, "max_steps": max_steps}
 
 
 def _probe(out: Path, store: Any, bands: tuple[str, ...], crop: int, seed: int, weights: Path, run: Path
-           ) -> tuple[dict[str, dict[str, float]], list[str], np.ndarray]:
+           ) -> tuple[dict[str, dict[str, float]], list[str]]:
     from seco.eval.backbone import load_backbone
     from seco.eval.features import extract_features
     from seco.eval.probe import linear_probe
@@ -349,7 +386,7 @@ def _probe(out: Path, store: Any, bands: tuple[str, ...], crop: int, seed: int, 
     (out / "probe.json").write_text(json.dumps(results, indent=2))
     _plot_probe(results, out / "probe.png")
     names = store.label_names or [str(c) for c in np.unique(y)]
-    return results, names, y
+    return results, names
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -365,8 +402,8 @@ def _why(reason: str) -> str:
 
 
 WHY_TEXT = {
-    "none found": "no scene with cloud <= 10 % covers the point on that date (point off the tile, or "
-                  "beyond a swath edge, or every pass cloudy)",
+    "none found": "no scene under the scene cloud limit covers the point on that date (point off the tile, "
+                  "or beyond a swath edge, or every pass cloudy)",
     "outside": "the patch crosses the tile border",
     "patch": "cloud, shadow, cirrus or nodata in the patch (SCL check)",
     "read": "a corrupt or truncated asset",
@@ -375,7 +412,7 @@ WHY_TEXT = {
 
 
 def _report(out: Path, man: dict[str, Any], coll: dict[str, Any], train: dict[str, Any],
-            results: dict[str, dict[str, float]], names: list[str], y: np.ndarray, probe_store: Any,
+            results: dict[str, dict[str, float]], names: list[str], probe_store: Any,
             bands: tuple[str, ...], weights: Path, minutes: float, batch_size: int, crop: int,
             paths: list[Path]) -> list[str]:
     cfg = man["config"]
@@ -384,8 +421,10 @@ def _report(out: Path, man: dict[str, Any], coll: dict[str, Any], train: dict[st
     faults = Counter(f["kind"] for f in man["faults"])
     sc = coll["sample"]
     s = coll["summary"]
-    rejected_primary = [lid for lid, _ in s.rejected if lid < coll["target"]]
+    primary = {c[0] for c in coll["candidates"] if not c[3]}
+    rejected_primary = [lid for lid, _ in s.rejected if lid in primary]
     why = Counter(_why(r) for _, r in s.rejected)
+    budget = f"{minutes:g} min budget" + (f", at most {train['max_steps']} steps" if train["max_steps"] else "")
     lines = [
         "# seco demo report",
         "",
@@ -458,7 +497,7 @@ def _report(out: Path, man: dict[str, Any], coll: dict[str, Any], train: dict[st
         "",
         f"ResNet-18 on all {len(bands)} bands of `collected/` ({coll['collected']} locations x 5 dates x "
         f"{coll['config'].patch_size} px), {train['steps']} steps of batch {batch_size} at {crop} px "
-        f"({minutes:g} min budget), final loss {train['final_loss']:.3f}.",
+        f"({budget}), final loss {train['final_loss']:.3f}.",
         "",
         "![training curves](pretrain/curves.png)",
         "",

@@ -66,7 +66,7 @@ def test_the_store_was_collected_from_the_archive(demo: Path) -> None:
         for t, m in enumerate(store.meta(i)):
             scene = scenes[m["item_id"]]  # every patch comes from a scene of the archive ...
             when = np.datetime64(m["datetime"].rstrip("Z"), "ms")
-            assert abs(when - loc.windows.centre[0][t]) <= half  # ... inside its date window ...
+            assert abs(when - loc.windows.centre[0][t]) <= half  # ... inside its date window (same for all) ...
             assert scene["cloud_cover"] <= 10.0  # ... below the scene cloud limit
     assert (demo / "locations.png").stat().st_size > 0
 
@@ -122,3 +122,15 @@ def test_sampling_around_given_centres_is_reproducible_for_spares(tmp_path: Path
         SampleConfig(n=1, mode="uniform", centres=centres)
     with pytest.raises(ConfigError, match="invalid position"):
         SampleConfig(n=1, centres=(("x", 200.0, 0.0),))
+
+
+def test_inconsistent_sizes_are_refused_before_work(tmp_path: Path) -> None:
+    from seco.demo import run_demo
+
+    with pytest.raises(ConfigError, match="crop"):
+        run_demo(tmp_path / "a", crop=96, collect_patch=64)
+    with pytest.raises(ConfigError, match="queue_size"):
+        run_demo(tmp_path / "b", batch_size=48, queue_size=100)
+    with pytest.raises(ConfigError, match="collect_locations"):
+        run_demo(tmp_path / "c", collect_locations=8, batch_size=16, queue_size=64)
+    assert not any(tmp_path.iterdir())
