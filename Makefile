@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Offline end to end: synth store -> SeCo pre-training -> export -> linear probe -> report (demo_out/)
+## Offline end to end: synth archive -> sample -> collect -> SeCo pre-training -> export -> probes -> report (demo_out/)
 demo: $(STAMP)
 	$(BIN)/seco demo --out demo_out
 

@@ -46,7 +46,7 @@ SIGMA_FRACTION = 0.2
 #: Small sizes for tests and a first look (``seco demo --quick``): about a minute.
 QUICK: dict[str, Any] = dict(
     locations=40, patch_size=48, crop=32, batch_size=8, queue_size=64, max_steps=5,
-    collect_locations=12, collect_patch=32, scene_px=360,
+    collect_locations=12, collect_patch=32, scene_px=360, quick_eval=True,
 )
 
 
@@ -188,6 +188,7 @@ def run_demo(
     workers: int = 4,
     queue_size: int = 4096,
     max_steps: int | None = None,
+    quick_eval: bool = False,
     progress: bool = True,
 ) -> Path:
     """Run the demo into ``out`` and return the path of its Markdown report.
@@ -207,6 +208,7 @@ def run_demo(
         workers: collection threads.
         queue_size: negatives per subspace (a multiple of ``batch_size``).
         max_steps: stop pre-training after this many steps too (tests).
+        quick_eval: the smallest downstream evaluation (tests).
         progress: progress bars.
 
     Raises:
@@ -221,6 +223,9 @@ def run_demo(
         raise ConfigError(f"passes={passes} must be >= 1")
     if collect_locations < batch_size:
         raise ConfigError(f"collect_locations={collect_locations} must be at least batch_size={batch_size}")
+    from seco.demo_eval import eurosat_from_env, run_demo_eval
+
+    eurosat_from_env()  # a bad $SECO_EUROSAT_ROOT fails now, not after pre-training
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages: list[Stage] = []
@@ -231,7 +236,7 @@ def run_demo(
         from seco.synth.archive import DEFAULT_DATES
 
         n_dates = len(DEFAULT_DATES)
-        print(f"[1/8] scene archive: {len(ZONES)} UTM zones x {n_dates} dates x {passes} passes = "
+        print(f"[1/9] scene archive: {len(ZONES)} UTM zones x {n_dates} dates x {passes} passes = "
               f"{len(ZONES) * n_dates * passes} scenes "
               f"of {scene_px} px (COG + STAC, stac-geoparquet index)")
         archive = out / "archive"
@@ -249,7 +254,7 @@ def run_demo(
 
     with _timed(stages, "labelled probe store (make_store)"):
         probe_path = out / "probe_store"
-        print(f"[4/8] labelled synth store for the probe: {locations} locations x 5 dates x 12 bands x {patch_size} px")
+        print(f"[4/9] labelled synth store for the probe: {locations} locations x 5 dates x 12 bands x {patch_size} px")
         from seco.store import open_store
         from seco.synth import make_store
 
@@ -261,20 +266,25 @@ def run_demo(
     with _timed(stages, "export"):
         from seco.train.export import export_run
 
-        print("[6/8] export")
+        print("[6/9] export")
         paths = export_run(train["checkpoint"], out / "weights" / "seco_resnet18")
         weights = next(p for p in paths if p.suffix == ".safetensors")
     with _timed(stages, "linear probe"):
         bands = parse_bands("all", open_store(coll["store"]).bands)
         results, names = _probe(out, probe_store, bands, crop, seed, weights, Path(train["run"]))
+    with _timed(stages, "downstream evaluation (EuroSAT, synthetic OSCD)"):
+        print("[8/9] downstream evaluation: EuroSAT probe (when $SECO_EUROSAT_ROOT is set) and change "
+              "detection on a simulated OSCD, SeCo vs random init")
+        evaluation = run_demo_eval(out, weights, seed=seed, quick=quick_eval, progress=progress)
 
     report = out / "report.md"
     lines = _report(out, man, coll, train, results, names, probe_store, bands, weights, minutes, batch_size,
                     crop, paths)
+    lines += evaluation["markdown"].splitlines()
     total = time.perf_counter() - t0
     lines += _timing(stages, total, load0)
     report.write_text("\n".join(lines) + "\n")
-    print(f"[8/8] report: {report} ({total / 60:.1f} min)")
+    print(f"[9/9] report: {report} ({total / 60:.1f} min)")
     return report
 
 
@@ -286,7 +296,7 @@ def _sample(out: Path, man: dict[str, Any], seed: int, n: int, patch_px: int) ->
     scene_km = man["config"]["scene_px"] / 100.0
     cfg = SampleConfig(n=n, mode="cities", seed=seed, sigma_km=SIGMA_FRACTION * scene_km, patch_km=patch_px / 100.0,
                        dates=_schedule(man), centres=centres)
-    print(f"[2/8] sample: {n} locations, Gaussian (sigma {cfg.sigma_km:.2f} km) around the {len(centres)} tile "
+    print(f"[2/9] sample: {n} locations, Gaussian (sigma {cfg.sigma_km:.2f} km) around the {len(centres)} tile "
           f"centres, non-overlapping; windows +/-{cfg.dates.window_days:g} days around the archive's dates")
     path = out / "locations.parquet"
     loc = sample(cfg)
@@ -307,7 +317,7 @@ def _collect(out: Path, archive: Path, locations: Path, patch_px: int, workers: 
     cfg = CollectConfig(locations=str(locations), catalog=str(archive / PARQUET), out=str(store),
                         patch_size=patch_px, workers=workers, progress=progress)
     plan = plan_collect(cfg)
-    print(f"[3/8] collect: {plan.target} locations (+ {len(plan.tasks) - plan.target} spares) x {plan.num_dates} "
+    print(f"[3/9] collect: {plan.target} locations (+ {len(plan.tasks) - plan.target} spares) x {plan.num_dates} "
           f"dates, {patch_px} px, from the local stac-geoparquet catalog, {workers} threads")
     summary = run_collect(plan)
     print("\n".join("    " + line for line in summary.describe().splitlines()))
@@ -335,7 +345,7 @@ def _pretrain(out: Path, store: Path, seed: int, minutes: float, crop: int, batc
     from seco.train.loop import pretrain
 
     run = out / "pretrain"
-    print(f"[5/8] SeCo pre-training on the collected store: ResNet-18, {crop} px views, {minutes:g} min budget")
+    print(f"[5/9] SeCo pre-training on the collected store: ResNet-18, {crop} px views, {minutes:g} min budget")
     cfg = PretrainConfig(
         store=str(store), out=str(run), method="seco", backbone="resnet18", bands="all", crop=crop,
         batch_size=batch_size, epochs=1000, max_steps=max_steps, max_minutes=minutes, queue_size=queue_size,
@@ -368,7 +378,7 @@ def _probe(out: Path, store: Any, bands: tuple[str, ...], crop: int, seed: int, 
     from seco.eval.features import extract_features
     from seco.eval.probe import linear_probe
 
-    print("[7/8] linear probe on the synth land-cover labels: SeCo vs random init")
+    print("[7/9] linear probe on the synth land-cover labels: SeCo vs random init")
     x, y = _probe_images(store, bands, crop, seed)
     tr, va, te = _split(y, seed)
     results = {}

@@ -20,7 +20,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from seco.demo import QUICK, run_demo
 
     out = tmp_path_factory.mktemp("demo") / "out"
-    report = run_demo(out, minutes=2.0, seed=0, progress=False, **QUICK)
+    with pytest.MonkeyPatch.context() as mp:  # the demo's EuroSAT step follows the caller's environment
+        mp.delenv("SECO_EUROSAT_ROOT", raising=False)
+        report = run_demo(out, minutes=2.0, seed=0, progress=False, **QUICK)
     assert report == out / "report.md"
     return out
 
@@ -38,7 +40,8 @@ def test_report_has_every_section_with_numbers_from_the_run(demo: Path) -> None:
     for png in ("locations.png", "collect_sites.png", "pretrain/curves.png", "probe.png"):
         assert f"]({png})" in text and (demo / png).stat().st_size > 0, png
     stages = re.findall(r"^\| ([a-zA-Z][^|]*) \| [\d.]+ \| [\d.]+ \|$", text, re.M)
-    assert len(stages) == 8, stages
+    assert len(stages) == 9, stages
+    assert "## Downstream evaluation" in text and (demo / "demo_eval.json").exists()
     probe = json.loads((demo / "probe.json").read_text())
     assert set(probe) == {"SeCo (this run)", "random init"}
     assert f"{100 * probe['SeCo (this run)']['test_acc']:.1f} %" in text
