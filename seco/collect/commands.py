@@ -1,6 +1,6 @@
 """The collection commands: ``seco sample``, ``seco catalog build|search`` and ``seco collect``.
 
-``seco.cli`` adds them with :func:`register`; ``python -m seco.collect.commands ...`` runs them alone. Every
+``seco.cli`` adds them with :func:`register` (``seco.cli.main`` runs them). Every
 handler validates its input first and raises a :class:`seco.errors.SecoError` (exit status 2) on bad input.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-from seco.errors import ConfigError, SecoError
+from seco.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -194,27 +193,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``sample``, ``catalog`` (``build``, ``search``) and ``collect`` to a ``seco`` subparser set."""
     for add in (_add_sample, _add_catalog, _add_collect):
         add(sub)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A parser with the collection commands only (``python -m seco.collect.commands``)."""
-    parser = argparse.ArgumentParser(prog="seco", description="seco collection commands")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one collection command; a :class:`SecoError` prints one line and returns 2."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except SecoError as e:
-        print(f"seco {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to continue where it stopped", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,17 +1,14 @@
 """Command line of evaluation and embedding: ``seco eval eurosat|bigearthnet|oscd|compare`` and ``seco embed``.
 
-``register(sub)`` adds both subcommands to the ``seco`` parser; :func:`main` runs them on their own
-(``python -m seco.eval.commands eval eurosat ...``), with the same exit codes as ``seco``: 0 on success,
+``register(sub)`` adds both subcommands to the ``seco`` parser (``seco.cli.main`` runs them): 0 on success,
 2 with a one-line message on a :class:`seco.errors.SecoError`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 
-from seco.errors import ConfigError, SecoError
+from seco.errors import ConfigError
 
 WEIGHTS_HELP = (
     "a seco export (.safetensors/.pth/.json or their stem), official:CKPT (a checkpoint of the paper's code), "
@@ -196,23 +193,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_oscd(tasks)
     _add_compare(tasks)
     _add_embed(sub)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seco", description="seco evaluation and embedding commands")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse and run; 2 with a one-line message on a SecoError (as ``seco.cli.main``)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except SecoError as e:
-        print(f"seco {args.command}: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

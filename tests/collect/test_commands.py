@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seco.cli import build_parser, main
 from seco.collect.catalog import open_catalog
-from seco.collect.commands import build_parser, main
 from seco.collect.patches import read_patch
 from seco.collect.pipeline import STATE_DIR, read_failures
 from seco.collect.sampling import read_locations

@@ -40,7 +40,7 @@ def export_l1c_reversed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, str]]:
     """Run ``seco <argv>`` through :func:`seco.eval.commands.main`; returns (exit code, stdout, stderr)."""
-    from seco.eval.commands import main
+    from seco.cli import main
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = main([str(a) for a in argv])

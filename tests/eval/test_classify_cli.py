@@ -25,7 +25,7 @@ def _metrics(out: Path) -> dict:
 @pytest.fixture(scope="module")
 def random_run(fake_eurosat: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One fast-probe run with random weights (shared by the tests that only read its outputs)."""
-    from seco.eval.commands import main
+    from seco.cli import main
 
     tmp = tmp_path_factory.mktemp("random_run")
     out = tmp / "random"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import requests
 
-from seco.collect.commands import main
+from seco.cli import main
 from seco.collect.pipeline import read_failures
 from seco.collect.sampling import Locations, read_locations, write_locations
 from seco.store import open_store
