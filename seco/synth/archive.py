@@ -487,7 +487,7 @@ def make_archive(
     """
     import pystac
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # item and asset hrefs are resolved against it
     dates_ = [_as_date(d) for d in dates]
     n_scenes = len(zones) * len(dates_) if num_scenes is None else int(num_scenes)
     _check_args(tuple(zones), dates_, scene_px, n_scenes, corrupt, missing, asset_keys, level, blocksize)
@@ -686,7 +686,7 @@ def write_index(root: str | Path, href_base: str | None = None, parquet: str = P
     Returns:
         The path of the stac-geoparquet file.
     """
-    root = Path(root)
+    root = Path(root).resolve()
     items = archive_items(root, href_base)
     coll = json.loads((root / "collection.json").read_text())
     coll["links"] = []

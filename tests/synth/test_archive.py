@@ -228,3 +228,16 @@ def test_baselines_follow_history():
     assert processing_baseline(dt.date(2022, 1, 25)) == "04.00"
     assert processing_baseline(dt.datetime(2023, 1, 1, tzinfo=dt.UTC)) == "05.09"
     assert baseline_offset("05.09") == 1000 and baseline_offset("03.01") == 0
+
+
+def test_relative_output_path_gives_readable_hrefs(tmp_path, monkeypatch):
+    """`make demo` passes a relative folder: every asset href in the index must point at a real file."""
+    import pyarrow.parquet as pq
+
+    from seco.synth.archive import make_archive
+
+    monkeypatch.chdir(tmp_path)
+    root = make_archive("rel/archive", seed=1, num_scenes=1, scene_px=120, corrupt=0, missing=0, progress=False)
+    table = pq.read_table(Path(root) / "catalog.parquet")
+    hrefs = [a["href"] for assets in table.column("assets").to_pylist() for a in assets.values() if a]
+    assert hrefs and all(Path(h).is_file() for h in hrefs), hrefs[:2]
