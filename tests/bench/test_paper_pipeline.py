@@ -123,5 +123,7 @@ def test_bench_loader_runs_on_a_tiny_store(trees: dict[str, Path], capsys: pytes
     bench_loader.main(["--store", str(trees["store"]), "--rounds", "1", "--batches", "1", "--batch", "2",
                        "--size", "24", "--no-raw"])
     out = capsys.readouterr().out
-    for row in ("| paper (RGB) | RGB |", "| seco (RGB) | RGB |", "| seco (12 bands) | 12 |", "loader only", "collate"):
-        assert row in out
+    for row in ("| paper (RGB), full pipeline | RGB |", "| seco (RGB), views on this CPU | RGB |",
+                "| seco (12 bands), views on this CPU | 12 |", "| seco loader (RGB): store -> batch on the CPU",
+                "| seco loader (12 bands): store -> batch on the CPU", "| seco (RGB) | make_views"):
+        assert row in out, row
