@@ -280,7 +280,7 @@ def run_demo(
     report = out / "report.md"
     lines = _report(out, man, coll, train, results, names, probe_store, bands, weights, minutes, batch_size,
                     crop, paths)
-    lines += evaluation["markdown"].splitlines()
+    lines += ["", *evaluation["markdown"].splitlines(), ""]
     total = time.perf_counter() - t0
     lines += _timing(stages, total, load0)
     report.write_text("\n".join(lines) + "\n")
