@@ -167,9 +167,15 @@ class ResNet(nn.Module):
         return [stem, c1, c2, c3, c4]
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Globally average-pooled features before ``fc``: (N, C, H, W) -> (N, feature_dim)."""
-        c4 = self.forward_pyramid(x)[-1]
-        return torch.flatten(self.avgpool(c4), 1)  # (N, D)
+        """Globally average-pooled features before ``fc``: (N, C, H, W) -> (N, feature_dim).
+
+        A straight chain rather than :meth:`forward_pyramid`: intermediate maps are released as soon as the
+        next stage has them, which matters for the key encoder's no-grad passes at 224 px.
+        """
+        self._check(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, 64, H/4, W/4)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (N, 512e, H/32, W/32)
+        return torch.flatten(self.avgpool(x), 1)  # (N, D)
 
     def forward(self, x: Tensor) -> Tensor:
         """Classifier logits (N, num_classes), or features (N, feature_dim) when ``num_classes == 0``."""
