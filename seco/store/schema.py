@@ -254,6 +254,10 @@ def normalize_date_meta(meta: Mapping[str, Any] | None, valid: bool, where: str)
     meta = {} if meta is None else meta
     if not isinstance(meta, Mapping):
         raise StoreError(f"{where}: metadata must be a dict (or None for an invalid date), got {type(meta).__name__}")
+    if "valid" in meta:  # what Store.meta() hands out, so a store can be copied location by location
+        if bool(meta["valid"]) != valid:
+            raise StoreError(f"{where}: metadata says valid={meta['valid']!r} but the validity mask says {valid}")
+        meta = {k: v for k, v in meta.items() if k != "valid"}
     unknown = sorted(set(meta) - set(FIELD_NAMES))
     if unknown:
         raise StoreError(f"{where}: unknown metadata key(s) {', '.join(unknown)}; the fields are {', '.join(FIELD_NAMES)}")

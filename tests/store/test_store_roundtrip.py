@@ -266,3 +266,21 @@ def test_read_into_rejects_unfit_buffers(tmp_path):
     ro.flags.writeable = False
     with pytest.raises(StoreError, match="read-only"):
         s.read(0, [0, 1], out=ro)
+
+
+def test_a_store_copies_location_by_location(tmp_path):
+    """What Store.meta() returns is accepted by append(): a store can be rewritten, e.g. with another codec."""
+    from seco.store import create_store, open_store
+    from seco.store.schema import StoreLayout
+    from seco.synth import make_store
+
+    src = open_store(make_store(tmp_path / "a.zarr", num_locations=3, patch_size=32, progress=False))
+    with create_store(tmp_path / "b.zarr", src.bands, src.num_dates, src.patch_size,
+                      layout=StoreLayout(codec="blosc-lz4", clevel=5, shuffle="shuffle"),
+                      label_names=src.label_names) as w:
+        for i in range(len(src)):
+            w.append(src.key(i), src.read(i), src.valid(i), src.meta(i), int(src.labels()[i]))
+    dst = open_store(tmp_path / "b.zarr")
+    assert len(dst) == 3
+    for i in range(3):
+        assert (dst.read(i) == src.read(i)).all() and dst.meta(i) == src.meta(i)
