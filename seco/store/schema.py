@@ -63,9 +63,9 @@ class StoreLayout:
         meta_chunk: locations per chunk of the per-location metadata arrays.
     """
 
-    codec: str = "blosc-zstd"
-    clevel: int = 3
-    shuffle: str = "bitshuffle"
+    codec: str = "blosc-lz4"
+    clevel: int = 5
+    shuffle: str = "shuffle"
     inner_chunk: str = "date-band"
     sharded: bool = True
     meta_chunk: int = 1024
