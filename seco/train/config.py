@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from seco.data.transforms import Augment
 from seco.errors import ConfigError
 
 METHODS = ("seco", "moco", "moco-tp")
@@ -59,6 +60,7 @@ class PretrainConfig:
     plot_every: int = 500
     tensorboard: bool = True
     progress: bool = True
+    augment: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,6 +85,22 @@ class PretrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        self.augment_config()  # unknown or out-of-range augmentation settings fail here, before any work
+
+    def augment_config(self) -> Augment:
+        """The view augmentation: MoCo-v2's defaults at ``crop`` px, with the ``augment`` overrides.
+
+        ``augment`` takes the fields of :class:`seco.data.transforms.Augment` except ``size``, e.g. in YAML
+        ``augment: {jitter_p: 0.5, scale: [0.4, 1.0]}``.
+        """
+        known = {f.name for f in fields(Augment)} - {"size"}
+        unknown = sorted(set(self.augment) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown augment setting(s) {', '.join(unknown)}; valid ones are {', '.join(sorted(known))}"
+            )
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
+        return Augment(size=self.crop, **kw)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

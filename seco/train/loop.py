@@ -208,6 +208,7 @@ def _pretrain(
     local_batch = cfg.batch_size // info.world_size
     norm = Normalization.from_store(store, bands)
     recipe = recipe_for(cfg.method)
+    aug = cfg.augment_config()
 
     torch.manual_seed(cfg.seed)  # identical initialisation on every rank
     model = ContrastiveModel(
@@ -317,7 +318,7 @@ def _pretrain(
                     images = to_reflectance(images)
                 gen.manual_seed(_step_seed(cfg.seed, info.rank, step))
                 torch.manual_seed(_step_seed(cfg.seed, 0, step))  # shuffle-BN permutation, same on all ranks
-                q, keys = recipe.make_views(images, gen=gen, size=cfg.crop, normalization=norm)
+                q, keys = recipe.make_views(images, gen=gen, size=cfg.crop, normalization=norm, augment_cfg=aug)
                 if cfg.channels_last:
                     q = q.contiguous(memory_format=torch.channels_last)
                     keys = [k.contiguous(memory_format=torch.channels_last) for k in keys]

@@ -48,3 +48,14 @@ def test_unknown_yaml_key_and_missing_required(tmp_path: Path) -> None:
         resolve({"out": "o"})
     with pytest.raises(ConfigError, match="does not exist"):
         resolve({}, tmp_path / "nope.yaml")
+
+
+def test_augment_overrides_from_yaml(tmp_path: Path) -> None:
+    y = tmp_path / "c.yaml"
+    y.write_text("store: s\nout: o\ncrop: 96\naugment:\n  jitter_p: 0.5\n  scale: [0.4, 1.0]\n")
+    aug = resolve({}, y).augment_config()
+    assert aug.size == 96 and aug.jitter_p == 0.5 and aug.scale == (0.4, 1.0) and aug.blur_p == 0.5
+    with pytest.raises(ConfigError, match="hue"):
+        PretrainConfig(store="s", out="o", augment={"hue": 0.1})
+    with pytest.raises(ConfigError, match="flip_p"):
+        PretrainConfig(store="s", out="o", augment={"flip_p": 2.0})

@@ -124,3 +124,14 @@ def test_sigkill_then_resume_equals_straight_run(tiny_store: Path, tmp_path: Pat
         assert torch.equal(v, b["model"][k]), k
     rows = list(csv.DictReader((killed / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == list(range(1, n + 1))
+
+
+def test_augment_settings_from_yaml_change_the_run(tiny_store: Path, tmp_path: Path) -> None:
+    y = tmp_path / "aug.yaml"
+    y.write_text("augment:\n  jitter_p: 0.0\n  grayscale_p: 0.0\n  blur_p: 0.0\n  flip_p: 0.0\n")
+    plain, custom = tmp_path / "plain", tmp_path / "custom"
+    assert main(tiny_args(tiny_store, plain, "--max-steps", "2")) == 0
+    assert main(tiny_args(tiny_store, custom, "--max-steps", "2", "--config", str(y))) == 0
+    a, b = load_checkpoint(plain / "last.ckpt"), load_checkpoint(custom / "last.ckpt")
+    assert b["config"]["augment"] == {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "flip_p": 0.0}
+    assert not torch.equal(a["model"]["backbone.conv1.weight"], b["model"]["backbone.conv1.weight"])
