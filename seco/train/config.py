@@ -99,7 +99,7 @@ class PretrainConfig:
             raise ConfigError(
                 f"unknown augment setting(s) {', '.join(unknown)}; valid ones are {', '.join(sorted(known))}"
             )
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
+        kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
         return Augment(size=self.crop, **kw)
 
     def to_dict(self) -> dict[str, Any]:
