@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from seco.bands import parse_bands
+from seco.data.splits import stratified_split
 from seco.errors import CollectError, ConfigError
 
 #: UTM zones of the demo archive (one site each).
@@ -154,19 +155,6 @@ def _probe_images(store, bands: tuple[str, ...], crop: int, seed: int) -> tuple[
         off = (img.shape[-1] - crop) // 2
         xs.append(torch.from_numpy(img[:, off : off + crop, off : off + crop].astype(np.float32) / 10000.0))
     return torch.stack(xs), np.asarray(labels)
-
-
-def _split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified 60/20/20 split of indices."""
-    rng = np.random.default_rng(seed)
-    tr, va, te = [], [], []
-    for c in np.unique(labels):
-        ids = rng.permutation(np.flatnonzero(labels == c))
-        n_tr, n_va = int(round(0.6 * len(ids))), int(round(0.2 * len(ids)))
-        tr += list(ids[:n_tr])
-        va += list(ids[n_tr : n_tr + n_va])
-        te += list(ids[n_tr + n_va :])
-    return np.array(tr), np.array(va), np.array(te)
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -380,7 +368,8 @@ def _probe(out: Path, store: Any, bands: tuple[str, ...], crop: int, seed: int, 
 
     print("[7/9] linear probe on the synth land-cover labels: SeCo vs random init")
     x, y = _probe_images(store, bands, crop, seed)
-    tr, va, te = _split(y, seed)
+    parts = stratified_split(y, seed, (0.6, 0.2, 0.2))
+    tr, va, te = parts["train"], parts["val"], parts["test"]
     results = {}
     for name, w in (("SeCo (this run)", str(weights)), ("random init", "random")):
         lb = load_backbone(w, bands, "resnet18")

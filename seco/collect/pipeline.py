@@ -32,7 +32,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import hashlib
 import json
 import math
 import os
@@ -56,6 +55,7 @@ from seco.collect.dates import DateWindows
 from seco.collect.patches import PatchOutsideScene, TransientReadError, read_patch
 from seco.collect.sampling import Locations, read_locations, sample
 from seco.errors import CatalogError, CollectError, ConfigError, ReadError, SecoError, StoreError
+from seco.fileutil import file_sha256
 
 T = TypeVar("T")
 
@@ -575,12 +575,6 @@ def _local_path(out: str) -> Path:
     return Path(out[len("file://"):] if out.startswith("file://") else out).expanduser().absolute()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _tasks_of(loc: Locations, first_order: int, spare: bool, source: str) -> list[LocationTask]:
@@ -684,7 +678,7 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
     fingerprint = {k: getattr(cfg, k) for k in FINGERPRINT_FIELDS}
     if Path(cfg.catalog).exists():  # a local file: the same file whatever the working directory
         fingerprint["catalog"] = str(Path(cfg.catalog).resolve())
-    fingerprint.update(spares=spares_n, locations_sha256=_sha256(src), max_patch_cloud=cfg.patch_cloud_limit)
+    fingerprint.update(spares=spares_n, locations_sha256=file_sha256(src), max_patch_cloud=cfg.patch_cloud_limit)
     _check_output(cfg, fingerprint, num_dates)
     spare_tasks, note = _spares(loc, spares_n, len(primaries), str(src))
     if catalog is None:

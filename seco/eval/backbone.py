@@ -18,7 +18,6 @@ bands by name), and a band set that differs from the weights' is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from torch import Tensor
 from seco.bands import BAND_SETS, parse_bands
 from seco.data.normalize import Normalization
 from seco.errors import BandError, CheckpointError, ConfigError, SecoError
+from seco.fileutil import file_sha256
 from seco.models.checkpoint import (
     EXPORT_FORMAT,
     EXPORT_SUFFIXES,
@@ -159,13 +159,6 @@ class WeightsSpec:
         )
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's content (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _export_sidecar(path: Path) -> Path | None:

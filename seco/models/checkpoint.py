@@ -23,7 +23,6 @@ only missing keys are ``fc.weight`` / ``fc.bias``; ``timm.create_model(..., num_
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -42,6 +41,7 @@ from torch import Tensor
 import seco
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, SecoError
+from seco.fileutil import file_sha256
 from seco.models.resnet import ARCHS, ResNet
 from seco.models.seco import ContrastiveConfig, ContrastiveModel
 
@@ -399,12 +399,6 @@ def _with(stem: Path, suffix: str) -> Path:
     return stem.parent / (stem.name + suffix)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -535,8 +529,8 @@ def export_backbone(
     torch.save(sd, buf)
     _atomic_write(pth_path, buf.getvalue())
     full["files"] = {
-        "safetensors": {"name": st_path.name, "sha256": _sha256(st_path)},
-        "pth": {"name": pth_path.name, "sha256": _sha256(pth_path)},
+        "safetensors": {"name": st_path.name, "sha256": file_sha256(st_path)},
+        "pth": {"name": pth_path.name, "sha256": file_sha256(pth_path)},
     }
     _atomic_write(json_path, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
     return [st_path, pth_path, json_path]
@@ -580,7 +574,7 @@ def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
             f"this seco ({FORMAT_VERSION}); upgrade seco"
         )
     expected = meta.get("files", {}).get(use, {}).get("sha256")
-    if expected is not None and _sha256(w_path) != expected:
+    if expected is not None and file_sha256(w_path) != expected:
         raise CheckpointError(
             f"{str(w_path)!r} does not match the sha256 in {json_path.name}; the file is "
             "damaged or was replaced, export again"
