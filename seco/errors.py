@@ -41,3 +41,25 @@ class CollectError(SecoError):
 
 class ReadError(SecoError):
     """A raster asset that cannot be read (corrupt, truncated, missing): recorded and skipped by collect."""
+
+
+class StoreCorruptError(StoreError):
+    """Image data of one location that fails its checksum or cannot be decoded (flipped bytes, truncated or
+    missing shard file).
+
+    Attributes:
+        location: index of the damaged location in the store, ``None`` when unknown.
+        key: the location's key, ``None`` when unknown.
+        path: the damaged file (shard), ``None`` when unknown.
+    """
+
+    def __init__(self, message: str, *, location: int | None = None, key: str | None = None,
+                 path: str | None = None):
+        super().__init__(message)
+        self.location = location
+        self.key = key
+        self.path = path
+
+
+class CorpusError(SecoError):
+    """A published corpus (SeCo 100k/1M, SSL4EO-S12) whose root or files do not have the expected layout."""
