@@ -1,0 +1,127 @@
+"""The options of ``seco collect`` (:class:`CollectConfig`, saved in the store's attributes)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seco.bands import L1C, L2A
+from seco.collect.catalog import POLICIES
+from seco.collect.retry import RetryPolicy
+from seco.errors import ConfigError
+
+#: Band sets ``seco collect --bands`` accepts.
+BAND_CHOICES: dict[str, tuple[str, ...]] = {"l2a": L2A, "l1c": L1C}
+#: Key of the collect configuration in the store's user attributes.
+ATTR = "seco_collect"
+
+
+def _fraction(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{name}={v!r} must be a fraction in [0, 1] (e.g. 0.1 for 10 %)")
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Everything ``seco collect`` does (saved in the store's attributes).
+
+    Attributes:
+        locations: GeoParquet of locations with date windows (``seco sample``).
+        catalog: a STAC API URL, a preset (``earth-search``, ``planetary-computer``) or a stac-geoparquet file.
+        out: the store folder (created, or continued when it is a store of an earlier run with the same options).
+        collection: collection id (``None``: ``sentinel-2-l2a`` for APIs, every item of a local file).
+        bands: ``"l2a"`` (12 bands) or ``"l1c"`` (13 bands).
+        patch_size: patch side in 10 m pixels.
+        max_cloud: scene-level ``eo:cloud_cover`` limit in percent; ``None``: no scene filter (scenes of
+            unknown cover allowed, e.g. a local archive without metadata).
+        max_patch_cloud: patch-level cloud fraction limit (0..1) from the SCL; ``None``: ``max_cloud / 100``.
+        max_nodata: patch-level nodata fraction limit (0..1).
+        policy: ``"recent"`` (the paper) or ``"least-cloudy"``.
+        harmonize: remove the L2A processing-baseline offset (baseline 04.00 and later).
+        spares: replacement locations drawn after the file's ``n`` (``None``: ``n // 2 + 8``; 0: no replacement).
+        max_scenes: candidate scenes tried per date window before the date counts as failed.
+        workers: threads for the I/O (thread-pool mode).
+        scheduler: address of a Dask distributed scheduler (``tcp://127.0.0.1:8786``); ``None``: threads.
+        retries: retries of a search or read on timeouts, connection errors, 429 and 5xx.
+        backoff_s: first retry wait in seconds (doubling, capped at ``backoff_max_s``).
+        backoff_max_s: longest retry wait.
+        timeout_s: seconds per HTTP request (catalog searches and GDAL's asset reads).
+        progress: show a progress bar on stderr.
+    """
+
+    locations: str
+    catalog: str
+    out: str
+    collection: str | None = None
+    bands: str = "l2a"
+    patch_size: int = 264
+    max_cloud: float | None = 10.0
+    max_patch_cloud: float | None = None
+    max_nodata: float = 0.0
+    policy: str = "recent"
+    harmonize: bool = True
+    spares: int | None = None
+    max_scenes: int = 8
+    workers: int = 8
+    scheduler: str | None = None
+    retries: int = 3
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+    timeout_s: float = 30.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.bands not in BAND_CHOICES:
+            raise ConfigError(f"--bands {self.bands!r} is unknown; choose one of {', '.join(BAND_CHOICES)}")
+        if isinstance(self.patch_size, bool) or not isinstance(self.patch_size, int) or not 8 <= self.patch_size <= 4096:
+            raise ConfigError(f"--patch-size {self.patch_size!r} must be an integer in 8..4096 (SeCo: 264)")
+        if self.max_cloud is not None and (isinstance(self.max_cloud, bool) or not 0 <= self.max_cloud <= 100):
+            raise ConfigError(f"--max-cloud {self.max_cloud!r} must be a percentage in [0, 100] (or 'none')")
+        if self.max_patch_cloud is not None:
+            _fraction("--max-patch-cloud", self.max_patch_cloud)
+        _fraction("--max-nodata", self.max_nodata)
+        if self.policy not in POLICIES:
+            raise ConfigError(f"--policy {self.policy!r} is unknown; choose one of {', '.join(POLICIES)}")
+        for name, v, lo in (("--spares", self.spares, 0), ("--max-scenes", self.max_scenes, 1),
+                            ("--workers", self.workers, 1)):
+            if v is None and name == "--spares":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"{name} {v!r} must be an integer >= {lo}")
+        if not 0 < self.timeout_s <= 3600:
+            raise ConfigError(f"--timeout {self.timeout_s!r} must be in (0, 3600] seconds")
+        RetryPolicy(self.retries, self.backoff_s, self.backoff_max_s)  # validates
+        if not str(self.out) or "://" in str(self.out) and not str(self.out).startswith("file://"):
+            raise ConfigError(f"--out {self.out!r} must be a local folder: the collect journal and lock live "
+                              "beside the data; collect locally, then copy the store to object storage")
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """The store's bands, in order."""
+        return BAND_CHOICES[self.bands]
+
+    @property
+    def patch_cloud_limit(self) -> float:
+        """The resolved patch-level cloud fraction limit."""
+        if self.max_patch_cloud is not None:
+            return float(self.max_patch_cloud)
+        return 0.1 if self.max_cloud is None else float(self.max_cloud) / 100.0
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.retries, self.backoff_s, self.backoff_max_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+#: Options that must not change between a run and its resumption (they change what the store holds).
+FINGERPRINT_FIELDS = ("catalog", "collection", "bands", "patch_size", "max_cloud", "max_nodata", "policy",
+                      "harmonize", "spares", "max_scenes")
+
+
+def _local_path(out: str) -> Path:
+    return Path(out[len("file://"):] if out.startswith("file://") else out).expanduser().absolute()

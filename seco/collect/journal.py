@@ -1,0 +1,120 @@
+"""The exactly-once bookkeeping of ``seco collect``: the journal of decisions, the failures table, the lock."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from seco.collect.config import _local_path
+from seco.errors import CollectError, StoreError
+
+if TYPE_CHECKING:
+    from seco.collect.worker import LocationResult
+
+#: Folder inside the store with the journal, the failures table, the summary and the lock.
+STATE_DIR = "_collect"
+JOURNAL_VERSION = 1
+
+
+class Journal:
+    """Append-only JSONL of the decision on each candidate, in stream order; the last line of an id wins.
+
+    A line torn by a crash (no trailing newline) is dropped when the journal is opened.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[int, dict[str, Any]] = {}
+        if path.exists():
+            raw = path.read_bytes()
+            keep = raw[: raw.rfind(b"\n") + 1]
+            if len(keep) != len(raw):
+                with open(path, "r+b") as f:
+                    f.truncate(len(keep))
+            for line in keep.decode("utf-8").splitlines():
+                if line.strip():
+                    d = json.loads(line)
+                    self.entries[int(d["id"])] = d
+        self._f: TextIO = open(path, "a", encoding="utf-8")
+
+    def status(self, location_id: int) -> str | None:
+        e = self.entries.get(location_id)
+        return None if e is None else str(e["status"])
+
+    def record(self, r: LocationResult) -> None:
+        d = {"v": JOURNAL_VERSION, "order": r.task.order, "id": r.task.id, "spare": r.task.spare,
+             "status": r.status, "reason": r.reason, "items": r.items,
+             "failures": [dataclasses.asdict(f) for f in r.failures]}
+        self._f.write(json.dumps(d) + "\n")
+        self._f.flush()
+        self.entries[r.task.id] = d
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.fsync(self._f.fileno())
+        self._f.close()
+
+
+FAILURE_COLUMNS = ("location_id", "date_index", "item_id", "href", "kind", "reason", "attempts")
+
+
+def write_failures(journal: Journal, path: Path) -> int:
+    """Write the failures of every decided candidate (latest decision per id, stream order) as Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [f for e in sorted(journal.entries.values(), key=lambda e: e["order"]) for f in e["failures"]]
+    table = pa.table({
+        "location_id": pa.array([r["location_id"] for r in rows], pa.int64()),
+        "date_index": pa.array([r["date_index"] for r in rows], pa.int32()),
+        "item_id": pa.array([r["item_id"] for r in rows], pa.string()),
+        "href": pa.array([r["href"] for r in rows], pa.string()),
+        "kind": pa.array([r["kind"] for r in rows], pa.string()),
+        "reason": pa.array([r["reason"] for r in rows], pa.string()),
+        "attempts": pa.array([r["attempts"] for r in rows], pa.int32()),
+    })
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+    return len(rows)
+
+
+def read_failures(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The failures table of a collected store as a list of dicts (columns: :data:`FAILURE_COLUMNS`)."""
+    import pyarrow.parquet as pq
+
+    path = _local_path(os.fspath(store)) / STATE_DIR / "failures.parquet"
+    if not path.is_file():
+        raise StoreError(f"{path} does not exist; it is written at the end of each `seco collect` run")
+    return pq.read_table(path).to_pylist()
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of a store: beside it (``.<name>.collect-lock``), as it must exist before the store."""
+    return out.parent / f".{out.name}.collect-lock"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            store = path.parent / path.name[1:].removesuffix(".collect-lock")
+            raise CollectError(f"another `seco collect` is writing to {store} (pid {f.read().strip() or '?'}); "
+                               "wait for it, or choose another --out") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

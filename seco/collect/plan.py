@@ -1,0 +1,187 @@
+"""Planning a collection: every input checked before any work, the candidate stream drawn (spares included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seco.collect.catalog import Catalog
+from seco.collect.config import ATTR, FINGERPRINT_FIELDS, CollectConfig, _local_path
+from seco.collect.dates import DateWindows
+from seco.collect.journal import STATE_DIR
+from seco.collect.retry import Attempted, with_retries
+from seco.collect.sampling import Locations, read_locations, sample
+from seco.collect.worker import CatalogSpec, LocationTask
+from seco.errors import CatalogError, CollectError, ConfigError, SecoError, StoreError
+from seco.fileutil import file_sha256
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked collection: every input validated, the catalog opened, the candidate stream drawn.
+
+    Attributes:
+        config: the options.
+        tasks: the candidate stream: the file's locations, then the spares.
+        target: how many locations the store should hold (the file's ``n``).
+        num_dates: ``T``.
+        fingerprint: what must not change when the run is resumed.
+        catalog: the opened catalog (for the dry-run probe and thread mode).
+        notes: remarks to print (e.g. why there are no spares).
+    """
+
+    config: CollectConfig
+    tasks: tuple[LocationTask, ...]
+    target: int
+    num_dates: int
+    fingerprint: dict[str, Any]
+    catalog: Catalog = field(compare=False, repr=False)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def out(self) -> Path:
+        return _local_path(self.config.out)
+
+
+def _tasks_of(loc: Locations, first_order: int, spare: bool, source: str) -> list[LocationTask]:
+    if loc.windows is None:
+        raise CollectError(f"{source} has no date windows (columns dates, window_start, window_end); "
+                           "create it with `seco sample`")
+    w = loc.windows
+    out = []
+    for i in range(len(loc)):
+        lid, lon, lat = int(loc.id[i]), float(loc.lon[i]), float(loc.lat[i])
+        if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ConfigError(f"location {lid} of {source} has an invalid position lon={lon!r} lat={lat!r}; "
+                              "positions are WGS84 degrees (lon -180..180, lat -90..90); fix or re-sample it")
+        if np.isnat(w.start[i]).any() or np.isnat(w.end[i]).any():
+            raise ConfigError(f"location {lid} of {source} has a missing date window; re-create the file "
+                              "with `seco sample`")
+        if (w.start[i] > w.end[i]).any():
+            t = int(np.argmax(w.start[i] > w.end[i]))
+            raise ConfigError(f"location {lid} of {source}: date window {t} starts ({w.start[i][t]}) after it "
+                              f"ends ({w.end[i][t]}); swap them or re-create the file with `seco sample`")
+        out.append(LocationTask(order=first_order + i, id=lid, lon=lon, lat=lat,
+                                windows=tuple(w.for_location(i)), spare=spare))
+    ids = [t.id for t in out]
+    if len(set(ids)) != len(ids):
+        dup = sorted({x for x in ids if ids.count(x) > 1})[:5]
+        raise ConfigError(f"{source} has duplicate location ids {dup}; each location needs its own id")
+    return out
+
+
+def _spares(loc: Locations, k: int, first_order: int, source: str) -> tuple[list[LocationTask], str | None]:
+    if k == 0:
+        return [], None
+    if loc.config is None:
+        return [], (f"{source} carries no sampling config, so no replacement locations can be drawn; "
+                    "rejected locations are dropped (sample with `seco sample` to get replacements)")
+    if len(loc) != loc.config.n:
+        return [], (f"{source} has {len(loc)} rows but its sampling config says n={loc.config.n} (edited?), so "
+                    "no replacement locations can be drawn; rejected locations are dropped")
+    more = sample(dataclasses.replace(loc.config, n=loc.config.n + k))
+    n = len(loc)
+    mw, lw = more.windows, loc.windows
+    assert mw is not None and lw is not None  # sample() always draws windows; the file's were checked
+    if not (np.allclose(more.lon[:n], loc.lon) and np.allclose(more.lat[:n], loc.lat)
+            and np.array_equal(mw.start[:n], lw.start)):
+        raise CollectError(
+            f"re-running the sampler of {source} does not reproduce its locations (the file was edited, or "
+            "written by another seco release); re-create it with `seco sample`, or pass --spares 0"
+        )
+    extra = Locations(id=more.id[n:], lon=more.lon[n:], lat=more.lat[n:], city=more.city[n:],
+                      country=more.country[n:],
+                      windows=DateWindows(centre=mw.centre[n:], start=mw.start[n:], end=mw.end[n:]))
+    taken = set(int(i) for i in loc.id)
+    tasks = [t for t in _tasks_of(extra, first_order, True, f"spares of {source}") if t.id not in taken]
+    return tasks, None
+
+
+def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: int) -> bool:
+    """Whether ``out`` continues an earlier run (True) or is new (False). Raises on anything else."""
+    from seco.store import open_store
+
+    out = _local_path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {str(out)!r} is a file; give a folder for the store")
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return False
+    store = open_store(out)  # StoreError: not a seco store
+    meta = store.attrs.get(ATTR)
+    if not isinstance(meta, dict) or "fingerprint" not in meta:
+        raise StoreError(f"{out} is a seco store but was not written by `seco collect`; choose a new --out")
+    old = meta["fingerprint"]
+    diff = [f"{k}: store {old.get(k)!r}, now {v!r}" for k, v in fingerprint.items() if old.get(k) != v]
+    if diff:
+        raise CollectError(
+            f"the store at {out} was collected with other options ({'; '.join(diff)}); rerun with the "
+            "options it was started with, or choose a new --out"
+        )
+    if store.num_dates != num_dates or store.patch_size != cfg.patch_size or store.bands != cfg.band_names:
+        raise CollectError(f"the store at {out} has {store.num_dates} dates x {store.patch_size} px x "
+                           f"{len(store.bands)} bands, not what this run writes; choose a new --out")
+    return True
+
+
+def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
+    """Check every input before any work and draw the candidate stream.
+
+    Order: the locations file (positions, windows), the output (new, or a store of an earlier run with the
+    same options), then the catalog (reachable, with the needed band assets; transient errors retried).
+
+    Raises:
+        ConfigError / CollectError: bad locations, options or output.
+        StoreError: ``out`` exists and is not a seco store (or not one of ``seco collect``).
+        CatalogError: unreachable catalog, unknown collection, missing band assets.
+    """
+    src = Path(cfg.locations)
+    loc = read_locations(src)
+    primaries = _tasks_of(loc, 0, False, str(src))
+    if not primaries:
+        raise CollectError(f"{src} holds no locations; sample some with `seco sample --n N`")
+    num_dates = len(primaries[0].windows)
+    spares_n = (len(loc) // 2 + 8) if cfg.spares is None else cfg.spares
+    fingerprint = {k: getattr(cfg, k) for k in FINGERPRINT_FIELDS}
+    if Path(cfg.catalog).exists():  # a local file: the same file whatever the working directory
+        fingerprint["catalog"] = str(Path(cfg.catalog).resolve())
+    fingerprint.update(spares=spares_n, locations_sha256=file_sha256(src), max_patch_cloud=cfg.patch_cloud_limit)
+    _check_output(cfg, fingerprint, num_dates)
+    spare_tasks, note = _spares(loc, spares_n, len(primaries), str(src))
+    if catalog is None:
+        spec = CatalogSpec(cfg.catalog, cfg.collection, cfg.band_names, cfg.timeout_s)
+        try:
+            opened, _ = with_retries(spec.open, cfg.retry)
+        except Attempted as a:
+            if isinstance(a.error, SecoError):
+                raise a.error from None
+            raise CatalogError(f"cannot open catalog {cfg.catalog!r}: {a.error}") from a.error
+    else:
+        opened = catalog
+    return Plan(config=cfg, tasks=tuple(primaries + spare_tasks), target=len(primaries), num_dates=num_dates,
+                fingerprint=fingerprint, catalog=opened, notes=(note,) if note else ())
+
+
+def remaining(plan: Plan) -> int:
+    """Locations a run of ``plan`` still has to collect (its store and journal read, nothing written)."""
+    if not (plan.out / "zarr.json").is_file():
+        return plan.target
+    from seco.store import open_store
+
+    store = open_store(plan.out)
+    have = set(store.keys())
+    journal = plan.out / STATE_DIR / "journal.jsonl"
+    decided = set()
+    if journal.is_file():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, KeyError):
+                decided.add(int(json.loads(line)["id"]))
+    open_tasks = sum(1 for t in plan.tasks if t.key not in have and t.id not in decided)
+    return max(0, min(plan.target - len(have), open_tasks))

@@ -1,0 +1,106 @@
+"""Retries for ``seco collect``: which errors are transient, and exponential backoff around a call."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from seco.collect.patches import TransientReadError
+from seco.errors import ConfigError
+
+T = TypeVar("T")
+
+_TRANSIENT_TEXT = re.compile(
+    r"(?i)(HTTP (response )?(code|status)[^0-9]{0,4}(5\d\d|429)\b|\b(5\d\d|429) (Server Error|Too Many)"
+    r"|timed out|timeout was reached|connection (reset|refused|aborted)|temporarily unavailable"
+    r"|remote end closed|broken pipe)"
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error is worth retrying: a timeout, a dropped connection, HTTP 429 or 5xx.
+
+    Follows ``__cause__``/``__context__``, so a :class:`CatalogError` wrapping a pystac-client ``APIError``
+    with status 503, or a :class:`ReadError` whose GDAL message says ``HTTP response code: 502``, counts.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, TimeoutError | ConnectionError | TransientReadError):
+            return True
+        status = getattr(e, "status_code", None)
+        if status is None:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            return True
+        if type(e).__module__.startswith("requests") and type(e).__name__ in (
+                "Timeout", "ConnectTimeout", "ReadTimeout", "ConnectionError", "ChunkedEncodingError"):
+            return True
+        if _TRANSIENT_TEXT.search(str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for transient errors.
+
+    Attributes:
+        retries: extra attempts after the first (0: no retry).
+        backoff_s: wait before the first retry; doubles at each further retry (times a jitter in [0.5, 1]).
+        backoff_max_s: longest single wait.
+    """
+
+    retries: int = 3
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or not 0 <= self.retries <= 100:
+            raise ConfigError(f"retries={self.retries!r} must be an integer in 0..100 (e.g. --retries 3)")
+        if not (0 <= self.backoff_s <= 600 and 0 <= self.backoff_max_s <= 3600):
+            raise ConfigError(f"backoff {self.backoff_s!r} s (max {self.backoff_max_s!r} s) must be >= 0 and "
+                              "reasonable (at most 600 s, max 3600 s)")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.backoff_max_s, self.backoff_s * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+class Attempted(Exception):
+    """A call that failed for good: the last error, how many attempts were made, and whether it was transient."""
+
+    def __init__(self, error: BaseException, attempts: int, transient: bool):
+        super().__init__(str(error))
+        self.error, self.attempts, self.transient = error, attempts, transient
+
+
+def with_retries(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep
+                 ) -> tuple[T, int]:
+    """Call ``fn`` until it succeeds, retrying transient errors (:func:`is_transient`) with backoff.
+
+    Returns:
+        The result and the number of attempts made.
+
+    Raises:
+        Attempted: wrapping the last error (immediately for a non-transient one).
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn(), attempt
+        except Exception as e:
+            transient = is_transient(e)
+            if not transient or attempt > policy.retries:
+                raise Attempted(e, attempt, transient) from e
+            sleep(policy.delay(attempt))
+
+
+__all__ = ["Attempted", "RetryPolicy", "is_transient", "with_retries"]

@@ -1,0 +1,298 @@
+"""The per-location work of ``seco collect`` (runs on a worker thread or a Dask worker; never writes).
+
+For each date window: search the catalog at the location's point, try the candidate scenes in policy order,
+read the patch and check it; every failing candidate becomes a :class:`Failure` and the next one is tried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from seco.collect.catalog import Catalog, SceneItem, choose_scene, open_catalog
+from seco.collect.cloud import cloud_fraction, patch_ok
+from seco.collect.patches import PatchOutsideScene, read_patch
+from seco.collect.retry import Attempted, RetryPolicy, with_retries
+from seco.errors import ReadError, SecoError
+
+#: Failure kinds that are faults of the data or the servers (the rest are ordinary rejections).
+FAULT_KINDS = ("read", "missing", "transient", "catalog", "missing-asset", "error")
+_MISSING_TEXT = re.compile(r"(?i)no such file|does not exist|HTTP (response )?code:? *404|\b404 Not Found")
+
+
+@dataclass(frozen=True)
+class LocationTask:
+    """One candidate location of the stream.
+
+    Attributes:
+        order: position in the candidate stream (the file's locations, then the spares).
+        id: location id (the store key is ``str(id)``).
+        lon: longitude, degrees.
+        lat: latitude, degrees.
+        windows: T (start, end) search windows, timezone-aware UTC, oldest first.
+        spare: whether it is a replacement candidate.
+    """
+
+    order: int
+    id: int
+    lon: float
+    lat: float
+    windows: tuple[tuple[dt.datetime, dt.datetime], ...]
+    spare: bool = False
+
+    @property
+    def key(self) -> str:
+        return str(self.id)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One row of the failures table: a candidate scene (or search) that did not give a patch.
+
+    Attributes:
+        location_id: the location.
+        date_index: the date window (0-based, oldest first).
+        item_id: the STAC item, when known.
+        href: the asset or endpoint concerned, when known.
+        kind: ``read`` (corrupt or truncated asset), ``missing`` (asset file absent), ``transient`` (timeouts / 5xx beyond the
+            retries), ``catalog`` (a search or item the catalog could not serve), ``missing-asset`` (item lacks
+            a band), ``error`` (an unexpected exception), ``outside`` (patch not inside the scene), ``patch``
+            (cloud or nodata above the limits), ``window`` (no valid scene left for the date).
+        reason: human-readable detail.
+        attempts: attempts made (retries included).
+    """
+
+    location_id: int
+    date_index: int
+    item_id: str | None
+    href: str | None
+    kind: str
+    reason: str
+    attempts: int = 1
+
+    @property
+    def is_fault(self) -> bool:
+        return self.kind in FAULT_KINDS
+
+
+@dataclass
+class LocationResult:
+    """What a worker found for one candidate.
+
+    Attributes:
+        task: the candidate.
+        status: ``ok`` (every date has a patch), ``rejected`` (some date has none: replace the location) or
+            ``error`` (the catalog stayed unreachable: undecided, the run stops here and a rerun retries it).
+        reason: why it was rejected or failed.
+        images: (T, C, H, W) uint16 when ok.
+        valid: (T,) bool when ok.
+        dates_meta: T dicts of store metadata when ok.
+        failures: every candidate scene or search that failed on the way.
+        searches: catalog searches made.
+        reads: patch reads attempted.
+    """
+
+    task: LocationTask
+    status: str
+    reason: str = ""
+    images: np.ndarray | None = None
+    valid: np.ndarray | None = None
+    dates_meta: list[dict[str, Any]] | None = None
+    failures: list[Failure] = field(default_factory=list)
+    searches: int = 0
+    reads: int = 0
+    items: list[str | None] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    """How a worker opens the catalog (picklable; each worker thread or process opens its own)."""
+
+    target: str
+    collection: str | None
+    bands: tuple[str, ...]
+    timeout_s: float
+
+    def open(self) -> Catalog:
+        return open_catalog(self.target, self.collection, bands=list(self.bands), timeout=self.timeout_s)
+
+
+@dataclass(frozen=True)
+class Job:
+    """The per-location work description sent to workers (picklable).
+
+    ``reader`` / ``checker`` default to :func:`seco.collect.patches.read_patch` and
+    :func:`seco.collect.cloud.patch_ok`; tests pass stand-ins. ``catalog`` may be a ready catalog object (thread
+    mode in tests) instead of a :class:`CatalogSpec`.
+    """
+
+    catalog: Any
+    bands: tuple[str, ...]
+    patch_size: int
+    max_cloud: float | None
+    max_patch_cloud: float
+    max_nodata: float
+    policy: str
+    harmonize: bool
+    max_scenes: int
+    retry: RetryPolicy
+    gdal_env: dict[str, str] = field(default_factory=dict, hash=False)
+    reader: Callable[..., Any] | None = None
+    checker: Callable[..., tuple[bool, str]] | None = None
+
+
+_LOCAL = threading.local()
+
+
+def _worker_catalog(job: Job) -> Catalog:
+    if not isinstance(job.catalog, CatalogSpec):
+        return job.catalog
+    cache: dict[CatalogSpec, Catalog] = _LOCAL.__dict__.setdefault("catalogs", {})
+    hit = cache.get(job.catalog)
+    if hit is not None:
+        return hit
+    opened: Catalog = with_retries(job.catalog.open, job.retry)[0]
+    cache[job.catalog] = opened
+    return opened
+
+
+def _href_of(err: BaseException, item: SceneItem) -> str | None:
+    href = getattr(err, "href", None)
+    if isinstance(href, str):
+        return href
+    for h in item.assets.values():
+        if h in str(err):
+            return h
+    return None
+
+
+def _date_meta(patch: Any, item: SceneItem) -> dict[str, Any]:
+    cloud = cloud_fraction(patch)
+    if not math.isfinite(cloud):  # no SCL and no B02 to test: the scene's figure is the best there is
+        cloud = (item.cloud_cover / 100.0) if item.cloud_cover is not None else 0.0
+    return patch.meta(cloud_fraction=min(max(float(cloud), 0.0), 1.0))
+
+
+#: Half-size in degrees (about 1 m) of the box searched around a location: a degenerate point box
+#: (west == east, south == north) makes stac-fastapi-pgstac 7.2 / pgstac 0.10 miss intersecting items.
+POINT_EPS_DEG = 1e-5
+
+
+def point_box(lon: float, lat: float) -> tuple[float, float, float, float]:
+    """The search box of a location: its point, widened by :data:`POINT_EPS_DEG` (clipped to the globe)."""
+    return (max(lon - POINT_EPS_DEG, -180.0), max(lat - POINT_EPS_DEG, -90.0), min(lon + POINT_EPS_DEG, 180.0),
+            min(lat + POINT_EPS_DEG, 90.0))
+
+
+def collect_location(task: LocationTask, job: Job) -> LocationResult:
+    """Find, read and check one patch per date window of a location (runs on a worker; never writes).
+
+    Never raises for a data fault: every failing candidate becomes a :class:`Failure` and the next one is
+    tried. Returns status ``error`` only when the catalog cannot be reached after the retries.
+    """
+    res = LocationResult(task=task, status="error")
+    try:
+        _collect_into(task, job, res)
+    except Exception as e:  # a bug or an unreachable catalog: undecided, so the run stops cleanly here
+        res.status = "error"
+        res.reason = res.reason or f"{type(e).__name__}: {e}"
+        res.images = res.valid = res.dates_meta = None
+    return res
+
+
+def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
+    reader, checker = job.reader or read_patch, job.checker or patch_ok
+    try:
+        catalog = _worker_catalog(job)
+    except Attempted as a:
+        res.reason = f"catalog unreachable after {a.attempts} attempt(s): {a.error}"
+        return
+    T, C, P = len(task.windows), len(job.bands), job.patch_size
+    images = np.zeros((T, C, P, P), dtype=np.uint16)
+    metas: list[dict[str, Any]] = []
+    box = point_box(task.lon, task.lat)
+    for t, (start, end) in enumerate(task.windows):
+        def fail(kind: str, reason: str, item: SceneItem | None = None, href: str | None = None,
+                 attempts: int = 1, t: int = t) -> None:
+            res.failures.append(Failure(task.id, t, item.id if item else None, href, kind, reason, attempts))
+
+        res.searches += 1
+        search = functools.partial(catalog.search, box, start, end, max_cloud=job.max_cloud)
+        try:
+            found, _ = with_retries(search, job.retry)
+        except Attempted as a:
+            if a.transient:  # the catalog is down: no decision about this location
+                res.reason = f"search of date {t} failed after {a.attempts} attempt(s): {a.error}"
+                return
+            fail("catalog", f"search failed: {a.error}", attempts=a.attempts)
+            found = []
+        usable = []
+        for it in found:
+            missing = [b for b in job.bands if b not in it.assets]
+            if missing:
+                fail("missing-asset", f"item lacks asset(s) for {', '.join(missing)}", it)
+            else:
+                usable.append(it)
+        patch: Any = None
+        chosen: SceneItem | None = None
+        tried = 0
+        while usable and tried < job.max_scenes:
+            item = choose_scene(usable, job.policy, job.max_cloud, job.bands)
+            if item is None:
+                break
+            usable.remove(item)
+            tried += 1
+            res.reads += 1
+            try:
+                read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
+                                         bands=job.bands, resolution=10, harmonize=job.harmonize,
+                                         gdal_env=job.gdal_env)
+                p, _ = with_retries(read, job.retry)
+            except Attempted as a:
+                err = a.error
+                href = _href_of(err, item)
+                if isinstance(err, PatchOutsideScene):
+                    fail("outside", str(err), item, href)
+                elif a.transient:
+                    fail("transient", f"gave up after {a.attempts} attempt(s): {err}", item, href, a.attempts)
+                elif isinstance(err, ReadError):
+                    fail("missing" if _MISSING_TEXT.search(str(err)) else "read", str(err), item, href, a.attempts)
+                elif isinstance(err, SecoError):
+                    fail("catalog", f"{type(err).__name__}: {err}", item, href)
+                else:
+                    fail("error", f"{type(err).__name__}: {err}", item, href)
+                continue
+            data = np.asarray(p.data)
+            if data.shape != (C, P, P) or data.dtype != np.uint16:
+                fail("error", f"read_patch returned {data.dtype} {data.shape}, expected uint16 {(C, P, P)}", item)
+                continue
+            ok, why = checker(p, job.max_patch_cloud, job.max_nodata)
+            if not ok:
+                fail("patch", why, item)
+                continue
+            patch, chosen = p, item
+            break
+        if patch is None or chosen is None:
+            kinds = Counter(f.kind for f in res.failures if f.date_index == t)
+            detail = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none found"
+            res.status = "rejected"
+            res.reason = (f"date {t} ({start:%Y-%m-%d}..{end:%Y-%m-%d}): no valid scene among {len(found)} "
+                          f"found ({detail})")
+            fail("window", res.reason)
+            return
+        images[t] = patch.data
+        metas.append(_date_meta(patch, chosen))
+        res.items.append(chosen.id)
+    res.status, res.images, res.valid, res.dates_meta = "ok", images, np.ones(T, dtype=bool), metas
