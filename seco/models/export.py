@@ -1,0 +1,256 @@
+"""Export of a pre-trained backbone, and loading of an export (never executing code).
+
+An exported backbone is three files sharing a stem:
+
+- ``<out>.safetensors``: the ResNet state dict without ``fc`` (keys as torchvision's ``resnet18/50()``).
+- ``<out>.pth``: the same tensors as a plain ``torch.save``d dict (tensors only: ``weights_only=True`` reads it).
+- ``<out>.json``: metadata (bands in order, normalisation mean/std, input size, method, training steps,
+  backbone, seco version, format version, sha256 of the two weight files).
+
+Loading elsewhere: ``torchvision.models.resnet18()`` (after replacing ``conv1`` when the band count is not 3)
+and ``timm.create_model("resnet18", in_chans=C)`` take it with ``load_state_dict(sd, strict=False)``, whose
+only missing keys are ``fc.weight`` / ``fc.bias``; ``timm.create_model(..., num_classes=0)`` takes it strictly.
+
+:func:`load_exported` reads the safetensors file (a format without code) or the ``.pth`` through
+:func:`seco.models.safe_load.read_torch_file`, verifies the sha256 recorded in the sidecar and validates every
+sidecar field it uses, so a damaged or hand-edited export is one :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file as st_load_file
+from safetensors.torch import save_file as st_save_file
+from torch import Tensor
+
+import seco
+from seco.bands import parse_bands
+from seco.errors import CheckpointError, SecoError
+from seco.fileutil import file_sha256
+from seco.models.resnet import ARCHS, ResNet
+from seco.models.safe_load import read_torch_file
+
+#: Version of the exported-backbone format (``<out>.json`` ``format_version``).
+FORMAT_VERSION = 1
+EXPORT_FORMAT = "seco-backbone"
+EXPORT_SUFFIXES = (".safetensors", ".pth", ".json")
+#: Keys the caller's ``meta`` must give to :func:`export_backbone`.
+REQUIRED_META = ("bands", "normalization", "input_size", "method", "training_steps")
+
+
+def _stem(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in EXPORT_SUFFIXES else p
+
+
+def _with(stem: Path, suffix: str) -> Path:
+    return stem.parent / (stem.name + suffix)
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def backbone_arch(sd: Mapping[str, Tensor]) -> tuple[str, int]:
+    """(name, in_chans) of a torchvision-layout ResNet state dict without ``fc``.
+
+    Raises:
+        CheckpointError: when the keys or shapes match neither ResNet-18 nor ResNet-50.
+    """
+    if "conv1.weight" not in sd or sd["conv1.weight"].ndim != 4:
+        sample = sorted(sd)[:3]
+        raise CheckpointError(
+            f"not a ResNet backbone state dict (no 'conv1.weight'; keys start {sample}); pass "
+            "model.backbone.state_dict(), not the whole model's"
+        )
+    in_chans = int(sd["conv1.weight"].shape[1])
+    for name in ARCHS:
+        with torch.device("meta"):
+            ref = ResNet(name, in_chans, num_classes=0).state_dict()
+        if ref.keys() == sd.keys() and all(tuple(ref[k].shape) == tuple(sd[k].shape) for k in ref):
+            return name, in_chans
+    raise CheckpointError(
+        f"state dict with {len(sd)} tensors matches neither resnet18 nor resnet50 (keys or shapes differ); "
+        "export the query encoder ContrastiveModel.backbone"
+    )
+
+
+def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, Any]:
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise CheckpointError(f"export metadata lacks {missing}; give {list(REQUIRED_META)}")
+    m = dict(meta)
+    try:
+        m["bands"] = list(parse_bands(list(m["bands"])))
+    except SecoError as e:
+        raise CheckpointError(f"export metadata bands {meta['bands']!r}: {e}") from e
+    if len(m["bands"]) != in_chans:
+        raise CheckpointError(
+            f"export metadata lists {len(m['bands'])} bands but the backbone takes {in_chans}"
+        )
+    norm = m["normalization"]
+    if norm is not None:
+        if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
+            raise CheckpointError(
+                f"export metadata normalization must be None or a dict with mean and std, got {norm!r}; "
+                "pass Normalization.to_dict()"
+            )
+        norm = dict(norm)
+        if list(norm.get("bands", m["bands"])) != m["bands"]:
+            raise CheckpointError(
+                f"normalization bands {norm['bands']} differ from the model's bands {m['bands']}"
+            )
+        for k in ("mean", "std"):
+            vals = [float(v) for v in norm[k]]
+            if len(vals) != in_chans:
+                raise CheckpointError(
+                    f"normalization {k} has {len(vals)} values, expected {in_chans} (one per band)"
+                )
+            norm[k] = vals
+        if any(v <= 0 for v in norm["std"]):
+            raise CheckpointError(f"normalization std {norm['std']} must be > 0 for every band")
+        m["normalization"] = norm
+    if not isinstance(m["input_size"], int) or m["input_size"] < 1:
+        raise CheckpointError(f"export metadata input_size must be a positive int, got {m['input_size']!r}")
+    steps = m["training_steps"]
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
+        raise CheckpointError(f"export metadata training_steps must be an int >= 0 or None, got {steps!r}")
+    if m.get("backbone", name) != name:
+        raise CheckpointError(f"export metadata says backbone {m['backbone']!r} but the weights are a {name}")
+    return m
+
+
+def export_backbone(
+    backbone_state_dict: Mapping[str, Tensor], out: str | Path, meta: Mapping[str, Any]
+) -> list[Path]:
+    """Write a backbone as ``<out>.safetensors``, ``<out>.pth`` and ``<out>.json``.
+
+    Args:
+        backbone_state_dict: ``ContrastiveModel.backbone.state_dict()`` (``fc.*`` keys, if any, are dropped).
+        out: the stem; a given ``.safetensors`` / ``.pth`` / ``.json`` suffix is stripped.
+        meta: must hold ``bands`` (names in input order), ``normalization`` (``Normalization.to_dict()``:
+            ``mean`` / ``std`` per band in the units the model was fed: reflectance for seco runs, DN with a
+            ``clip_dn`` entry for official imports; or None when unknown),
+            ``input_size``, ``method`` and ``training_steps`` (int or None); extra JSON-serialisable keys are
+            kept. ``format``, ``format_version``, ``seco_version``, ``backbone`` (checked against the weights
+            when given), ``in_chans`` and ``feature_dim`` are filled in.
+
+    Returns:
+        The three paths written, in the order above.
+
+    Raises:
+        CheckpointError: on a state dict that is not a supported ResNet or on incomplete metadata.
+    """
+    sd = {
+        k: v.detach().cpu().contiguous().clone()
+        for k, v in backbone_state_dict.items()
+        if not k.startswith("fc.")
+    }
+    name, in_chans = backbone_arch(sd)
+    full = {
+        "format": EXPORT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "seco_version": seco.__version__,
+        "backbone": name,
+        "in_chans": in_chans,
+        "feature_dim": 512 * (4 if name == "resnet50" else 1),
+    }
+    full.update({k: v for k, v in _check_meta(meta, name, in_chans).items() if k not in full})
+    try:
+        meta_json = json.dumps(full, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"export metadata is not JSON-serialisable ({e}); pass plain numbers/strings"
+        ) from e
+
+    stem = _stem(out)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    st_path, pth_path, json_path = (_with(stem, s) for s in EXPORT_SUFFIXES)
+    tmp = st_path.parent / f".{st_path.name}.tmp-{os.getpid()}"
+    st_save_file(sd, str(tmp), metadata={"format": "pt", "seco_meta": meta_json})
+    os.replace(tmp, st_path)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    _atomic_write(pth_path, buf.getvalue())
+    full["files"] = {
+        "safetensors": {"name": st_path.name, "sha256": file_sha256(st_path)},
+        "pth": {"name": pth_path.name, "sha256": file_sha256(pth_path)},
+    }
+    _atomic_write(json_path, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    return [st_path, pth_path, json_path]
+
+
+def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read an exported backbone from any of its three files (or their common stem).
+
+    ``.pth`` reads the torch file, ``.safetensors`` or ``.json`` (or the stem) the safetensors file; the
+    checksum recorded in the JSON sidecar is verified.
+
+    Returns:
+        (state dict without ``fc``, metadata dict).
+
+    Raises:
+        CheckpointError: missing files, a checksum mismatch, a damaged file or a newer format version.
+    """
+    p = Path(path)
+    stem = _stem(p)
+    json_path = _with(stem, ".json")
+    use = "pth" if p.suffix == ".pth" else "safetensors"
+    w_path = _with(stem, "." + use)
+    if not w_path.is_file():
+        raise CheckpointError(
+            f"exported weights {str(w_path)!r} not found; export writes "
+            f"{stem.name}.safetensors/.pth/.json side by side"
+        )
+    if not json_path.is_file():
+        raise CheckpointError(
+            f"metadata sidecar {str(json_path)!r} not found; keep the .json next to the weights"
+        )
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read metadata {str(json_path)!r}: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{str(json_path)!r} is not a seco backbone sidecar (format {EXPORT_FORMAT!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(json_path)!r} has format_version {meta['format_version']}, newer than "
+            f"this seco ({FORMAT_VERSION}); upgrade seco"
+        )
+    expected = meta.get("files", {}).get(use, {}).get("sha256")
+    if expected is not None and file_sha256(w_path) != expected:
+        raise CheckpointError(
+            f"{str(w_path)!r} does not match the sha256 in {json_path.name}; the file is "
+            "damaged or was replaced, export again"
+        )
+    if use == "pth":
+        sd = read_torch_file(w_path)
+        if not isinstance(sd, Mapping) or not all(isinstance(v, Tensor) for v in sd.values()):
+            raise CheckpointError(f"{str(w_path)!r} is not a state dict of tensors")
+        sd = dict(sd)
+    else:
+        try:
+            sd = st_load_file(str(w_path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read {str(w_path)!r}: {e}") from e
+    name, in_chans = backbone_arch(sd)
+    with torch.device("meta"):
+        order = list(ResNet(name, in_chans, num_classes=0).state_dict())
+    sd = {k: sd[k] for k in order}  # torchvision's order (safetensors stores keys sorted)
+    if (name, in_chans) != (meta.get("backbone"), meta.get("in_chans")):
+        raise CheckpointError(
+            f"{str(w_path)!r} holds a {name} with {in_chans} bands but the sidecar says "
+            f"{meta.get('backbone')} with {meta.get('in_chans')}"
+        )
+    return sd, meta
+
+
