@@ -23,6 +23,7 @@ samples and dates it would have seen.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -34,10 +35,22 @@ import torch
 from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
 from seco.bands import REFLECTANCE_SCALE, parse_bands
+from seco.data.corrupt import (
+    MAX_SUBSTITUTES,
+    ON_CORRUPT,
+    corrupt_error,
+    error_from_record,
+    is_decode_error,
+    record,
+    substitutes,
+)
+from seco.data.ring import BatchRing
 from seco.data.views import draw_dates
-from seco.errors import ConfigError, DatasetError
+from seco.errors import ConfigError, DatasetError, StoreCorruptError
 
-__all__ = ["PretrainBatch", "PretrainDataset", "ResumableSampler", "check_batch_size", "collate_pretrain"]
+__all__ = [
+    "PretrainBatch", "PretrainDataset", "ResumableSampler", "check_batch_size", "collate_pretrain", "unpack_batch",
+]
 
 
 class PretrainDataset(Dataset):
@@ -61,6 +74,9 @@ class PretrainDataset(Dataset):
         replace: draw dates with replacement (the official SeCo code) instead of distinct dates.
         drop_incomplete: skip locations with too few valid dates (listed in ``skipped``) instead of raising.
         as_dn: return uint16 DN instead of float32 reflectance.
+        on_corrupt: ``fail`` (default): a location that cannot be decoded raises ``StoreCorruptError`` naming
+            it and its file; ``skip``: ``__getitems__`` replaces it by the first readable of a seeded list of
+            other samples (``seco.data.corrupt.substitutes``) and reports it in the batch's ``corrupt``.
 
     Raises:
         DatasetError: if a location has too few valid dates and ``drop_incomplete`` is False, or none is left.
@@ -77,6 +93,7 @@ class PretrainDataset(Dataset):
         replace: bool = False,
         drop_incomplete: bool = False,
         as_dn: bool = False,
+        on_corrupt: str = "fail",
     ) -> None:
         if isinstance(store, str | os.PathLike):
             self._path: Path | None = Path(store)
@@ -93,6 +110,13 @@ class PretrainDataset(Dataset):
         self.seed = int(seed)
         self.replace = bool(replace)
         self.as_dn = bool(as_dn)
+        if on_corrupt not in ON_CORRUPT:
+            raise ConfigError(f"on_corrupt={on_corrupt!r} is not one of {', '.join(ON_CORRUPT)}")
+        self.on_corrupt = on_corrupt
+        #: store locations known to be damaged (skip mode: not read again); the loop seeds it on resume
+        self.known_bad: set[int] = set()
+        #: batch buffers shared with the workers (``seco.data.ring``); set by the loop before the loader starts
+        self.ring: BatchRing | None = None
         self.epoch = 0
         self._reads_into = _has_out_argument(store)  # seco Stores decode into a caller's buffer (__getitems__)
         self._valid = np.asarray(store.valid_mask(), dtype=bool)  # (N, T)
@@ -133,7 +157,13 @@ class PretrainDataset(Dataset):
         loc = int(self.locations[i])
         dates = self.draw(i, epoch)
         uniq = sorted(set(dates))
-        arr = self._get_store().read(loc, dates=uniq, bands=list(self.bands))  # (t, C, H, W) uint16
+        store = self._get_store()
+        try:
+            arr = store.read(loc, dates=uniq, bands=list(self.bands))  # (t, C, H, W) uint16
+        except Exception as e:
+            if is_decode_error(e):
+                raise corrupt_error(store, loc, e) from e
+            raise
         if arr.ndim != 4 or arr.shape[:2] != (len(uniq), len(self.bands)):
             raise DatasetError(
                 f"store read of location {loc} gave shape {arr.shape}, expected ({len(uniq)}, {len(self.bands)}, H, W)"
@@ -154,35 +184,59 @@ class PretrainDataset(Dataset):
         """A whole batch at once; torch's ``DataLoader`` calls this with one batch's keys when it exists.
 
         Equal to ``[self[k] for k in keys]`` (same dates, draw order, dtypes and dict keys), but every sample is
-        decoded straight into one preallocated (B, num_dates, C, H, W) tensor (uint16 with ``as_dn``, else
-        float32 reflectance; in a worker process it is allocated in shared memory, as ``default_collate``
-        does), so there are no per-sample arrays and no stacking copy. The items' ``images`` are views of that
-        tensor; ``collate_pretrain`` returns the batch it carries (``PretrainBatch.collated``) as is, and
-        ``default_collate`` still works on it as on a list of items.
+        decoded straight into one (B, num_dates, C, H, W) tensor (uint16 with ``as_dn``, else float32
+        reflectance), so there are no per-sample arrays and no stacking copy. That tensor is the ring slot
+        named by ``keys.slot`` (``seco.data.ring.SlotKeys``, with ``self.ring`` set): the collated batch then
+        carries ``slot`` instead of ``images`` (take it with ``unpack_batch``); otherwise a fresh tensor (in a
+        worker process in shared memory, as ``default_collate`` allocates). The items' ``images`` are views of
+        it; ``collate_pretrain`` returns the collated batch (``PretrainBatch.collated``) as is.
+
+        A sample that cannot be decoded raises ``StoreCorruptError`` (``on_corrupt="fail"``; inside a
+        DataLoader worker the batch comes back with ``failed`` and ``unpack_batch`` raises it, so the message
+        and attributes survive) or is replaced by a substitute (``"skip"``); the collated batch then has a
+        ``corrupt`` list of the damaged locations met (records of ``seco.data.corrupt``).
         """
         store = self._get_store()
         parsed = [_parse_key(k) for k in keys]
-        locs = [int(self.locations[i]) for _, i in parsed]
-        draws = [self.draw(i, epoch) for epoch, i in parsed]
         b, n, c = len(parsed), self.num_dates, len(self.bands)
         if b == 0:
             return PretrainBatch([], None)
         bands = list(self.bands)
+        slot = getattr(keys, "slot", None)
+        ring = self.ring if slot is not None else None
+        corrupt: list[dict[str, Any]] = []
+        used: list[tuple[int, int, list[int]]] = []  # (dataset index, location, dates) of each sample
         if self._reads_into and isinstance(getattr(store, "patch_size", None), int):
             h = w = int(store.patch_size)
-            dtype = torch.uint16 if self.as_dn else torch.float32
-            images = _batch_tensor((b, n, c, h, w), dtype)
-            if self.as_dn:
-                dn = images.numpy()  # (B, n, C, H, W), shares memory with images
-                for k in range(b):
-                    self._read_into(store, locs[k], draws[k], bands, dn[k])
+            if ring is not None:
+                if not self.as_dn or ring.shape[1:] != (n, c, h, w) or ring.dtype != torch.uint16:
+                    raise DatasetError(
+                        f"ring buffers of {ring.shape} {ring.dtype} cannot hold uint16 DN samples of {(n, c, h, w)}"
+                    )
+                images = ring.view(int(slot), b)  # (B, n, C, H, W) uint16, shared with the main process
             else:
-                scratch = np.empty((n, c, h, w), dtype=np.uint16)
-                for k in range(b):
-                    self._read_into(store, locs[k], draws[k], bands, scratch)
+                images = _batch_tensor((b, n, c, h, w), torch.uint16 if self.as_dn else torch.float32)
+            dn = images.numpy() if self.as_dn else None  # (B, n, C, H, W), shares memory with images
+            scratch = None if self.as_dn else np.empty((n, c, h, w), dtype=np.uint16)
+            for k, (epoch, i) in enumerate(parsed):
+                target = dn[k] if dn is not None else scratch
+                got = self._read_guarded(
+                    store, epoch, i, corrupt, lambda loc, d, t=target: self._read_into(store, loc, d, bands, t)
+                )
+                if got is None:
+                    return self._failed(corrupt)
+                used.append(got)
+                if scratch is not None:
                     images[k].copy_(torch.from_numpy(scratch)).div_(REFLECTANCE_SCALE)  # as __getitem__
         else:  # a store-like object without read(..., out=): read, then copy into the batch
-            arrs = [self._read_drawn(store, loc, dates, bands) for loc, dates in zip(locs, draws, strict=True)]
+            arrs: list[np.ndarray] = []
+            for epoch, i in parsed:
+                got = self._read_guarded(
+                    store, epoch, i, corrupt, lambda loc, d: arrs.append(self._read_drawn(store, loc, d, bands))
+                )
+                if got is None:
+                    return self._failed(corrupt)
+                used.append(got)
             shapes = {a.shape for a in arrs}
             if len(shapes) != 1:
                 raise DatasetError(f"samples of one batch have different image shapes {sorted(shapes)}")
@@ -193,18 +247,64 @@ class PretrainDataset(Dataset):
                     images[k].copy_(t)
                 else:
                     images[k].copy_(t).div_(REFLECTANCE_SCALE)
-        dates_t = torch.tensor(draws, dtype=torch.long).reshape(b, n)  # (B, n)
+        dates_t = torch.tensor([d for _, _, d in used], dtype=torch.long).reshape(b, n)  # (B, n)
         items = [
-            {"images": images[k], "dates": dates_t[k], "index": i, "location": locs[k]}
-            for k, (_, i) in enumerate(parsed)
+            {"images": images[k], "dates": dates_t[k], "index": i, "location": loc}
+            for k, (i, loc, _) in enumerate(used)
         ]
-        collated = {
-            "images": images,
+        collated: dict[str, Any] = {
             "dates": dates_t,
-            "index": torch.tensor([i for _, i in parsed], dtype=torch.long),
-            "location": torch.tensor(locs, dtype=torch.long),
+            "index": torch.tensor([i for i, _, _ in used], dtype=torch.long),
+            "location": torch.tensor([loc for _, loc, _ in used], dtype=torch.long),
         }
+        if corrupt:
+            collated["corrupt"] = corrupt  # damaged locations met (and substituted) in this batch
+        if ring is not None:
+            collated["slot"] = int(slot)  # the main process views its own mapping of the slot: nothing is sent
+        else:
+            collated["images"] = images
         return PretrainBatch(items, collated)
+
+    def _read_guarded(
+        self, store: Any, epoch: int | None, i: int, corrupt: list[dict[str, Any]], read: Any
+    ) -> tuple[int, int, list[int]] | None:
+        """Read sample ``i`` with ``read(loc, dates)``; on damage, fail or substitute (see ``__getitems__``).
+
+        Returns ``(dataset index, location, dates)`` actually read, or ``None`` when ``on_corrupt="fail"``
+        and the sample is damaged (its record appended to ``corrupt``).
+        """
+        e = self.epoch if epoch is None else int(epoch)
+        skip = self.on_corrupt == "skip"
+        for j in itertools.chain([i], substitutes(self.seed, e, i, len(self)) if skip else []):
+            loc = int(self.locations[j])
+            if skip and loc in self.known_bad:  # as reading it and failing, without the cost
+                continue
+            dates = self.draw(j, e)
+            try:
+                read(loc, dates)
+            except Exception as exc:
+                if not is_decode_error(exc):
+                    raise
+                corrupt.append(record(corrupt_error(store, loc, exc)))
+                if not skip:
+                    return None
+                self.known_bad.add(loc)
+                continue
+            return j, loc, dates
+        raise StoreCorruptError(
+            f"sample {i} of epoch {e} and its {MAX_SUBSTITUTES} substitutes are all damaged "
+            f"({len(self.known_bad)} damaged locations found so far, e.g. {sorted(self.known_bad)[:5]}); "
+            "the store is badly damaged: check and repair it",
+            location=int(self.locations[i]),
+        )
+
+    @staticmethod
+    def _failed(corrupt: list[dict[str, Any]]) -> PretrainBatch:
+        """``on_corrupt="fail"``: raise here, or (in a DataLoader worker, whose exceptions torch re-raises as
+        a traceback text) hand the record to the main process, where ``unpack_batch`` raises it."""
+        if get_worker_info() is None:
+            raise error_from_record(corrupt[-1])
+        return PretrainBatch([], {"failed": True, "corrupt": corrupt})
 
     def _read_drawn(self, store: Any, loc: int, dates: list[int], bands: list[str]) -> np.ndarray:
         """(n, C, H, W) uint16 of ``dates`` in draw order, read as ``__getitem__`` reads (each date once)."""
@@ -289,19 +389,37 @@ def collate_pretrain(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     A ``PretrainBatch`` (``PretrainDataset.__getitems__``, what the DataLoader hands over) is already one
     batch tensor and is returned as it is, without a copy.
     """
-    if not samples:
-        raise ConfigError("cannot collate an empty batch")
     if isinstance(samples, PretrainBatch) and samples.collated is not None:
+        if samples.collated.get("failed"):  # a damaged sample in a worker: unpack_batch raises it
+            return samples.collated
         if len(samples) != len(samples.collated["index"]):
             raise DatasetError(
                 f"PretrainBatch holds {len(samples)} items but its batch has {len(samples.collated['index'])}; "
                 "do not add or remove items of a PretrainBatch, or collate a plain list of them"
             )
         return samples.collated
+    if not samples:
+        raise ConfigError("cannot collate an empty batch")
     shapes = {tuple(s["images"].shape) for s in samples}
     if len(shapes) != 1:
         raise DatasetError(f"samples of one batch have different image shapes {sorted(shapes)}")
     return default_collate(list(samples))
+
+
+def unpack_batch(batch: dict[str, Any], ring: BatchRing | None = None) -> dict[str, Any]:
+    """The loader's batch as the loop uses it: raises a worker's ``StoreCorruptError`` (``on_corrupt="fail"``),
+    and takes ``images`` from the ring slot the batch was decoded into (no copy).
+
+    Raises:
+        StoreCorruptError: naming the damaged location and its file.
+    """
+    if batch.get("failed"):
+        raise error_from_record(batch["corrupt"][-1])
+    if "slot" in batch:
+        if ring is None:
+            raise DatasetError("the batch was decoded into a ring slot but no ring was given to unpack_batch")
+        batch["images"] = ring.view(batch.pop("slot"), len(batch["index"]))  # (B, n, C, H, W)
+    return batch
 
 
 def check_batch_size(n: int, batch_size: int, world_size: int = 1) -> None:
