@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     from seco.collect.commands import register as add_collect
     from seco.eval.commands import register as add_eval
+    from seco.imports.commands import register as add_import
 
-    for add in (_add_synth, add_collect, _add_pretrain, _add_export, add_eval, _add_demo):
+    for add in (_add_synth, add_collect, add_import, _add_pretrain, _add_export, add_eval, _add_demo):
         add(sub)
     return parser
 

@@ -1,0 +1,55 @@
+"""``seco import {seco,ssl4eo-s12} ROOT --out STORE``: pre-train on a published corpus without re-collecting.
+
+``seco.cli`` adds it with :func:`register`. Bad input raises a :class:`seco.errors.SecoError` (exit status 2)
+before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def _add_common(p: argparse.ArgumentParser, modality: bool) -> None:
+    p.add_argument("root", help="the unpacked corpus folder")
+    p.add_argument("--out", required=True, help="store folder: created, or continued if an earlier run made it")
+    if modality:
+        p.add_argument("--modality", default="s2c",
+                       help="s2c (L1C, 13 bands, default) or s2a (L2A, 12 bands); s1 is out of scope")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--workers", type=int, default=None,
+                     help=f"reader processes (default min(4, CPUs) = {min(4, os.cpu_count() or 1)}; 0: this process)")
+    how.add_argument("--dask", metavar="ADDRESS", default=None,
+                     help="Dask scheduler address (tcp://HOST:PORT) whose workers read the files")
+    p.add_argument("--min-dates", type=int, default=3,
+                   help="fewest valid dates a location needs (default 3: SeCo; 2: MoCo-v2+TP; 1: MoCo-v2)")
+    p.add_argument("--patch-size", type=int, default=264, help="10 m pixels per side (default 264, the corpora's)")
+    p.add_argument("--limit", type=int, default=None, help="import only the first N locations (by id)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run(a: argparse.Namespace) -> int:
+    from seco.imports.pipeline import ImportConfig, run_import
+
+    workers = a.workers if a.workers is not None else min(4, os.cpu_count() or 1)
+    cfg = ImportConfig(corpus=a.corpus, root=a.root, out=a.out, modality=getattr(a, "modality", None),
+                       workers=workers, dask=a.dask, min_dates=a.min_dates, patch_size=a.patch_size,
+                       limit=a.limit, progress=not a.no_progress)
+    report = run_import(cfg)
+    print(report.describe())
+    print(f"report: {os.path.join(report.store, '_import', 'report.json')}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``import`` (``seco``, ``ssl4eo-s12``) to a ``seco`` subparser set."""
+    p = sub.add_parser("import", help="import a published corpus (SeCo 100k/1M, SSL4EO-S12) into a store "
+                                      "(parallel, resumable, exactly-once)")
+    isub = p.add_subparsers(dest="corpus", required=True)
+    s = isub.add_parser("seco", help="the SeCo paper's corpus (seco_100k / seco_1m: uint8 JPEG GeoTIFFs, 5 dates)")
+    _add_common(s, modality=False)
+    s.add_argument("--modality", default=None, help=argparse.SUPPRESS)  # refused with an explanation if given
+    t = isub.add_parser("ssl4eo-s12", help="SSL4EO-S12 v1 (uint16 GeoTIFFs, 4 seasons; s2c or s2a)")
+    _add_common(t, modality=True)
+    for q in (s, t):
+        q.set_defaults(func=_run)

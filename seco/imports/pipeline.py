@@ -1,0 +1,476 @@
+"""``seco import``: a published corpus -> a seco store, parallel, resumable and exactly-once.
+
+Workers (a process pool, ``workers`` processes, or a Dask cluster) read and decode locations
+(:func:`seco.imports.readers.read_location`); the driver alone writes, in location order, from a bounded
+reorder window. Each decision is written to ``<store>/_import/journal.jsonl`` before the store append, and a
+rerun skips keys already in the store (``StoreWriter.has``) and locations the journal skipped, so killing the
+run at any moment (SIGKILL) and rerunning gives the same store as an uninterrupted run. Nothing is
+downloaded. One importer per store at a time (an ``flock`` on ``.<store name>.import-lock`` beside it).
+
+Files in ``<store>/_import/``: ``journal.jsonl`` (one line per decided location) and ``report.json`` (the
+report of the last run, covering every run).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seco.errors import ConfigError, CorpusError, SecoError, StoreError
+from seco.imports.layouts import Corpus, LocationRef, corpus_for, find_locations
+from seco.imports.readers import QA60_CLOUD_FRACTION, ReadJob, ReadResult, read_location
+
+__all__ = ["ATTR", "STATE_DIR", "ImportConfig", "ImportReport", "reason_kind", "run_import"]
+
+ATTR = "import"
+STATE_DIR = "_import"
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """``seco import`` settings (saved in the store's ``user_attrs.import.config``).
+
+    Attributes:
+        corpus: ``"seco"`` or ``"ssl4eo-s12"``.
+        root: the unpacked corpus folder.
+        out: the store folder (created, or continued).
+        modality: ``"s2c"`` / ``"s2a"`` (SSL4EO-S12; default s2c), ``None`` for SeCo. ``"s1"`` is refused.
+        workers: reader processes; 0 reads in the driver process (debugging, tiny corpora).
+        dask: a Dask scheduler address (``tcp://HOST:PORT``) instead of local processes.
+        min_dates: fewest valid dates a location needs (3: SeCo's query + two other seasons).
+        patch_size: ``P``, 10 m pixels per side (264 in both corpora; a multiple of 6).
+        size_tolerance: native pixels a band may be off its size (then cropped / padded with nodata).
+        limit: import at most this many locations (the first ones by id), ``None``: all.
+        progress: show a progress bar.
+    """
+
+    corpus: str
+    root: str
+    out: str
+    modality: str | None = None
+    workers: int = 2
+    dask: str | None = None
+    min_dates: int = 3
+    patch_size: int = 264
+    size_tolerance: int = 1
+    limit: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        c = corpus_for(self.corpus, self.modality)  # refuses s1 and unknown names first
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"--workers {self.workers!r} must be an integer >= 0 (0: read in this process)")
+        if not isinstance(self.patch_size, int) or self.patch_size < 6 or self.patch_size % 6:
+            raise ConfigError(f"--patch-size {self.patch_size!r} must be a positive multiple of 6 "
+                              "(60 m bands are P/6 px); the corpora use 264")
+        if not isinstance(self.min_dates, int) or not 1 <= self.min_dates <= c.num_dates:
+            raise ConfigError(f"--min-dates {self.min_dates!r} must be in 1..{c.num_dates} ({c.name} has "
+                              f"{c.num_dates} dates); SeCo pre-training needs 3, MoCo-v2 1")
+        if not isinstance(self.size_tolerance, int) or self.size_tolerance < 0:
+            raise ConfigError(f"size tolerance {self.size_tolerance!r} must be an integer >= 0")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise ConfigError(f"--limit {self.limit!r} must be a positive integer")
+
+    @property
+    def spec(self) -> Corpus:
+        return corpus_for(self.corpus, self.modality)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "root": str(Path(self.root).expanduser().absolute()),
+                "out": str(Path(self.out).expanduser().absolute())}
+
+
+_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("fewer dates than needed", ("fewer than --min-dates",)),
+    ("missing band", ("missing band",)),
+    ("unreadable file", ("unreadable", "cannot list")),
+    ("wrong band size", (" px, expected",)),
+    ("wrong dtype or band count", (", expected uint", "bands, expected 1")),
+    ("no acquisition time", ("no acquisition time",)),
+    ("no data", ("no data",)),
+    ("bad georeference", ("georeference",)),
+    ("not a corpus location", ("date folders",)),
+)
+
+
+def reason_kind(reason: str) -> str:
+    """A short category of a skip reason, for the report's counts."""
+    r = reason.lower()
+    for kind, words in _KINDS:
+        if any(w in r for w in words):
+            return kind
+    return "other"
+
+
+@dataclass
+class ImportReport:
+    """What an import did (also ``<store>/_import/report.json``); counts cover every run on the store."""
+
+    corpus: str
+    modality: str
+    root: str
+    store: str
+    locations_found: int
+    imported: int
+    imported_this_run: int
+    resumed_from: int
+    skipped: list[tuple[str, str]]
+    skip_kinds: dict[str, int]
+    date_problems: dict[str, int]
+    dates_imported_this_run: int
+    notes: dict[str, int]
+    elapsed_s: float
+    cpus: int
+    workers: str
+    radiometry: str
+    skipped_this_run: int = 0
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Locations decided per second in this run."""
+        return (self.imported_this_run + self.skipped_this_run) / max(self.elapsed_s, 1e-9)
+
+    def describe(self) -> str:
+        lines = [
+            f"imported {self.imported} of {self.locations_found} {self.corpus} {self.modality} locations into "
+            f"{self.store} ({self.imported_this_run} this run, {self.resumed_from} before; "
+            f"{self.dates_imported_this_run} dates) in {self.elapsed_s:.1f} s, {self.rate:.2f} loc/s "
+            f"({self.workers}, {self.cpus} CPUs)",
+            f"radiometry: {self.radiometry}",
+        ]
+        if self.skipped:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.skip_kinds.items(), key=lambda kv: -kv[1]))
+            lines.append(f"skipped {len(self.skipped)} location(s): {kinds}")
+            lines += [f"  {name}: {why}" for name, why in self.skipped[:10]]
+            if len(self.skipped) > 10:
+                lines.append(f"  ... and {len(self.skipped) - 10} more (report.json)")
+        if self.date_problems:
+            lines.append("dates left out: " + ", ".join(f"{k} {n}" for k, n in sorted(self.date_problems.items())))
+        if self.notes:
+            lines.append("adjusted: " + ", ".join(f"{k} {n}" for k, n in sorted(self.notes.items())))
+        return "\n".join(lines)
+
+
+def _note_kind(note: str) -> str:
+    n = note.split(": ", 1)[-1]
+    if "cropped" in n or "padded" in n:
+        return "band size fixed (crop/pad)"
+    if "processing baseline" in n:
+        return "baseline offset removed"
+    if "product id" in n:
+        return "datetime from product id"
+    if "metadata.json" in n:
+        return "metadata.json missing or unreadable"
+    return "other"
+
+
+# ---------------------------------------------------------------------------------------------- journal
+
+
+class Journal:
+    """``journal.jsonl``: one JSON line per decided location; a torn last line (a kill) is ignored."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(e, dict) and "key" in e:
+                    self.entries[e["key"]] = e
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def status(self, key: str) -> str | None:
+        e = self.entries.get(key)
+        return None if e is None else str(e["status"])
+
+    def record(self, r: ReadResult) -> None:
+        e = {"key": r.key, "name": r.ref.name, "status": r.status, "reason": r.reason,
+             "date_problems": r.date_problems, "notes": r.notes}
+        self._f.write(json.dumps(e) + "\n")
+        self._f.flush()
+        self.entries[r.key] = e
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    import fcntl
+
+    lock = out.parent / f".{out.name}.import-lock"
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StoreError(f"another `seco import` is writing {out} (lock {lock}); wait for it or stop it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------------------------- executors
+
+
+class _Inline(cf.Executor):
+    """Runs each task at submit, in this process (``workers=0``)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        f: cf.Future[Any] = cf.Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            f.set_exception(e)
+        return f
+
+
+def _reachable(address: str) -> None:
+    """Fail fast on a TCP scheduler address nobody listens on (the Dask client would wait its timeout)."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(address if "://" in address else f"tcp://{address}")
+    if u.scheme not in ("tcp", "tls") or not u.hostname or not u.port:
+        return  # another transport: let Dask judge
+    try:
+        with socket.create_connection((u.hostname, u.port), timeout=5):
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot connect to the Dask scheduler at {address!r} ({e}); start one "
+                          "(`dask scheduler`) or use --workers N") from e
+
+
+def _executor(cfg: ImportConfig) -> tuple[cf.Executor, int, Any, str]:
+    """(executor, parallel slots, dask client or None, description)."""
+    if cfg.dask is None:
+        if cfg.workers == 0:
+            return _Inline(), 1, None, "in-process"
+        ctx = multiprocessing.get_context("forkserver")  # clean children: the driver holds zarr's I/O thread
+        return (cf.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx), cfg.workers, None,
+                f"{cfg.workers} worker processes")
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise ConfigError("--dask needs Dask distributed: pip install 'dask[distributed]==2026.8.0'") from e
+    _reachable(cfg.dask)
+    try:
+        client = Client(cfg.dask, timeout="10s", set_as_default=False)
+    except Exception as e:
+        raise ConfigError(f"cannot connect to the Dask scheduler at {cfg.dask!r} ({type(e).__name__}: {e}); "
+                          "start one (`dask scheduler`) or use --workers N") from e
+    slots = sum(client.nthreads().values())
+    if slots == 0:
+        client.close()
+        raise ConfigError(f"the Dask cluster at {cfg.dask} has no workers; start some (`dask worker ADDR`)")
+    return client.get_executor(pure=False), slots, client, f"Dask {cfg.dask} ({slots} threads)"
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+def _probe(corpus: Corpus, ref: LocationRef) -> None:
+    """Refuse a corpus of the wrong kind (e.g. SSL4EO-S12 given as SeCo) before creating anything."""
+    import numpy as np
+    import rasterio
+
+    for d in sorted(os.scandir(ref.path), key=lambda e: e.name):
+        if not d.is_dir():
+            continue
+        tifs = sorted(p for p in os.listdir(d.path) if p.endswith(".tif"))
+        for t in tifs:
+            try:
+                with rasterio.open(os.path.join(d.path, t)) as src:
+                    dtype = np.dtype(src.dtypes[0])
+            except Exception:
+                continue  # a broken file is the reader's business (reported per date)
+            want = np.dtype(corpus.scale.source_dtype)
+            if dtype != want:
+                other = "ssl4eo-s12" if corpus.name == "seco" else "seco"
+                raise CorpusError(
+                    f"{os.path.join(d.path, t)} is {dtype}, but the {corpus.name} corpus is {want} "
+                    f"({corpus.scale.note.split(':')[0]}); is this the {other} corpus (`seco import {other}`)?"
+                )
+            return
+
+
+def _attrs(cfg: ImportConfig, corpus: Corpus, base: Path) -> dict[str, Any]:
+    return {
+        "source": "seco.imports",
+        ATTR: {
+            "corpus": corpus.name,
+            "modality": corpus.modality,
+            "root": str(base.absolute()),
+            "config": cfg.to_dict(),
+            "radiometry": corpus.scale.to_attrs(),
+            "cloud_fraction": (f"{QA60_CLOUD_FRACTION}: both downloaders mask QA60 cloud/cirrus and Earth Engine's "
+                               "sampleRectangle refuses masked pixels; QA60 patch fraction, not a cloud-free guarantee"),
+            "grid": "native 20/60 m bands nearest-upsampled (2x2/6x6 repeats) to the 10 m grid, as seco collect",
+            "dates": "valid dates in chronological order in the first slots; item_id = product folder name",
+        },
+    }
+
+
+def _open_writer(cfg: ImportConfig, corpus: Corpus, base: Path) -> Any:
+    from seco.store import create_store
+
+    out = Path(cfg.out).expanduser()
+    if (out / "zarr.json").is_file():
+        try:
+            root_attrs = json.loads((out / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
+        except ValueError:
+            root_attrs = {}
+        have = root_attrs.get("user_attrs", {}).get(ATTR)
+        if isinstance(have, dict) and (have.get("corpus"), have.get("modality")) != (corpus.name, corpus.modality):
+            raise ConfigError(
+                f"{out} holds an import of {have.get('corpus')} {have.get('modality')}, not {corpus.name} "
+                f"{corpus.modality}; use a new --out"
+            )
+    return create_store(out, list(corpus.bands), num_dates=corpus.num_dates, patch_size=cfg.patch_size,
+                        attrs=_attrs(cfg, corpus, base), exist_ok=True, commit_every=1)
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportReport:
+    """Import the corpus into the store, continuing what an earlier run left.
+
+    Args:
+        cfg: the settings.
+        stop_after: stop after deciding this many locations in this run (tests of resumption).
+
+    Returns:
+        The report (also written to ``<store>/_import/report.json``).
+
+    Raises:
+        CorpusError: the root does not have the corpus layout, or holds another corpus.
+        ConfigError: bad settings, or a store holding another corpus.
+    """
+    t0 = time.monotonic()
+    corpus = cfg.spec
+    base, refs = find_locations(corpus, cfg.root)
+    if cfg.limit is not None:
+        refs = refs[: cfg.limit]
+    _probe(corpus, refs[0])
+    out = Path(cfg.out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    job = ReadJob(corpus=corpus, patch_size=cfg.patch_size, min_dates=cfg.min_dates,
+                  size_tolerance=cfg.size_tolerance)
+    with _locked(out):
+        writer = _open_writer(cfg, corpus, base)
+        state = out / STATE_DIR
+        state.mkdir(exist_ok=True)
+        journal = Journal(state / "journal.jsonl")
+        resumed = len(writer)
+        todo = [r for r in refs if not writer.has(r.key(corpus)) and journal.status(r.key(corpus)) != "skipped"]
+        if stop_after is not None:
+            todo = todo[:stop_after]
+        imported = skipped_now = dates = 0
+        executor: cf.Executor | None = None
+        client = None
+        desc = "nothing to do"
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(refs), initial=len(refs) - len(todo), unit="loc", desc=f"import {corpus.name}",
+                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        futures: dict[int, cf.Future[ReadResult]] = {}
+        try:
+            if todo:
+                executor, slots, client, desc = _executor(cfg)
+                window = max(4, 2 * slots)  # bounded: in flight + waiting for their turn
+            nxt = 0
+            for head in range(len(todo)):
+                assert executor is not None
+                while nxt < len(todo) and nxt - head < window:
+                    futures[nxt] = executor.submit(read_location, todo[nxt], job)
+                    nxt += 1
+                r = _result(futures.pop(head), todo[head], corpus)
+                journal.record(r)  # the decision first: a crash after it re-reads the location, no more
+                if r.status == "ok":
+                    assert r.images is not None and r.valid is not None and r.dates_meta is not None
+                    writer.append(r.key, r.images, r.valid, r.dates_meta)
+                    imported += 1
+                    dates += int(r.valid.sum())
+                else:
+                    skipped_now += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"skipped {skipped_now}", refresh=False)
+        finally:
+            for f in futures.values():
+                f.cancel()
+            if bar is not None:
+                bar.close()
+            if isinstance(executor, cf.ProcessPoolExecutor):
+                executor.shutdown(wait=True, cancel_futures=True)
+            elif executor is not None:
+                executor.shutdown(wait=False)
+            if client is not None:
+                client.close()
+            writer.close()
+            journal.close()
+        report = _report(cfg, corpus, base, out, len(refs), resumed, imported, skipped_now, dates, journal,
+                         time.monotonic() - t0, desc)
+        (state / "report.json").write_text(json.dumps(_report_json(report), indent=1, default=str))
+    return report
+
+
+def _result(f: cf.Future[ReadResult], ref: LocationRef, corpus: Corpus) -> ReadResult:
+    try:
+        return f.result()
+    except SecoError:
+        raise
+    except Exception as e:  # a bug or a lost worker: stop, the rerun continues from here
+        raise CorpusError(f"reading location {ref.name} ({ref.path}) failed: {type(e).__name__}: {e}; "
+                          "rerun the same command to continue") from e
+
+
+def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int, resumed: int, imported: int,
+            skipped_now: int, dates: int, journal: Journal, elapsed: float, desc: str) -> ImportReport:
+    from seco.store import open_store
+
+    entries = list(journal.entries.values())
+    skipped = sorted(((str(e["name"]), str(e["reason"])) for e in entries if e["status"] == "skipped"),
+                     key=lambda t: (int(t[0]) if t[0].isdigit() else 0, t[0]))
+    date_kinds = Counter(reason_kind(p.split(": ", 1)[-1]) for e in entries for p in e.get("date_problems", []))
+    note_kinds = Counter(_note_kind(n) for e in entries for n in e.get("notes", []))
+    store = open_store(out)
+    stats: dict[str, dict[str, float]] = {}
+    if len(store):
+        s = store.stats()
+        stats = {b: {k: float(s[k][i]) for k in ("mean", "std", "p2", "p98")} for i, b in enumerate(store.bands)}
+    rep = ImportReport(
+        corpus=corpus.name, modality=corpus.modality, root=str(base), store=str(out), locations_found=found,
+        imported=len(store), imported_this_run=imported, resumed_from=resumed, skipped=skipped,
+        skip_kinds=dict(Counter(reason_kind(r) for _, r in skipped)), date_problems=dict(date_kinds),
+        dates_imported_this_run=dates, notes=dict(note_kinds), elapsed_s=elapsed, cpus=os.cpu_count() or 1,
+        workers=desc, radiometry=f"{corpus.scale.name}: {corpus.scale.note}", skipped_this_run=skipped_now,
+        stats=stats,
+    )
+    return rep
+
+
+def _report_json(r: ImportReport) -> dict[str, Any]:
+    d = dataclasses.asdict(r)
+    d["skipped"] = [{"location": n, "reason": why} for n, why in r.skipped]
+    d["locations_per_s"] = r.rate
+    return d
