@@ -13,18 +13,15 @@ it covers; the same rule works for grids that do not nest (e.g. OSCD's EPSG:4326
 window covering the patch is read, so a COG delivers just the tiles it touches. The SCL (20 m) is sampled
 the same way.
 
-**Harmonisation.** Since processing baseline 04.00 (25 January 2022) Sentinel-2 L2A DN carry
-``BOA_ADD_OFFSET = -1000`` (L1C: ``RADIO_ADD_OFFSET = -1000``): ``reflectance = (DN - 1000) / 10000``,
-where earlier products had ``reflectance = DN / 10000``. With ``harmonize=True`` every band is returned on
-the older scale, ``DN' = DN + 10000 * offset``, so one reflectance has one DN across the whole archive:
-
-1. the STAC ``raster:bands`` ``offset`` of the asset when present (Earth Search: ``offset -0.1`` with
-   ``scale 0.0001`` -> subtract 1000; an offset of 0 -> nothing); a scale other than 0.0001 is refused;
-2. else ``s2:processing_baseline`` >= 04.00 -> subtract 1000 (Planetary Computer gives only this);
-3. else nothing (older products, or a local archive without metadata).
-
-Valid pixels are clipped at 1 after the shift (0 stays the nodata value), so dark water under the offset
-does not turn into nodata. ``Patch.dn_shift`` records what was applied per band.
+**Harmonisation.** Since processing baseline 04.00 (25 January 2022) Sentinel-2 DN carry an offset of -1000
+(``reflectance = (DN - 1000) / 10000``). With ``harmonize=True`` every band is returned on the older scale,
+``DN' = DN + shift``, so one reflectance has one DN across the whole archive. The shift of each band is decided
+by the provider rules of :mod:`seco.radiometry.providers` from the item's own metadata (Earth Search's
+``earthsearch:boa_offset_applied``, ``raster:bands`` offset/scale, ``s2:processing_baseline``, the collection and
+the provider); :func:`shift_decision` returns it with the name of the rule. Valid pixels are clipped at 1 after
+the shift (0 stays the nodata value), so dark water under the offset does not turn into nodata.
+``Patch.dn_shift`` and ``Patch.dn_rule`` record what was applied per band and why; ``Patch.warnings`` what the
+metadata could not decide.
 
 **HTTP.** Hrefs starting with ``http(s)://`` are read through GDAL's ``/vsicurl/`` with range requests.
 :data:`GDAL_ENV` (overridable per call with ``gdal_env``) avoids directory listings, reads the COG header
@@ -55,9 +52,11 @@ from typing import Any
 
 import numpy as np
 
-from seco.bands import BY_NAME, L1C, L2A, REFLECTANCE_SCALE, parse_bands
-from seco.collect.catalog import SCL, SceneItem
+from seco.bands import BY_NAME, L1C, L2A, parse_bands
+from seco.collect.scene import SCL, SceneItem
 from seco.errors import CollectError, ConfigError, ReadError
+from seco.radiometry.providers import ShiftDecision, decide_shift
+from seco.radiometry.providers import parse_baseline as parse_baseline  # re-exported (older imports)
 
 #: GDAL configuration used around every read (see the module docstring).
 GDAL_ENV: dict[str, str | int] = {
@@ -105,6 +104,8 @@ class Patch:
         lon: longitude of the patch centre (WGS84 degrees; within half a pixel of the requested point).
         lat: latitude of the patch centre.
         dn_shift: per band, the DN added by harmonisation (e.g. -1000), 0 when none.
+        dn_rule: per band, the name of the rule that decided the shift (``"off"`` when not harmonised).
+        warnings: what the radiometry rules could not decide from the metadata (one line each, deduplicated).
     """
 
     data: np.ndarray = field(repr=False)
@@ -119,6 +120,8 @@ class Patch:
     lon: float
     lat: float
     dn_shift: tuple[int, ...] = ()
+    dn_rule: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -146,37 +149,22 @@ class Patch:
 # ---------------------------------------------------------------------------------------------- harmonisation
 
 
-def parse_baseline(pb: str) -> tuple[int, int]:
-    """``"05.09"``, ``"N0509"`` or ``"5.9"`` -> (5, 9).
-
-    Raises:
-        ReadError: an unparseable value (the item's metadata is malformed).
-    """
-    s = str(pb).strip()
-    m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})", s) or re.fullmatch(r"N?(\d{2})(\d{2})", s)
-    if not m:
-        raise ReadError(f"s2:processing_baseline {pb!r} is not like '05.09' or 'N0509'; fix the item metadata")
-    return int(m.group(1)), int(m.group(2))
-
-
-def dn_shift(item: SceneItem, band: str) -> int:
-    """The DN to add to ``band`` of ``item`` so that ``reflectance = DN / 10000`` (see the module docstring).
+def shift_decision(item: SceneItem, band: str) -> ShiftDecision:
+    """The harmonisation of ``band`` of ``item`` and the rule that decided it (:mod:`seco.radiometry.providers`).
 
     Raises:
         ReadError: a ``raster:bands`` scale other than 0.0001, or a malformed processing baseline.
     """
-    offset = item.offsets.get(band)
-    if offset is not None:
-        scale = item.scales.get(band, 1.0 / REFLECTANCE_SCALE)
-        if not math.isclose(scale, 1.0 / REFLECTANCE_SCALE, rel_tol=1e-6):
-            raise ReadError(
-                f"raster:bands scale {scale!r} of band {band} of item {item.id!r} is not 0.0001; seco stores "
-                "DN = reflectance x 10000 and cannot harmonise it. Read with harmonize=False or fix the metadata"
-            )
-        return int(round(offset * REFLECTANCE_SCALE))
-    if item.processing_baseline is not None and parse_baseline(item.processing_baseline) >= (4, 0):
-        return -1000
-    return 0
+    return decide_shift(
+        item_id=item.id, band=band, provider=item.provider, collection=item.collection,
+        processing_baseline=item.processing_baseline, boa_offset_applied=item.boa_offset_applied,
+        offset=item.offsets.get(band), scale=item.scales.get(band), datetime=item.datetime,
+    )
+
+
+def dn_shift(item: SceneItem, band: str) -> int:
+    """The DN to add to ``band`` of ``item`` so that ``reflectance = DN / 10000`` (:func:`shift_decision`)."""
+    return shift_decision(item, band).shift
 
 
 def harmonize_dn(data: np.ndarray, shift: int) -> np.ndarray:
@@ -394,7 +382,8 @@ def read_patch(
     if missing:
         raise ReadError(f"item {item.id!r} has no asset for band(s) {', '.join(missing)} (it has "
                         f"{', '.join(item.assets) or 'none'}); choose scenes with choose_scene(bands=...)")
-    shifts = tuple(dn_shift(item, b) if harmonize else 0 for b in names)
+    decisions = [shift_decision(item, b) if harmonize else ShiftDecision(0, "off") for b in names]
+    shifts = tuple(d.shift for d in decisions)
     size = int(size_px)
     env = {**GDAL_ENV, **(gdal_env or {})}
     sources = _Sources(item)
@@ -451,4 +440,6 @@ def read_patch(
         data=data, bands=names, scl=scl_arr, crs=epsg, transform=(a, 0.0, c, 0.0, e, f),
         bbox=(min(xs_edge), min(ys_edge), max(xs_edge), max(ys_edge)), nodata_fraction=float(nod.mean()),
         item_id=item.id, datetime=item.datetime, lon=clon, lat=clat, dn_shift=shifts,
+        dn_rule=tuple(d.rule for d in decisions),
+        warnings=tuple(dict.fromkeys(d.warning for d in decisions if d.warning)),
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from seco.bands import L1C, normalize_name
 from seco.errors import BandError, CatalogError, ConfigError
+from seco.radiometry.providers import baseline_of, boa_flag, provider_of
 
 POLICIES = ("recent", "least-cloudy")
 
@@ -48,6 +49,9 @@ class SceneItem:
         processing_baseline: ``s2:processing_baseline`` (e.g. ``"05.09"``), ``None`` when absent.
         collection: the collection id.
         band_index: band -> 1-based band number inside a multi-band asset; bands not listed are band 1.
+        provider: where the item comes from (:data:`seco.radiometry.providers.PROVIDERS`), read from its links
+            and hrefs; decides the harmonisation rule.
+        boa_offset_applied: Earth Search's ``earthsearch:boa_offset_applied`` flag, ``None`` when absent.
     """
 
     id: str
@@ -61,6 +65,8 @@ class SceneItem:
     processing_baseline: str | None = None
     collection: str | None = None
     band_index: dict[str, int] = field(default_factory=dict, hash=False)
+    provider: str | None = None
+    boa_offset_applied: bool | None = None
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -194,11 +200,13 @@ def scene_from_stac(item: dict[str, Any], sign: Any = None) -> SceneItem:
         raise CatalogError(f"STAC item {item.get('id')!r} has no valid bbox ({item.get('bbox')!r})")
     w, s, e, n = (raw_bbox[i] for i in ((0, 1, 3, 4) if len(raw_bbox) == 6 else (0, 1, 2, 3)))
     cloud = props.get("eo:cloud_cover")
-    pb = props.get("s2:processing_baseline")
+    links = [str(ln.get("href", "")) for ln in item.get("links") or () if isinstance(ln, dict)]
+    provider = provider_of(links, [raw_assets[k]["href"] for k, _ in mapping.values()], props)
     return SceneItem(
         id=str(item["id"]), datetime=when, cloud_cover=None if cloud is None else float(cloud),
         bbox=(float(w), float(s), float(e), float(n)), epsg=epsg, assets=assets, offsets=offsets, scales=scales,
-        processing_baseline=None if pb is None else str(pb), collection=item.get("collection"), band_index=index,
+        processing_baseline=baseline_of(props), collection=item.get("collection"), band_index=index,
+        provider=provider, boa_offset_applied=boa_flag(props),
     )
 
 
