@@ -1,0 +1,78 @@
+"""``seco import`` through the real command line: SIGKILL at random moments then rerun, and pre-training on the
+imported store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from test_import import _same_store
+
+from seco.cli import main
+from seco.store import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _committed(store: Path) -> int:
+    try:
+        return int(json.loads((store / "zarr.json").read_text())["attributes"]["seco_manifest"]["num_locations"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _import_cmd(root: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "seco", "import", "seco", str(root), "--out", str(out), "--workers", "0",
+            "--patch-size", "48", "--no-progress"]
+
+
+def test_sigkill_at_random_moments_then_rerun_gives_the_same_store(seco_fake, seco_store, tmp_path):
+    rng = np.random.default_rng(7)
+    out = tmp_path / "killed.zarr"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    landed = []
+    for _ in range(3):  # bounded number of kills
+        proc = subprocess.Popen(_import_cmd(seco_fake.root, out), cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        before = _committed(out)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _committed(out) <= before and time.monotonic() < deadline:
+            time.sleep(0.01)  # wait for this run's first commit, then kill at a random moment after it
+        time.sleep(float(rng.uniform(0.0, 0.4)))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        n = _committed(out)
+        landed.append(n)
+        s = open_store(out)  # what is visible is complete and in order
+        assert s.keys() == open_store(seco_store).keys()[: len(s)]
+    assert landed and 0 < landed[0] < 7, f"no kill landed mid-run: {landed}"
+    r = subprocess.run(_import_cmd(seco_fake.root, out), cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "imported 7 of 8" in r.stdout and "000001" in r.stdout
+    _same_store(seco_store, out)
+    assert not list(out.rglob("*.partial"))
+    rep = json.loads((out / "_import" / "report.json").read_text())
+    assert [x["location"] for x in rep["skipped"]] == ["000001"]
+
+
+def test_import_then_pretrain_through_the_cli(seco_fake, tmp_path, capsys):
+    store = tmp_path / "seco.zarr"
+    assert main(["import", "seco", str(seco_fake.root.parent), "--out", str(store), "--workers", "0",
+                 "--patch-size", "48", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "imported 7 of 8 seco s2a locations" in printed and "lossy (JPEG)" in printed
+    run = tmp_path / "run"
+    assert main(["pretrain", "--store", str(store), "--out", str(run), "--backbone", "resnet18", "--crop", "32",
+                 "--batch-size", "4", "--queue-size", "16", "--log-every", "1", "--ckpt-every", "1",
+                 "--no-tensorboard", "--no-progress", "--max-steps", "2"]) == 0
+    assert (run / "last.ckpt").is_file()
+    assert "done: 2 steps" in capsys.readouterr().out
