@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for add in (_add_synth, add_collect, add_import, _add_pretrain, _add_export, add_eval, _add_demo):
         add(sub)
+    from seco.experiment.commands import register as add_experiment
+
+    add_experiment(sub)
     return parser
 
 

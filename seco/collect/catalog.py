@@ -21,6 +21,8 @@ Scene records live in :mod:`seco.collect.scene`, stac-geoparquet writing and ``b
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import threading
 import warnings
 from abc import ABC, abstractmethod
@@ -323,13 +325,39 @@ class StacApiCatalog(Catalog):
 
 
 
+@dataclass(frozen=True)
+class SkippedItem:
+    """A catalog item that could not be used (malformed): its id (``None`` when it has none) and why."""
+
+    id: str | None
+    reason: str
+
+
+class SearchResult(list[SceneItem]):
+    """The hits of a search (a plain list of :class:`SceneItem`) and the malformed items skipped on the way."""
+
+    def __init__(self, items: Iterable[SceneItem] = (), skipped: Iterable[SkippedItem] = ()):
+        super().__init__(items)
+        self.skipped: tuple[SkippedItem, ...] = tuple(skipped)
+
+
 class ParquetCatalog(Catalog):
     """A local stac-geoparquet file (or folder of them) searched with pyarrow.
+
+    Malformed items never stop a search: rows that no search can find (no id, no datetime, no bbox, no
+    geometry) are listed once, when the file is opened, in :attr:`skipped`; rows a search finds but that do
+    not parse as STAC items are left out of that search's result and listed in its
+    :attr:`SearchResult.skipped`.
 
     Args:
         path: the ``.parquet`` file or a folder of Parquet files.
         collection: keep only items of this collection (``None`` = every item).
         bands: bands that must be offered (checked on the assets schema and the first item).
+
+    Attributes:
+        collections: the distinct collection ids of the items kept (empty when the file has no
+            ``collection`` column).
+        skipped: the malformed items found when opening (see above).
     """
 
     def __init__(self, path: str | Path, collection: str | None = None, bands: Sequence[str] = ()):
@@ -358,6 +386,12 @@ class ParquetCatalog(Catalog):
                 raise CatalogError(f"collection {collection!r} not in {self.path}; it has "
                                    f"{', '.join(sorted(str(c) for c in found))}")
             self._base = pc.field("collection") == collection
+        self.collections: tuple[str, ...] = ()
+        if "collection" in schema.names:
+            self.collections = (collection,) if collection is not None else tuple(sorted(
+                str(c) for c in pc.unique(self._ds.to_table(columns=["collection"])["collection"]).to_pylist()
+                if c is not None))
+        self.skipped: tuple[SkippedItem, ...] = self._unlocatable()
         first = self._ds.head(1, columns=["assets"], filter=self._base)
         if first.num_rows == 0:
             raise CatalogError(f"{self.path} has no items{'' if collection is None else f' in {collection!r}'}")
@@ -365,6 +399,29 @@ class ParquetCatalog(Catalog):
             have = map_assets(first["assets"][0].as_py() or {})
             if any(b not in have for b in self.bands):
                 raise _missing_bands_error(f"stac-geoparquet {self.path}", self.bands, have)
+
+    def _unlocatable(self) -> tuple[SkippedItem, ...]:
+        """Rows no search can return: no id, no datetime, no bbox (or one with a missing side), no geometry."""
+        names, tcol = self._schema.names, self._time_col
+        assert tcol is not None
+        cols = ["id", *(c for c in (tcol, "bbox", "geometry") if c in names)]
+        tests = [pc.is_null(pc.field(c)) for c in cols]
+        btype = self._schema.field("bbox").type
+        if pa.types.is_struct(btype):
+            tests += [pc.is_null(pc.field("bbox", f.name)) for f in btype]
+        bad = functools.reduce(operator.or_, tests)
+        if self._base is not None:
+            bad = bad & self._base
+        why_of = {"id": "no id", tcol: f"no {tcol} (it fits no date window)", "bbox": "no bbox (it has no place)",
+                  "geometry": "no geometry (a STAC item without one has no location)"}
+        out = []
+        for row in self._ds.to_table(filter=bad, columns=cols).to_pylist():
+            why = [why_of[c] for c in cols if row.get(c) is None]
+            if isinstance(row.get("bbox"), dict) and any(v is None for v in row["bbox"].values()):
+                why.append("a bbox with a missing side")
+            out.append(SkippedItem(None if row.get("id") is None else str(row["id"]),
+                                   f"malformed item in {self.path}: {'; '.join(why)}; fix or drop the row"))
+        return tuple(out)
 
     def _bbox_expr(self, box: tuple[float, float, float, float]) -> pc.Expression:
         t = self._schema.field("bbox").type
@@ -404,9 +461,16 @@ class ParquetCatalog(Catalog):
         if self._base is not None:
             expr = expr & self._base
         table = self._ds.to_table(filter=expr)
-        out = [scene_from_stac(_row_to_item(row)) for row in table.to_pylist()]
+        out, skipped = [], []
+        for row in table.to_pylist():
+            try:
+                out.append(scene_from_stac(_row_to_item(row)))
+            except (CatalogError, KeyError, TypeError, ValueError, AttributeError) as e:  # one bad row, not the search
+                why = str(e) if isinstance(e, CatalogError) else f"{type(e).__name__}: {e}"
+                skipped.append(SkippedItem(None if row.get("id") is None else str(row["id"]),
+                                           f"malformed item in {self.path}: {why}"))
         out.sort(key=lambda it: (it.datetime, it.id))
-        return out[:limit] if limit is not None else out
+        return SearchResult(out[:limit] if limit is not None else out, skipped)
 
     def describe(self) -> str:
         return f"stac-geoparquet {self.path}" + ("" if self.collection is None else f" collection {self.collection}")

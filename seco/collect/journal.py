@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -14,7 +14,7 @@ from seco.collect.config import _local_path
 from seco.errors import CollectError, StoreError
 
 if TYPE_CHECKING:
-    from seco.collect.worker import LocationResult
+    from seco.collect.worker import Failure, LocationResult
 
 #: Folder inside the store with the journal, the failures table, the summary and the lock.
 STATE_DIR = "_collect"
@@ -63,12 +63,16 @@ class Journal:
 FAILURE_COLUMNS = ("location_id", "date_index", "item_id", "href", "kind", "reason", "attempts")
 
 
-def write_failures(journal: Journal, path: Path) -> int:
-    """Write the failures of every decided candidate (latest decision per id, stream order) as Parquet."""
+def write_failures(journal: Journal, path: Path, extra: Sequence[Failure] = ()) -> int:
+    """Write the failures of every decided candidate (latest decision per id, stream order) as Parquet.
+
+    ``extra`` rows (e.g. malformed catalog items found when opening the catalog) come first.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [f for e in sorted(journal.entries.values(), key=lambda e: e["order"]) for f in e["failures"]]
+    rows = [dataclasses.asdict(f) for f in extra]
+    rows += [f for e in sorted(journal.entries.values(), key=lambda e: e["order"]) for f in e["failures"]]
     table = pa.table({
         "location_id": pa.array([r["location_id"] for r in rows], pa.int64()),
         "date_index": pa.array([r["date_index"] for r in rows], pa.int32()),

@@ -62,6 +62,7 @@ from seco.collect.retry import Attempted, RetryPolicy, is_transient, with_retrie
 from seco.collect.worker import (
     FAULT_KINDS,
     POINT_EPS_DEG,
+    RETRIED,
     CatalogSpec,
     Failure,
     Job,
@@ -119,7 +120,7 @@ class CollectSummary:
         rate = self.committed - self.resumed_from
         el = max(self.elapsed_s, 1e-9)
         faults = {k: v for k, v in sorted(self.faults.items()) if k in FAULT_KINDS}
-        other = {k: v for k, v in sorted(self.faults.items()) if k not in FAULT_KINDS}
+        other = {k: v for k, v in sorted(self.faults.items()) if k not in (*FAULT_KINDS, RETRIED)}
         lines = [
             f"collected {self.committed}/{self.target} locations into {self.store} "
             f"({rate} this run{f', {self.resumed_from} already there' if self.resumed_from else ''}) in "
@@ -128,7 +129,8 @@ class CollectSummary:
             f"replaced: {len(self.replacements)}",
             f"faults (recorded and skipped): {sum(faults.values())}"
             f"{' (' + ', '.join(f'{k} {v}' for k, v in faults.items()) + ')' if faults else ''}; scenes passed over: "
-            f"{', '.join(f'{k} {v}' for k, v in other.items()) or 'none'}; failures table: {self.failures_path}",
+            f"{', '.join(f'{k} {v}' for k, v in other.items()) or 'none'}; searches and reads that succeeded on a "
+            f"retry: {self.faults.get(RETRIED, 0)}; failures table: {self.failures_path}",
         ]
         for lid, why in self.rejected[:5]:
             lines.append(f"  rejected location {lid}: {why}")
@@ -310,7 +312,7 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
             if client is not None:
                 client.close()
             writer.close()
-            n_fail = write_failures(journal, state / "failures.parquet")
+            n_fail = write_failures(journal, state / "failures.parquet", plan.catalog_skips)
             journal.close()
         exhausted = committed < plan.target and head >= len(todo) and stalled is None and stop_after is None
         summary = _summary(plan, journal, committed, resumed, decided, patches, time.monotonic() - t0, stalled,
@@ -333,7 +335,7 @@ def _summary(plan: Plan, journal: Journal, committed: int, resumed: int, decided
     rejected = [(int(e["id"]), str(e["reason"])) for e in entries if e["status"] == "rejected"]
     lost = [int(e["id"]) for e in entries if e["status"] == "rejected" and not e["spare"]]
     taken = [int(e["id"]) for e in entries if e["status"] == "ok" and e["spare"]]
-    kinds = Counter(f["kind"] for e in entries for f in e["failures"])
+    kinds = Counter([f["kind"] for e in entries for f in e["failures"]] + [f.kind for f in plan.catalog_skips])
     return CollectSummary(
         store=str(plan.out), target=plan.target, committed=committed, resumed_from=resumed, candidates=decided,
         rejected=rejected, replacements=list(zip(lost, taken, strict=False)), faults=dict(kinds), patches=patches,

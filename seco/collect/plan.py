@@ -19,7 +19,7 @@ from seco.collect.dates import DateWindows
 from seco.collect.journal import STATE_DIR
 from seco.collect.retry import Attempted, with_retries
 from seco.collect.sampling import Locations, read_locations, sample
-from seco.collect.worker import CatalogSpec, LocationTask
+from seco.collect.worker import CatalogSpec, Failure, LocationTask
 from seco.errors import CatalogError, CollectError, ConfigError, SecoError, StoreError
 from seco.fileutil import file_sha256
 
@@ -36,6 +36,8 @@ class Plan:
         fingerprint: what must not change when the run is resumed.
         catalog: the opened catalog (for the dry-run probe and thread mode).
         notes: remarks to print (e.g. why there are no spares).
+        catalog_skips: malformed catalog items found when the catalog was opened (rows no search can return),
+            recorded in the failures table with ``location_id`` and ``date_index`` -1.
     """
 
     config: CollectConfig
@@ -45,6 +47,7 @@ class Plan:
     fingerprint: dict[str, Any]
     catalog: Catalog = field(compare=False, repr=False)
     notes: tuple[str, ...] = ()
+    catalog_skips: tuple[Failure, ...] = ()
 
     @property
     def out(self) -> Path:
@@ -165,8 +168,19 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
             raise CatalogError(f"cannot open catalog {cfg.catalog!r}: {a.error}") from a.error
     else:
         opened = catalog
+    notes = [note] if note else []
+    collections = tuple(getattr(opened, "collections", ()) or ())
+    if cfg.collection is None and len(collections) > 1:
+        raise CollectError(
+            f"catalog {cfg.catalog} mixes collections ({', '.join(collections)}): their bands and radiometry "
+            f"differ (e.g. L1C vs L2A), so one store must come from one; pick it with --collection {collections[0]}")
+    skips = tuple(Failure(-1, -1, sk.id, None, "malformed-item", sk.reason) for sk in getattr(opened, "skipped", ()))
+    if skips:
+        listed = "; ".join(f"{f.item_id} ({f.reason})" for f in skips[:3])
+        notes.append(f"{len(skips)} malformed item(s) of the catalog skipped (failures table, location_id -1): "
+                     f"{listed}{' ...' if len(skips) > 3 else ''}")
     return Plan(config=cfg, tasks=tuple(primaries + spare_tasks), target=len(primaries), num_dates=num_dates,
-                fingerprint=fingerprint, catalog=opened, notes=(note,) if note else ())
+                fingerprint=fingerprint, catalog=opened, notes=tuple(notes), catalog_skips=skips)
 
 
 def remaining(plan: Plan) -> int:

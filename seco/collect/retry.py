@@ -81,9 +81,11 @@ class Attempted(Exception):
         self.error, self.attempts, self.transient = error, attempts, transient
 
 
-def with_retries(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep
-                 ) -> tuple[T, int]:
+def with_retries(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[int, BaseException], None] | None = None) -> tuple[T, int]:
     """Call ``fn`` until it succeeds, retrying transient errors (:func:`is_transient`) with backoff.
+
+    ``on_retry(attempt, error)`` is called before each retry (the caller records what was retried).
 
     Returns:
         The result and the number of attempts made.
@@ -100,6 +102,8 @@ def with_retries(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[floa
             transient = is_transient(e)
             if not transient or attempt > policy.retries:
                 raise Attempted(e, attempt, transient) from e
+            if on_retry is not None:
+                on_retry(attempt, e)
             sleep(policy.delay(attempt))
 
 

@@ -25,7 +25,10 @@ from seco.collect.retry import Attempted, RetryPolicy, with_retries
 from seco.errors import ReadError, SecoError
 
 #: Failure kinds that are faults of the data or the servers (the rest are ordinary rejections).
-FAULT_KINDS = ("read", "missing", "transient", "catalog", "missing-asset", "error")
+FAULT_KINDS = ("read", "missing", "transient", "catalog", "missing-asset", "malformed-item", "error")
+#: Kind of the rows that record a search or read which failed transiently and then succeeded on a retry
+#: (neither a fault that cost a scene nor a rejection: the data came through).
+RETRIED = "retried"
 _MISSING_TEXT = re.compile(r"(?i)no such file|does not exist|HTTP (response )?code:? *404|\b404 Not Found")
 
 
@@ -65,8 +68,12 @@ class Failure:
         href: the asset or endpoint concerned, when known.
         kind: ``read`` (corrupt or truncated asset), ``missing`` (asset file absent), ``transient`` (timeouts / 5xx beyond the
             retries), ``catalog`` (a search or item the catalog could not serve), ``missing-asset`` (item lacks
-            a band), ``error`` (an unexpected exception), ``outside`` (patch not inside the scene), ``patch``
-            (cloud or nodata above the limits), ``window`` (no valid scene left for the date).
+            a band), ``malformed-item`` (a catalog row that is not a usable STAC item: no datetime, bbox or
+            geometry, unparsable fields; ``location_id`` and ``date_index`` are -1 when it was found on opening
+            the catalog rather than by a search), ``error`` (an unexpected exception), ``outside`` (patch not
+            inside the scene), ``patch`` (cloud or nodata above the limits), ``window`` (no valid scene left for
+            the date), ``retried`` (a search or read that failed transiently, then succeeded: ``attempts`` says
+            after how many tries, ``reason`` the errors).
         reason: human-readable detail.
         attempts: attempts made (retries included).
     """
@@ -178,6 +185,15 @@ def _href_of(err: BaseException, item: SceneItem) -> str | None:
     return None
 
 
+def _keep(acc: list[BaseException], attempt: int, e: BaseException) -> None:
+    acc.append(e)
+
+
+def _brief(e: BaseException, limit: int = 300) -> str:
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _date_meta(patch: Any, item: SceneItem) -> dict[str, Any]:
     cloud = cloud_fraction(patch)
     if not math.isfinite(cloud):  # no SCL and no B02 to test: the scene's figure is the best there is
@@ -230,14 +246,19 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
 
         res.searches += 1
         search = functools.partial(catalog.search, box, start, end, max_cloud=job.max_cloud)
+        errors: list[BaseException] = []
         try:
-            found, _ = with_retries(search, job.retry)
+            found, n = with_retries(search, job.retry, on_retry=functools.partial(_keep, errors))
+            if n > 1:
+                fail(RETRIED, f"search succeeded at attempt {n} after: {'; '.join(map(_brief, errors))}", attempts=n)
         except Attempted as a:
             if a.transient:  # the catalog is down: no decision about this location
                 res.reason = f"search of date {t} failed after {a.attempts} attempt(s): {a.error}"
                 return
             fail("catalog", f"search failed: {a.error}", attempts=a.attempts)
             found = []
+        for sk in getattr(found, "skipped", ()):  # malformed rows of a local catalog: recorded, never fatal
+            res.failures.append(Failure(task.id, t, sk.id, None, "malformed-item", sk.reason))
         usable = []
         for it in found:
             missing = [b for b in job.bands if b not in it.assets]
@@ -259,7 +280,11 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
                 read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
                                          bands=job.bands, resolution=10, harmonize=job.harmonize,
                                          gdal_env=job.gdal_env)
-                p, _ = with_retries(read, job.retry)
+                retried: list[BaseException] = []
+                p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried))
+                if n > 1:
+                    fail(RETRIED, f"read succeeded at attempt {n} after: {'; '.join(_brief(e) for e in retried)}",
+                         item, _href_of(retried[-1], item), n)
             except Attempted as a:
                 err = a.error
                 href = _href_of(err, item)

@@ -16,7 +16,13 @@ Reported: precision, recall, F1 and IoU of the change class over **all test pixe
 and beside it the paper's number: the **mean of per-batch scores** over batches of 32 tiles in a seeded
 shuffled order with the last partial batch dropped, which is what the official Lightning metrics log.
 
-Normalisation: the weights' own, else per-band statistics of the train cities (both dates).
+Normalisation (``normalization=``): ``"weights"`` (the default) uses the weights' own statistics, else (random
+init) per-band statistics of the train cities (both dates); ``"data"`` uses the train-city statistics for
+every backbone, which is the fair policy when backbones are compared: a pre-trained export's statistics come
+from its pre-training store (e.g. L2A surface reflectance), which may not match the evaluation data (OSCD is
+L1C), while a random init would see the evaluation data's own. ``levels=`` keeps a subset of the five
+feature differences (the others are fed to the decoder as zeros): an ablation of which depths carry the
+change signal.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from torch import Tensor
 
 from seco.bands import L1C
 from seco.data.oscd import IMAGES_DIR, OSCD, read_city_list
-from seco.errors import DatasetError
+from seco.errors import ConfigError, DatasetError
 from seco.eval.backbone import (
     InputTransform,
     check_unchanged,
@@ -59,6 +65,55 @@ from seco.eval.report import (
     write_json,
 )
 from seco.models.unet import ChangeDetector
+
+#: Normalisation policies of :func:`run_change_detection` (see the module docstring).
+NORM_POLICIES = ("weights", "data")
+#: Names of the five feature levels of the difference encoder, shallow to deep.
+LEVEL_NAMES = ("conv1", "layer1", "layer2", "layer3", "layer4")
+
+
+class LevelSelect(torch.nn.Module):
+    """The difference encoder with only the ``keep`` levels passed on; the others become zeros of their shape.
+
+    The decoder keeps its architecture, so a run with fewer levels differs only in what it is shown.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, keep: tuple[int, ...]) -> None:
+        super().__init__()
+        self.inner = encoder
+        self.keep = tuple(keep)
+        self.channels = encoder.channels
+
+    def train(self, mode: bool = True) -> LevelSelect:
+        """Frozen like the encoder it wraps."""
+        super().train(False)
+        return self
+
+    def forward(self, x1: Tensor, x2: Tensor) -> list[Tensor]:
+        feats = self.inner(x1, x2)  # five (N, c_i, H_i, W_i)
+        return [f if i in self.keep else torch.zeros_like(f) for i, f in enumerate(feats)]
+
+
+def parse_levels(levels: str | tuple[int, ...] | list[int] | None) -> tuple[int, ...]:
+    """``None`` / ``"all"`` -> all five; ``"layer1,layer2"`` or ``(1, 2)`` -> those level indices, sorted.
+
+    Raises:
+        ConfigError: an unknown level name or index, or an empty selection.
+    """
+    if levels is None or levels == "all":
+        return tuple(range(len(LEVEL_NAMES)))
+    items = [x.strip() for x in levels.split(",") if x.strip()] if isinstance(levels, str) else list(levels)
+    out = set()
+    for it in items:
+        if isinstance(it, str) and it in LEVEL_NAMES:
+            out.add(LEVEL_NAMES.index(it))
+        elif isinstance(it, int) and not isinstance(it, bool) and 0 <= it < len(LEVEL_NAMES):
+            out.add(it)
+        else:
+            raise ConfigError(f"feature level {it!r} is not one of {', '.join(LEVEL_NAMES)} (or 0..4)")
+    if not out:
+        raise ConfigError(f"no feature levels chosen; give some of {', '.join(LEVEL_NAMES)} or 'all'")
+    return tuple(sorted(out))
 
 
 def _cities(cfg: ChangeConfig) -> tuple[list[str], list[str]]:
@@ -164,12 +219,22 @@ def predict_city(
     return full[:h, :w], corners, probs
 
 
-def run_change_detection(cfg: ChangeConfig) -> dict[str, Any]:
+def run_change_detection(
+    cfg: ChangeConfig, *, normalization: str = "weights", levels: str | tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """Train the decoder on the train cities, score the test cities, write the run folder.
+
+    Args:
+        cfg: the run's configuration.
+        normalization: ``"weights"`` or ``"data"`` (see the module docstring); recorded in ``metrics.json``.
+        levels: feature levels fed to the decoder (:func:`parse_levels`; default all five).
 
     Raises:
         SecoError subclasses on bad input; FrozenBackboneError when the encoder changed.
     """
+    if normalization not in NORM_POLICIES:
+        raise ConfigError(f"normalization={normalization!r} is not one of {', '.join(NORM_POLICIES)}")
+    keep = parse_levels(levels)
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +248,7 @@ def run_change_detection(cfg: ChangeConfig) -> dict[str, Any]:
     lb = spec.build(bands)
     transform = lb.transform
     norm_source = f"weights ({lb.kind})"
-    if lb.normalization is None:
+    if lb.normalization is None or normalization == "data":
         transform = InputTransform(image_stats([c[k] for c in train_raw for k in ("image1", "image2")], bands))
         norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
 
@@ -197,7 +262,10 @@ def run_change_detection(cfg: ChangeConfig) -> dict[str, Any]:
     del train_raw, test_raw
     before = snapshot(lb.model)
     torch.manual_seed(cfg.seed)
-    model = ChangeDetector(lb.model, cfg.dropout).to(device)
+    model = ChangeDetector(lb.model, cfg.dropout)
+    if len(keep) < len(LEVEL_NAMES):
+        model.encoder = LevelSelect(model.encoder, keep)  # type: ignore[assignment]
+    model = model.to(device)
     opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
     sampler = PatchSampler(train, cfg.patch, cfg.seed)
@@ -282,6 +350,8 @@ def run_change_detection(cfg: ChangeConfig) -> dict[str, Any]:
         "backbone": lb.name,
         "bands": list(bands),
         "normalization": norm_source,
+        "normalization_policy": normalization,
+        "levels": [LEVEL_NAMES[i] for i in keep],
         "transform": transform.to_dict(),
         "train": {"cities": train_names, "patches_per_epoch": steps * cfg.batch_size, "steps_per_epoch": steps,
                   "history": history},
@@ -311,7 +381,8 @@ def _report(cfg: ChangeConfig, m: dict[str, Any]) -> str:
         "# OSCD change detection: frozen encoder, feature differences, U-Net decoder",
         "",
         f"- weights: `{cfg.weights}` ({m['weights_kind']}, {m['backbone']}); bands {', '.join(m['bands'])}",
-        f"- normalisation: {m['normalization']}",
+        f"- normalisation: {m['normalization']} (policy `{m['normalization_policy']}`); decoder fed the "
+        f"differences of {', '.join(m['levels'])}",
         f"- train cities: {', '.join(m['train']['cities'])}; test cities: {', '.join(m['test']['cities'])}",
         f"- {cfg.epochs} epochs x {m['train']['steps_per_epoch']} steps of {cfg.batch_size} random {cfg.patch} px "
         f"patches (flips, 90-degree rotations); Adam lr {cfg.lr:g}, wd {cfg.weight_decay:g}, ExponentialLR "

@@ -1,0 +1,72 @@
+"""Command line: ``seco experiment compare`` (see :mod:`seco.experiment.run`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seco.experiment.config import METHODS, SCALES
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``seco experiment compare`` to the ``seco`` parser."""
+    p = sub.add_parser("experiment", help="controlled experiments: seco experiment compare")
+    esub = p.add_subparsers(dest="experiment", required=True)
+    c = esub.add_parser(
+        "compare",
+        help="SeCo vs MoCo-v2 vs MoCo-v2+TP vs random init: one store, one budget, several seeds, land-cover "
+             "probe and change detection, one report",
+    )
+    c.add_argument("--out", required=True, help="experiment folder (rerun into it to continue)")
+    c.add_argument("--scale", default="cpu", choices=sorted(SCALES),
+                   help="size preset: tiny (tests), cpu (default: <= 60 min on 2 quiet cores), gpu (one GPU)")
+    c.add_argument("--store", help="pre-training store (default: a simulated one in <out>/store)")
+    c.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    c.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
+    c.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
+    for flag, typ, what in (("--steps", int, "pre-training steps per run"), ("--batch-size", int, "batch"),
+                            ("--crop", int, "view size in px"), ("--queue-size", int, "negatives per subspace"),
+                            ("--lr", float, "learning rate")):
+        c.add_argument(flag, type=typ, help=f"{what} (default: the --scale preset)")
+    c.add_argument("--bands", default="all", help="pre-training bands (default all bands of the store)")
+    c.add_argument("--eurosat", default=None,
+                   help="EuroSAT MS folder for a real land-cover probe (default: ../shared/data/eurosat_ms when "
+                        "present; 'none' to skip)")
+    c.add_argument("--oscd", default=None,
+                   help="OSCD folder for real change detection (default: ../shared/data/oscd when present; "
+                        "'none' to skip)")
+    c.add_argument("--oscd-epochs", type=int, help="decoder epochs on OSCD (default: the --scale preset)")
+    c.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    c.add_argument("--no-progress", dest="progress", action="store_false")
+    c.set_defaults(func=_run)
+
+
+def _optional_root(value: str | None, default: Path) -> str:
+    if value is None:
+        return str(default) if default.is_dir() else ""
+    return "" if value.lower() == "none" else value
+
+
+def _run(a: argparse.Namespace) -> int:
+    from seco.experiment.config import CompareConfig
+    from seco.experiment.run import run_compare
+
+    kw = dict(SCALES[a.scale])
+    for name in ("steps", "batch_size", "crop", "queue_size", "lr", "oscd_epochs"):
+        v = getattr(a, name)
+        if v is not None:
+            kw[name] = v
+    if a.queue_size is None:  # the preset's queue, rounded to a multiple of the batch
+        bs = kw.get("batch_size", CompareConfig.batch_size)
+        q = kw.get("queue_size", CompareConfig.queue_size)
+        kw["queue_size"] = max(bs, (q // bs) * bs)
+    cfg = CompareConfig(
+        out=a.out, store=a.store, methods=tuple(m for m in a.methods.split(",") if m.strip()), seeds=a.seeds,
+        seed0=a.seed0, bands=a.bands, eurosat=_optional_root(a.eurosat, SHARED / "eurosat_ms"),
+        oscd=_optional_root(a.oscd, SHARED / "oscd"), device=a.device, progress=a.progress, **kw,
+    )
+    report = run_compare(cfg)
+    print(f"report: {report}")
+    return 0

@@ -1,0 +1,156 @@
+"""The configuration of ``seco experiment compare``: one store, one budget, every method, several seeds.
+
+A :class:`CompareConfig` is saved as ``<out>/experiment.yaml``; a rerun into the same folder must give the
+same settings (or it is refused), and then continues: finished (method, seed) cells are not redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seco.errors import ConfigError
+
+#: Methods the experiment compares: the three pre-training methods of seco and a random-init backbone.
+METHODS: tuple[str, ...] = ("seco", "moco", "moco-tp", "random")
+#: Display names (the paper's).
+METHOD_NAMES: dict[str, str] = {"seco": "SeCo", "moco": "MoCo-v2", "moco-tp": "MoCo-v2+TP", "random": "random init"}
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Everything that defines one comparison (the ``--scale`` presets fill the sizes).
+
+    Attributes:
+        out: the experiment folder.
+        store: the pre-training store; None: a simulated store ``<out>/store`` of ``synth_locations`` x
+            ``synth_patch`` px (L2A bands), made once.
+        methods: any of :data:`METHODS`.
+        seeds: number of seeds per method (seeds ``seed0 .. seed0 + seeds - 1``).
+        seed0: the first seed.
+        steps, batch_size, crop, bands, queue_size, lr: the one pre-training budget every method gets
+            (ResNet-18, cosine schedule, the paper's other hyper-parameters).
+        synth_locations, synth_patch: the simulated pre-training store when ``store`` is None.
+        probe_locations, probe_patch: the labelled simulated land-cover store of the linear probe.
+        cd_cities, cd_size, cd_epochs, cd_patch, cd_batch: the simulated change-detection data and schedule.
+        eurosat: EuroSAT MS folder for a real land-cover probe ("" : none).
+        oscd: OSCD folder for real change detection ("" : none).
+        oscd_test: the labelled OSCD city held out for testing; the other labelled cities train.
+        oscd_epochs: the decoder epochs on OSCD (paper: 100).
+        normalization: the one policy for every backbone in every task: ``data`` (statistics of the
+            evaluation data's training part, the only policy random init can have).
+        device: ``auto``, ``cpu``, ``cuda``.
+        progress: progress bars.
+    """
+
+    out: str
+    store: str | None = None
+    methods: tuple[str, ...] = METHODS
+    seeds: int = 3
+    seed0: int = 0
+    steps: int = 120
+    batch_size: int = 32
+    crop: int = 64
+    bands: str = "all"
+    queue_size: int = 1024
+    lr: float = 0.03
+    synth_locations: int = 256
+    synth_patch: int = 96
+    probe_locations: int = 384
+    probe_patch: int = 64
+    cd_cities: int = 8
+    cd_size: int = 192
+    cd_epochs: int = 4
+    cd_patch: int = 64
+    cd_batch: int = 16
+    eurosat: str = ""
+    oscd: str = ""
+    oscd_test: str = "rennes"
+    oscd_epochs: int = 2
+    normalization: str = "data"
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(str(m).strip().lower() for m in self.methods))
+        unknown = [m for m in self.methods if m not in METHODS]
+        checks: list[tuple[bool, str]] = [
+            (not unknown, f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}"),
+            (len(self.methods) > 0, f"--methods is empty; choose some of {', '.join(METHODS)}"),
+            (len(set(self.methods)) == len(self.methods), f"--methods {','.join(self.methods)} lists one twice"),
+            (_int(self.seeds) and self.seeds >= 1, f"--seeds {self.seeds!r} must be an integer >= 1 (the issue asks 3)"),
+            (_int(self.steps) and self.steps >= 1, f"--steps {self.steps!r} must be an integer >= 1"),
+            (_int(self.batch_size) and self.batch_size >= 2, f"--batch-size {self.batch_size!r} must be >= 2"),
+            (_int(self.crop) and self.crop >= 32, f"--crop {self.crop!r} must be >= 32 px"),
+            (_int(self.queue_size) and self.queue_size >= self.batch_size and self.queue_size % self.batch_size == 0,
+             f"--queue-size {self.queue_size!r} must be a multiple of --batch-size {self.batch_size}"),
+            (self.lr > 0, f"--lr {self.lr} must be positive"),
+            (self.synth_patch >= self.crop, f"synth_patch {self.synth_patch} must be >= --crop {self.crop}"),
+            (self.probe_patch >= 32, f"probe_patch {self.probe_patch} must be >= 32"),
+            (self.probe_locations >= 30, f"probe_locations {self.probe_locations} must be >= 30 (6 classes, 3 splits)"),
+            (self.cd_cities >= 2, f"cd_cities {self.cd_cities} must be >= 2"),
+            (self.cd_patch >= 32 and self.cd_patch % 32 == 0, f"cd_patch {self.cd_patch} must be a multiple of 32"),
+            (self.cd_epochs >= 1 and self.oscd_epochs >= 1, "cd_epochs and oscd_epochs must be >= 1"),
+            (self.normalization == "data",
+             f"normalization {self.normalization!r}: only 'data' (one policy for every backbone) is supported"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return tuple(range(self.seed0, self.seed0 + self.seeds))
+
+    def cells(self) -> list[tuple[str, int]]:
+        """Every (method, seed) of the experiment, method-major."""
+        return [(m, s) for m in self.methods for s in self.seed_list]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["methods"] = list(self.methods)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompareConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown experiment setting(s) {', '.join(unknown)}")
+        d = dict(d)
+        if "methods" in d:
+            d["methods"] = tuple(d["methods"])
+        return cls(**d)
+
+    def comparable(self) -> dict[str, Any]:
+        """The settings a resumed experiment must share (not the output-only ones)."""
+        d = self.to_dict()
+        for k in ("out", "progress", "device", "methods", "seeds"):
+            d.pop(k)
+        return d
+
+    def save(self, path: Path) -> None:
+        tmp = Path(str(path) + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        tmp.replace(path)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: Size presets of ``--scale``: ``tiny`` (tests, seconds per cell), ``cpu`` (the 2-core, <= 60 minute run),
+#: ``gpu`` (a single GPU, larger store, budget and evaluation).
+SCALES: dict[str, dict[str, Any]] = {
+    "tiny": dict(steps=2, batch_size=8, crop=32, queue_size=32, synth_locations=16, synth_patch=32,
+                 probe_locations=60, probe_patch=32, cd_cities=2, cd_size=64, cd_epochs=1, cd_patch=32,
+                 cd_batch=4, oscd_epochs=1),
+    "cpu": {},
+    "gpu": dict(steps=3000, batch_size=128, crop=96, queue_size=8192, synth_locations=4096, synth_patch=128,
+                probe_locations=2048, probe_patch=64, cd_cities=24, cd_size=256, cd_epochs=30, cd_patch=96,
+                cd_batch=32, oscd_epochs=30),
+}

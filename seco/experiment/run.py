@@ -1,0 +1,194 @@
+"""``seco experiment compare``: every method x seed on one store and one budget, then every task, then a report.
+
+Layout of ``<out>``::
+
+    experiment.yaml            the CompareConfig (a rerun must match it)
+    store/                     the simulated pre-training store (when --store is not given)
+    data/probe_store/          labelled simulated land cover for the linear probe
+    data/synth_oscd/           simulated OSCD (planted changes)
+    cells/<method>-seed<s>/    pretrain/ (config.yaml, last.ckpt, metrics.csv), weights/, change/, oscd/,
+                               result.json (written last: a cell with it is finished and never redone)
+    results.json, report.md, *.png
+
+A run that dies continues where it stopped: finished cells are kept, a half-trained cell resumes its
+pre-training from ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seco.errors import ConfigError, DatasetError
+from seco.experiment.config import CompareConfig
+
+OSCD_LABELLED = ("bercy", "paris", "rennes")
+
+
+def check(cfg: CompareConfig) -> dict[str, Any]:
+    """Every check that can fail on the user's input, before any work; what the run needs to know.
+
+    Raises:
+        ConfigError: a store smaller than the batch or the crop, bands it lacks, or an experiment folder
+            holding other settings.
+        DatasetError: a missing store, EuroSAT or OSCD folder.
+    """
+    from seco.bands import L2A, parse_bands
+    from seco.errors import StoreError
+
+    info: dict[str, Any] = {}
+    if cfg.store is not None:
+        from seco.store import open_store
+
+        try:
+            st = open_store(cfg.store)
+        except StoreError as e:
+            raise DatasetError(f"--store {cfg.store}: {e}") from e
+        n, patch, have = len(st), st.patch_size, st.bands
+        what = f"--store {cfg.store}"
+    else:
+        n, patch, have = cfg.synth_locations, cfg.synth_patch, L2A
+        what = f"the simulated store ({cfg.synth_locations} locations)"
+    if n < cfg.batch_size:
+        raise ConfigError(f"{what} holds {n} locations, fewer than one batch of {cfg.batch_size}; lower "
+                          "--batch-size or use a bigger store")
+    if patch < cfg.crop:
+        raise ConfigError(f"{what} has {patch} px patches, smaller than --crop {cfg.crop}; lower --crop")
+    info["bands"] = parse_bands(cfg.bands, have)
+    missing = [b for b in info["bands"] if b not in L2A + ("B10",)]
+    if missing:  # pragma: no cover - parse_bands only returns registry names
+        raise ConfigError(f"bands {missing} are not Sentinel-2 bands")
+    if cfg.eurosat and not Path(cfg.eurosat).is_dir():
+        raise DatasetError(f"--eurosat {cfg.eurosat} is not a folder; give the EuroSAT MS folder or leave it out")
+    if cfg.oscd:
+        root = Path(cfg.oscd)
+        from seco.data.oscd import IMAGES_DIR
+
+        if not (root / IMAGES_DIR).is_dir():
+            raise DatasetError(f"--oscd {cfg.oscd} has no folder {IMAGES_DIR!r}; give the OSCD folder or leave it out")
+        if cfg.oscd_test not in OSCD_LABELLED:
+            raise ConfigError(f"--oscd-test {cfg.oscd_test!r} must be a labelled city: {', '.join(OSCD_LABELLED)}")
+    saved = Path(cfg.out) / "experiment.yaml"
+    if saved.is_file():
+        old = CompareConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
+        diff = [k for k, v in cfg.comparable().items() if old.comparable().get(k) != v]
+        if diff:
+            raise ConfigError(f"{cfg.out} holds an experiment with other settings ({', '.join(diff)}); give "
+                              "another --out or the same settings to continue it")
+    return info
+
+
+def _data(cfg: CompareConfig, out: Path) -> dict[str, Path]:
+    """The pre-training store and the evaluation data (made once, reused on a rerun)."""
+    from seco.synth import make_store
+    from seco.synth.changes import make_change_dataset
+
+    paths: dict[str, Path] = {}
+    if cfg.store is None:
+        paths["store"] = make_store(out / "store", num_locations=cfg.synth_locations, patch_size=cfg.synth_patch,
+                                    seed=1000 + cfg.seed0, progress=cfg.progress)
+    else:
+        paths["store"] = Path(cfg.store)
+    paths["probe"] = make_store(out / "data" / "probe_store", num_locations=cfg.probe_locations,
+                                patch_size=cfg.probe_patch, seed=2000 + cfg.seed0, progress=cfg.progress)
+    paths["change"] = make_change_dataset(out / "data" / "synth_oscd", num_cities=cfg.cd_cities, size=cfg.cd_size,
+                                          seed=3000 + cfg.seed0)
+    return paths
+
+
+def _pretrain(cfg: CompareConfig, method: str, seed: int, store: Path, cell: Path) -> dict[str, Any]:
+    """Pre-train one cell (resuming a half-done run) and export it; the weights path and training facts."""
+    from seco.train.config import PretrainConfig
+    from seco.train.export import export_run
+    from seco.train.loop import pretrain
+
+    run = cell / "pretrain"
+    pc = PretrainConfig(
+        store=str(store), out=str(run), method=method, backbone="resnet18", bands=cfg.bands, crop=cfg.crop,
+        batch_size=cfg.batch_size, epochs=100000, max_steps=cfg.steps, queue_size=cfg.queue_size, lr=cfg.lr,
+        schedule="cosine", log_every=max(1, min(10, cfg.steps)), ckpt_every=max(1, min(50, cfg.steps)),
+        plot_every=10**9, seed=seed, tensorboard=False, progress=cfg.progress, device=cfg.device,
+    )
+    t = time.perf_counter()
+    res = pretrain(pc, resume=(run / "last.ckpt").exists())
+    paths = export_run(res.checkpoint, cell / "weights" / f"{method}_resnet18")
+    weights = next(p for p in paths if p.suffix == ".safetensors")
+    return {"weights": str(weights), "steps": res.steps, "final_loss": res.final_loss,
+            "pretrain_s": time.perf_counter() - t}
+
+
+def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path], data: dict[str, Any],
+             bands: tuple[str, ...]) -> dict[str, Any]:
+    """Pre-train (unless random) and evaluate one (method, seed); writes and returns ``result.json``."""
+    from seco.experiment import evaluate as ev
+    from seco.experiment.config import METHOD_NAMES
+
+    cell = Path(cfg.out) / "cells" / f"{method}-seed{seed}"
+    done = cell / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cell.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"[cell] {METHOD_NAMES[method]}, seed {seed}", flush=True)
+    if method == "random":
+        train: dict[str, Any] = {"weights": "random", "steps": 0, "final_loss": None, "pretrain_s": 0.0}
+    else:
+        train = _pretrain(cfg, method, seed, paths["store"], cell)
+    w = train["weights"]
+    tasks: dict[str, Any] = {}
+    tasks["landcover"] = ev.probe(w, bands, seed, data["probe_x"], data["probe_y"], split_seed=cfg.seed0)
+    if "eurosat_x" in data:
+        tasks["eurosat"] = ev.probe(w, bands, seed, data["eurosat_x"], data["eurosat_y"], split_seed=cfg.seed0)
+    tasks["change"] = ev.change(w, bands, seed, paths["change"], cell / "change", cfg.cd_epochs, cfg.cd_patch,
+                                cfg.cd_batch, cfg.device)
+    if cfg.oscd:
+        train_c = tuple(c for c in OSCD_LABELLED if c != cfg.oscd_test)
+        tasks["oscd"] = ev.change(w, bands, seed, Path(cfg.oscd), cell / "oscd", cfg.oscd_epochs, 96, 32,
+                                  cfg.device, train_cities=train_c, test_cities=(cfg.oscd_test,))
+    result = {"method": method, "seed": seed, "train": train, "tasks": tasks, "cell_s": time.perf_counter() - t0}
+    tmp = cell / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(done)  # last: a cell with result.json is finished
+    line = ", ".join(f"{k} {100 * v['value']:.1f} %" for k, v in tasks.items())
+    print(f"    {line} ({result['cell_s']:.0f} s)", flush=True)
+    return result
+
+
+def run_compare(cfg: CompareConfig) -> Path:
+    """Run (or continue) the whole comparison; returns the report's path. See the module docstring."""
+    from seco.experiment import evaluate as ev
+    from seco.experiment.report import write_report
+    from seco.store import open_store
+
+    info = check(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "experiment.yaml")
+    t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
+    paths = _data(cfg, out)
+    bands = info["bands"]
+    x, y = ev.probe_images(open_store(paths["probe"]), bands, min(cfg.crop, cfg.probe_patch), seed=cfg.seed0)
+    data: dict[str, Any] = {"probe_x": x, "probe_y": y}
+    if cfg.eurosat:
+        data["eurosat_x"], data["eurosat_y"] = ev.eurosat_images(cfg.eurosat, bands)
+    results = [run_cell(cfg, m, s, paths, data, bands) for m, s in cfg.cells()]
+    env = {"cpus": os.cpu_count(), "load_start": load0, "load_end": os.getloadavg()[0],
+           "total_s": time.perf_counter() - t0, "bands": list(bands), "store": str(paths["store"])}
+    return write_report(cfg, results, env)
+
+
+def load_results(out: Path) -> list[dict[str, Any]]:
+    """Every finished cell's ``result.json`` under ``out/cells``."""
+    return [json.loads(p.read_text()) for p in sorted((Path(out) / "cells").glob("*/result.json"))]
+
+
+def ensure(ok: bool, msg: str) -> None:
+    """Raise ConfigError(msg) unless ``ok``."""
+    if not ok:
+        raise ConfigError(msg)
