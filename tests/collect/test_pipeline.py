@@ -289,12 +289,16 @@ def test_faults_are_recorded_and_the_next_scene_is_tried(locations, tmp_path):
         by_loc.setdefault(r["location_id"], set()).add(r["kind"])
     ids = [int(x) for x in loc.id]
     assert by_loc[ids[0]] == {"read"} and by_loc[ids[1]] == {"missing"} and by_loc[ids[2]] == {"outside"}
-    assert by_loc[ids[4]] == {"error"} and by_loc[ids[5]] == {"patch"} and ids[3] not in by_loc
+    assert by_loc[ids[4]] == {"error"} and by_loc[ids[5]] == {"patch"}
+    assert by_loc[ids[3]] == {"retried"}  # the flaky reads came through: named, with their attempts
+    flaky = [r for r in rows if r["kind"] == "retried"]
+    assert len(flaky) == 3 and all(r["attempts"] == 3 and r["item_id"].startswith("S2") for r in flaky)
+    assert all("succeeded at attempt 3" in r["reason"] for r in flaky)
     corrupt = [r for r in rows if r["kind"] == "read"]
     assert len(corrupt) == 3 and {r["date_index"] for r in corrupt} == {0, 1, 2}
     assert all(r["href"].endswith("/B04.tif") and r["item_id"].startswith("S2") for r in corrupt)
     assert all("cloud" in r["reason"] for r in rows if r["kind"] == "patch")
-    assert summary.faults == {"read": 3, "missing": 3, "outside": 3, "error": 3, "patch": 3}
+    assert summary.faults == {"read": 3, "missing": 3, "outside": 3, "error": 3, "patch": 3, "retried": 3}
 
 
 def test_rejected_locations_are_replaced_by_spares_in_order(locations, tmp_path):
