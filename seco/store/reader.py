@@ -10,24 +10,28 @@ import numpy as np
 import zarr
 
 from seco.bands import indices, parse_bands
-from seco.errors import StoreError
+from seco.errors import StoreCorruptError, StoreError
 from seco.store import schema as S
 from seco.store.shard import ShardReader, check_out
 from seco.store.stats import add_to_histogram, stats_from_histogram
 
 
-def open_store(path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None) -> Store:
+def open_store(
+    path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None, verify: bool = True
+) -> Store:
     """Open a store for reading. Checks that it exists and its schema version before any other work.
 
     Args:
         path: a local folder or an fsspec URL (``s3://...``, ``gs://...``).
         storage_options: fsspec options for URLs.
+        verify: check every chunk checksum of a shard at its first read in each process (stores with
+            checksums; ``seco store check`` verifies the whole store up front).
 
     Raises:
         StoreError: the path does not exist or is not a seco store.
         StoreVersionError: the store has another schema version.
     """
-    return Store(S.Location.parse(path, storage_options))
+    return Store(S.Location.parse(path, storage_options), verify=verify)
 
 
 class Store:
@@ -38,8 +42,9 @@ class Store:
     use, so it can be handed to ``torch.utils.data.DataLoader`` workers (fork or spawn).
     """
 
-    def __init__(self, loc: S.Location):
+    def __init__(self, loc: S.Location, *, verify: bool = True):
         self._loc = loc
+        self.verify = verify
         root, attrs = S.open_root(loc, read_only=True)
         self._init_from_attrs(attrs)
         self._set_handles(root)
@@ -85,7 +90,7 @@ class Store:
         if not self._fast_checked:
             self._fast_checked = True
             if self._loc.local is not None:
-                self._fast = ShardReader.for_array(self._loc.local / S.IMAGES)
+                self._fast = ShardReader.for_array(self._loc.local / S.IMAGES, verify=self.verify)
         return self._fast
 
     def __getstate__(self) -> dict[str, Any]:
@@ -121,6 +126,15 @@ class Store:
     @property
     def patch_size(self) -> int:
         return self.config.patch_size
+
+    @property
+    def has_checksums(self) -> bool:
+        """Whether the image chunks carry CRC32C checksums (``False`` for stores of an older seco)."""
+        return self.config.layout.checksum
+
+    def image_file(self, i: int) -> str:
+        """Path (or URL) of location ``i``'s shard file."""
+        return f"{self.path}/{S.IMAGES}/c/{self._index(i)}/0/0/0/0"
 
     @property
     def label_names(self) -> list[str] | None:
@@ -194,20 +208,43 @@ class Store:
             StoreIndexError: ``i`` or a date out of range.
             BandError: a band the store does not hold.
             StoreError: ``out`` has another shape or dtype, or non-contiguous planes.
+            StoreCorruptError: the location's shard is missing, truncated, fails a checksum or does not decode
+                (``location``, ``key`` and ``path`` name it; ``seco store check`` lists every such location).
         """
         j = self._index(i)
         d = self._dates(dates)
         b = self.band_indices(bands)
-        fast = self._fast_reader()
-        if fast is not None:
-            return fast.read(j, d, b, out=out)
-        if out is not None:
-            check_out(out, (len(d), len(b), self.patch_size, self.patch_size))
-        arr = self._array(S.IMAGES).oindex[j, np.asarray(d, dtype=np.intp), np.asarray(b, dtype=np.intp)]
+        try:
+            fast = self._fast_reader()
+            if fast is not None:
+                return fast.read(j, d, b, out=out)
+            if out is not None:
+                check_out(out, (len(d), len(b), self.patch_size, self.patch_size))
+            try:
+                arr = self._array(S.IMAGES).oindex[j, np.asarray(d, dtype=np.intp), np.asarray(b, dtype=np.intp)]
+            except (RuntimeError, ValueError, OSError) as e:  # zarr: a checksum or codec failure of a chunk
+                raise StoreCorruptError(f"location {j}: its image chunks cannot be read ({type(e).__name__}: {e})",
+                                        location=j, path=self.image_file(j)) from e
+        except StoreCorruptError as e:
+            raise self._explain(e) from e
         if out is None:
             return np.asarray(arr, dtype=np.uint16)
         out[...] = arr
         return out
+
+    def _explain(self, e: StoreCorruptError) -> StoreCorruptError:
+        """``e`` with the location's key and the fix added to its message."""
+        j = e.location if e.location is not None else -1
+        try:
+            key: str | None = self.key(j) if j >= 0 else None
+        except Exception:  # the key array itself may be what is damaged
+            key = None
+        msg = str(e).replace(f"location {j}:", f"location {j} (key {key!r}):", 1) if key is not None else str(e)
+        return StoreCorruptError(
+            f"store {self.path}: {msg}; run `seco store check {self.path}` to list every damaged location, "
+            "re-collect or delete them, or pass `--on-corrupt skip` to `seco pretrain` to skip damaged locations",
+            location=e.location, key=key, path=e.path,
+        )
 
     # ------------------------------------------------------------------------------------------ metadata
     def valid_mask(self) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 import zarr.storage
 from zarr.abc.store import Store as ZarrStore
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from seco.errors import ConfigError, StoreError, StoreVersionError
 
@@ -61,14 +61,18 @@ class StoreLayout:
         inner_chunk: ``"date-band"`` (one chunk per date and band) or ``"date"`` (one per date, all bands).
         sharded: one shard file per location holding the inner chunks (``False``: one file per chunk).
         meta_chunk: locations per chunk of the per-location metadata arrays.
+        checksum: append a CRC32C to every inner chunk (Zarr v3 ``crc32c`` codec), verified by
+            ``seco store check`` and at the first read of each shard in a process. Stores written before
+            seco recorded checksums read as ``False``.
     """
 
     codec: str = "blosc-lz4"
     clevel: int = 5
-    shuffle: str = "shuffle"
+    shuffle: str = "noshuffle"
     inner_chunk: str = "date-band"
     sharded: bool = True
     meta_chunk: int = 1024
+    checksum: bool = True
 
     def __post_init__(self) -> None:
         if self.codec not in ("blosc-zstd", "blosc-lz4", "zstd"):
@@ -83,6 +87,8 @@ class StoreLayout:
             raise ConfigError(f"blosc clevel {self.clevel} out of range; use 0..9")
         if not isinstance(self.meta_chunk, int) or self.meta_chunk < 1:
             raise ConfigError(f"meta_chunk {self.meta_chunk!r} must be a positive integer, e.g. 1024")
+        if not isinstance(self.checksum, bool):
+            raise ConfigError(f"checksum {self.checksum!r} must be True (CRC32C per chunk) or False")
 
     def compressor(self) -> BloscCodec | ZstdCodec:
         """The Zarr v3 codec for the image chunks."""
@@ -90,6 +96,22 @@ class StoreLayout:
             return ZstdCodec(level=self.clevel)
         cname = self.codec.split("-", 1)[1]
         return BloscCodec(cname=cname, clevel=self.clevel, shuffle=self.shuffle, typesize=2)  # type: ignore[arg-type]
+
+    def compressors(self) -> tuple[Any, ...]:
+        """The bytes-to-bytes codecs of the image chunks: the compressor, then ``crc32c`` when checksummed."""
+        return (self.compressor(), Crc32cCodec()) if self.checksum else (self.compressor(),)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """JSON form under ``seco_store.layout`` (``checksum`` is recorded beside it, as ``seco_store.checksum``)."""
+        d = asdict(self)
+        d.pop("checksum")
+        return d
+
+    @classmethod
+    def from_attrs(cls, layout: Mapping[str, Any], checksum: Any) -> StoreLayout:
+        """Inverse of ``to_attrs``; keys a later seco may add to the layout are ignored (readers need none)."""
+        known = {f.name for f in fields(cls)} - {"checksum"}
+        return cls(**{k: v for k, v in layout.items() if k in known}, checksum=checksum == "crc32c")
 
     def chunks(self, num_dates: int, num_bands: int, patch_size: int) -> dict[str, tuple[int, ...]]:
         """``chunks`` (and ``shards``) keyword arguments of ``zarr.create_array`` for the images."""
@@ -126,7 +148,8 @@ class StoreConfig:
             "num_dates": self.num_dates,
             "patch_size": self.patch_size,
             "label_names": list(self.label_names) if self.label_names is not None else None,
-            "layout": asdict(self.layout),
+            "layout": self.layout.to_attrs(),
+            "checksum": "crc32c" if self.layout.checksum else None,
             "dtype": "uint16",
             "nodata": NODATA,
             "reflectance_scale": 10000.0,
@@ -143,7 +166,7 @@ class StoreConfig:
             num_dates=int(a["num_dates"]),
             patch_size=int(a["patch_size"]),
             label_names=tuple(names) if names is not None else None,
-            layout=StoreLayout(**a.get("layout", {})),
+            layout=StoreLayout.from_attrs(a.get("layout", {}), a.get("checksum")),
         )
 
 

@@ -123,7 +123,7 @@ def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> Non
         shape=(cap, T, C, P, P),
         dtype="uint16",
         fill_value=0,
-        compressors=config.layout.compressor(),
+        compressors=config.layout.compressors(),
         dimension_names=("location", "date", "band", "y", "x"),
         **config.layout.chunks(T, C, P),  # type: ignore[arg-type]
     )
