@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,13 @@ from seco.bands import parse_bands
 from seco.data.normalize import Normalization, to_reflectance
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain
 from seco.data.views import recipe_for
-from seco.errors import CheckpointError, ConfigError
+from seco.errors import ConfigError
 from seco.models.seco import ContrastiveModel
 from seco.store import open_store
 from seco.train.config import PretrainConfig
 from seco.train.distributed import DistInfo, all_reduce_mean, barrier, init_from_env, shutdown
 from seco.train.logs import MetricsLog
+from seco.train.run_checkpoint import check_model_fits, read_run_checkpoint, save_run_checkpoint
 
 CKPT_FORMAT = "seco-pretrain"
 CKPT_VERSION = 1
@@ -92,35 +92,29 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a training checkpoint, with a clear error for anything that is not one."""
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; pass the last.ckpt of a seco pretrain run")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {e}); it is corrupt or truncated. "
-            "Resume from an earlier copy or start a new run with another --out"
-        ) from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise CheckpointError(
-            f"{str(path)!r} is not a seco pre-training checkpoint (no format={CKPT_FORMAT!r}); "
-            "for the paper's checkpoints use `seco export --from-official`"
+    """Read a training checkpoint without executing code, and check it is whole and fits its own config.
+
+    Raises:
+        CheckpointError: naming the file, what is wrong with it and what to do (see
+            :mod:`seco.train.run_checkpoint`).
+    """
+    ckpt, cfg = read_run_checkpoint(path, CKPT_FORMAT, CKPT_VERSION)
+    with torch.device("meta"):  # shapes only: the model _pretrain builds from this config
+        reference = ContrastiveModel(
+            backbone=cfg.backbone,
+            in_chans=len(ckpt["bands"]),
+            num_heads=NUM_HEADS[cfg.method],
+            emb_dim=cfg.emb_dim,
+            queue_size=cfg.queue_size,
+            extra_negatives_heads=(1, 2) if cfg.method == "seco" else (),
         )
-    if ckpt.get("version") != CKPT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} has version {ckpt.get('version')}, this seco reads version {CKPT_VERSION}"
-        )
+    check_model_fits(ckpt, path, reference)
     return ckpt
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Write a checkpoint that ``torch.load(weights_only=True)`` reads (plain types only), atomically."""
+    save_run_checkpoint(obj, path)
 
 
 def _check_resume_config(saved: PretrainConfig, asked: PretrainConfig, given: set[str]) -> PretrainConfig:
