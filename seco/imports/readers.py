@@ -244,6 +244,14 @@ def read_date(path: str, item_id: str, job: ReadJob) -> DateRead:
 
 def read_location(ref: LocationRef, job: ReadJob) -> ReadResult:
     """Read and decide one location (the unit of work of ``seco import``)."""
+    import rasterio
+
+    # one GDAL environment for the ~60 files of a location; no directory listing per open (no sidecars needed)
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        return _read_location(ref, job)
+
+
+def _read_location(ref: LocationRef, job: ReadJob) -> ReadResult:
     corpus, T, P = job.corpus, job.corpus.num_dates, job.patch_size
     key = ref.key(corpus)
     try:
