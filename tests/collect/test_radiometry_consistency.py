@@ -1,0 +1,92 @@
+"""Radiometric consistency check: dark-object statistics per date, on arrays and on a collected synth archive
+with one planted mislabeled item."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seco.cli import main
+from seco.errors import ConfigError
+from seco.radiometry.consistency import ConsistencyConfig, check_dates, check_store, dark_objects
+from seco.store import open_store
+from seco.synth.archive import make_archive, read_manifest
+from tests.integration.servers import archive_locations
+
+
+def stack(levels, T=5, n=40, seed=0) -> np.ndarray:
+    """(T, 2, n, n) DN: a dark-object floor of ``levels[t]`` plus a bright surface."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((T, 2, n, n), np.uint16)
+    for t in range(T):
+        base = rng.integers(2000, 4000, (2, n, n))
+        base[:, : n // 4] = levels[t] + rng.integers(0, 60, (2, n // 4, n))  # a quarter is dark (water)
+        out[t] = base
+    return out
+
+
+def test_clean_stack_is_not_flagged():
+    imgs = stack([300, 420, 250, 380, 330])
+    assert check_dates(imgs, np.ones(5, bool), [0, 1]) == []
+
+
+def test_offset_kept_and_removed_twice():
+    imgs = stack([300, 420, 1350, 380, 330])
+    (f,) = check_dates(imgs, np.ones(5, bool), [0, 1])
+    assert f.date == 2 and f.kind == "offset-kept" and 900 < f.difference < 1100
+    # removed twice: a harmonised date shifted by -1000 again, clipped to 1
+    imgs = stack([300, 420, 350, 380, 330])
+    bad = np.clip(imgs[3].astype(int) - 1000, 1, None).astype(np.uint16)
+    imgs[3] = bad
+    (f,) = check_dates(imgs, np.ones(5, bool), [0, 1])
+    assert f.date == 3 and f.kind == "offset-removed-twice" and f.clipped > 0.2 and f.statistic == 1
+
+
+def test_invalid_and_sparse_dates_are_ignored():
+    imgs = stack([300, 420, 1350, 380, 330])
+    valid = np.array([True, True, False, True, True])
+    assert check_dates(imgs, valid, [0, 1]) == []  # the bright date is invalid
+    imgs[1:] = 0  # one usable date: nothing to compare with
+    assert check_dates(imgs, np.ones(5, bool), [0, 1]) == []
+    stat, clipped, usable = dark_objects(imgs, np.ones(5, bool), [0, 1])
+    assert usable.tolist() == [True, False, False, False, False] and np.isnan(stat[1:]).all()
+
+
+def test_far_off_dates_are_left_alone():
+    """3000 DN brighter is snow or cloud, not an offset error."""
+    assert check_dates(stack([300, 3300, 350, 380, 330]), np.ones(5, bool), [0, 1]) == []
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="tolerance"):
+        ConsistencyConfig(tolerance=1200)
+    with pytest.raises(ConfigError, match="min_dates"):
+        ConsistencyConfig(min_dates=1)
+
+
+@pytest.mark.parametrize("kind", ["flag-true", "flag-false"])
+def test_collected_store_flags_exactly_the_planted_date(kind, tmp_path: Path, capsys):
+    root = make_archive(tmp_path / "a", seed=4, zones=(31, 32), scene_px=264, blocksize=256, corrupt=0, missing=0,
+                        progress=False, cloud_probs=(1.0, 0.0, 0.0), edge_prob=0.0, mislabel=kind)
+    planted = read_manifest(root)["mislabeled"]
+    assert planted["kind"] == kind
+    locs = archive_locations(root, tmp_path / "loc.parquet", per_side=2, patch_px=64)
+    assert main(["collect", "--locations", str(locs), "--catalog", str(root / "catalog.parquet"), "--out",
+                 str(tmp_path / "s.zarr"), "--patch-size", "64", "--max-cloud", "60", "--no-progress"]) == 0
+    store = open_store(tmp_path / "s.zarr")
+    carrying = {(i, t) for i in range(len(store)) for t, m in enumerate(store.meta(i))
+                if m["item_id"] == planted["item"]}
+    assert carrying, "the planted item was not collected; the test archive changed"
+    findings = check_store(store)
+    assert {(f.location, f.date) for f in findings} == carrying
+    assert {f.item_id for f in findings} == {planted["item"]}
+    assert {f.kind for f in findings} == {"offset-kept" if kind == "flag-true" else "offset-removed-twice"}
+    assert all(planted["item"] in f.message() for f in findings)
+
+
+def test_mislabel_is_checked(tmp_path):
+    with pytest.raises(ConfigError, match="mislabel"):
+        make_archive(tmp_path / "x", zones=(31,), dates=("2022-03-01",), scene_px=264, mislabel="wrong",
+                     progress=False, corrupt=0, missing=0)
