@@ -169,8 +169,11 @@ def _export_sidecar(path: Path) -> Path | None:
         return None
     try:
         meta = json.loads(side.read_text())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(
+            f"sidecar {str(side)!r} beside the weights is not readable JSON ({e}); export the weights again "
+            "(or move that file away to load a plain state dict)"
+        ) from e
     return side if isinstance(meta, dict) and meta.get("format") == EXPORT_FORMAT else None
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,15 +85,29 @@ def backbone_arch(sd: Mapping[str, Tensor]) -> tuple[str, int]:
     )
 
 
+def _numbers(values: Any, what: str, n: int) -> list[float]:
+    """``n`` finite floats from a list, or a CheckpointError naming ``what``."""
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{what} must be a list of {n} numbers, got {values!r}") from e
+    if len(out) != n or not all(math.isfinite(v) for v in out):
+        raise CheckpointError(f"{what} must be {n} finite numbers (one per band), got {values!r}")
+    return out
+
+
 def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, Any]:
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise CheckpointError(f"export metadata lacks {missing}; give {list(REQUIRED_META)}")
     m = dict(meta)
+    bands = m["bands"]
+    if not isinstance(bands, (list, tuple)) or not all(isinstance(b, str) for b in bands):
+        raise CheckpointError(f"export metadata bands must be a list of band names, got {bands!r}")
     try:
-        m["bands"] = list(parse_bands(list(m["bands"])))
+        m["bands"] = list(parse_bands(list(bands)))
     except SecoError as e:
-        raise CheckpointError(f"export metadata bands {meta['bands']!r}: {e}") from e
+        raise CheckpointError(f"export metadata bands {bands!r}: {e}") from e
     if len(m["bands"]) != in_chans:
         raise CheckpointError(
             f"export metadata lists {len(m['bands'])} bands but the backbone takes {in_chans}"
@@ -105,27 +120,29 @@ def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, 
                 "pass Normalization.to_dict()"
             )
         norm = dict(norm)
-        if list(norm.get("bands", m["bands"])) != m["bands"]:
-            raise CheckpointError(
-                f"normalization bands {norm['bands']} differ from the model's bands {m['bands']}"
-            )
+        nb = norm.get("bands", m["bands"])
+        if not isinstance(nb, (list, tuple)) or list(nb) != m["bands"]:
+            raise CheckpointError(f"normalization bands {nb!r} differ from the model's bands {m['bands']}")
         for k in ("mean", "std"):
-            vals = [float(v) for v in norm[k]]
-            if len(vals) != in_chans:
-                raise CheckpointError(
-                    f"normalization {k} has {len(vals)} values, expected {in_chans} (one per band)"
-                )
-            norm[k] = vals
+            norm[k] = _numbers(norm[k], f"normalization {k}", in_chans)
         if any(v <= 0 for v in norm["std"]):
             raise CheckpointError(f"normalization std {norm['std']} must be > 0 for every band")
+        if "clip_dn" in norm:
+            clip = norm["clip_dn"]
+            if not isinstance(clip, (list, tuple)) or len(clip) != in_chans:
+                raise CheckpointError(f"normalization clip_dn must be one [low, high] per band, got {clip!r}")
+            norm["clip_dn"] = [_numbers(c, "normalization clip_dn entry", 2) for c in clip]
         m["normalization"] = norm
-    if not isinstance(m["input_size"], int) or m["input_size"] < 1:
-        raise CheckpointError(f"export metadata input_size must be a positive int, got {m['input_size']!r}")
+    size = m["input_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise CheckpointError(f"export metadata input_size must be a positive int, got {size!r}")
     steps = m["training_steps"]
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
         raise CheckpointError(f"export metadata training_steps must be an int >= 0 or None, got {steps!r}")
     if m.get("backbone", name) != name:
         raise CheckpointError(f"export metadata says backbone {m['backbone']!r} but the weights are a {name}")
+    if not isinstance(m["method"], str):
+        raise CheckpointError(f"export metadata method must be a string, got {m['method']!r}")
     return m
 
 
@@ -221,27 +238,36 @@ def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         raise CheckpointError(f"cannot read metadata {str(json_path)!r}: {e}") from e
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{str(json_path)!r} is not a seco backbone sidecar (format {EXPORT_FORMAT!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{str(json_path)!r} has format_version {version!r}, not an int; export again")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{str(json_path)!r} has format_version {meta['format_version']}, newer than "
             f"this seco ({FORMAT_VERSION}); upgrade seco"
         )
-    expected = meta.get("files", {}).get(use, {}).get("sha256")
+    files = meta.get("files", {})
+    entry = files.get(use, {}) if isinstance(files, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256", ""), str):
+        raise CheckpointError(f"{str(json_path)!r} has a malformed 'files' entry {files!r}; export again")
+    expected = entry.get("sha256")
     if expected is not None and file_sha256(w_path) != expected:
         raise CheckpointError(
             f"{str(w_path)!r} does not match the sha256 in {json_path.name}; the file is "
             "damaged or was replaced, export again"
         )
     if use == "pth":
-        sd = read_torch_file(w_path)
-        if not isinstance(sd, Mapping) or not all(isinstance(v, Tensor) for v in sd.values()):
-            raise CheckpointError(f"{str(w_path)!r} is not a state dict of tensors")
+        sd = read_torch_file(w_path, fix="export again")
+        if not isinstance(sd, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in sd.items()
+        ):
+            raise CheckpointError(f"{str(w_path)!r} is not a state dict of tensors; export again")
         sd = dict(sd)
     else:
         try:
             sd = st_load_file(str(w_path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"cannot read {str(w_path)!r}: {e}") from e
+        except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:  # damaged or foreign
+            raise CheckpointError(f"cannot read {str(w_path)!r} as safetensors ({e}); export again") from e
     name, in_chans = backbone_arch(sd)
     with torch.device("meta"):
         order = list(ResNet(name, in_chans, num_classes=0).state_dict())
@@ -251,6 +277,8 @@ def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
             f"{str(w_path)!r} holds a {name} with {in_chans} bands but the sidecar says "
             f"{meta.get('backbone')} with {meta.get('in_chans')}"
         )
-    return sd, meta
-
-
+    try:
+        checked = _check_meta(meta, name, in_chans)
+    except CheckpointError as e:
+        raise CheckpointError(f"sidecar {str(json_path)!r}: {e}; export again") from e
+    return sd, checked

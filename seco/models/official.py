@@ -116,6 +116,9 @@ def load_official_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
     if not isinstance(sd, Mapping) or not sd:
         raise CheckpointError(f"expected a non-empty state dict of tensors, got {type(sd).__name__}")
     items = dict(sd)
+    odd = [k for k in items if not isinstance(k, str)]
+    if odd:
+        raise CheckpointError(f"state dict keys {odd[:3]!r} are not strings; it is not a SeCo/MoCo checkpoint")
     if all(k.startswith("module.") for k in items):  # saved from a DDP wrapper
         items = {k[len("module.") :]: v for k, v in items.items()}
     out: dict[str, Tensor] = {}
@@ -167,7 +170,7 @@ def official_config(sd: Mapping[str, Tensor], hparams: Mapping[str, Any] | None 
     """
     hp = dict(hparams or {})
     backbone = _infer_backbone(sd)
-    if hp.get("base_encoder", backbone) != backbone:
+    if str(hp.get("base_encoder", backbone)) != backbone:
         raise CheckpointError(
             f"hyper_parameters say base_encoder={hp['base_encoder']!r} but the weights are a {backbone}"
         )
@@ -183,9 +186,9 @@ def official_config(sd: Mapping[str, Tensor], hparams: Mapping[str, Any] | None 
             raise CheckpointError(
                 f"queue has shape {tuple(sd['queue.bank'].shape)}, expected ({num_heads}, {emb_dim}, K)"
             )
-    else:
-        queue_size = int(hp.get("num_negatives", 16384))  # the official default
     try:
+        if "queue.bank" not in sd:
+            queue_size = int(hp.get("num_negatives", 16384))  # the official default
         return ContrastiveConfig(
             backbone=backbone,
             in_chans=int(sd["backbone.conv1.weight"].shape[1]),
@@ -197,7 +200,7 @@ def official_config(sd: Mapping[str, Tensor], hparams: Mapping[str, Any] | None 
             # the official code gives every subspace but the first the other views as negatives
             extra_negatives_heads=tuple(range(1, num_heads)),
         )
-    except SecoError as e:
+    except (SecoError, TypeError, ValueError) as e:
         raise CheckpointError(f"the checkpoint's hyper-parameters are invalid: {e}") from e
 
 
@@ -241,7 +244,11 @@ def load_official_checkpoint(path: str | Path) -> tuple[ContrastiveModel, dict[s
             f"{str(path)!r} is not an official SeCo checkpoint: expected a dict with 'state_dict' and "
             f"'hyper_parameters', found {keys}"
         )
-    hp = plain(ckpt.get("hyper_parameters", ckpt.get("hparams", {})))
+    try:
+        hp = plain(ckpt.get("hyper_parameters", ckpt.get("hparams", {})))
+    except RecursionError as e:
+        raise CheckpointError(f"{str(path)!r} has self-referencing hyper_parameters; it is not an official "
+                              "SeCo checkpoint") from e
     hp = dict(hp) if isinstance(hp, Mapping) else {}
     if isinstance(ckpt.get("global_step"), int):
         hp.setdefault("global_step", ckpt["global_step"])
@@ -249,6 +256,10 @@ def load_official_checkpoint(path: str | Path) -> tuple[ContrastiveModel, dict[s
         model = model_from_official(ckpt["state_dict"], hp)
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from e
+    except (IndexError, TypeError, ValueError, RuntimeError) as e:  # tensors of impossible shapes or types
+        raise CheckpointError(
+            f"{path}: malformed official state dict ({type(e).__name__}: {e}); it is not a SeCo/MoCo checkpoint"
+        ) from e
     return model, hp
 
 
