@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     from seco.experiment.commands import register as add_experiment
 
     add_experiment(sub)
+    from seco.store.commands import register as add_store
+
+    add_store(sub)
     return parser
 
 

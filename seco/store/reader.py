@@ -93,6 +93,10 @@ class Store:
                 self._fast = ShardReader.for_array(self._loc.local / S.IMAGES, verify=self.verify)
         return self._fast
 
+    def shard_reader(self) -> ShardReader | None:
+        """The direct shard reader of this process (local stores of a layout seco writes), else ``None``."""
+        return self._fast_reader()
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for k in ("_root", "_arrays", "_fast", "_fast_checked", "_pid"):

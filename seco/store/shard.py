@@ -290,8 +290,16 @@ def _chunks(bad: list[tuple[int, int]]) -> str:
     return f"{len(bad)} chunk(s): {shown}" + (" ..." if len(bad) > 4 else "")
 
 
-def _corrupt(i: int, path: str, what: str) -> StoreCorruptError:
-    return StoreCorruptError(f"location {i}: {what} ({path})", location=i, path=path)
+class ShardCorruptError(StoreCorruptError):
+    """A damaged shard, as the shard reader sees it; ``problem`` says what is wrong without the location."""
+
+    def __init__(self, i: int, path: str, problem: str):
+        super().__init__(f"location {i}: {problem} ({path})", location=i, path=path)
+        self.problem = problem
+
+
+def _corrupt(i: int, path: str, what: str) -> ShardCorruptError:
+    return ShardCorruptError(i, path, what)
 
 
 def check_out(out: np.ndarray, shape: tuple[int, ...]) -> None:

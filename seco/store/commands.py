@@ -1,0 +1,124 @@
+"""The store commands: ``seco store check | migrate | info``.
+
+``seco.cli`` adds them with :func:`register`. Bad input raises a :class:`seco.errors.SecoError` (exit status 2);
+``store check`` exits 1 when it finds a damaged location, 0 when every location passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from seco.errors import ConfigError
+
+
+def location_checks() -> dict[str, Any]:
+    """Every per-location check ``seco store check`` knows, by name (one line per check)."""
+    from seco.store.check import check_integrity
+
+    checks: dict[str, Any] = {"integrity": check_integrity}
+    # further per-location checks ``(store, i) -> list[Finding]`` plug in here, e.g.
+    # checks["radiometry"] = seco.radiometry.consistency.check_location
+    return checks
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("store", help="check, migrate or describe a seco store")
+    ssub = p.add_subparsers(dest="store_command", required=True)
+
+    c = ssub.add_parser("check", help="verify every location (checksums, truncated/missing shards, decoding)")
+    c.add_argument("store", help="the store folder")
+    c.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    c.add_argument("--checks", default=None,
+                   help="comma-separated checks to run (default all: " + ", ".join(location_checks()) + ")")
+    c.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=_run_check)
+
+    m = ssub.add_parser("migrate", help="copy a store into the current (or another) layout; rerun to resume")
+    m.add_argument("src", help="the store to read")
+    m.add_argument("dst", help="the new store to write (an interrupted migration into it continues)")
+    m.add_argument("--codec", choices=["blosc-lz4", "blosc-zstd", "zstd"], default=None)
+    m.add_argument("--clevel", type=int, default=None)
+    m.add_argument("--shuffle", choices=["noshuffle", "shuffle", "bitshuffle"], default=None)
+    m.add_argument("--inner-chunk", choices=["date-band", "date"], default=None)
+    m.add_argument("--no-checksum", action="store_true", help="write no per-chunk CRC32C (not recommended)")
+    m.add_argument("--on-corrupt", choices=["error", "skip"], default="error",
+                   help="a damaged source location stops the migration (error) or is left out (skip)")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=_run_migrate)
+
+    i = ssub.add_parser("info", help="print a store's size, bands, layout and checksums")
+    i.add_argument("store")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_run_info)
+
+
+def _run_check(a: argparse.Namespace) -> int:
+    from seco.store.check import check_store
+
+    known = location_checks()
+    if a.checks:
+        names = [n.strip() for n in a.checks.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise ConfigError(f"--checks {a.checks!r}: unknown check(s) {unknown}; choose from {', '.join(known)}")
+        known = {n: known[n] for n in names}
+    report = check_store(a.store, checks=known, workers=a.workers, progress=not a.no_progress)
+    if a.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for f in report.findings:
+            print(f"{f.severity}: location {f.location} (key {f.key!r}) [{f.check}] {f.problem}"
+                  + (f"; file {f.path}" if f.path else ""))
+        for note in report.notes:
+            print(f"note: {note}")
+        bad = report.bad_locations
+        print(f"{report.checked} location(s) checked ({', '.join(report.checks)}) in {report.seconds:.1f} s: "
+              + ("all fine" if not bad else f"{len(bad)} bad: {', '.join(map(str, bad[:20]))}"
+                 + (" ..." if len(bad) > 20 else "")
+                 + "; re-collect or leave them out (`seco pretrain --on-corrupt skip`)"))
+    return 0 if report.ok else 1
+
+
+def _run_migrate(a: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from seco.store.migrate import disk_bytes, migrate_store
+    from seco.store.schema import StoreLayout
+
+    options: dict[str, Any] = {k: v for k, v in (("codec", a.codec), ("clevel", a.clevel), ("shuffle", a.shuffle),
+                                                  ("inner_chunk", a.inner_chunk)) if v is not None}
+    if a.no_checksum:
+        options["checksum"] = False
+    layout = replace(StoreLayout(), **options)
+    r = migrate_store(a.src, a.dst, layout=layout, on_corrupt=a.on_corrupt, progress=not a.no_progress)
+    print(f"{r.dest}: {r.copied} location(s) copied, {r.already} already there"
+          + (f", {len(r.skipped)} damaged left out: {r.skipped[:20]}" if r.skipped else ""), file=sys.stdout)
+    if os.path.isdir(a.src) and os.path.isdir(a.dst):
+        print(f"image bytes: {disk_bytes(a.src) / 1e6:.1f} MB -> {disk_bytes(a.dst) / 1e6:.1f} MB")
+    return 0
+
+
+def _run_info(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from seco.store import open_store
+    from seco.store.migrate import disk_bytes
+
+    s = open_store(a.store)
+    info = {
+        "path": s.path, "locations": len(s), "dates": s.num_dates, "bands": list(s.bands),
+        "patch_size": s.patch_size, "label_names": s.label_names, "layout": asdict(s.config.layout),
+        "checksums": s.has_checksums,
+        "image_bytes": disk_bytes(a.store) if os.path.isdir(a.store) else None,
+    }
+    if a.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            print(f"{k}: {v}")
+    return 0

@@ -1,0 +1,100 @@
+"""``seco store migrate``: copy a store into a new layout (codec, shuffle, checksums), resumably.
+
+Every location is read (checked against its checksums, when it has them) and appended to the destination
+with the same key, validity, per-date metadata and label, in the same order, so location indices match.
+The destination is an ordinary store: a rerun after an interruption continues where it stopped (locations
+already there are skipped by key), exactly as ``seco collect`` does.
+
+    from seco.store.migrate import migrate_store
+    migrate_store("old.zarr", "new.zarr")              # the current default layout
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from seco.errors import StoreCorruptError, StoreError
+from seco.store.reader import open_store
+from seco.store.schema import Location, StoreLayout
+from seco.store.writer import create_store
+
+
+@dataclass
+class MigrateResult:
+    """What ``migrate_store`` did."""
+
+    source: str
+    dest: str
+    copied: int
+    already: int
+    skipped: list[int] = field(default_factory=list)  # damaged source locations left out (on_corrupt="skip")
+
+
+def migrate_store(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    layout: StoreLayout | None = None,
+    on_corrupt: str = "error",
+    progress: bool = True,
+    commit_every: int = 16,
+) -> MigrateResult:
+    """Copy store ``src`` into a new (or partly written) store ``dst`` with ``layout``.
+
+    Args:
+        src: the store to read (any schema version-1 store, e.g. one written by an older seco).
+        dst: the store to write; an interrupted migration into it continues.
+        layout: the destination layout (default: ``StoreLayout()``, the current default with checksums).
+        on_corrupt: ``"error"`` (stop at the first damaged source location) or ``"skip"`` (leave it out; the
+            result lists it).
+        progress: a tqdm bar on stderr.
+        commit_every: locations per commit of the destination.
+
+    Raises:
+        StoreError: a bad path, ``dst`` equal to ``src``, or ``dst`` holding a store with other settings.
+        StoreCorruptError: a damaged source location (with ``on_corrupt="error"``).
+    """
+    if on_corrupt not in ("error", "skip"):
+        raise StoreError(f"on_corrupt {on_corrupt!r} must be 'error' or 'skip'")
+    source = open_store(src)
+    a, b = Location.parse(src), Location.parse(dst)
+    if a.url == b.url or (a.local is not None and b.local is not None and b.local.resolve() == a.local.resolve()):
+        raise StoreError(f"migrate destination {b.url} is the source store; give a new path (then swap the folders)")
+    layout = layout or StoreLayout()
+    attrs = dict(source.attrs)
+    attrs["migrated_from"] = {"path": source.path, "layout": asdict(source.config.layout)}
+    labels = source.labels()
+    result = MigrateResult(source.path, b.url, 0, 0)
+    from tqdm import tqdm
+
+    with create_store(dst, source.bands, source.num_dates, source.patch_size, attrs, label_names=source.label_names,
+                      layout=layout, exist_ok=True, commit_every=commit_every) as w:
+        if w.config.layout != layout:
+            raise StoreError(
+                f"{b.url} already holds a store with layout {w.config.layout}, not {layout}; "
+                "continue it with the same options or choose a new destination"
+            )
+        keys = source.keys()
+        for i in tqdm(range(len(source)), unit="loc", desc="store migrate", disable=not progress):
+            if w.has(keys[i]):
+                result.already += 1
+                continue
+            try:
+                images = source.read(i)
+            except StoreCorruptError:
+                if on_corrupt == "error":
+                    raise
+                result.skipped.append(i)
+                continue
+            label = int(labels[i]) if labels is not None and labels[i] >= 0 else None
+            w.append(keys[i], images, source.valid(i), source.meta(i), label)
+            result.copied += 1
+    return result
+
+
+def disk_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes of the image shards of a local store."""
+    root = Path(path) / "images"
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")
