@@ -484,7 +484,9 @@ def _row_to_item(row: dict[str, Any]) -> dict[str, Any]:
     assets = {k: {kk: vv for kk, vv in v.items() if vv is not None}
               for k, v in (row.get("assets") or {}).items() if v is not None}
     props = {k: v for k, v in row.items() if k not in _RESERVED}
-    return {"id": row["id"], "bbox": bbox, "assets": assets, "properties": props, "collection": row.get("collection")}
+    links = [ln for ln in row.get("links") or () if isinstance(ln, dict)]  # they tell the provider
+    return {"id": row["id"], "bbox": bbox, "assets": assets, "properties": props, "collection": row.get("collection"),
+            "links": links}
 
 
 def _needed_bands(bands: str | Sequence[str]) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The collection commands: ``seco sample``, ``seco catalog build|search`` and ``seco collect``.
+"""The collection commands: ``seco sample``, ``seco catalog build|search|inspect`` and ``seco collect``.
 
 ``seco.cli`` adds them with :func:`register` (``seco.cli.main`` runs them). Every
 handler validates its input first and raises a :class:`seco.errors.SecoError` (exit status 2) on bad input.
@@ -90,6 +90,16 @@ def _add_catalog(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--limit", type=int, default=None)
     s.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     s.set_defaults(func=_run_catalog_search)
+    i = csub.add_parser("inspect", help="what seco will do with one STAC item: per band asset, href, resolution, "
+                                        "DN shift and the rule that decided it")
+    i.add_argument("item", nargs="?", default=None, help="a STAC item JSON file or its http(s) URL")
+    i.add_argument("--id", dest="item_id", default=None, help="item id (with --catalog; or one feature of a file)")
+    i.add_argument("--catalog", default=None,
+                   help="look the id up here: earth-search, planetary-computer, a STAC API URL or .parquet")
+    i.add_argument("--collection", default=None, help="collection of --catalog (default sentinel-2-l2a for APIs)")
+    i.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
+    i.add_argument("--json", action="store_true", help="the report as one JSON object")
+    i.set_defaults(func=_run_catalog_inspect)
 
 
 def _run_catalog_build(a: argparse.Namespace) -> int:
@@ -120,6 +130,15 @@ def _run_catalog_search(a: argparse.Namespace) -> int:
             print(f"{it.datetime:%Y-%m-%dT%H:%M:%SZ}  cloud {cc}%  EPSG:{it.epsg}  {it.id}")
     if not a.json:
         print(f"{len(items)} item(s) from {cat.describe()}", file=sys.stderr)
+    return 0
+
+
+def _run_catalog_inspect(a: argparse.Namespace) -> int:
+    from seco.collect.inspect import format_report, inspect_item, load_item
+
+    item = load_item(a.item, item_id=a.item_id, catalog=a.catalog, collection=a.collection, timeout=a.timeout)
+    rep = inspect_item(item)
+    print(json.dumps(rep) if a.json else format_report(rep))
     return 0
 
 
@@ -190,6 +209,6 @@ def _run_collect(a: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``sample``, ``catalog`` (``build``, ``search``) and ``collect`` to a ``seco`` subparser set."""
+    """Add ``sample``, ``catalog`` (``build``, ``search``, ``inspect``) and ``collect`` to a ``seco`` subparser set."""
     for add in (_add_sample, _add_catalog, _add_collect):
         add(sub)

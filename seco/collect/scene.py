@@ -8,11 +8,12 @@ assets through ``eo:bands``/``bands``); see :mod:`seco.collect.catalog` for the 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from seco.bands import L1C, normalize_name
+from seco.bands import BY_NAME, L1C, normalize_name
 from seco.errors import BandError, CatalogError, ConfigError
 from seco.radiometry.providers import baseline_of, boa_flag, provider_of
 
@@ -78,14 +79,27 @@ class SceneItem:
         return all(b in self.assets for b in bands)
 
 
+_RES_SUFFIX = re.compile(r"(?i)_(10|20|60)m$")
+
+
 def _band_of_key(key: str) -> str | None:
-    k = key.lower().removesuffix("-jp2")
+    k = _RES_SUFFIX.sub("", key.lower().removesuffix("-jp2"))  # CDSE: B02_10m, B02_20m, SCL_20m
     if k in ASSET_ALIASES:
         return ASSET_ALIASES[k]
     try:
         return normalize_name(k)
     except BandError:
         return None
+
+
+def _native(band: str, key: str, asset: dict[str, Any]) -> bool:
+    """Whether an asset holds ``band`` at its native resolution (as far as its key suffix or gsd tells)."""
+    native = 20 if band == SCL else BY_NAME[band].resolution_m
+    m = _RES_SUFFIX.search(key)
+    if m:
+        return int(m.group(1)) == native
+    gsd = asset.get("gsd")
+    return not isinstance(gsd, int | float) or float(gsd) == native
 
 
 def _asset_bands(asset: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,25 +128,26 @@ def _is_data_asset(key: str, asset: dict[str, Any]) -> bool:
 def map_assets(assets: dict[str, dict[str, Any]]) -> dict[str, tuple[str, int]]:
     """Canonical band -> (asset key, 1-based band number in that asset) for a STAC ``assets`` mapping.
 
-    Direct keys (``B02``, ``blue``, ``scl``) win over ``*-jp2`` duplicates, which win over assets whose
-    ``eo:bands``/``bands`` name the band (multi-band files).
+    Direct keys (``B02``, ``blue``, ``scl``, CDSE's ``B02_10m``) win over ``*-jp2`` duplicates, which win over
+    assets whose ``eo:bands``/``bands`` name the band (multi-band files); among equals, the asset at the band's
+    native resolution (key suffix ``_10m``/``_20m``/``_60m`` or ``gsd``) wins, then the catalog's order.
     """
-    out: dict[str, tuple[str, int]] = {}
     items = [(k, a) for k, a in assets.items() if isinstance(a, dict) and _is_data_asset(k, a)]
-    for jp2 in (False, True):
-        for key, _ in items:
-            if key.lower().endswith("-jp2") != jp2:
-                continue
-            band = _band_of_key(key)
-            if band is not None and band not in out:
-                out[band] = (key, 1)
-    for key, asset in items:
-        if _band_of_key(key) is not None:
+    # (band, rank, position, key, index): lowest rank wins; ties keep the catalog's order
+    cands: list[tuple[str, tuple[int, int, int], int, str, int]] = []
+    for pos, (key, asset) in enumerate(items):
+        band = _band_of_key(key)
+        if band is not None:
+            cands.append((band, (0, int(key.lower().endswith("-jp2")), int(not _native(band, key, asset))),
+                          pos, key, 1))
             continue
         for i, entry in enumerate(_asset_bands(asset)):
             band = _band_of_entry(entry)
-            if band is not None and band not in out:
-                out[band] = (key, i + 1)
+            if band is not None:
+                cands.append((band, (1, 0, int(not _native(band, key, asset))), pos, key, i + 1))
+    out: dict[str, tuple[str, int]] = {}
+    for band, _, _, key, i in sorted(cands, key=lambda c: (c[1], c[2])):
+        out.setdefault(band, (key, i))
     return out
 
 
