@@ -189,7 +189,7 @@ def _keep(acc: list[BaseException], attempt: int, e: BaseException) -> None:
     acc.append(e)
 
 
-def _brief(e: BaseException, limit: int = 300) -> str:
+def _brief(e: BaseException, limit: int = 800) -> str:
     text = f"{type(e).__name__}: {e}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
