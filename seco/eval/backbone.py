@@ -274,7 +274,10 @@ def load_weights(
     else:
         raw = read_torch_file(path)
     sd = _unwrap_state_dict(raw, weights)
-    name, in_chans = backbone_arch(sd)
+    try:
+        name, in_chans = backbone_arch(sd)
+    except CheckpointError as e:
+        raise CheckpointError(f"weights {weights!r}: {e}") from e
     _check_count(wb, in_chans, weights)
     return WeightsSpec("state_dict", weights, name, wb, sd, None, None, file_sha256(path), seed)
 

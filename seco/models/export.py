@@ -268,7 +268,10 @@ def load_exported(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
             sd = st_load_file(str(w_path))
         except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:  # damaged or foreign
             raise CheckpointError(f"cannot read {str(w_path)!r} as safetensors ({e}); export again") from e
-    name, in_chans = backbone_arch(sd)
+    try:
+        name, in_chans = backbone_arch(sd)
+    except CheckpointError as e:
+        raise CheckpointError(f"{str(w_path)!r}: {e}; export again") from e
     with torch.device("meta"):
         order = list(ResNet(name, in_chans, num_classes=0).state_dict())
     sd = {k: sd[k] for k in order}  # torchvision's order (safetensors stores keys sorted)
