@@ -195,12 +195,14 @@ class Journal:
                     self.entries[e["key"]] = e
         self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
-    def status(self, key: str) -> str | None:
+    def skipped(self, key: str, min_dates: int) -> bool:
+        """Whether ``key`` was skipped by a run whose ``--min-dates`` was at most ``min_dates`` (a skip under a
+        stricter setting is decided again: lowering ``--min-dates`` on a rerun imports what it now allows)."""
         e = self.entries.get(key)
-        return None if e is None else str(e["status"])
+        return e is not None and e["status"] == "skipped" and int(e.get("min_dates", 1)) <= min_dates
 
-    def record(self, r: ReadResult) -> None:
-        e = {"key": r.key, "name": r.ref.name, "status": r.status, "reason": r.reason,
+    def record(self, r: ReadResult, min_dates: int) -> None:
+        e = {"key": r.key, "name": r.ref.name, "status": r.status, "reason": r.reason, "min_dates": min_dates,
              "date_problems": r.date_problems, "notes": r.notes}
         self._f.write(json.dumps(e) + "\n")
         self._f.flush()
@@ -374,18 +376,21 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     job = ReadJob(corpus=corpus, patch_size=cfg.patch_size, min_dates=cfg.min_dates,
                   size_tolerance=cfg.size_tolerance)
     with _locked(out):
-        writer = _open_writer(cfg, corpus, base)
+        executor, slots, client, desc = _executor(cfg)  # before the store: a bad --dask writes nothing
+        window = max(4, 2 * slots)  # bounded: in flight + waiting for their turn
+        try:
+            writer = _open_writer(cfg, corpus, base)
+        except BaseException:
+            _shutdown(executor, client)
+            raise
         state = out / STATE_DIR
         state.mkdir(exist_ok=True)
         journal = Journal(state / "journal.jsonl")
         resumed = len(writer)
-        todo = [r for r in refs if not writer.has(r.key(corpus)) and journal.status(r.key(corpus)) != "skipped"]
+        todo = [r for r in refs if not writer.has(r.key(corpus)) and not journal.skipped(r.key(corpus), cfg.min_dates)]
         if stop_after is not None:
             todo = todo[:stop_after]
         imported = skipped_now = dates = 0
-        executor: cf.Executor | None = None
-        client = None
-        desc = "nothing to do"
         bar = None
         if cfg.progress:
             from tqdm import tqdm
@@ -394,17 +399,13 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
                        file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
         futures: dict[int, cf.Future[ReadResult]] = {}
         try:
-            if todo:
-                executor, slots, client, desc = _executor(cfg)
-                window = max(4, 2 * slots)  # bounded: in flight + waiting for their turn
             nxt = 0
             for head in range(len(todo)):
-                assert executor is not None
                 while nxt < len(todo) and nxt - head < window:
                     futures[nxt] = executor.submit(read_location, todo[nxt], job)
                     nxt += 1
                 r = _result(futures.pop(head), todo[head], corpus)
-                journal.record(r)  # the decision first: a crash after it re-reads the location, no more
+                journal.record(r, cfg.min_dates)  # the decision first: a crash after it re-reads the location, no more
                 if r.status == "ok":
                     assert r.images is not None and r.valid is not None and r.dates_meta is not None
                     writer.append(r.key, r.images, r.valid, r.dates_meta)
@@ -420,18 +421,22 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
                 f.cancel()
             if bar is not None:
                 bar.close()
-            if isinstance(executor, cf.ProcessPoolExecutor):
-                executor.shutdown(wait=True, cancel_futures=True)
-            elif executor is not None:
-                executor.shutdown(wait=False)
-            if client is not None:
-                client.close()
+            _shutdown(executor, client)
             writer.close()
             journal.close()
         report = _report(cfg, corpus, base, out, len(refs), resumed, imported, skipped_now, dates, journal,
                          time.monotonic() - t0, desc)
         (state / "report.json").write_text(json.dumps(_report_json(report), indent=1, default=str))
     return report
+
+
+def _shutdown(executor: cf.Executor, client: Any) -> None:
+    if isinstance(executor, cf.ProcessPoolExecutor):
+        executor.shutdown(wait=True, cancel_futures=True)
+    else:
+        executor.shutdown(wait=False)
+    if client is not None:
+        client.close()
 
 
 def _result(f: cf.Future[ReadResult], ref: LocationRef, corpus: Corpus) -> ReadResult:

@@ -166,6 +166,20 @@ def test_min_dates_one_keeps_the_short_location(seco_fake, tmp_path):
     assert rep.skipped == [] and len(s) == 3 and s.valid_mask()[1].tolist() == [True, True, False, False, False]
 
 
+def test_lowering_min_dates_on_a_rerun_imports_what_was_skipped(seco_fake, tmp_path):
+    out = tmp_path / "m.zarr"
+    first = run_import(ImportConfig("seco", str(seco_fake.root), str(out), workers=0, patch_size=48, progress=False,
+                                    limit=3))
+    assert [n for n, _ in first.skipped] == ["000001"] and first.imported == 2
+    again = run_import(ImportConfig("seco", str(seco_fake.root), str(out), workers=0, patch_size=48,
+                                    progress=False, limit=3))
+    assert again.imported_this_run == 0 and again.skipped_this_run == 0  # the skip stands at the same setting
+    lower = run_import(ImportConfig("seco", str(seco_fake.root), str(out), workers=0, patch_size=48,
+                                    progress=False, limit=3, min_dates=2))
+    assert lower.imported_this_run == 1 and lower.skipped == [] and lower.imported == 3
+    assert open_store(out).keys()[-1] == "seco/s2a/000001"
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 
@@ -244,3 +258,4 @@ def test_unreachable_dask_scheduler_is_a_clear_error(seco_fake, tmp_path, capsys
     rc = main(["import", "seco", str(seco_fake.root), "--out", str(tmp_path / "s.zarr"), "--dask",
                f"tcp://127.0.0.1:{port}", "--patch-size", "48", "--no-progress"])
     assert rc == 2 and "cannot connect to the Dask scheduler" in capsys.readouterr().err
+    assert not (tmp_path / "s.zarr").exists()  # refused before the store was created
