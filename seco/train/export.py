@@ -7,6 +7,7 @@ from typing import Any
 
 from seco import __version__
 from seco.bands import parse_bands
+from seco.errors import CheckpointError
 from seco.models.checkpoint import backbone_from_official, export_backbone
 from seco.train.loop import load_checkpoint
 
@@ -14,7 +15,13 @@ BACKBONE_PREFIX = "backbone."
 
 
 def export_run(checkpoint: str | Path, out: str | Path) -> list[Path]:
-    """Export the query encoder of a ``seco pretrain`` checkpoint with its bands and normalisation."""
+    """Export the query encoder of a ``seco pretrain`` checkpoint with its bands and normalisation.
+
+    The checkpoint is read without executing code and validated (:func:`seco.train.loop.load_checkpoint`).
+
+    Raises:
+        CheckpointError: a missing, damaged or foreign checkpoint, naming the file.
+    """
     ckpt = load_checkpoint(Path(checkpoint))
     cfg = ckpt["config"]
     state = {
@@ -30,7 +37,10 @@ def export_run(checkpoint: str | Path, out: str | Path) -> list[Path]:
         "source": str(checkpoint),
         "seco_version": __version__,
     }
-    return export_backbone(state, Path(out), meta)
+    try:
+        return export_backbone(state, Path(out), meta)
+    except CheckpointError as e:
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r}: {e}") from e
 
 
 def export_official(checkpoint: str | Path, out: str | Path, bands: str | None = None) -> list[Path]:

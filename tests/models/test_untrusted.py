@@ -306,3 +306,47 @@ def test_old_checkpoint_with_foreign_objects_still_loads(run: Path, tmp_path: Pa
     assert ckpt["step"] == 1 and ckpt["extra_state"].value == 3
     assert type(ckpt["extra_state"]) is not Extra
     assert read_torch_file(old)["step"] == 1
+
+
+def _sidecar_variants(tmp_path: Path) -> list[tuple[str, Callable[[dict], Any] | bytes, str]]:
+    return [
+        ("not json", b"{not json", "not readable JSON"),
+        ("format_version text", lambda m: m.update(format_version="1"), "format_version '1'"),
+        ("files not a dict", lambda m: m.update(files=[1]), "malformed 'files'"),
+        ("bands a number", lambda m: m.update(bands=3), "bands must be a list"),
+        ("mean too short", lambda m: m["normalization"].update(mean=[0.1]), "normalization mean must be 3"),
+        ("mean text", lambda m: m["normalization"].update(mean=["a", "b", "c"]), "normalization mean must be"),
+        ("std nan", lambda m: m["normalization"].update(std=[float("nan")] * 3), "finite"),
+        ("input_size text", lambda m: m.update(input_size="224"), "input_size must be a positive int"),
+        ("method missing", lambda m: m.pop("method"), "lacks ['method']"),
+    ]
+
+
+def test_malformed_exports_give_one_typed_error(tmp_path: Path, cli) -> None:
+    """Hand-edited or damaged sidecars and weight files of an export, through load_exported and the CLI."""
+    meta = {"bands": ["B04", "B03", "B02"], "input_size": 32, "method": "seco", "training_steps": 1,
+            "normalization": {"bands": ["B04", "B03", "B02"], "mean": [0.1] * 3, "std": [0.2] * 3}}
+    sd = build_backbone("resnet18", 3, num_classes=0).state_dict()
+    for i, (name, change, needle) in enumerate(_sidecar_variants(tmp_path)):
+        st, _, side = export_backbone(sd, tmp_path / f"v{i}", meta)
+        if isinstance(change, bytes):
+            side.write_bytes(change)
+        else:
+            m = json.loads(side.read_text())
+            change(m)
+            side.write_text(json.dumps(m))
+        code, err = cli("embed", "--weights", st, "--input", side, "--out", tmp_path / "e.parquet", "--no-progress")
+        assert code == 2, (name, err)
+        _one_line_error(err, "embed", f"v{i}.", needle)
+    st, pth, side = export_backbone(sd, tmp_path / "trunc", meta)
+    st.write_bytes(st.read_bytes()[:1000])
+    meta_j = json.loads(side.read_text())
+    from seco.fileutil import file_sha256
+
+    meta_j["files"]["safetensors"]["sha256"] = file_sha256(st)  # damaged after the sidecar was "fixed up"
+    side.write_text(json.dumps(meta_j))
+    with pytest.raises(CheckpointError, match="trunc.safetensors.*as safetensors"):
+        load_exported(st)
+    pth.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="trunc.pth"):
+        load_exported(pth)
