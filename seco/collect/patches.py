@@ -130,7 +130,7 @@ class Patch:
         return c, h, w
 
     def meta(self, cloud_fraction: float | None = None) -> dict[str, Any]:
-        """The store's per-date metadata (``seco.store.schema.DATE_FIELDS``) of this patch.
+        """The store's per-date metadata (``seco.store.schema.DATE_FIELDS`` and ``RADIOMETRY_FIELDS``).
 
         Args:
             cloud_fraction: override; ``None`` = :func:`seco.collect.cloud.cloud_fraction` of the patch.
@@ -143,6 +143,8 @@ class Patch:
             "item_id": self.item_id, "datetime": self.datetime, "cloud_fraction": float(cloud_fraction),
             "nodata_fraction": self.nodata_fraction, "crs": f"EPSG:{self.crs}", "transform": self.transform,
             "lat": self.lat, "lon": self.lon,
+            # the radiometry record (optional store fields): what harmonisation did, and which rule said so
+            "dn_shift": self.dn_shift or None, "dn_rule": ";".join(dict.fromkeys(self.dn_rule)) or None,
         }
 
 

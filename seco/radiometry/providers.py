@@ -108,7 +108,7 @@ def provider_of(links: Iterable[str], hrefs: Iterable[str], properties: Mapping[
             for frag, prov in _HOSTS:
                 if frag in low:
                     return prov
-    if any(str(k).startswith("earthsearch:") for k in properties):
+    if any(str(k).startswith("earthsearch:") and v is not None for k, v in properties.items()):  # geoparquet: None
         return EARTH_SEARCH
     hs = [str(h) for h in hrefs]
     if hs and all(urlparse(h).scheme in ("", "file") or re.match(r"^[A-Za-z]:[\\/]", h) for h in hs):

@@ -291,8 +291,17 @@ class Store:
         Raises:
             StoreError: an unknown field name.
         """
+        if name in S.RADIOMETRY_NAMES:
+            f = S.RADIOMETRY_FIELDS[S.RADIOMETRY_NAMES.index(name)]
+            arr = self._optional(name)
+            if arr is None:  # written before seco recorded it: all unknown
+                shape = (self._n, self.num_dates, *S.field_shape(f, len(self.bands)))
+                return np.full(shape, f.fill, dtype=object if f.dtype == "str" else f.dtype)
+            a = np.asarray(arr[: self._n])
+            return a.astype(object) if a.dtype.kind in "OTU" else a
         if name not in S.FIELD_NAMES:
-            raise StoreError(f"unknown metadata field {name!r}; the fields are {', '.join(S.FIELD_NAMES)}")
+            raise StoreError(f"unknown metadata field {name!r}; the fields are "
+                             f"{', '.join(S.FIELD_NAMES + S.RADIOMETRY_NAMES)}")
         a = np.asarray(self._array(f"{S.META}/{name}")[: self._n])
         if name == "datetime":
             return a.astype(np.int64).view("datetime64[us]")
@@ -304,10 +313,14 @@ class Store:
         Returns:
             T dicts with ``valid`` and the ``schema.DATE_FIELDS`` keys: ``item_id`` (str), ``datetime``
             (ISO 8601 UTC string), ``cloud_fraction``, ``nodata_fraction``, ``crs`` (str), ``transform``
-            (6 floats), ``lat``, ``lon``. Missing values are ``None``.
+            (6 floats), ``lat``, ``lon``; and the radiometry record ``dn_shift`` (one int per band) and
+            ``dn_rule`` (str). Missing values are ``None`` (``dn_shift``/``dn_rule`` also for stores written
+            before seco recorded them).
         """
         j = self._index(i)
         cols = {f.name: np.asarray(self._array(f"{S.META}/{f.name}")[j]) for f in S.DATE_FIELDS}
+        rad = {f.name: (None if (a := self._optional(f.name)) is None else np.asarray(a[j]))
+               for f in S.RADIOMETRY_FIELDS}
         valid = self.valid_mask()[j]
         out = []
         for t in range(self.num_dates):
@@ -322,8 +335,22 @@ class Store:
                     row[f.name] = tuple(float(x) for x in v) if np.all(np.isfinite(v)) else None
                 else:
                     row[f.name] = float(v) if np.isfinite(v) else None
+            shift, rule = rad["dn_shift"], rad["dn_rule"]
+            known = shift is not None and bool(np.all(shift[t] != S.DN_SHIFT_UNKNOWN))
+            row["dn_shift"] = tuple(int(x) for x in shift[t]) if known else None  # type: ignore[index]
+            row["dn_rule"] = (str(rule[t]) or None) if rule is not None else None
             out.append(row)
         return out
+
+    def _optional(self, name: str) -> zarr.Array | None:
+        """An optional ``meta/`` array, ``None`` when this store was written before it existed."""
+        key = f"{S.META}/{name}"
+        if key not in self._arrays:
+            node = self._group()[S.META]
+            assert isinstance(node, zarr.Group)
+            if name not in node:
+                return None
+        return self._array(key)
 
     # ------------------------------------------------------------------------------------------ statistics
     def histogram(self) -> np.ndarray:

@@ -193,6 +193,48 @@ DATE_FIELDS: tuple[DateField, ...] = (
 )
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in DATE_FIELDS)
 
+#: ``dn_shift`` where it is not known (stores written before seco recorded it, dates without data).
+DN_SHIFT_UNKNOWN = -32768
+#: Optional per-date radiometry record (issue 7), never required by ``append``. Stores written before it have
+#: no such arrays: readers report ``None`` (unknown) and a writer adds them, filled with unknown, at its
+#: first append. ``trailing`` ``(-1,)`` means one value per band of the store.
+RADIOMETRY_FIELDS: tuple[DateField, ...] = (
+    DateField("dn_shift", "int16", (-1,), DN_SHIFT_UNKNOWN,
+              "per band, the DN added by harmonisation when collected (-1000, 0); -32768 = unknown"),
+    DateField("dn_rule", "str", (), "",
+              "the seco.radiometry.providers rule(s) that decided dn_shift (';'-joined when bands differ); '' = unknown"),
+)
+RADIOMETRY_NAMES: tuple[str, ...] = tuple(f.name for f in RADIOMETRY_FIELDS)
+
+
+def field_shape(f: DateField, num_bands: int) -> tuple[int, ...]:
+    """The trailing shape of a field's array in a store of ``num_bands`` bands."""
+    return tuple(num_bands if n == -1 else n for n in f.trailing)
+
+
+def normalize_radiometry(meta: Mapping[str, Any] | None, num_bands: int, where: str) -> dict[str, Any]:
+    """The stored form of a date's optional ``dn_shift`` (``num_bands`` ints or ``None``) and ``dn_rule``.
+
+    Raises:
+        StoreError: a ``dn_shift`` of another length or outside int16, or a ``dn_rule`` that is not a string.
+    """
+    meta = meta if isinstance(meta, Mapping) else {}
+    shift = np.full(num_bands, DN_SHIFT_UNKNOWN, np.int16)
+    value = meta.get("dn_shift")
+    if value is not None:
+        try:
+            a = np.asarray(value, dtype=np.int64).reshape(-1)
+        except (TypeError, ValueError):
+            raise StoreError(f"{where}: dn_shift {value!r} must be {num_bands} integers (DN per band)") from None
+        if a.size != num_bands or np.any(a <= DN_SHIFT_UNKNOWN) or np.any(a > 32767):
+            raise StoreError(f"{where}: dn_shift {value!r} must be {num_bands} integers in -32767..32767, one per "
+                             "band of the store")
+        shift = a.astype(np.int16)
+    rule = meta.get("dn_rule")
+    if rule is not None and not isinstance(rule, str):
+        raise StoreError(f"{where}: dn_rule {rule!r} must be a string (the radiometry rule's name)")
+    return {"dn_shift": shift, "dn_rule": rule or ""}
+
 
 # ----------------------------------------------------------------------------------------------- metadata
 
@@ -281,9 +323,11 @@ def normalize_date_meta(meta: Mapping[str, Any] | None, valid: bool, where: str)
         if bool(meta["valid"]) != valid:
             raise StoreError(f"{where}: metadata says valid={meta['valid']!r} but the validity mask says {valid}")
         meta = {k: v for k, v in meta.items() if k != "valid"}
-    unknown = sorted(set(meta) - set(FIELD_NAMES))
+    unknown = sorted(set(meta) - set(FIELD_NAMES) - set(RADIOMETRY_NAMES))
     if unknown:
-        raise StoreError(f"{where}: unknown metadata key(s) {', '.join(unknown)}; the fields are {', '.join(FIELD_NAMES)}")
+        raise StoreError(f"{where}: unknown metadata key(s) {', '.join(unknown)}; the fields are "
+                         f"{', '.join(FIELD_NAMES + RADIOMETRY_NAMES)}")
+    meta = {k: v for k, v in meta.items() if k not in RADIOMETRY_NAMES}  # normalize_radiometry's
     missing = [n for n in FIELD_NAMES if meta.get(n) is None]
     if valid and missing:
         raise StoreError(

@@ -143,6 +143,8 @@ def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> Non
             dimension_names=("location", "date", *(("affine",) if f.trailing else ())),
             attributes={"description": f.doc},
         )
+    for f in S.RADIOMETRY_FIELDS:
+        _create_radiometry(meta, f, cap, rows, T, C)
     root.create_array(S.HIST, shape=(2, C, S.NUM_BINS), chunks=(1, C, S.NUM_BINS), dtype="uint64", fill_value=0,
                       dimension_names=("slot", "band", "value"),
                       attributes={"description": "per-band DN histograms of valid dates; the manifest names the live slot"})
@@ -152,6 +154,20 @@ def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> Non
         S.ATTR_USER: user,
         S.ATTR_MANIFEST: _manifest(0, 0, 0),
     })
+
+
+def _create_radiometry(meta: zarr.Group, f: S.DateField, cap: int, rows: int, T: int, C: int) -> zarr.Array:
+    """One optional radiometry array under ``meta/`` (filled with unknown)."""
+    trailing = S.field_shape(f, C)
+    return meta.create_array(
+        f.name,
+        shape=(cap, T, *trailing),
+        chunks=(rows, T, *trailing),
+        dtype=str if f.dtype == "str" else f.dtype,
+        fill_value=f.fill if f.dtype != "str" else None,
+        dimension_names=("location", "date", *(("band",) if trailing else ())),
+        attributes={"description": f.doc},
+    )
 
 
 def _check_same(have: S.StoreConfig, want: S.StoreConfig, url: str) -> None:
@@ -257,6 +273,12 @@ class StoreWriter:
             name: self._root[name]  # type: ignore[misc]
             for name in (S.IMAGES, S.VALID, S.KEY, S.LABEL, S.HIST, *(f"{S.META}/{f}" for f in S.FIELD_NAMES))
         }
+        meta_group = self._root[S.META]
+        assert isinstance(meta_group, zarr.Group)
+        #: optional arrays present in this store (a store written before them gets them at its first append)
+        self._radiometry = {f.name for f in S.RADIOMETRY_FIELDS if f.name in meta_group}
+        for name in self._radiometry:
+            self._arrays[f"{S.META}/{name}"] = meta_group[name]  # type: ignore[assignment]
         self._shard_writer = ShardWriter.for_array(loc.local / S.IMAGES) if loc.local is not None else None
         self._pending: list[dict[str, Any]] = []
         keys = np.asarray(self._arrays[S.KEY][: self._n]) if self._n else np.array([], dtype=str)
@@ -343,6 +365,7 @@ class StoreWriter:
                 images = np.where(valid[:, None, None, None], images, np.uint16(0))
 
             slot = len(self)
+            self._add_radiometry_arrays()
             self._ensure_capacity(slot + 1)
             if self._shard_writer is not None:
                 self._shard_writer.write(slot, images)  # one shard, written atomically
@@ -366,7 +389,7 @@ class StoreWriter:
             A[S.VALID][start:stop] = np.stack([p["valid"] for p in self._pending])
             A[S.KEY][start:stop] = np.array([p["key"] for p in self._pending], dtype=object)
             A[S.LABEL][start:stop] = np.array([p["label"] for p in self._pending], dtype=np.int32)
-            for f in S.DATE_FIELDS:
+            for f in (*S.DATE_FIELDS, *S.RADIOMETRY_FIELDS):
                 col = [[r[f.name] for r in p["rows"]] for p in self._pending]
                 arr = np.array(col, dtype=object if f.dtype == "str" else f.dtype)
                 A[f"{S.META}/{f.name}"][start:stop] = arr
@@ -432,7 +455,9 @@ class StoreWriter:
                 f"{where}: dates_meta has {len(dates_meta)} entries, the store has {self.num_dates} dates; "
                 "give one dict per date (None for a missing date)"
             )
-        return [S.normalize_date_meta(m, bool(valid[t]), f"{where} date {t}") for t, m in enumerate(dates_meta)]
+        C = len(self.config.bands)
+        return [S.normalize_date_meta(m, bool(valid[t]), f"{where} date {t}")
+                | S.normalize_radiometry(m, C, f"{where} date {t}") for t, m in enumerate(dates_meta)]
 
     def _check_label(self, label: Any, where: str) -> int:
         if label is None:
@@ -444,6 +469,19 @@ class StoreWriter:
             limit = f"0..{len(names) - 1} ({', '.join(names)})" if names else ">= 0"
             raise StoreError(f"{where}: label {label} out of range; this store's labels are {limit}")
         return int(label)
+
+    def _add_radiometry_arrays(self) -> None:
+        """Give a store written before the radiometry record its arrays (unknown for the rows already there)."""
+        missing = [f for f in S.RADIOMETRY_FIELDS if f.name not in self._radiometry]
+        if not missing:
+            return
+        meta_group = self._root[S.META]
+        assert isinstance(meta_group, zarr.Group)
+        cap = self._arrays[S.VALID].shape[0]
+        for f in missing:
+            self._arrays[f"{S.META}/{f.name}"] = _create_radiometry(
+                meta_group, f, cap, self.config.layout.meta_chunk, self.num_dates, len(self.config.bands))
+            self._radiometry.add(f.name)
 
     def _ensure_capacity(self, needed: int) -> None:
         rows = self.config.layout.meta_chunk

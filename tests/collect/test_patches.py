@@ -235,13 +235,14 @@ def test_missing_asset_key_and_bad_arguments(archive):
 
 
 def test_meta_has_the_store_fields(archive):
-    from seco.store.schema import FIELD_NAMES
+    from seco.store.schema import FIELD_NAMES, RADIOMETRY_NAMES
 
     scene = _clean(archive)[0]
     site = _site(archive, scene)
     p = read_patch(_items(archive)[scene["id"]], site["lon"], site["lat"], size_px=32)
     meta = p.meta()
-    assert set(meta) == set(FIELD_NAMES)
+    assert set(meta) == set(FIELD_NAMES) | set(RADIOMETRY_NAMES)
+    assert meta["dn_shift"] == p.dn_shift and len(meta["dn_shift"]) == 12 and meta["dn_rule"] == p.dn_rule[0]
     assert meta["crs"] == f"EPSG:{scene['epsg']}" and meta["item_id"] == scene["id"]
     assert 0.0 <= meta["cloud_fraction"] <= 1.0
 

@@ -84,6 +84,13 @@ def test_collected_store_flags_exactly_the_planted_date(kind, tmp_path: Path, ca
     assert {f.item_id for f in findings} == {planted["item"]}
     assert {f.kind for f in findings} == {"offset-kept" if kind == "flag-true" else "offset-removed-twice"}
     assert all(planted["item"] in f.message() for f in findings)
+    # the store recorded what was applied and why: the lying flag's rule, not a guess
+    rule, shift = (("earth-search-l2a:boa-offset-applied", 0) if kind == "flag-true"
+                   else ("earth-search-l2a:boa-offset-not-applied", -1000))
+    assert {(f.dn_rule, f.dn_shift) for f in findings} == {(rule, (shift,) * 12)}
+    others = {m["dn_rule"] for i in range(len(store)) for t, m in enumerate(store.meta(i))
+              if m["valid"] and (i, t) not in carrying}
+    assert others and all(r in ("local:raster-offset", "local:baseline<04.00") for r in others), others
 
 
 def test_mislabel_is_checked(tmp_path):

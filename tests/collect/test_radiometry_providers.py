@@ -113,6 +113,8 @@ def test_provider_detection():
     assert provider_of([], ["/data/a/B02.tif", "C:\\x\\B03.tif"], {}) == LOCAL
     assert provider_of([], ["https://example.com/B02.tif"], {}) == UNKNOWN
     assert provider_of([], ["https://example.com/B02.tif"], {"earthsearch:payload_id": "x"}) == EARTH_SEARCH
+    # stac-geoparquet gives every row every property column, None where the item had none
+    assert provider_of([], ["/a/B02.tif"], {"earthsearch:boa_offset_applied": None}) == LOCAL
     assert provider_of([], ["s3://eodata/Sentinel-2/MSI/L2A/x.jp2"], {}) == CDSE
     assert provider_of(["https://planetarycomputer.microsoft.com/api/stac/v1"], ["/local/B02.tif"], {}) == \
         PLANETARY_COMPUTER
