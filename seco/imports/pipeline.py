@@ -180,33 +180,53 @@ def _note_kind(note: str) -> str:
 
 
 class Journal:
-    """``journal.jsonl``: one JSON line per decided location; a torn last line (a kill) is ignored."""
+    """``journal.jsonl``: one JSON line per decided location; a torn last line (a kill) is ignored.
+
+    In memory only what resumption and the report need (a million-location corpus must not cost a million
+    dicts): the skipped locations, and per location the kinds of its date problems and adjustments, if any.
+    The last line of a key wins (a location re-decided after a crash or a lower ``--min-dates``).
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.skips: dict[str, tuple[str, str, int]] = {}  # key -> (location name, reason, min_dates)
+        self.kinds: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # key -> (date problem, note) kinds
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(e, dict) and "key" in e:
-                    self.entries[e["key"]] = e
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        e = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(e, dict) and "key" in e:
+                        self._keep(e)
         self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def _keep(self, e: dict[str, Any]) -> None:
+        key = str(e["key"])
+        if e.get("status") == "skipped":
+            self.skips[key] = (str(e.get("name", key)), str(e.get("reason")), int(e.get("min_dates", 1)))
+        else:
+            self.skips.pop(key, None)
+        dk = tuple(reason_kind(p.split(": ", 1)[-1]) for p in e.get("date_problems", []))
+        nk = tuple(_note_kind(n) for n in e.get("notes", []))
+        if dk or nk:
+            self.kinds[key] = (dk, nk)
+        else:
+            self.kinds.pop(key, None)
 
     def skipped(self, key: str, min_dates: int) -> bool:
         """Whether ``key`` was skipped by a run whose ``--min-dates`` was at most ``min_dates`` (a skip under a
         stricter setting is decided again: lowering ``--min-dates`` on a rerun imports what it now allows)."""
-        e = self.entries.get(key)
-        return e is not None and e["status"] == "skipped" and int(e.get("min_dates", 1)) <= min_dates
+        s = self.skips.get(key)
+        return s is not None and s[2] <= min_dates
 
     def record(self, r: ReadResult, min_dates: int) -> None:
         e = {"key": r.key, "name": r.ref.name, "status": r.status, "reason": r.reason, "min_dates": min_dates,
              "date_problems": r.date_problems, "notes": r.notes}
         self._f.write(json.dumps(e) + "\n")
         self._f.flush()
-        self.entries[r.key] = e
+        self._keep(e)
 
     def close(self) -> None:
         self._f.close()
@@ -453,11 +473,10 @@ def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int
             skipped_now: int, dates: int, journal: Journal, elapsed: float, desc: str) -> ImportReport:
     from seco.store import open_store
 
-    entries = list(journal.entries.values())
-    skipped = sorted(((str(e["name"]), str(e["reason"])) for e in entries if e["status"] == "skipped"),
+    skipped = sorted(((name, why) for name, why, _ in journal.skips.values()),
                      key=lambda t: (int(t[0]) if t[0].isdigit() else 0, t[0]))
-    date_kinds = Counter(reason_kind(p.split(": ", 1)[-1]) for e in entries for p in e.get("date_problems", []))
-    note_kinds = Counter(_note_kind(n) for e in entries for n in e.get("notes", []))
+    date_kinds = Counter(k for dk, _ in journal.kinds.values() for k in dk)
+    note_kinds = Counter(k for _, nk in journal.kinds.values() for k in nk)
     store = open_store(out)
     stats: dict[str, dict[str, float]] = {}
     if len(store):
