@@ -145,6 +145,7 @@ class Patch:
             "lat": self.lat, "lon": self.lon,
             # the radiometry record (optional store fields): what harmonisation did, and which rule said so
             "dn_shift": self.dn_shift or None, "dn_rule": ";".join(dict.fromkeys(self.dn_rule)) or None,
+            "dn_warning": "; ".join(self.warnings) or None,
         }
 
 

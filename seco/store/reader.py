@@ -313,9 +313,9 @@ class Store:
         Returns:
             T dicts with ``valid`` and the ``schema.DATE_FIELDS`` keys: ``item_id`` (str), ``datetime``
             (ISO 8601 UTC string), ``cloud_fraction``, ``nodata_fraction``, ``crs`` (str), ``transform``
-            (6 floats), ``lat``, ``lon``; and the radiometry record ``dn_shift`` (one int per band) and
-            ``dn_rule`` (str). Missing values are ``None`` (``dn_shift``/``dn_rule`` also for stores written
-            before seco recorded them).
+            (6 floats), ``lat``, ``lon``; and the radiometry record ``dn_shift`` (one int per band),
+            ``dn_rule`` and ``dn_warning`` (str). Missing values are ``None`` (the radiometry record also for
+            stores written before seco recorded it).
         """
         j = self._index(i)
         cols = {f.name: np.asarray(self._array(f"{S.META}/{f.name}")[j]) for f in S.DATE_FIELDS}
@@ -335,10 +335,12 @@ class Store:
                     row[f.name] = tuple(float(x) for x in v) if np.all(np.isfinite(v)) else None
                 else:
                     row[f.name] = float(v) if np.isfinite(v) else None
-            shift, rule = rad["dn_shift"], rad["dn_rule"]
+            shift = rad["dn_shift"]
             known = shift is not None and bool(np.all(shift[t] != S.DN_SHIFT_UNKNOWN))
             row["dn_shift"] = tuple(int(x) for x in shift[t]) if known else None  # type: ignore[index]
-            row["dn_rule"] = (str(rule[t]) or None) if rule is not None else None
+            for name in ("dn_rule", "dn_warning"):
+                text = rad[name]
+                row[name] = (str(text[t]) or None) if text is not None else None
             out.append(row)
         return out
 

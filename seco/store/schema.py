@@ -203,6 +203,8 @@ RADIOMETRY_FIELDS: tuple[DateField, ...] = (
               "per band, the DN added by harmonisation when collected (-1000, 0); -32768 = unknown"),
     DateField("dn_rule", "str", (), "",
               "the seco.radiometry.providers rule(s) that decided dn_shift (';'-joined when bands differ); '' = unknown"),
+    DateField("dn_warning", "str", (), "",
+              "what the rule could not decide from the item's metadata (the default it took); '' = none or unknown"),
 )
 RADIOMETRY_NAMES: tuple[str, ...] = tuple(f.name for f in RADIOMETRY_FIELDS)
 
@@ -213,10 +215,11 @@ def field_shape(f: DateField, num_bands: int) -> tuple[int, ...]:
 
 
 def normalize_radiometry(meta: Mapping[str, Any] | None, num_bands: int, where: str) -> dict[str, Any]:
-    """The stored form of a date's optional ``dn_shift`` (``num_bands`` ints or ``None``) and ``dn_rule``.
+    """The stored form of a date's optional ``dn_shift`` (``num_bands`` ints or ``None``), ``dn_rule`` and
+    ``dn_warning`` (strings or ``None``).
 
     Raises:
-        StoreError: a ``dn_shift`` of another length or outside int16, or a ``dn_rule`` that is not a string.
+        StoreError: a ``dn_shift`` of another length or outside int16, or a rule / warning that is not a string.
     """
     meta = meta if isinstance(meta, Mapping) else {}
     shift = np.full(num_bands, DN_SHIFT_UNKNOWN, np.int16)
@@ -230,10 +233,13 @@ def normalize_radiometry(meta: Mapping[str, Any] | None, num_bands: int, where: 
             raise StoreError(f"{where}: dn_shift {value!r} must be {num_bands} integers in -32767..32767, one per "
                              "band of the store")
         shift = a.astype(np.int16)
-    rule = meta.get("dn_rule")
-    if rule is not None and not isinstance(rule, str):
-        raise StoreError(f"{where}: dn_rule {rule!r} must be a string (the radiometry rule's name)")
-    return {"dn_shift": shift, "dn_rule": rule or ""}
+    out: dict[str, Any] = {"dn_shift": shift}
+    for name in ("dn_rule", "dn_warning"):
+        text = meta.get(name)
+        if text is not None and not isinstance(text, str):
+            raise StoreError(f"{where}: {name} {text!r} must be a string")
+        out[name] = text or ""
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- metadata

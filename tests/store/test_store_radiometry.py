@@ -18,7 +18,8 @@ OLD = Path(__file__).parent / "data" / "v1_no_checksums.zarr"  # written by seco
 
 
 def with_radiometry(loc: dict, shift: int, rule: str) -> dict:
-    metas = [None if m is None else {**m, "dn_shift": (shift,) * len(BANDS), "dn_rule": rule}
+    metas = [None if m is None else {**m, "dn_shift": (shift,) * len(BANDS), "dn_rule": rule,
+                                     "dn_warning": "assumed" if shift == 0 else None}
              for m in loc["dates_meta"]]
     return {**loc, "dates_meta": metas}
 
@@ -30,11 +31,12 @@ def test_written_and_read(tmp_path):
     s = open_store(tmp_path / "s")
     m0, m1 = s.meta(0), s.meta(1)
     assert m0[0]["dn_shift"] == (-1000,) * 4 and m0[0]["dn_rule"] == "earth-search-l2a:boa-offset-not-applied"
-    assert all(m["dn_shift"] is None and m["dn_rule"] is None for m in m1)
+    assert all(m["dn_shift"] is None and m["dn_rule"] is None and m["dn_warning"] is None for m in m1)
     a = s.meta_array("dn_shift")
     assert a.shape == (2, T, len(BANDS)) and a.dtype == np.int16
     assert (a[0][s.valid(0)] == -1000).all() and (a[1] == DN_SHIFT_UNKNOWN).all()
     assert s.meta_array("dn_rule")[0, 0] == "earth-search-l2a:boa-offset-not-applied"
+    assert m0[0]["dn_warning"] is None and s.meta_array("dn_warning").shape == (2, T)
 
 
 def test_meta_round_trips_into_another_store(tmp_path):
@@ -43,7 +45,7 @@ def test_meta_round_trips_into_another_store(tmp_path):
     a = open_store(tmp_path / "a")
     with create_store(tmp_path / "b", BANDS, T, P) as w:
         w.append(key=a.key(0), images=a.read(0), valid=a.valid(0), dates_meta=a.meta(0))
-    assert open_store(tmp_path / "b").meta(0) == a.meta(0)
+    assert open_store(tmp_path / "b").meta(0) == a.meta(0) and a.meta(0)[0]["dn_warning"] == "assumed"
 
 
 @pytest.mark.parametrize("value, match", [
