@@ -341,8 +341,9 @@ def _attrs(cfg: ImportConfig, corpus: Corpus, base: Path) -> dict[str, Any]:
             "root": str(base.absolute()),
             "config": cfg.to_dict(),
             "radiometry": corpus.scale.to_attrs(),
-            "cloud_fraction": (f"{QA60_CLOUD_FRACTION}: both downloaders mask QA60 cloud/cirrus and Earth Engine's "
-                               "sampleRectangle refuses masked pixels; QA60 patch fraction, not a cloud-free guarantee"),
+            "cloud_fraction": (f"{QA60_CLOUD_FRACTION} for every date, inferred, not measured: both downloaders mask "
+                               "QA60 cloud/cirrus and sample without a default for masked pixels, so no QA60-masked "
+                               "pixel is expected; QA60 patch fraction, not a cloud-free guarantee"),
             "grid": "native 20/60 m bands nearest-upsampled (2x2/6x6 repeats) to the 10 m grid, as seco collect",
             "dates": "valid dates in chronological order in the first slots; item_id = product folder name",
         },

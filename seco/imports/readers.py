@@ -35,9 +35,10 @@ __all__ = ["DateRead", "ReadJob", "ReadResult", "read_date", "read_location"]
 _PRODUCT_TIME = re.compile(r"^(\d{8}T\d{6})")
 
 #: Cloud fraction stored for every imported date. Both downloaders mask QA60 clouds and cirrus and call
-#: Earth Engine's ``sampleRectangle`` without a default value, which refuses masked pixels, so a patch that
-#: was written has no QA60-flagged pixel. QA60 is coarse (60 m, opaque cloud and cirrus only): this is the
-#: QA60 patch fraction, not a guarantee of cloud-free pixels (docs/IMPORT.md).
+#: Earth Engine's ``sampleRectangle`` without ``defaultValue`` (documented as the value "used when a sampled
+#: pixel is masked"), retrying failed requests at new locations, so written patches are expected to hold no
+#: QA60-masked pixel. An inference from the API and the download code, not checked on the files; QA60 is
+#: coarse (60 m): this is the QA60 patch fraction, not a cloud-free guarantee (docs/IMPORT.md).
 QA60_CLOUD_FRACTION = 0.0
 
 

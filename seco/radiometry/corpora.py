@@ -9,9 +9,10 @@ Facts (sources in docs/IMPORT.md):
   the 8-bit quantisation the values carry JPEG error. A stored ``v`` therefore means reflectance in
   ``[v / 255, (v + 1) / 255)``; seco converts it to the middle of that interval,
   ``DN = round((v + 0.5) * 10000 / 255)`` (20 .. 9980), except ``v = 255`` (reflectance >= 1, clipped), which
-  becomes 10000. ``v = 0`` is a real, dark value (reflectance < 0.0039), not nodata: Earth Engine's
-  ``sampleRectangle`` without a default value refuses masked pixels, so a downloaded patch has none; it maps
-  to DN 20, never to seco's nodata 0.
+  becomes 10000. ``v = 0`` is taken as a real, dark value (reflectance < 0.0039), not nodata: the downloader
+  calls Earth Engine's ``sampleRectangle`` without ``defaultValue`` (the value for masked pixels) and retries
+  failed requests elsewhere, so a downloaded patch is expected to hold no masked pixel; it maps
+  to DN 20, never to seco's nodata 0 (an inference from the API documentation and the download code).
 - **SSL4EO-S12 v1** (zhu-xlab/SSL4EO-S12 ``src/download_data/ssl4eo_s12_downloader.py``): ``COPERNICUS/S2``
   (L1C) and ``COPERNICUS/S2_SR`` (L2A) values written unchanged as uint16 (no compression): already
   reflectance x 10000 (seco's DN), 0 = nodata as in the ESA products. Dates 2019-12 .. 2021-10, before
