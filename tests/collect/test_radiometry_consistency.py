@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from seco.cli import main
+from seco.collect.journal import read_failures
+from seco.collect.radiometry import INCONSISTENT
 from seco.errors import ConfigError
 from seco.radiometry.consistency import ConsistencyConfig, check_dates, check_store, dark_objects
 from seco.store import open_store
@@ -91,9 +93,32 @@ def test_collected_store_flags_exactly_the_planted_date(kind, tmp_path: Path, ca
     others = {m["dn_rule"] for i in range(len(store)) for t, m in enumerate(store.meta(i))
               if m["valid"] and (i, t) not in carrying}
     assert others and all(r in ("local:raster-offset", "local:baseline<04.00") for r in others), others
+    # collect flagged the same dates already, in its failures table and its report
+    rows = [r for r in read_failures(tmp_path / "s.zarr") if r["kind"] == INCONSISTENT]
+    assert {(r["location_id"], r["date_index"]) for r in rows} == {(int(store.key(i)), t) for i, t in carrying}
+    assert {r["item_id"] for r in rows} == {planted["item"]}
+    assert f"{len(carrying)} date(s) ~1000 DN off" in capsys.readouterr().out
 
 
 def test_mislabel_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="mislabel"):
         make_archive(tmp_path / "x", zones=(31,), dates=("2022-03-01",), scene_px=264, mislabel="wrong",
                      progress=False, corrupt=0, missing=0)
+
+
+def test_radiometry_failures_rows():
+    from seco.collect.radiometry import RULE_WARNING, describe, radiometry_failures
+    from seco.collect.worker import LocationResult, LocationTask
+
+    imgs = stack([300, 420, 1350, 380, 330])
+    metas = [{"item_id": f"it{t}", "dn_rule": "local:baseline>=04.00" if t == 4 else "local:raster-offset",
+              "dn_warning": "no offset metadata" if t == 4 else None} for t in range(5)]
+    task = LocationTask(order=0, id=7, lon=0.0, lat=0.0, windows=(), spare=False)
+    r = LocationResult(task=task, status="ok", images=imgs, valid=np.ones(5, bool), dates_meta=metas)
+    rows = radiometry_failures(r, ("B02", "B03"))
+    assert [(f.location_id, f.date_index, f.kind, f.item_id) for f in rows] == [
+        (7, 4, RULE_WARNING, "it4"), (7, 2, INCONSISTENT, "it2")]
+    assert not any(f.is_fault for f in rows)
+    assert radiometry_failures(r, ("B04", "B08"))[1:] == []  # no B02/B03: only the rule warning
+    assert radiometry_failures(LocationResult(task=task, status="rejected"), ("B02", "B03")) == []
+    assert "1 date(s) ~1000 DN off" in describe({INCONSISTENT: 1, RULE_WARNING: 1}) and describe({}) is None
