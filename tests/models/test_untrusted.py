@@ -350,3 +350,29 @@ def test_malformed_exports_give_one_typed_error(tmp_path: Path, cli) -> None:
     pth.write_bytes(b"")
     with pytest.raises(CheckpointError, match="trunc.pth"):
         load_exported(pth)
+
+
+def test_only_safe_load_unpickles() -> None:
+    """Source guard: the only calls of torch.load / pickle.load(s) in seco are in seco/models/safe_load.py, no
+    call anywhere passes allow_pickle=True, and weights_only=False only comes with the restricted pickle."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "seco"
+    loads, unsafe = [], []
+    for p in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            where = f"{p.relative_to(root).as_posix()}:{node.lineno}"
+            if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                    and (f.value.id, f.attr) in {("torch", "load"), ("pickle", "load"), ("pickle", "loads")}):
+                loads.append(where)
+            kw = {k.arg: k.value for k in node.keywords}
+            wo, ap = kw.get("weights_only"), kw.get("allow_pickle")
+            if (isinstance(wo, ast.Constant) and wo.value is False and "pickle_module" not in kw) or (
+                isinstance(ap, ast.Constant) and ap.value is True
+            ):
+                unsafe.append(where)
+    assert loads and all(w.startswith("models/safe_load.py:") for w in loads), loads
+    assert not unsafe, unsafe
