@@ -123,6 +123,16 @@ class Finding:
     def kind(self) -> str:
         return self.flag.kind
 
+    @property
+    def problem(self) -> str:
+        """:meth:`message` (the field ``seco store check`` reports)."""
+        return self.message()
+
+    @property
+    def severity(self) -> str:
+        """``"warning"``: the date is suspicious, the location still usable."""
+        return "warning"
+
     def message(self) -> str:
         """One line naming the location, date, item, numbers and what to do."""
         f = self.flag

@@ -12,7 +12,13 @@ from seco.cli import main
 from seco.collect.journal import read_failures
 from seco.collect.radiometry import INCONSISTENT
 from seco.errors import ConfigError
-from seco.radiometry.consistency import ConsistencyConfig, check_dates, check_store, dark_objects
+from seco.radiometry.consistency import (
+    ConsistencyConfig,
+    check_dates,
+    check_location,
+    check_store,
+    dark_objects,
+)
 from seco.store import open_store
 from seco.synth.archive import make_archive, read_manifest
 from tests.integration.servers import archive_locations
@@ -98,6 +104,13 @@ def test_collected_store_flags_exactly_the_planted_date(kind, tmp_path: Path, ca
     assert {(r["location_id"], r["date_index"]) for r in rows} == {(int(store.key(i)), t) for i, t in carrying}
     assert {r["item_id"] for r in rows} == {planted["item"]}
     assert f"{len(carrying)} date(s) ~1000 DN off" in capsys.readouterr().out
+    # plugged into `seco store check` (seco.store.check takes any per-location check)
+    from seco.store.check import check_store as store_check
+
+    rep = store_check(tmp_path / "s.zarr", checks={"radiometry": check_location})
+    assert {(f.location, f.check, f.severity) for f in rep.findings} == {
+        (i, "radiometry", "warning") for i, _ in carrying}
+    assert all(planted["item"] in f.problem for f in rep.findings)
 
 
 def test_mislabel_is_checked(tmp_path):
