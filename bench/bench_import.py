@@ -27,7 +27,6 @@ import argparse
 import glob
 import json
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -119,22 +118,34 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def bench_import_rate(corpus: str, root: Path, out_dir: Path, workers: list[int], modality: str | None) -> list[dict]:
     rows = []
     for w in workers:
         out = out_dir / f"{corpus}-w{w}.zarr"
-        c0, p0, t0 = _children_cpu(), time.process_time(), time.perf_counter()
+        p0, t0 = time.process_time(), time.perf_counter()
         rep = run_import(ImportConfig(corpus, str(root), str(out), modality=modality, workers=w, progress=False))
         wall = time.perf_counter() - t0
-        cpu = time.process_time() - p0 + _children_cpu() - c0
+        # CPU time is only known for the in-process reader (pool workers are forkserver grandchildren)
+        cpu = time.process_time() - p0 if w == 0 else None
         rows.append({"corpus": corpus, "workers": rep.workers, "locations": rep.imported, "wall_s": wall,
-                     "loc_per_s": rep.imported / wall, "loc_per_cpu_s": rep.imported / max(cpu, 1e-9), "store": out})
+                     "loc_per_s": rep.imported / wall,
+                     "loc_per_cpu_s": None if cpu is None else rep.imported / max(cpu, 1e-9), "store": out})
     return rows
+
+
+def _noop(_: int) -> int:
+    return 0
+
+
+def pool_startup(workers: int) -> float:
+    """Seconds to start a forkserver pool of ``workers`` and get one (empty) task back from each."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as ex:
+        list(ex.map(_noop, range(workers)))
+    return time.perf_counter() - t0
 
 
 def _chunks(images: np.ndarray, codec: numcodecs.abc.Codec) -> list[bytes]:
@@ -149,8 +160,12 @@ def bench_bytes_and_reads(store_path: Path, reads: int, seed: int) -> dict:
     lut = seco_uint8_lut()
     inv = np.full(10001, 255, dtype=np.uint8)  # DN -> the corpus' uint8 (exact for LUT outputs)
     inv[lut] = np.arange(256, dtype=np.uint8)
-    # the store's default codec (blosc-lz4 5, byte shuffle; the item size comes from the array)
-    c16 = c8 = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    from seco.store.shard import ShardLayout
+
+    layout = ShardLayout.of_array(Path(store_path) / "images")
+    assert layout is not None and layout.codec is not None, "a local sharded store with a numcodecs codec"
+    c16 = layout.codec  # the codec the store was written with; the uint8 variant gets the same configuration
+    c8 = numcodecs.get_codec(c16.get_config())
     enc16, enc8, b16, b8 = [], [], 0, 0
     for i in range(len(s)):
         x = s.read(i)  # (T, C, P, P) uint16 DN
@@ -193,6 +208,7 @@ def bench_bytes_and_reads(store_path: Path, reads: int, seed: int) -> dict:
 
     return {
         "locations": n,
+        "codec": str(c16),
         "store_disk_mb_per_loc": _du(store_path / "images") / n / 1e6,
         "uint16_mem_mb_per_loc": b16 / n / 1e6,
         "uint8_mem_mb_per_loc": b8 / n / 1e6,
@@ -239,15 +255,19 @@ def main(argv: list[str] | None = None) -> None:
               f"SSL4EO-like s2c (uint16, 4 dates) {_du(ssl_root) / a.locations / 1e6:.2f} MB/location\n")
         rows = bench_import_rate("seco", seco_root, tmp, workers, None)
         rows += bench_import_rate("ssl4eo-s12", ssl_root, tmp, workers, "s2c")
+        starts = {w: pool_startup(w) for w in workers if w > 0}
+        print("pool start-up (forkserver, included in the wall times below): "
+              + ", ".join(f"{w} process(es) {t:.1f} s" for w, t in starts.items()) + "\n")
         print("| corpus | readers | locations | wall s | locations/s | locations per CPU-s |")
         print("|---|---|---:|---:|---:|---:|")
         for r in rows:
+            per_cpu = "-" if r["loc_per_cpu_s"] is None else f"{r['loc_per_cpu_s']:.2f}"
             print(f"| {r['corpus']} | {r['workers']} | {r['locations']} | {r['wall_s']:.1f} | {r['loc_per_s']:.2f} | "
-                  f"{r['loc_per_cpu_s']:.2f} |")
+                  f"{per_cpu} |")
         seco_store = rows[0]["store"]
         m = bench_bytes_and_reads(seco_store, a.reads, a.seed)
         print(f"\nSeCo import, {m['locations']} locations x 5 dates x 12 bands, 3 random dates x 12 bands per read "
-              "(best of 3, single process, Blosc 1 thread):\n")
+              f"(best of 3, single process, Blosc 1 thread; codec {m['codec']}):\n")
         print("| kept as | MB/location | reads/s (in-memory chunks) | ratio |")
         print("|---|---:|---:|---:|")
         print(f"| uint16 DN (chosen; store on disk {m['store_disk_mb_per_loc']:.2f} MB) | "
