@@ -34,6 +34,7 @@ def _check_oscd(r: dict, out: Path) -> None:
         m = json.loads((out / f"eval_oscd_{key}" / "metrics.json").read_text())
         g = m["test"]["all_pixels"]
         assert m["bands"] == list(L2A)  # random init reads the same bands as the weights (no B10)
+        assert m["normalization_policy"] == "data" and m["normalization"].startswith("train city statistics")
         assert r["oscd"][key]["f1"] == g["f1"] and r["oscd"][key]["precision"] == g["precision"]
         row = next(line for line in section.splitlines() if line.startswith("| SeCo" if key == "seco" else "| random"))
         assert f"{100 * g['f1']:.1f} %" in row and f"{100 * g['recall']:.1f} %" in row
@@ -51,12 +52,13 @@ def test_quick_with_the_eurosat_ms_sample(weights: Path, tmp_path: Path, monkeyp
     r = run_demo_eval(tmp_path, weights, quick=True)
     e = r["eurosat"]
     assert e["status"] == "ran" and e["kind"] == "ms"
+    section = r["markdown"].split("### EuroSAT")[1].split("###")[0]
     for key in ("seco", "random"):
-        m = json.loads((tmp_path / f"eval_eurosat_{key}" / "metrics.json").read_text())
-        assert m["bands"] == list(L2A)  # 12 of the 13 file bands, picked by name
-        assert e[key]["accuracy"] == m["fractions"]["100"]["accuracy"]
-        assert f"{100 * m['fractions']['100']['accuracy']:.1f} %" in r["markdown"]
-    assert e["seco"]["normalization"].startswith("weights")
+        assert e[key]["bands"] == list(L2A)  # 12 of the 13 file bands, picked by name
+        assert e[key]["normalization"] == "EuroSAT train split statistics"  # one policy for both backbones
+        assert 0.0 <= e[key]["accuracy"] <= 1.0 and sum(e[key]["splits"].values()) == 270
+        row = next(line for line in section.splitlines() if line.startswith("| SeCo" if key == "seco" else "| random"))
+        assert f"{100 * e[key]['accuracy']:.1f} %" in row
     _check_oscd(r, tmp_path)
 
 

@@ -33,7 +33,10 @@ TASKS: dict[str, dict[str, Any]] = {
     "eurosat": {"title": "EuroSAT MS sample (linear probe)", "metric": "accuracy", "invariant": True},
     "change": {"title": "change detection, simulated pairs (U-Net on feature differences)", "metric": "F1",
                "invariant": False},
+    "change_ap": {"title": "change detection, simulated pairs (threshold-free)", "metric": "average precision",
+                  "invariant": False},
     "oscd": {"title": "OSCD sample (U-Net on feature differences)", "metric": "F1", "invariant": False},
+    "oscd_ap": {"title": "OSCD sample (threshold-free)", "metric": "average precision", "invariant": False},
 }
 
 
@@ -63,8 +66,8 @@ def eurosat_images(root: str, bands: tuple[str, ...]) -> tuple[torch.Tensor, np.
     return torch.stack([ds.load(i) for i in range(len(ds))]), ds.labels
 
 
-def probe(weights: str, bands: tuple[str, ...], seed: int, x: torch.Tensor, y: np.ndarray, split_seed: int
-          ) -> dict[str, Any]:
+def probe(weights: str, bands: tuple[str, ...], seed: int, x: torch.Tensor, y: np.ndarray, split_seed: int,
+          cs: tuple[float, ...] | None = None) -> dict[str, Any]:
     """Linear-probe accuracy of a frozen backbone on (x, y), normalised with the train split's statistics."""
     lb = load_backbone(weights, bands, "resnet18", seed=seed)
     if lb.bands != bands:  # read in the weights' order
@@ -75,8 +78,9 @@ def probe(weights: str, bands: tuple[str, ...], seed: int, x: torch.Tensor, y: n
     before = snapshot(lb.model)
     f = extract_features(lb.model, x.split(128), norm)  # (N, D)
     check_unchanged(before, lb.model, "linear probe")
-    r = linear_probe(f[tr], y[tr], f[va], y[va], f[te], y[te])
-    return {"value": r.test_acc, "val": r.val_acc, "C": r.best_c, "n_train": len(tr), "n_test": len(te)}
+    r = linear_probe(f[tr], y[tr], f[va], y[va], f[te], y[te], **({"cs": cs} if cs else {}))
+    return {"value": r.test_acc, "val": r.val_acc, "C": r.best_c, "n_train": len(tr), "n_val": len(va),
+            "n_test": len(te)}
 
 
 def change(weights: str, bands: tuple[str, ...], seed: int, root: Path, out: Path, epochs: int, patch: int,
@@ -90,6 +94,7 @@ def change(weights: str, bands: tuple[str, ...], seed: int, root: Path, out: Pat
                        patch=patch, epochs=epochs, batch_size=batch, seed=seed, device=device, progress=False,
                        train_cities=train_cities, test_cities=test_cities)
     m = run_change_detection(cfg, normalization="data")
-    g, b = m["test"]["all_pixels"], m["test"]["per_batch_average"]
+    g, b, tf = m["test"]["all_pixels"], m["test"]["per_batch_average"], m["test"]["threshold_free"]
     return {"value": g["f1"], "precision": g["precision"], "recall": g["recall"], "iou": g["iou"],
-            "per_batch_f1": b["f1"], "steps": epochs * m["train"]["steps_per_epoch"], "time_s": m["timing"]["total_s"]}
+            "per_batch_f1": b["f1"], "average_precision": tf["average_precision"], "best_f1": tf["best_f1"],
+            "steps": epochs * m["train"]["steps_per_epoch"], "time_s": m["timing"]["total_s"]}

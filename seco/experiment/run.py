@@ -146,10 +146,12 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
         tasks["eurosat"] = ev.probe(w, bands, seed, data["eurosat_x"], data["eurosat_y"], split_seed=cfg.seed0)
     tasks["change"] = ev.change(w, bands, seed, paths["change"], cell / "change", cfg.cd_epochs, cfg.cd_patch,
                                 cfg.cd_batch, cfg.device)
+    tasks["change_ap"] = {"value": tasks["change"]["average_precision"]}
     if cfg.oscd:
         train_c = tuple(c for c in OSCD_LABELLED if c != cfg.oscd_test)
         tasks["oscd"] = ev.change(w, bands, seed, Path(cfg.oscd), cell / "oscd", cfg.oscd_epochs, 96, 32,
                                   cfg.device, train_cities=train_c, test_cities=(cfg.oscd_test,))
+        tasks["oscd_ap"] = {"value": tasks["oscd"]["average_precision"]}
     result = {"method": method, "seed": seed, "train": train, "tasks": tasks, "cell_s": time.perf_counter() - t0}
     tmp = cell / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
