@@ -135,3 +135,13 @@ def test_radiometry_failures_rows():
     assert radiometry_failures(r, ("B04", "B08"))[1:] == []  # no B02/B03: only the rule warning
     assert radiometry_failures(LocationResult(task=task, status="rejected"), ("B02", "B03")) == []
     assert "1 date(s) ~1000 DN off" in describe({INCONSISTENT: 1, RULE_WARNING: 1}) and describe({}) is None
+
+
+def test_stride_sample_agrees_with_every_pixel():
+    imgs = stack([300, 420, 1350, 380, 330], n=64)
+    full = check_dates(imgs, np.ones(5, bool), [0, 1], ConsistencyConfig(stride=1))
+    sampled = check_dates(imgs, np.ones(5, bool), [0, 1])
+    assert [(f.date, f.kind) for f in full] == [(f.date, f.kind) for f in sampled] == [(2, "offset-kept")]
+    assert abs(full[0].difference - sampled[0].difference) < 50
+    with pytest.raises(ConfigError, match="stride"):
+        ConsistencyConfig(stride=0)
