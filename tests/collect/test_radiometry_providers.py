@@ -194,3 +194,15 @@ def test_read_patch_applies_the_flag(post04):
     # the bug's behaviour, for the record: trusting raster:bands would have shifted the flagged scene as well
     assert dataclasses.replace(applied, provider=None).offsets["B02"] == -0.1
     assert dn_shift(dataclasses.replace(applied, provider=None), "B02") == -1000
+
+
+def test_mixed_providers_and_collections_in_one_catalog(tmp_path):
+    """One stac-geoparquet holding every fixture: each item keeps its own provider's rule."""
+    write_stac_geoparquet([load(s) for s in EXPECTED], tmp_path / "m.parquet")
+    found = ParquetCatalog(tmp_path / "m.parquet").search([-180, -90, 180, 90], "2015-01-01", "2026-01-01")
+    assert len(found) == len(EXPECTED)
+    want = {load(s)["id"]: (v[0], v[3], v[4]) for s, v in EXPECTED.items()}
+    for it in found:
+        provider, shift, rule = want[it.id]
+        assert it.provider == provider
+        assert {(shift_decision(it, b).shift, shift_decision(it, b).rule) for b in it.bands} == {(shift, rule)}
