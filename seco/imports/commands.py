@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def _add_common(p: argparse.ArgumentParser, modality: bool) -> None:
@@ -20,7 +21,8 @@ def _add_common(p: argparse.ArgumentParser, modality: bool) -> None:
     how.add_argument("--workers", type=int, default=None,
                      help=f"reader processes (default min(4, CPUs) = {min(4, os.cpu_count() or 1)}; 0: this process)")
     how.add_argument("--dask", metavar="ADDRESS", default=None,
-                     help="Dask scheduler address (tcp://HOST:PORT) whose workers read the files")
+                     help="Dask scheduler address (tcp://HOST:PORT) whose workers read the files "
+                          "(the corpus must be at the same path on every worker)")
     p.add_argument("--min-dates", type=int, default=3,
                    help="fewest valid dates a location needs (default 3: SeCo; 2: MoCo-v2+TP; 1: MoCo-v2)")
     p.add_argument("--patch-size", type=int, default=264, help="10 m pixels per side (default 264, the corpora's)")
@@ -35,7 +37,11 @@ def _run(a: argparse.Namespace) -> int:
     cfg = ImportConfig(corpus=a.corpus, root=a.root, out=a.out, modality=getattr(a, "modality", None),
                        workers=workers, dask=a.dask, min_dates=a.min_dates, patch_size=a.patch_size,
                        limit=a.limit, progress=not a.no_progress)
-    report = run_import(cfg)
+    try:
+        report = run_import(cfg)
+    except KeyboardInterrupt:
+        print("seco import: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
+        return 130
     print(report.describe())
     print(f"report: {os.path.join(report.store, '_import', 'report.json')}")
     return 0

@@ -256,7 +256,9 @@ def _read_location(ref: LocationRef, job: ReadJob) -> ReadResult:
     corpus, T, P = job.corpus, job.corpus.num_dates, job.patch_size
     key = ref.key(corpus)
     try:
-        dirs = sorted(e.name for e in os.scandir(ref.path) if e.is_dir())
+        # date folders; files beside them (the downloaders' --preview RGB GeoTIFFs) and hidden folders
+        # (.ipynb_checkpoints, .DS_Store-like debris) are not dates
+        dirs = sorted(e.name for e in os.scandir(ref.path) if e.is_dir() and not e.name.startswith("."))
     except OSError as e:
         return ReadResult(ref, key, "skipped", reason=f"cannot list the location folder ({e})")
     if not dirs:

@@ -5,7 +5,7 @@
 Both return a :class:`Fake` saying what each location holds, so tests check the importer against the plan,
 not against the importer. Locations, when ``broken`` (the default), by id:
 
-    0  every date good
+    0  every date good (plus preview GeoTIFFs and a hidden folder beside the date folders, to be ignored)
     1  short: only 2 dates (skipped with --min-dates 3)
     2  one date lacks B5.tif (that date left out)
     3  one date's B2.tif is truncated (unreadable; that date left out)
@@ -111,6 +111,11 @@ def _make(root: Path, files: tuple[str, ...], n_dates: int, digits: int, locatio
                     "PROCESSING_BASELINE": "04.00" if (baseline_case and broken and i == 6) else "02.14"}
             if not (broken and i == 5 and d == 0):
                 (ddir / "metadata.json").write_text(json.dumps(meta))
+        if broken and i == 0:  # what the downloaders' --preview and a notebook leave beside the date folders
+            for pid in ids:
+                _write(loc / f"{pid}.tif", np.full((patch, patch), 7, dtype=np.uint8 if uint8 else np.uint16),
+                       (lon, lat), "none")
+            (loc / ".ipynb_checkpoints").mkdir()
         fake.dates[name] = ids
         lost = {ids[1]} if (broken and i == 2) else {ids[2]} if (broken and i == 3) else set()
         fake.good[name] = [p for p in ids if p not in lost]
