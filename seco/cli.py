@@ -48,6 +48,15 @@ def _run_synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def _int_or_auto(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor an integer") from None
+
+
 PRETRAIN_FLAGS: dict[str, dict] = {
     "store": dict(help="the seco store to train on (from `seco synth` or `seco collect`)"),
     "out": dict(help="run folder: checkpoints, config.yaml, metrics.csv, curves.png, tensorboard/"),
@@ -65,8 +74,12 @@ PRETRAIN_FLAGS: dict[str, dict] = {
     "queue_size": dict(type=int, help="negatives per subspace, a multiple of the global batch (default 16384)"),
     "temperature": dict(type=float, help="InfoNCE temperature (default 0.07)"),
     "key_momentum": dict(type=float, help="EMA of the key encoder (default 0.999)"),
-    "num_workers": dict(type=int, help="DataLoader worker processes (default 0)"),
-    "precision": dict(choices=["fp32", "bf16"], help="bf16 uses autocast where the device supports it"),
+    "num_workers": dict(type=_int_or_auto, help="DataLoader worker processes, or auto (default: on CUDA the "
+                        "CPUs of this process minus one, on the CPU 0)"),
+    "precision": dict(choices=["auto", "fp32", "bf16"], help="auto (default): bf16 autocast on CUDA, fp32 on the "
+                      "CPU; fp32 reproduces the paper exactly"),
+    "on_corrupt": dict(choices=["fail", "skip"], help="a location whose data cannot be decoded: fail (default, "
+                       "naming it and its file) or skip it (logged, kept in the checkpoint)"),
     "device": dict(help="auto (default), cpu, cuda or cuda:N"),
     "seed": dict(type=int, help="default 0"),
     "log_every": dict(type=int, help="steps between metric rows (default 10)"),
@@ -81,7 +94,9 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
     p.add_argument("--config", help="a YAML file of options; command-line flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--channels-last", dest="channels_last", action="store_const", const=True, default=None)
+    p.add_argument("--channels-last", dest="channels_last", action="store_const", const=True, default=None,
+                   help="channels-last memory format (default on CUDA)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False)
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None)
     p.set_defaults(func=_run_pretrain)

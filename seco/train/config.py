@@ -13,12 +13,13 @@ from typing import Any
 
 import yaml
 
+from seco.data.corrupt import ON_CORRUPT
 from seco.data.transforms import Augment
 from seco.errors import ConfigError
 
 METHODS = ("seco", "moco", "moco-tp")
 BACKBONES = ("resnet18", "resnet50")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("step", "cosine", "constant")
 
 
@@ -29,6 +30,10 @@ class PretrainConfig:
     Defaults follow the SeCo paper's code: SGD lr 0.03, momentum 0.9, weight decay 1e-4, batch 256,
     queue 16384 per subspace, temperature 0.07, key momentum 0.999, 200 epochs with the learning rate
     divided by 10 at 60 % and 80 % of training (the paper's epochs 120 and 160).
+
+    ``num_workers="auto"``, ``precision="auto"`` and ``channels_last=None`` are settled for the device by
+    :func:`for_device` before a run starts (and saved settled): on CUDA bf16 autocast + channels-last and one
+    worker per CPU left to the process; on the CPU fp32, contiguous, no worker process.
     """
 
     store: str
@@ -50,9 +55,10 @@ class PretrainConfig:
     emb_dim: int = 128
     temperature: float = 0.07
     key_momentum: float = 0.999
-    num_workers: int = 0
-    precision: str = "fp32"
-    channels_last: bool = False
+    num_workers: int | str = "auto"
+    precision: str = "auto"
+    channels_last: bool | None = None
+    on_corrupt: str = "fail"
     device: str = "auto"
     seed: int = 0
     log_every: int = 10
@@ -78,7 +84,12 @@ class PretrainConfig:
             (self.queue_size >= 1, f"--queue-size {self.queue_size} must be positive"),
             (0.0 <= self.key_momentum < 1.0, f"--key-momentum {self.key_momentum} must be in [0, 1)"),
             (self.temperature > 0, f"--temperature {self.temperature} must be positive"),
-            (self.num_workers >= 0, f"--num-workers {self.num_workers} must be >= 0"),
+            (
+                self.num_workers == "auto" or (isinstance(self.num_workers, int) and self.num_workers >= 0),
+                f"--num-workers {self.num_workers!r} must be 'auto' or an integer >= 0",
+            ),
+            (self.channels_last in (None, True, False), f"channels_last {self.channels_last!r} must be true or false"),
+            (self.on_corrupt in ON_CORRUPT, f"--on-corrupt {self.on_corrupt!r} is not one of {', '.join(ON_CORRUPT)}"),
             (self.ckpt_every >= 1, f"--ckpt-every {self.ckpt_every} must be >= 1"),
             (self.log_every >= 1, f"--log-every {self.log_every} must be >= 1"),
         ]
@@ -124,6 +135,38 @@ class PretrainConfig:
         tmp = Path(str(path) + ".tmp")
         tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
         tmp.replace(path)
+
+
+def for_device(cfg: PretrainConfig, device_type: str, cpus: int, bf16_ok: bool = True) -> PretrainConfig:
+    """``cfg`` with its automatic settings settled for a device (what the run saves and a resume keeps).
+
+    Args:
+        cfg: the configuration.
+        device_type: ``"cuda"`` or ``"cpu"`` (the training device of this process).
+        cpus: CPUs this process may use (``len(os.sched_getaffinity(0))`` divided by the processes per node).
+        bf16_ok: the device supports bfloat16 autocast.
+
+    Raises:
+        ConfigError: ``--num-workers`` larger than ``cpus``, or bf16 asked on a device without it.
+    """
+    cuda = device_type == "cuda"
+    workers = cfg.num_workers
+    if workers == "auto":
+        # CUDA: every CPU but the one driving the GPU decodes. CPU: the step already uses every core
+        # (intra-op threads) and a worker only competes with it (docs/BENCHMARKS.md, "Pipeline (issue 8)").
+        workers = max(1, cpus - 1) if cuda else 0
+    elif int(workers) > cpus:
+        raise ConfigError(
+            f"--num-workers {workers} is more than the {cpus} CPUs this process may use; "
+            f"use --num-workers auto or at most {cpus}"
+        )
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and bf16_ok else "fp32"
+    elif precision == "bf16" and cuda and not bf16_ok:
+        raise ConfigError("--precision bf16 is not supported by this GPU; use --precision fp32")
+    channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+    return dataclasses.replace(cfg, num_workers=int(workers), precision=precision, channels_last=channels_last)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

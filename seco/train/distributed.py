@@ -40,6 +40,17 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
+def cpus_per_process() -> int:
+    """CPUs this process may use: its affinity set (``os.sched_getaffinity``, which honours taskset and
+    container CPU sets, unlike ``os.cpu_count``) divided among torchrun's processes on this node."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    local_world = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, cpus // local_world)
+
+
 def init_from_env(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1), else run single-process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,22 @@ from seco import __version__
 from seco.bands import parse_bands
 from seco.data.normalize import Normalization, to_reflectance
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain
+from seco.data.ring import BatchRing, RingBatches, ring_slots
 from seco.data.views import recipe_for
 from seco.errors import ConfigError
 from seco.models.seco import ContrastiveModel
 from seco.store import open_store
-from seco.train.config import PretrainConfig
-from seco.train.distributed import DistInfo, all_reduce_mean, barrier, init_from_env, shutdown
+from seco.train.config import PretrainConfig, for_device
+from seco.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    cpus_per_process,
+    init_from_env,
+    shutdown,
+)
 from seco.train.logs import MetricsLog
+from seco.train.prefetch import DevicePrefetcher
 from seco.train.run_checkpoint import check_model_fits, read_run_checkpoint, save_run_checkpoint
 
 CKPT_FORMAT = "seco-pretrain"
@@ -36,8 +46,10 @@ CKPT_VERSION = 1
 #: Options that may change when resuming; everything else must match the saved run.
 RESUMABLE_CHANGES = {
     "epochs", "max_steps", "max_minutes", "num_workers", "device", "progress", "log_every", "ckpt_every", "plot_every",
-    "tensorboard", "out", "store",
+    "tensorboard", "out", "store", "on_corrupt",
 }
+#: Batches each DataLoader worker keeps in flight (torch's default); the ring has workers x this + 3 slots.
+PREFETCH_FACTOR = 2
 NUM_HEADS = {"seco": 3, "moco": 1, "moco-tp": 1}
 
 
@@ -156,7 +168,8 @@ def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Any, tuple[str, .
     if cfg.crop > store.patch_size:
         raise ConfigError(f"--crop {cfg.crop} is larger than the store's {store.patch_size} px patches")
     dataset = PretrainDataset(
-        store, bands, num_dates=recipe_for(cfg.method).num_dates, seed=cfg.seed, drop_incomplete=True, as_dn=True
+        store, bands, num_dates=recipe_for(cfg.method).num_dates, seed=cfg.seed, drop_incomplete=True, as_dn=True,
+        on_corrupt=cfg.on_corrupt,
     )
     if cfg.batch_size > len(dataset):
         raise ConfigError(
@@ -164,6 +177,25 @@ def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Any, tuple[str, .
             f"({cfg.store}); use --batch-size {len(dataset)} or less, or collect more locations"
         )
     return store, bands, dataset
+
+
+def _make_ring(
+    cfg: PretrainConfig, store: Any, dataset: PretrainDataset, local_batch: int, device: torch.device
+) -> BatchRing | None:
+    """The reusable batch buffers the workers decode into, pinned once on CUDA (``None`` for a store that
+    cannot decode into a caller's buffer).
+
+    Raises:
+        ConfigError: the buffers do not fit in shared memory / RAM, or CUDA cannot pin them.
+    """
+    if not dataset._reads_into:
+        return None
+    shape = (local_batch, dataset.num_dates, len(dataset.bands), store.patch_size, store.patch_size)
+    ring = BatchRing(ring_slots(int(cfg.num_workers), PREFETCH_FACTOR), shape)  # (R, B, n, C, H, W) uint16
+    if device.type == "cuda":
+        ring.pin()
+    dataset.ring = ring
+    return ring
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, given: set[str] | None = None) -> PretrainResult:
@@ -192,14 +224,17 @@ def _pretrain(
             raise ConfigError(
                 f"--out {str(out)!r} already holds a run; pass --resume to continue it, or choose another --out"
             )
+    bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
+    cfg = for_device(cfg, device.type, cpus_per_process(), bf16_ok)  # automatic settings settled (and saved)
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        cfg = _check_resume_config(PretrainConfig.from_dict(ckpt["config"]), cfg, given)
-    if cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"--precision bf16 is not supported on {torch.cuda.get_device_name(device)}; use fp32")
+        # the worker count is operational: a resumed run uses this machine's, whether given or automatic
+        cfg = _check_resume_config(PretrainConfig.from_dict(ckpt["config"]), cfg, given | {"num_workers"})
+        cfg = for_device(cfg, device.type, cpus_per_process(), bf16_ok)
 
     store, bands, dataset = prepare(cfg, info.world_size)
     local_batch = cfg.batch_size // info.world_size
+    ring = _make_ring(cfg, store, dataset, local_batch, device)  # refuses what memory cannot hold, before work
     norm = Normalization.from_store(store, bands)
     recipe = recipe_for(cfg.method)
     aug = cfg.augment_config()
@@ -220,20 +255,25 @@ def _pretrain(
     params = model.query_parameters()
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
+    # (epoch, i) keys: persistent workers need no set_epoch, and what they prefetch never moves the position
     sampler = ResumableSampler(
-        len(dataset), local_batch, seed=cfg.seed, rank=info.rank, world_size=info.world_size
+        len(dataset), local_batch, seed=cfg.seed, rank=info.rank, world_size=info.world_size, with_epoch=True
     )
     steps_per_epoch = sampler.batches_per_epoch
     total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, total))
 
     step = 0
+    # damaged locations met so far (--on-corrupt skip), by store location: part of the run state
+    damaged: dict[int, dict[str, Any]] = {}
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         sampler.load_state_dict(ckpt["sampler"])
         step = int(ckpt["step"])
+        damaged = {int(r["location"]): dict(r) for r in ckpt.get("corrupt_locations", [])}
+        dataset.known_bad = set(damaged)  # read by the workers, which start after this
     ddp_model: torch.nn.Module = model
     if info.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -255,12 +295,14 @@ def _pretrain(
 
     loader = DataLoader(
         dataset,
-        batch_sampler=sampler,
+        batch_sampler=RingBatches(sampler, ring) if ring is not None else sampler,
         collate_fn=collate_pretrain,
-        num_workers=cfg.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
+        num_workers=int(cfg.num_workers),
+        pin_memory=device.type == "cuda" and ring is None,  # the ring is pinned once instead
+        persistent_workers=int(cfg.num_workers) > 0,
+        prefetch_factor=PREFETCH_FACTOR if int(cfg.num_workers) > 0 else None,
     )
+    prefetcher = DevicePrefetcher(device, ring)
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         if cfg.precision == "bf16"
@@ -274,9 +316,13 @@ def _pretrain(
 
     gen = torch.Generator()
     deadline = time.monotonic() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
-    last_loss = float("nan")
+    # the last step's outputs stay on the device; the host reads them only every log_every steps (no sync)
+    loss_dev: torch.Tensor | None = None
     t_last = time.perf_counter()
     seen_since = 0
+
+    def last_loss() -> float:
+        return float(loss_dev) if loss_dev is not None else float("nan")
 
     def save() -> None:
         if info.enabled:
@@ -297,7 +343,8 @@ def _pretrain(
                 "bands": list(bands),
                 "normalization": norm.to_dict(),
                 "num_locations": len(dataset),
-                "loss": last_loss,
+                "loss": last_loss(),
+                "corrupt_locations": [damaged[k] for k in sorted(damaged)],
             },
             ckpt_path,
         )
@@ -306,8 +353,16 @@ def _pretrain(
     try:
         while step < total and not stopping:
             dataset.set_epoch(sampler.epoch)
-            for batch in loader:
-                images = batch["images"].to(device, non_blocking=True)  # (B, n_dates, C, H, W) uint16 DN
+            for batch in prefetcher.epoch(loader):
+                images = batch["images"]  # (B, n_dates, C, H, W) uint16 DN, on the device (copied ahead)
+                for rec in batch.get("corrupt", ()):
+                    if int(rec["location"]) not in damaged:
+                        damaged[int(rec["location"])] = rec
+                        rank = f"rank {info.rank}: " if info.enabled else ""
+                        print(
+                            f"warning: {rank}skipped damaged location {rec['location']} ({rec['key']}), file "
+                            f"{rec['path']}; --on-corrupt skip: training goes on without it", file=sys.stderr
+                        )
                 if device.type != "cpu":  # on the CPU make_views converts only the crop boxes (bitwise the same)
                     images = to_reflectance(images)
                 gen.manual_seed(_step_seed(cfg.seed, info.rank, step))
@@ -325,13 +380,17 @@ def _pretrain(
                 step += 1
                 sampler.advance()
                 seen_since += cfg.batch_size
-                last_loss = float(res.loss.detach())
+                loss_dev = res.loss.detach()
 
-                if step % cfg.log_every == 0 or step == total or step == 1:
+                logging = step % cfg.log_every == 0 or step == total or step == 1
+                if logging:
+                    heads = len(res.loss_per_head)
+                    # one device -> host read for every logged value
+                    vals = torch.stack([loss_dev, *res.loss_per_head, *res.acc_per_head]).detach().float().tolist()
                     now = time.perf_counter()
                     sps = seen_since / max(now - t_last, 1e-9)
                     t_last, seen_since = now, 0
-                    loss_mean = all_reduce_mean(last_loss, info, device)
+                    loss_mean = all_reduce_mean(vals[0], info, device)
                     if log is not None:
                         row: dict[str, Any] = {
                             "step": step,
@@ -340,17 +399,22 @@ def _pretrain(
                             "lr": optimizer.param_groups[0]["lr"],
                             "samples_per_s": sps,
                         }
-                        for h, (lh, ah) in enumerate(zip(res.loss_per_head, res.acc_per_head, strict=True)):
-                            row[f"loss/head{h}"] = float(lh.detach())
-                            row[f"acc/head{h}"] = 100.0 * float(ah)
+                        for h in range(heads):
+                            row[f"loss/head{h}"] = vals[1 + h]
+                            row[f"acc/head{h}"] = 100.0 * vals[1 + heads + h]
+                        if cfg.on_corrupt == "skip":
+                            row["skipped_locations"] = len(damaged)
                         log.log(row)
                     if bar is not None:
                         bar.set_postfix(loss=f"{loss_mean:.3f}", samples_s=f"{sps:.1f}")
                 if bar is not None:
                     bar.update(1)
-                # a time-limited run ends at this step on every rank, with a checkpoint and closed logs
+                # a time-limited run ends at this step on every rank, with a checkpoint and closed logs (under
+                # DDP the ranks agree on it at logged steps only: the vote is a collective, i.e. a host sync)
                 stopping = step >= total or (
-                    deadline is not None and _flag_any(time.monotonic() > deadline, info, device)
+                    deadline is not None
+                    and (not info.enabled or logging)
+                    and _flag_any(time.monotonic() > deadline, info, device)
                 )
                 if step % cfg.ckpt_every == 0 or stopping:
                     save()
@@ -365,4 +429,7 @@ def _pretrain(
             bar.close()
         if log is not None:
             log.close()
-    return PretrainResult(out_dir=out, checkpoint=ckpt_path, steps=step, final_loss=last_loss)
+        del loader  # persistent workers end here, before the ring they write into is unpinned
+        if ring is not None:
+            ring.unpin()
+    return PretrainResult(out_dir=out, checkpoint=ckpt_path, steps=step, final_loss=last_loss())
