@@ -203,3 +203,19 @@ def test_migrate_skips_damaged_locations_only_when_asked(damaged, tmp_path):
     r = migrate_store(path, tmp_path / "b.zarr", on_corrupt="skip", progress=False)
     assert r.skipped == [1, 3, 4] and r.copied == 3
     assert open_store(tmp_path / "b.zarr").keys() == [locs[i]["key"] for i in (0, 2, 5)]
+
+
+def test_direct_blosc_calls_decode_as_numcodecs_does(tmp_path, monkeypatch):
+    """The reader calls c-blosc directly when numcodecs' library exports it; the numcodecs path is the fallback."""
+    import seco.store.shard as shard
+
+    path = tmp_path / "s.zarr"
+    locs = _write(path, n=3)
+    if shard._BLOSC_C is None:
+        pytest.skip("this numcodecs build does not export blosc_decompress_ctx: only the fallback runs here")
+    direct = [open_store(path).read(i, [2, 0], ["B08", "B02", "B04"]) for i in range(3)]
+    monkeypatch.setattr(shard, "_BLOSC_C", None)
+    fallback = [open_store(path).read(i, [2, 0], ["B08", "B02", "B04"]) for i in range(3)]
+    for i in range(3):
+        np.testing.assert_array_equal(direct[i], fallback[i])
+        np.testing.assert_array_equal(direct[i], stored(locs[i])[[2, 0]][:, [3, 0, 2]])
