@@ -27,6 +27,8 @@ def _add_common(p: argparse.ArgumentParser, modality: bool) -> None:
                    help="fewest valid dates a location needs (default 3: SeCo; 2: MoCo-v2+TP; 1: MoCo-v2)")
     p.add_argument("--patch-size", type=int, default=264, help="10 m pixels per side (default 264, the corpora's)")
     p.add_argument("--limit", type=int, default=None, help="import only the first N locations (by id)")
+    p.add_argument("--commit-every", type=int, default=16,
+                   help="locations per store commit (default 16); a crash re-reads at most the uncommitted ones")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -36,7 +38,7 @@ def _run(a: argparse.Namespace) -> int:
     workers = a.workers if a.workers is not None else min(4, os.cpu_count() or 1)
     cfg = ImportConfig(corpus=a.corpus, root=a.root, out=a.out, modality=getattr(a, "modality", None),
                        workers=workers, dask=a.dask, min_dates=a.min_dates, patch_size=a.patch_size,
-                       limit=a.limit, progress=not a.no_progress)
+                       limit=a.limit, commit_every=a.commit_every, progress=not a.no_progress)
     try:
         report = run_import(cfg)
     except KeyboardInterrupt:

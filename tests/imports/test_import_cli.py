@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_import import _same_store
 
 from seco.cli import main
@@ -27,18 +28,19 @@ def _committed(store: Path) -> int:
         return 0
 
 
-def _import_cmd(root: Path, out: Path) -> list[str]:
+def _import_cmd(root: Path, out: Path, commit_every: int = 1) -> list[str]:
     return [sys.executable, "-m", "seco", "import", "seco", str(root), "--out", str(out), "--workers", "0",
-            "--patch-size", "48", "--no-progress"]
+            "--patch-size", "48", "--commit-every", str(commit_every), "--no-progress"]
 
 
-def test_sigkill_at_random_moments_then_rerun_gives_the_same_store(seco_fake, seco_store, tmp_path):
-    rng = np.random.default_rng(7)
+@pytest.mark.parametrize("commit_every", [1, 2])
+def test_sigkill_at_random_moments_then_rerun_gives_the_same_store(seco_fake, seco_store, tmp_path, commit_every):
+    rng = np.random.default_rng(7 + commit_every)
     out = tmp_path / "killed.zarr"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     landed = []
     for _ in range(3):  # bounded number of kills
-        proc = subprocess.Popen(_import_cmd(seco_fake.root, out), cwd=REPO, env=env,
+        proc = subprocess.Popen(_import_cmd(seco_fake.root, out, commit_every), cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         before = _committed(out)
         deadline = time.monotonic() + 60
@@ -54,7 +56,7 @@ def test_sigkill_at_random_moments_then_rerun_gives_the_same_store(seco_fake, se
         s = open_store(out)  # what is visible is complete and in order
         assert s.keys() == open_store(seco_store).keys()[: len(s)]
     assert landed and 0 < landed[0] < 7, f"no kill landed mid-run: {landed}"
-    r = subprocess.run(_import_cmd(seco_fake.root, out), cwd=REPO, env=env, capture_output=True, text=True,
+    r = subprocess.run(_import_cmd(seco_fake.root, out, commit_every), cwd=REPO, env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert "imported 7 of 8" in r.stdout and "000001" in r.stdout
