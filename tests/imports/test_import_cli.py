@@ -33,7 +33,7 @@ def _import_cmd(root: Path, out: Path, commit_every: int = 1) -> list[str]:
             "--patch-size", "48", "--commit-every", str(commit_every), "--no-progress"]
 
 
-@pytest.mark.parametrize("commit_every", [1, 2])
+@pytest.mark.parametrize("commit_every", [2])  # batched commits like the default (16)
 def test_sigkill_at_random_moments_then_rerun_gives_the_same_store(seco_fake, seco_store, tmp_path, commit_every):
     rng = np.random.default_rng(7 + commit_every)
     out = tmp_path / "killed.zarr"
