@@ -88,16 +88,24 @@ def _from_catalog(catalog: str, item_id: str, collection: str | None, timeout: f
         url = PRESETS[catalog].url if catalog in PRESETS else catalog
         coll = collection or DEFAULT_COLLECTION
         from pystac_client import Client
+        from pystac_client.conformance import ConformanceClasses
 
+        found: dict[str, Any] | None = None
         try:
-            client_coll = Client.open(url, timeout=timeout).get_collection(coll)
-            found = None if client_coll is None else client_coll.get_item(item_id)
+            client = Client.open(url, timeout=timeout)
+            if client.conforms_to(ConformanceClasses.ITEM_SEARCH):  # the item exactly as the API serves it
+                hits = client.search(ids=[item_id], collections=[coll], max_items=2, method="GET")
+                found = next((d for d in hits.items_as_dicts() if d.get("id") == item_id), None)
+            else:
+                client_coll = client.get_collection(coll)
+                item = None if client_coll is None else client_coll.get_item(item_id)
+                found = None if item is None else item.to_dict()
         except Exception as e:  # pystac-client raises APIError, requests and JSON errors alike
             raise CatalogError(f"cannot look up item {item_id!r} in collection {coll!r} at {url} "
                                f"({type(e).__name__}: {e})") from e
-        if found is None or found.id != item_id:
+        if found is None:
             raise CatalogError(f"item {item_id!r} not found in collection {coll!r} at {url}")
-        return found.to_dict()
+        return found
     path = Path(catalog)
     if not path.exists():
         raise CatalogError(f"catalog {catalog!r} is neither a preset, an http(s) STAC API URL, nor a "

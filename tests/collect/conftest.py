@@ -143,6 +143,10 @@ def _collection(cid: str, item_assets: dict[str, Any] | None) -> dict[str, Any]:
 def _filter(state: StacServer, params: dict[str, Any]) -> list[dict[str, Any]]:
     colls = params.get("collections") or list(state.items)
     feats = [it for c in colls for it in state.items.get(c, [])]
+    ids = params.get("ids")  # a list (POST) or a comma-separated string (GET)
+    if ids:
+        wanted = set(ids.split(",") if isinstance(ids, str) else ids)
+        feats = [it for it in feats if it["id"] in wanted]
     if params.get("bbox"):
         qw, qs, qe, qn = (float(v) for v in params["bbox"])
     else:

@@ -136,3 +136,12 @@ def test_usage_errors(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["catalog", "inspect", str(tmp_path / "bad.json")]) == 2
     assert "is not JSON" in capsys.readouterr().err
+
+
+def test_by_id_from_a_stac_api(stac_api, capsys):
+    """--id with --catalog URL looks the item up in the API (here the loopback STAC API of conftest)."""
+    rep = run_json(["--id", "s2-0003", "--catalog", stac_api.base, "--collection", "s2"], capsys)
+    assert rep["id"] == "s2-0003" and rep["provider"] == "unknown" and rep["processing_baseline"] == "05.09"
+    assert {r.get("rule") for r in rep["bands"] if r["band"] != "SCL"} == {"stac:raster-offset"}
+    assert main(["catalog", "inspect", "--id", "s2-9999", "--catalog", stac_api.base, "--collection", "s2"]) == 2
+    assert "not found" in capsys.readouterr().err
