@@ -151,7 +151,11 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--locations", required=True, help="GeoParquet of locations with date windows (seco sample)")
     p.add_argument("--catalog", required=True,
                    help="STAC API URL, preset (earth-search, planetary-computer) or stac-geoparquet file")
-    p.add_argument("--out", required=True, help="store folder: created, or continued if an earlier run made it")
+    p.add_argument("--out", required=True, help="store folder or fsspec URL (s3://bucket/x.zarr): created, or "
+                                                "continued if an earlier run made it")
+    p.add_argument("--journal", default=None,
+                   help="local folder for the journal, failures table and lock (default <out>/_collect; required "
+                        "when --out is a URL; give the same folder on every rerun)")
     p.add_argument("--collection", default=None, help="collection id (default sentinel-2-l2a for APIs)")
     p.add_argument("--bands", choices=["l2a", "l1c"], default="l2a", help="l2a: 12 bands (default); l1c: 13")
     p.add_argument("--patch-size", type=int, default=264, help="patch side in 10 m pixels (default 264)")
@@ -188,6 +192,7 @@ def collect_config(a: argparse.Namespace) -> Any:
         max_nodata=a.max_nodata, policy=a.policy, harmonize=not a.no_harmonize, spares=a.spares,
         max_scenes=a.max_scenes, workers=a.workers, scheduler=a.scheduler, retries=a.retries,
         backoff_s=a.backoff, backoff_max_s=a.backoff_max, timeout_s=a.timeout, progress=not a.no_progress,
+        journal=a.journal,
     )
 
 

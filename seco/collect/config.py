@@ -49,6 +49,8 @@ class CollectConfig:
         backoff_max_s: longest retry wait.
         timeout_s: seconds per HTTP request (catalog searches and GDAL's asset reads).
         progress: show a progress bar on stderr.
+        journal: local folder for the journal, failures table, summary and lock (``None``: ``<out>/_collect``,
+            which needs a local ``out``; required when ``out`` is an fsspec URL such as ``s3://bucket/x.zarr``).
     """
 
     locations: str
@@ -71,6 +73,7 @@ class CollectConfig:
     backoff_max_s: float = 30.0
     timeout_s: float = 30.0
     progress: bool = True
+    journal: str | None = None
 
     def __post_init__(self) -> None:
         if self.bands not in BAND_CHOICES:
@@ -93,9 +96,16 @@ class CollectConfig:
         if not 0 < self.timeout_s <= 3600:
             raise ConfigError(f"--timeout {self.timeout_s!r} must be in (0, 3600] seconds")
         RetryPolicy(self.retries, self.backoff_s, self.backoff_max_s)  # validates
-        if not str(self.out) or "://" in str(self.out) and not str(self.out).startswith("file://"):
-            raise ConfigError(f"--out {self.out!r} must be a local folder: the collect journal and lock live "
-                              "beside the data; collect locally, then copy the store to object storage")
+        if not str(self.out):
+            raise ConfigError("--out is empty; give a folder or an object store URL (s3://bucket/store.zarr)")
+        if self.journal is not None and (not str(self.journal) or is_url(str(self.journal))):
+            raise ConfigError(f"--journal {self.journal!r} must be a local folder (the journal needs appends and a "
+                              "file lock, which object stores do not offer)")
+        if is_url(str(self.out)) and self.journal is None:
+            raise ConfigError(
+                f"--out {self.out!r} is an object store: give --journal DIR too, a local folder for the collect "
+                "journal, failures table and lock (object stores offer no appends or locks); rerun with the same "
+                "DIR to resume")
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -121,6 +131,11 @@ class CollectConfig:
 #: Options that must not change between a run and its resumption (they change what the store holds).
 FINGERPRINT_FIELDS = ("catalog", "collection", "bands", "patch_size", "max_cloud", "max_nodata", "policy",
                       "harmonize", "spares", "max_scenes")
+
+
+def is_url(target: str) -> bool:
+    """Whether a store target is an fsspec URL (``s3://``, ``gs://``, ``memory://`` ...) rather than a folder."""
+    return "://" in target and not target.startswith("file://")
 
 
 def _local_path(out: str) -> Path:

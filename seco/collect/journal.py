@@ -16,8 +16,13 @@ from seco.errors import CollectError, StoreError
 if TYPE_CHECKING:
     from seco.collect.worker import Failure, LocationResult
 
-#: Folder inside the store with the journal, the failures table, the summary and the lock.
+#: Folder inside a local store with the journal, the failures table and the summary (``--journal`` elsewhere).
 STATE_DIR = "_collect"
+#: File in the journal folder naming the store it belongs to.
+OWNER = "store.json"
+#: File in the journal folder that exists while the run creates a store on an object store (which, unlike a
+#: local folder, cannot be created atomically): a rerun that finds it and a half-made store there starts over.
+CREATING = "creating"
 JOURNAL_VERSION = 1
 
 
@@ -88,11 +93,23 @@ def write_failures(journal: Journal, path: Path, extra: Sequence[Failure] = ()) 
     return len(rows)
 
 
-def read_failures(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The failures table of a collected store as a list of dicts (columns: :data:`FAILURE_COLUMNS`)."""
+def read_failures(store: str | os.PathLike[str] | None = None, *, journal: str | os.PathLike[str] | None = None
+                  ) -> list[dict[str, Any]]:
+    """The failures table of a collected store as a list of dicts (columns: :data:`FAILURE_COLUMNS`).
+
+    Args:
+        store: a local store folder (its table is in ``<store>/_collect``).
+        journal: the ``--journal`` folder instead (stores on object stores, or a run given ``--journal``).
+    """
     import pyarrow.parquet as pq
 
-    path = _local_path(os.fspath(store)) / STATE_DIR / "failures.parquet"
+    if journal is not None:
+        base = _local_path(os.fspath(journal))
+    elif store is not None:
+        base = _local_path(os.fspath(store)) / STATE_DIR
+    else:
+        raise StoreError("read_failures needs the store folder or the --journal folder")
+    path = base / "failures.parquet"
     if not path.is_file():
         raise StoreError(f"{path} does not exist; it is written at the end of each `seco collect` run")
     return pq.read_table(path).to_pylist()
@@ -104,7 +121,7 @@ def lock_path(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, store: str | None = None) -> Iterator[None]:
     import fcntl
 
     with open(path, "a+") as f:
@@ -112,7 +129,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            store = path.parent / path.name[1:].removesuffix(".collect-lock")
+            store = store or str(path.parent / path.name[1:].removesuffix(".collect-lock"))
             raise CollectError(f"another `seco collect` is writing to {store} (pid {f.read().strip() or '?'}); "
                                "wait for it, or choose another --out") from None
         f.truncate(0)

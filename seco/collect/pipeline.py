@@ -35,7 +35,9 @@ in-order commit loop, the summary).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -45,11 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seco.collect.config import ATTR, BAND_CHOICES, FINGERPRINT_FIELDS, CollectConfig
+from seco.collect.config import ATTR, BAND_CHOICES, FINGERPRINT_FIELDS, CollectConfig, is_url
 from seco.collect.estimate import HEADER_BYTES, Estimate, estimate
 from seco.collect.journal import (
+    CREATING,
     FAILURE_COLUMNS,
     JOURNAL_VERSION,
+    OWNER,
     STATE_DIR,
     Journal,
     _locked,
@@ -57,7 +61,9 @@ from seco.collect.journal import (
     read_failures,
     write_failures,
 )
-from seco.collect.plan import Plan, plan_collect, remaining
+from seco.collect.plan import Plan, _is_store, plan_collect, remaining
+from seco.collect.radiometry import RADIOMETRY_KINDS, radiometry_failures
+from seco.collect.radiometry import describe as describe_radiometry
 from seco.collect.retry import Attempted, RetryPolicy, is_transient, with_retries
 from seco.collect.worker import (
     FAULT_KINDS,
@@ -120,7 +126,8 @@ class CollectSummary:
         rate = self.committed - self.resumed_from
         el = max(self.elapsed_s, 1e-9)
         faults = {k: v for k, v in sorted(self.faults.items()) if k in FAULT_KINDS}
-        other = {k: v for k, v in sorted(self.faults.items()) if k not in (*FAULT_KINDS, RETRIED)}
+        other = {k: v for k, v in sorted(self.faults.items())
+                 if k not in (*FAULT_KINDS, RETRIED, *RADIOMETRY_KINDS)}
         lines = [
             f"collected {self.committed}/{self.target} locations into {self.store} "
             f"({rate} this run{f', {self.resumed_from} already there' if self.resumed_from else ''}) in "
@@ -136,6 +143,8 @@ class CollectSummary:
             lines.append(f"  rejected location {lid}: {why}")
         if len(self.rejected) > 5:
             lines.append(f"  ... and {len(self.rejected) - 5} more (see the failures table)")
+        rad = describe_radiometry(self.faults)
+        lines += [rad] if rad else []
         lines += [f"note: {n}" for n in self.notes]
         if self.exhausted:
             lines.append(f"only {self.committed} of {self.target} locations could be collected: the candidate "
@@ -226,14 +235,37 @@ def _job(plan: Plan, reader: Callable[..., Any] | None, checker: Callable[..., A
 
 
 def _open_writer(plan: Plan) -> Any:
-    from seco.store import create_store, open_writer
+    """Continue the plan's store, or create it.
 
-    out = plan.out
-    if (out / "zarr.json").is_file():
-        return open_writer(out, commit_every=1)
+    A local store is created atomically (built beside and renamed). An object store cannot be: while it is
+    made, the journal folder holds a ``creating`` file naming it, so a run killed half-way is recognised by
+    the next one, which deletes what that creation left and starts it again.
+    """
+    from seco.store import create_store
+
     attrs = {ATTR: {"config": plan.config.to_dict(), "fingerprint": plan.fingerprint, "target": plan.target}}
-    return create_store(out, list(plan.config.band_names), num_dates=plan.num_dates,
-                        patch_size=plan.config.patch_size, attrs=attrs, exist_ok=True, commit_every=1)
+    make = functools.partial(create_store, plan.store, list(plan.config.band_names), num_dates=plan.num_dates,
+                             patch_size=plan.config.patch_size, attrs=attrs, exist_ok=True, commit_every=1)
+    if not is_url(plan.store):
+        return make()
+    creating = plan.state / CREATING
+    if creating.is_file() and creating.read_text().strip() == plan.store and not _is_store(plan.store):
+        _remove_url(plan.store)
+    elif _is_store(plan.store):
+        return make()
+    creating.write_text(plan.store)
+    writer = make()
+    creating.unlink()
+    return writer
+
+
+def _remove_url(url: str) -> None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)
+    fs.invalidate_cache()
 
 
 def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
@@ -254,10 +286,14 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
     """
     cfg = plan.config
     t0 = time.monotonic()
-    plan.out.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(lock_path(plan.out)):  # before the store is touched: opening a writer sweeps partial files
+    state = plan.state
+    if is_url(plan.store) or cfg.journal is not None:
+        state.mkdir(parents=True, exist_ok=True)
+        (state / OWNER).write_text(json.dumps({"store": plan.store}))
+    else:
+        plan.out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(plan.lock, plan.store):  # before the store is touched: opening a writer sweeps partial files
         writer = _open_writer(plan)
-        state = plan.out / STATE_DIR
         state.mkdir(exist_ok=True)
         journal = Journal(state / "journal.jsonl")
         resumed = committed = len(writer)
@@ -290,6 +326,7 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
                     if r.status == "error":
                         stalled = f"location {r.task.id}: {r.reason}"
                         break
+                    r.failures.extend(radiometry_failures(r, writer.bands))  # warnings; dates kept
                     journal.record(r)  # the decision first: a crash after it re-reads the location, no more
                     n_valid = 0
                     if r.status == "ok":
@@ -337,7 +374,7 @@ def _summary(plan: Plan, journal: Journal, committed: int, resumed: int, decided
     taken = [int(e["id"]) for e in entries if e["status"] == "ok" and e["spare"]]
     kinds = Counter([f["kind"] for e in entries for f in e["failures"]] + [f.kind for f in plan.catalog_skips])
     return CollectSummary(
-        store=str(plan.out), target=plan.target, committed=committed, resumed_from=resumed, candidates=decided,
+        store=plan.store, target=plan.target, committed=committed, resumed_from=resumed, candidates=decided,
         rejected=rejected, replacements=list(zip(lost, taken, strict=False)), faults=dict(kinds), patches=patches,
         elapsed_s=elapsed, stalled=stalled, exhausted=exhausted, failures_path=str(state / "failures.parquet"),
         notes=plan.notes,

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from seco.collect.catalog import Catalog
-from seco.collect.config import ATTR, FINGERPRINT_FIELDS, CollectConfig, _local_path
+from seco.collect.config import ATTR, FINGERPRINT_FIELDS, CollectConfig, _local_path, is_url
 from seco.collect.dates import DateWindows
-from seco.collect.journal import STATE_DIR
+from seco.collect.journal import CREATING, OWNER, STATE_DIR, lock_path
 from seco.collect.retry import Attempted, with_retries
 from seco.collect.sampling import Locations, read_locations, sample
 from seco.collect.worker import CatalogSpec, Failure, LocationTask
@@ -51,7 +51,59 @@ class Plan:
 
     @property
     def out(self) -> Path:
+        """The store folder (local stores only; see :attr:`store` for URLs)."""
+        if is_url(self.config.out):
+            raise CollectError(f"the store {self.config.out} is a URL, not a folder; use Plan.store")
         return _local_path(self.config.out)
+
+    @property
+    def store(self) -> str:
+        """Where the store is: an absolute folder path, or the fsspec URL."""
+        return store_target(self.config.out)
+
+    @property
+    def state(self) -> Path:
+        """The local folder of the journal, failures table and summary."""
+        return state_dir(self.config)
+
+    @property
+    def lock(self) -> Path:
+        """The lock file: beside a local store (it must exist before the store), in the journal folder for URLs."""
+        if is_url(self.config.out):
+            return self.state / "lock"
+        return lock_path(self.out)
+
+
+def store_target(out: str) -> str:
+    """An ``--out`` as the store layer takes it: an absolute folder path, or the URL without a trailing slash."""
+    return out.rstrip("/") if is_url(out) else str(_local_path(out))
+
+
+def state_dir(cfg: CollectConfig) -> Path:
+    """``--journal``, or ``<out>/_collect`` for a local store."""
+    if cfg.journal is not None:
+        return _local_path(str(cfg.journal))
+    return _local_path(cfg.out) / STATE_DIR
+
+
+def _url_entries(url: str) -> list[str]:
+    """What an object store holds under a URL prefix (empty when nothing); typed errors for the usual mistakes."""
+    try:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        raise ConfigError(f"--out {url}: {e}; install the fsspec driver of that protocol (for s3://: pip install "
+                          "s3fs==2026.9.0)") from e
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--out {url!r} is not a usable fsspec URL ({e}); e.g. s3://bucket/stores/s2.zarr") from e
+    try:
+        return list(fs.ls(path, detail=False))
+    except FileNotFoundError:
+        return []
+    except Exception as e:  # credentials, endpoint, network: say which
+        raise StoreError(f"cannot list {url} ({type(e).__name__}: {e}); check the URL, the credentials and the "
+                         "endpoint (e.g. AWS_ENDPOINT_URL for an S3-compatible server)") from e
 
 
 def _tasks_of(loc: Locations, first_order: int, spare: bool, source: str) -> list[LocationTask]:
@@ -112,11 +164,19 @@ def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: in
     """Whether ``out`` continues an earlier run (True) or is new (False). Raises on anything else."""
     from seco.store import open_store
 
-    out = _local_path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"--out {str(out)!r} is a file; give a folder for the store")
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return False
+    out = store_target(cfg.out)
+    if is_url(out):
+        if not _url_entries(out):
+            return False
+        creating = state_dir(cfg) / CREATING
+        if creating.is_file() and creating.read_text().strip() == out and not _is_store(out):
+            return False  # our own creation, interrupted: the run starts it again
+    else:
+        local = Path(out)
+        if local.exists() and not local.is_dir():
+            raise StoreError(f"--out {out!r} is a file; give a folder for the store")
+        if not local.exists() or (local.is_dir() and not any(local.iterdir())):
+            return False
     store = open_store(out)  # StoreError: not a seco store
     meta = store.attrs.get(ATTR)
     if not isinstance(meta, dict) or "fingerprint" not in meta:
@@ -132,6 +192,31 @@ def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: in
         raise CollectError(f"the store at {out} has {store.num_dates} dates x {store.patch_size} px x "
                            f"{len(store.bands)} bands, not what this run writes; choose a new --out")
     return True
+
+
+def _is_store(target: str) -> bool:
+    from seco.store import open_store
+
+    try:
+        open_store(target)
+    except StoreError:
+        return False
+    return True
+
+
+def _check_journal(cfg: CollectConfig) -> None:
+    """A ``--journal`` folder belongs to one store: refuse one that recorded another."""
+    if cfg.journal is None:
+        return
+    state = state_dir(cfg)
+    if state.exists() and not state.is_dir():
+        raise ConfigError(f"--journal {str(state)!r} is a file; give a folder")
+    owner = state / OWNER
+    if owner.is_file():
+        recorded = json.loads(owner.read_text()).get("store")
+        if recorded != store_target(cfg.out):
+            raise CollectError(f"--journal {state} holds the journal of {recorded}, not of {store_target(cfg.out)}; "
+                               "give each store its own journal folder (and the same one on every rerun)")
 
 
 def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
@@ -156,6 +241,7 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
     if Path(cfg.catalog).exists():  # a local file: the same file whatever the working directory
         fingerprint["catalog"] = str(Path(cfg.catalog).resolve())
     fingerprint.update(spares=spares_n, locations_sha256=file_sha256(src), max_patch_cloud=cfg.patch_cloud_limit)
+    _check_journal(cfg)
     _check_output(cfg, fingerprint, num_dates)
     spare_tasks, note = _spares(loc, spares_n, len(primaries), str(src))
     if catalog is None:
@@ -185,13 +271,13 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
 
 def remaining(plan: Plan) -> int:
     """Locations a run of ``plan`` still has to collect (its store and journal read, nothing written)."""
-    if not (plan.out / "zarr.json").is_file():
+    if not _is_store(plan.store):
         return plan.target
     from seco.store import open_store
 
-    store = open_store(plan.out)
+    store = open_store(plan.store)
     have = set(store.keys())
-    journal = plan.out / STATE_DIR / "journal.jsonl"
+    journal = plan.state / "journal.jsonl"
     decided = set()
     if journal.is_file():
         for line in journal.read_text(encoding="utf-8").splitlines():
