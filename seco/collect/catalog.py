@@ -306,13 +306,19 @@ class StacApiCatalog(Catalog):
         kw: dict[str, Any] = {"bbox": list(box), "datetime": [t0, t1]}
         if max_cloud is not None and self._query:
             kw["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
-        out = []
+        out, skipped = [], []
         for d in self._items_as_dicts(max_items=limit, **kw):
-            it = scene_from_stac(d, self.signer)
+            try:
+                it = scene_from_stac(d, self.signer)
+            except (CatalogError, KeyError, TypeError, ValueError, AttributeError) as e:  # one bad item, not the search
+                why = str(e) if isinstance(e, CatalogError) else f"{type(e).__name__}: {e}"
+                iid = d.get("id") if isinstance(d, dict) else None
+                skipped.append(SkippedItem(None if iid is None else str(iid), f"malformed item from {self.url}: {why}"))
+                continue
             if max_cloud is not None and (it.cloud_cover is None or it.cloud_cover > max_cloud):
                 continue
             out.append(it)
-        return sorted(out, key=lambda it: (it.datetime, it.id))
+        return SearchResult(sorted(out, key=lambda it: (it.datetime, it.id)), skipped)
 
     def sign(self, item: SceneItem) -> SceneItem:
         if self.signer is None:

@@ -144,3 +144,21 @@ def test_a_catalog_mixing_collections_needs_collection(archive, locs, tmp_path, 
     assert not (tmp_path / "s.zarr").exists()  # refused before any work
     assert main([*args, "--collection", "sentinel-2-l2a"]) == 0
     assert {str(r["item_id"]) for r in read_failures(tmp_path / "s.zarr")}.isdisjoint(it["id"] for it in l1c)
+
+
+def test_a_malformed_item_from_a_stac_api_is_skipped_and_the_search_goes_on(stac_api):
+    from seco.collect.catalog import StacApiCatalog
+
+    good = stac_api.items["s2"]
+    bad = copy.deepcopy(good[0])
+    bad["id"] = "bad-from-api"
+    bad["properties"].pop("proj:epsg", None)
+    bad["properties"]["proj:code"] = "EPSG:not-a-number"
+    for a in bad["assets"].values():
+        a.pop("proj:epsg", None)
+    stac_api.items["s2"] = [*good, bad]
+    cat = StacApiCatalog(stac_api.base, "s2", page_size=5)
+    found = cat.search([-180, -90, 180, 90], "2019-01-01", "2023-01-01")
+    assert isinstance(found, SearchResult)
+    assert [s.id for s in found.skipped] == ["bad-from-api"] and "not-a-number" in found.skipped[0].reason
+    assert sorted(it.id for it in found) == sorted(it["id"] for it in good)
