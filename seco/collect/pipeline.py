@@ -20,9 +20,15 @@ Faults. Searches and reads are retried with exponential backoff on timeouts, con
 A corrupt, truncated or missing asset, an item lacking band assets, or a search the catalog answers with an
 error is recorded in the failures table (``<store>/_collect/failures.parquet``) and the next candidate is
 tried; nothing of that kind stops the run. Only a catalog that stays unreachable after the retries stops it,
-cleanly, at a location boundary (rerun to continue). Files in ``<store>/_collect/``: ``journal.jsonl`` (one
-line per decided candidate), ``failures.parquet`` (rebuilt from the journal at the end of each run) and
-``summary.json``; one writer at a time is ensured by an ``flock`` on ``.<store name>.collect-lock`` beside it.
+cleanly, at a location boundary (rerun to continue). Files in ``<store>/_collect/`` (or the ``--journal``
+folder): ``journal.jsonl`` (one line per decided candidate), ``failures.parquet`` (rebuilt from the journal at
+the end of each run) and ``summary.json``; one writer at a time is ensured by an ``flock`` on
+``.<store name>.collect-lock`` beside a local store (``<journal>/lock`` for a store on an object store).
+
+Object stores. ``--out`` may be an fsspec URL (``s3://bucket/x.zarr``); the journal then lives in the local
+``--journal`` folder (``store.json`` there names the store it belongs to). Exactly-once holds without renames
+because each object PUT is atomic and the store commits its manifest last; only creating the store is not
+atomic there, so a ``creating`` file in the journal folder marks it and a rerun redoes an interrupted creation.
 
 Modules, one concern each (this one re-exports their public names): :mod:`seco.collect.config` (the
 options), :mod:`seco.collect.retry` (transient errors, backoff), :mod:`seco.collect.worker` (the
