@@ -255,6 +255,10 @@ def load_weights(
             )
         norm, clip = normalization_from_meta(meta.get("normalization"))
         return WeightsSpec("export", weights, str(meta["backbone"]), ebands, sd, norm, clip, file_sha256(used), seed)
+    if path.is_dir():
+        raise CheckpointError(
+            f"weights {weights!r} is a directory; give a file: a seco export, official:CKPT, a ResNet state dict"
+        )
     if not path.is_file():
         raise CheckpointError(
             f"weights {weights!r} not found; give a seco export, official:CKPT, a ResNet state dict or 'random'"

@@ -376,3 +376,26 @@ def test_only_safe_load_unpickles() -> None:
                 unsafe.append(where)
     assert loads and all(w.startswith("models/safe_load.py:") for w in loads), loads
     assert not unsafe, unsafe
+
+
+def test_weights_that_are_not_weights(tmp_path: Path, cli) -> None:
+    """--weights given a directory, an empty file, a text file or a truncated safetensors: one line each."""
+    d = tmp_path / "dir"
+    d.mkdir()
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.pth"
+    text.write_text("not weights\n")
+    st = tmp_path / "cut.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(100)}, str(st))
+    st.write_bytes(st.read_bytes()[:60])
+    cases = [(str(d), "is a directory"), (str(empty), "empty file"), (str(text), "a text file"),
+             (str(st), "as safetensors"), (f"official:{d}", "a directory"), (f"official:{empty}", "empty file")]
+    for weights, needle in cases:
+        code, err = cli("embed", "--weights", weights, "--weights-bands", "B04,B03,B02", "--input", text,
+                        "--out", tmp_path / "e.parquet", "--no-progress")
+        assert code == 2, (weights, err)
+        _one_line_error(err, "embed", Path(weights.split(":", 1)[-1]).name, needle)
+
