@@ -87,6 +87,26 @@ def test_collect_to_s3_equals_local_and_resumes_as_a_no_op(s3, data, tmp_path, c
     _assert_same(local, url)
 
 
+def test_dry_run_on_s3_writes_nothing(s3, data, tmp_path, capsys):
+    archive, locs, _ = data
+    url = f"s3://{s3['BUCKET']}/dry/store.zarr"
+    assert main([*_args(archive, locs, url, tmp_path / "j"), "--dry-run"]) == 0
+    assert "dry run: 3 locations" in capsys.readouterr().out
+    with pytest.raises(StoreError):
+        open_store(url)
+
+
+def test_a_local_store_with_its_journal_elsewhere(data, tmp_path):
+    archive, locs, local = data
+    out, journal = tmp_path / "s.zarr", tmp_path / "journal"
+    assert main(_args(archive, locs, str(out), journal)) == 0
+    _assert_same(local, str(out))
+    assert read_failures(journal=journal) == read_failures(local)
+    assert not (out / "_collect").exists() and (journal / "journal.jsonl").is_file()
+    assert main(_args(archive, locs, str(out), journal)) == 0  # resumes from the same journal
+    _assert_same(local, str(out))
+
+
 def test_bad_object_store_options_exit_2(s3, data, tmp_path, capsys):
     archive, locs, _ = data
     url = f"s3://{s3['BUCKET']}/two/store.zarr"
