@@ -202,8 +202,8 @@ class PretrainDataset(Dataset):
         if b == 0:
             return PretrainBatch([], None)
         bands = list(self.bands)
-        slot = getattr(keys, "slot", None)
-        ring = self.ring if slot is not None else None
+        slot: int = int(getattr(keys, "slot", -1))
+        ring = self.ring if slot >= 0 else None
         corrupt: list[dict[str, Any]] = []
         used: list[tuple[int, int, list[int]]] = []  # (dataset index, location, dates) of each sample
         if self._reads_into and isinstance(getattr(store, "patch_size", None), int):
@@ -213,7 +213,7 @@ class PretrainDataset(Dataset):
                     raise DatasetError(
                         f"ring buffers of {ring.shape} {ring.dtype} cannot hold uint16 DN samples of {(n, c, h, w)}"
                     )
-                images = ring.view(int(slot), b)  # (B, n, C, H, W) uint16, shared with the main process
+                images = ring.view(slot, b)  # (B, n, C, H, W) uint16, shared with the main process
             else:
                 images = _batch_tensor((b, n, c, h, w), torch.uint16 if self.as_dn else torch.float32)
             dn = images.numpy() if self.as_dn else None  # (B, n, C, H, W), shares memory with images
@@ -260,7 +260,7 @@ class PretrainDataset(Dataset):
         if corrupt:
             collated["corrupt"] = corrupt  # damaged locations met (and substituted) in this batch
         if ring is not None:
-            collated["slot"] = int(slot)  # the main process views its own mapping of the slot: nothing is sent
+            collated["slot"] = slot  # the main process views its own mapping of the slot: nothing is sent
         else:
             collated["images"] = images
         return PretrainBatch(items, collated)
