@@ -46,7 +46,7 @@ def test_sigkill_at_random_moments_then_rerun_gives_the_same_store(seco_fake, se
         deadline = time.monotonic() + 60
         while proc.poll() is None and _committed(out) <= before and time.monotonic() < deadline:
             time.sleep(0.01)  # wait for this run's first commit, then kill at a random moment after it
-        time.sleep(float(rng.uniform(0.0, 0.4)))
+        time.sleep(float(rng.uniform(0.0, 0.08)))  # the rest of the run takes ~0.1-2 s
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
@@ -55,7 +55,7 @@ def test_sigkill_at_random_moments_then_rerun_gives_the_same_store(seco_fake, se
         landed.append(n)
         s = open_store(out)  # what is visible is complete and in order
         assert s.keys() == open_store(seco_store).keys()[: len(s)]
-    assert landed and 0 < landed[0] < 7, f"no kill landed mid-run: {landed}"
+    assert any(0 < n < 7 for n in landed), f"no kill landed mid-run: {landed}"
     r = subprocess.run(_import_cmd(seco_fake.root, out, commit_every), cwd=REPO, env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
