@@ -78,3 +78,12 @@ def test_import_then_pretrain_through_the_cli(seco_fake, tmp_path, capsys):
                  "--no-tensorboard", "--no-progress", "--max-steps", "2"]) == 0
     assert (run / "last.ckpt").is_file()
     assert "done: 2 steps" in capsys.readouterr().out
+
+
+def test_seco_import_never_imports_torch(seco_fake, tmp_path):
+    args = ["import", "seco", str(seco_fake.root), "--out", str(tmp_path / "s.zarr"), "--workers", "0",
+            "--patch-size", "48", "--limit", "1", "--no-progress"]
+    code = f"import sys\nfrom seco.cli import main\nrc = main({args!r})\nprint(rc, 'torch' in sys.modules)\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.stdout.strip().splitlines()[-1] == "0 False", r.stderr
