@@ -220,6 +220,8 @@ def _write_variants(run: Path, d: Path) -> dict[str, tuple[Path, str]]:
     other_zip = d / "other.zip"
     with zipfile.ZipFile(other_zip, "w") as z:
         z.writestr("readme.txt", "hello")
+    scripted = d / "scripted.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(scripted))
     bad_shape = {**good, "model": {**good["model"], "heads_q.0.0.weight": torch.zeros(3, 3)}}
     opt = good["optimizer"]
     return {
@@ -247,6 +249,7 @@ def _write_variants(run: Path, d: Path) -> dict[str, tuple[Path, str]]:
         "json": (write("meta.ckpt", b'{"format": "seco-pretrain"}'), "JSON"),
         "npz": (npz, "NumPy .npz"),
         "other zip": (other_zip, "zip archive without a torch data.pkl"),
+        "torchscript": (scripted, "TorchScript archive"),
         "safetensors": (run.parent / "st.safetensors", "safetensors"),
         "directory": (run, "is a directory"),
         "missing": (d / "nope.ckpt", "does not exist"),
