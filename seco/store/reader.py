@@ -24,7 +24,7 @@ def open_store(
     Args:
         path: a local folder or an fsspec URL (``s3://...``, ``gs://...``).
         storage_options: fsspec options for URLs.
-        verify: check every chunk checksum of a shard at its first read in each process (stores with
+        verify: check the chunk checksums of a (shard, date) at its first read in each process (stores with
             checksums; ``seco store check`` verifies the whole store up front).
 
     Raises:

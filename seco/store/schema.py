@@ -62,7 +62,7 @@ class StoreLayout:
         sharded: one shard file per location holding the inner chunks (``False``: one file per chunk).
         meta_chunk: locations per chunk of the per-location metadata arrays.
         checksum: append a CRC32C to every inner chunk (Zarr v3 ``crc32c`` codec), verified by
-            ``seco store check`` and at the first read of each shard in a process. Stores written before
+            ``seco store check`` and at the first read of each (shard, date) in a process. Stores written before
             seco recorded checksums read as ``False``.
     """
 

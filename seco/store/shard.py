@@ -147,13 +147,19 @@ class ShardLayout:
             raise _corrupt(i, path, f"its shard index points outside the {size - n} data bytes (truncated shard)")
         return index
 
-    def bad_checksums(self, data: np.ndarray, index: np.ndarray) -> list[tuple[int, int]]:
-        """(date, chunk) of every stored chunk in ``data`` (the whole shard, uint8) whose CRC32C does not match."""
+    def bad_checksums(self, data: np.ndarray, index: np.ndarray, dates: list[int] | None = None) -> list[tuple[int, int]]:
+        """(date, chunk) of every stored chunk of ``dates`` (default all) whose CRC32C does not match.
+
+        Args:
+            data: the whole shard, (size,) uint8.
+            index: its ``parse_index``.
+            dates: the dates whose chunks to check.
+        """
         if not self.checksum:
             return []
         arr = data  # google_crc32c takes numpy slices without a copy
         bad = []
-        for t in range(self.grid[0]):
+        for t in range(self.grid[0]) if dates is None else dates:
             for b in range(self.grid[1]):
                 off, nb = int(index[t, b, 0]), int(index[t, b, 1])
                 if off == _EMPTY:
@@ -211,10 +217,10 @@ class ShardReader:
     """Reads inner chunks of one location's shard, decoding straight into the caller's array.
 
     The shard file is memory-mapped (read-only) and every asked chunk is decoded from the page cache into its
-    (H, W) plane of ``out``: no copy of the compressed bytes and no intermediate array (``os.pread`` of the
-    chunks cost as much as a third of the decode, measured in docs/BENCHMARKS.md). With ``verify`` (default) the
-    first read of each shard in this process checks every chunk's CRC32C (stores with checksums) before
-    decoding; later reads of that shard skip the check.
+    (H, W) plane of ``out``: no copy of the compressed bytes and no intermediate array. With ``verify``
+    (default; stores with checksums) the first read of each (shard, date) in this process checks the CRC32C of
+    that date's chunks before decoding them; later reads skip the check (checking every read would add ~45 %
+    to it, docs/BENCHMARKS.md).
 
     Damage (a missing or truncated shard, a bad index, a checksum mismatch, a chunk that does not decode) raises
     ``StoreCorruptError`` with ``location`` and ``path`` set (the ``Store`` adds the key).
@@ -223,7 +229,7 @@ class ShardReader:
     def __init__(self, layout: ShardLayout, *, verify: bool = True):
         self.layout = layout
         self.verify = verify
-        self._verified: set[int] = set()  # shards whose checksums passed in this process
+        self._verified = np.zeros((0, layout.shape[0]), dtype=bool)  # (N, T): (shard, date) checked in this process
 
     @classmethod
     def for_array(cls, array_dir: Path, *, verify: bool = True) -> ShardReader | None:
@@ -251,11 +257,17 @@ class ShardReader:
         path = L.shard_path(i)
         data = self.map(i)  # (size,) uint8 over the page cache
         index = L.parse_index(data, data.size, i, path)
-        if self.verify and i not in self._verified:
-            bad = L.bad_checksums(data, index)
-            if bad:
-                raise _corrupt(i, path, f"checksum mismatch in {_chunks(bad)}")
-            self._verified.add(i)
+        if self.verify and L.checksum:
+            if i >= len(self._verified):  # grown by doubling: one bool per (location, date), ~5 MB per 1M locations
+                grown = np.zeros((max(i + 1, 2 * len(self._verified), 1024), L.shape[0]), dtype=bool)
+                grown[: len(self._verified)] = self._verified
+                self._verified = grown
+            todo = [d for d in set(dates) if not self._verified[i, d]]
+            if todo:
+                bad = L.bad_checksums(data, index, sorted(todo))
+                if bad:
+                    raise _corrupt(i, path, f"checksum mismatch in {_chunks(bad)}")
+                self._verified[i, todo] = True
         if _BLOSC_C is not None and isinstance(L.codec, numcodecs.Blosc) and L.bands_per_chunk == 1:
             self._decode_blosc(data, index, i, path, dates, bands, out)
         else:
@@ -278,7 +290,7 @@ class ShardReader:
                     out[j, k].fill(0)
                     continue
                 n = sizes[k] - crc  # parse_index checked that the chunk lies inside the file
-                nbytes, _, cbytes = head(data, o) if n >= 16 else (-1, -1, -1)
+                nbytes, _, cbytes = head(data, o) if n >= 16 else (-1, -1, -1)  # type: ignore[arg-type]
                 # the header's sizes must match the chunk and the plane, or blosc would read or write past them
                 got = _BLOSC_C(src0 + o, dst0 + j * s0 + k * s1, plane, 1) if nbytes == plane and cbytes == n else -1
                 if got != plane:

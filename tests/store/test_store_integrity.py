@@ -87,7 +87,7 @@ def test_reads_of_damaged_locations_raise_naming_location_key_and_file(damaged):
     s = open_store(path)
     for i, what in ((1, "checksum mismatch in 1 chunk"), (3, "truncated"), (4, "missing")):
         with pytest.raises(StoreCorruptError, match=what) as e:
-            s.read(i, [1])  # location 1's damage is in date 0: the first read of a shard checks all of it
+            s.read(i, [0, 1])  # location 1's damage is in date 0
         err = e.value
         assert err.location == i and err.key == locs[i]["key"] and err.path == str(_shard(path, i))
         msg = str(err)
@@ -101,14 +101,14 @@ def test_checksums_are_checked_once_per_shard_and_process(tmp_path):
     path = tmp_path / "s.zarr"
     locs = _write(path, n=2)
     s = open_store(path)
-    s.read(1, [0])
-    assert 1 in s.shard_reader()._verified  # the first read checked every chunk of the shard
-    _flip(path, 1, t=2)  # damage after that: this process no longer checks it (the cost stays off the hot path)
-    assert s.read(1, [0]).shape == (1, len(BANDS), P, P)
-    with pytest.raises(StoreCorruptError, match="checksum"):
-        open_store(path).read(1, [0])  # a new reader (a new process) checks at its first read
-    assert open_store(path, verify=False).read(1, [0]).shape == (1, len(BANDS), P, P)
-    np.testing.assert_array_equal(open_store(path, verify=False).read(1, [0]), stored(locs[1])[[0]])
+    s.read(1, [0, 2])
+    assert s.shard_reader()._verified[1].tolist() == [True, False, True]  # the dates read were checked
+    _flip(path, 1, t=2)  # damage after that: this process no longer checks them (the cost stays off the hot path)
+    assert s.read(1, [2]).shape == (1, len(BANDS), P, P)
+    with pytest.raises(StoreCorruptError, match=r"checksum mismatch in 1 chunk\(s\): \(date 2, chunk 1\)"):
+        open_store(path).read(1, [2, 0])  # a new reader (a new process) checks at its first read
+    np.testing.assert_array_equal(open_store(path).read(1, [0]), stored(locs[1])[[0]])  # date 0 is intact
+    assert open_store(path, verify=False).read(1, [2]).shape == (1, len(BANDS), P, P)
 
 
 def test_store_check_finds_flipped_truncated_and_missing_shards(damaged, capsys):
