@@ -87,6 +87,9 @@ class BatchRing:
         proto = torch.empty(0, dtype=dtype)
         storage = proto._typed_storage()._new_shared(self.slots * math.prod(self.shape), device=proto.device)
         self.buffers = proto.new(storage).resize_((self.slots, *self.shape))  # (R, B, n, C, H, W), shared
+        # touch every page once now: shared memory is really reserved (a full /dev/shm fails here, not as a
+        # SIGBUS in a worker hours later) and no batch pays the first-touch page faults
+        self.buffers.zero_()
         self._count = 0  # batches claimed so far (main process)
         self._pinned_ptr: int | None = None
 
@@ -127,8 +130,9 @@ class BatchRing:
         self._pinned_ptr = ptr
 
     def unpin(self) -> None:
-        """Undo ``pin`` (at the end of a run)."""
+        """Undo ``pin`` (at the end of a run), after every copy from it has finished."""
         if self._pinned_ptr is not None and torch.cuda.is_available():
+            torch.cuda.synchronize()
             torch.cuda.cudart().cudaHostUnregister(self._pinned_ptr)
         self._pinned_ptr = None
 

@@ -57,6 +57,8 @@ class DevicePrefetcher:
                 event.record(self.stream)
             batch["_copied"] = event
             self._events.append(event)
+        else:  # the CPU: the same tensor, no copy (another device: a plain copy)
+            batch["images"] = batch["images"].to(self.device)
         return batch
 
     def _ready(self, batch: dict[str, Any]) -> dict[str, Any]:
