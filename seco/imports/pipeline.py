@@ -149,11 +149,13 @@ class ImportReport:
         return (self.imported_this_run + self.skipped_this_run) / max(self.elapsed_s, 1e-9)
 
     def describe(self) -> str:
+        decided = self.imported_this_run + self.skipped_this_run
+        run = (f"{self.imported_this_run} this run, {self.resumed_from} before; {self.dates_imported_this_run} "
+               f"dates) in {self.elapsed_s:.1f} s, {self.rate:.2f} loc/s ({self.workers}, {self.cpus} CPUs)"
+               if decided else "nothing left to import)")
         lines = [
             f"imported {self.imported} of {self.locations_found} {self.corpus} {self.modality} locations into "
-            f"{self.store} ({self.imported_this_run} this run, {self.resumed_from} before; "
-            f"{self.dates_imported_this_run} dates) in {self.elapsed_s:.1f} s, {self.rate:.2f} loc/s "
-            f"({self.workers}, {self.cpus} CPUs)",
+            f"{self.store} ({run}",
             f"radiometry: {self.radiometry}",
         ]
         if self.skipped:
