@@ -41,7 +41,6 @@ in-order commit loop, the summary).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import dataclasses
 import functools
 import json
@@ -243,35 +242,22 @@ def _job(plan: Plan, reader: Callable[..., Any] | None, checker: Callable[..., A
 def _open_writer(plan: Plan) -> Any:
     """Continue the plan's store, or create it.
 
-    A local store is created atomically (built beside and renamed). An object store cannot be: while it is
-    made, the journal folder holds a ``creating`` file naming it, so a run killed half-way is recognised by
-    the next one, which deletes what that creation left and starts it again.
+    A local store is created atomically (built beside and renamed). An object store cannot be: ``create_store``
+    marks it until its last write and redoes a creation a crash interrupted; the journal folder holds a
+    ``creating`` file meanwhile, which tells the next run's planning that the half-made store is its own.
     """
     from seco.store import create_store
 
     attrs = {ATTR: {"config": plan.config.to_dict(), "fingerprint": plan.fingerprint, "target": plan.target}}
     make = functools.partial(create_store, plan.store, list(plan.config.band_names), num_dates=plan.num_dates,
                              patch_size=plan.config.patch_size, attrs=attrs, exist_ok=True, commit_every=1)
-    if not is_url(plan.store):
+    if not is_url(plan.store) or _is_store(plan.store):
         return make()
     creating = plan.state / CREATING
-    if creating.is_file() and creating.read_text().strip() == plan.store and not _is_store(plan.store):
-        _remove_url(plan.store)
-    elif _is_store(plan.store):
-        return make()
     creating.write_text(plan.store)
     writer = make()
     creating.unlink()
     return writer
-
-
-def _remove_url(url: str) -> None:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(path, recursive=True)
-    fs.invalidate_cache()
 
 
 def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,

@@ -101,8 +101,10 @@ def create_store(
         _check_same(writer.config, config, loc.url)
         return writer
     _prepare_target(loc, overwrite)
-    if loc.local is None:  # object stores: the root attributes (the version) are written last
-        _build(zarr.open_group(store=loc.open(read_only=False), mode="w"), config, user)
+    if loc.local is None:  # object stores: the root attributes (the version) are written last; until then the
+        # group is marked, so a creation a crash interrupted is recognised (and redone) by the next create_store
+        _build(zarr.open_group(store=loc.open(read_only=False), mode="w", attributes={_CREATING: True}),
+               config, user)
     else:  # build next to the target and rename: a crash leaves either no store or a complete one
         tmp = loc.local.parent / f".{loc.local.name}.creating-{uuid.uuid4().hex}"
         loc.local.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +150,7 @@ def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> Non
     root.create_array(S.HIST, shape=(2, C, S.NUM_BINS), chunks=(1, C, S.NUM_BINS), dtype="uint64", fill_value=0,
                       dimension_names=("slot", "band", "value"),
                       attributes={"description": "per-band DN histograms of valid dates; the manifest names the live slot"})
-    root.attrs.update({
+    root.attrs.put({  # replaces every attribute: the creation mark goes in the same (atomic) write
         S.ATTR_VERSION: S.SCHEMA_VERSION,
         S.ATTR_SCHEMA: config.to_attrs(),
         S.ATTR_USER: user,
@@ -202,7 +204,7 @@ def _prepare_target(loc: S.Location, overwrite: bool) -> None:
     if loc.local is None:
         store = loc.open(read_only=False)
         if not zsync.sync(store.is_empty("")):
-            if overwrite and _is_seco(loc):
+            if (overwrite and _is_seco(loc)) or _interrupted_creation(loc):
                 zsync.sync(store.clear())
                 return
             raise StoreError(
@@ -222,6 +224,19 @@ def _prepare_target(loc: S.Location, overwrite: bool) -> None:
                 "create_store(..., exist_ok=True), or pass overwrite=True / choose a new path"
             )
         raise StoreError(f"{p} is a non-empty folder that is not a seco store; choose a new or empty folder")
+
+
+#: Root attribute of a store on an object store while ``create_store`` builds it (removed by its last write).
+_CREATING = "seco_store_creating"
+
+
+def _interrupted_creation(loc: S.Location) -> bool:
+    """Whether an object-store prefix holds what an interrupted ``create_store`` left (no data can be there)."""
+    try:
+        attrs = dict(zarr.open_group(store=loc.open(read_only=True), mode="r").attrs)
+    except Exception:
+        return False
+    return attrs.get(_CREATING) is True and S.ATTR_VERSION not in attrs
 
 
 def _is_seco(loc: S.Location) -> bool:
