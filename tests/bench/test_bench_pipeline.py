@@ -1,0 +1,31 @@
+"""bench/bench_pipeline.py runs every stage end to end on a tiny store and prints finite rates."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pipeline_bench_smoke(tiny_store: Path, tmp_path: Path) -> None:
+    cmd = [
+        sys.executable, "-m", "bench.bench_pipeline", "--quiet", "--store", str(tiny_store), "--work", str(tmp_path),
+        "--batch-size", "4", "--crop", "32", "--steps", "3", "--warm", "1", "--rounds", "1", "--decode-batches", "1",
+        "--loader-batches", "1", "--workers", "1", "--threads", "1",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    final = r.stdout.split("| stage | path | samples/s | note |")[-1]
+    rows = [line.split("|")[1:-1] for line in final.splitlines() if line.startswith("| ") and "---" not in line]
+    stages = {row[0].strip() for row in rows}
+    assert {"decode, 1 process", "loader, 1 workers", "copy + views", "step only", "end to end"} <= stages
+    for row in rows:
+        if "n/a" not in row[1]:
+            rate = float(row[2])
+            assert math.isfinite(rate) and rate > 0, row
+    assert "x step only" in final and "efficiency" in final
