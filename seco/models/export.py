@@ -74,13 +74,20 @@ def backbone_arch(sd: Mapping[str, Tensor]) -> tuple[str, int]:
             "model.backbone.state_dict(), not the whole model's"
         )
     in_chans = int(sd["conv1.weight"].shape[1])
+    detail = ""
     for name in ARCHS:
         with torch.device("meta"):
             ref = ResNet(name, in_chans, num_classes=0).state_dict()
-        if ref.keys() == sd.keys() and all(tuple(ref[k].shape) == tuple(sd[k].shape) for k in ref):
+        if ref.keys() != sd.keys():
+            continue
+        wrong = [k for k in ref if tuple(ref[k].shape) != tuple(getattr(sd[k], "shape", ()))]
+        if not wrong:
             return name, in_chans
+        k = wrong[0]
+        detail = (f"; it has the keys of a {name} but {k!r} has shape {tuple(getattr(sd[k], 'shape', ()))}, "
+                  f"a {name} takes {tuple(ref[k].shape)}")
     raise CheckpointError(
-        f"state dict with {len(sd)} tensors matches neither resnet18 nor resnet50 (keys or shapes differ); "
+        f"state dict with {len(sd)} tensors matches neither resnet18 nor resnet50 (keys or shapes differ{detail}); "
         "export the query encoder ContrastiveModel.backbone"
     )
 

@@ -9,7 +9,8 @@ from seco import __version__
 from seco.bands import parse_bands
 from seco.errors import CheckpointError
 from seco.models.checkpoint import backbone_from_official, export_backbone
-from seco.train.loop import load_checkpoint
+from seco.train.loop import CKPT_FORMAT, CKPT_VERSION
+from seco.train.run_checkpoint import read_run_checkpoint
 
 BACKBONE_PREFIX = "backbone."
 
@@ -17,12 +18,15 @@ BACKBONE_PREFIX = "backbone."
 def export_run(checkpoint: str | Path, out: str | Path) -> list[Path]:
     """Export the query encoder of a ``seco pretrain`` checkpoint with its bands and normalisation.
 
-    The checkpoint is read without executing code and validated (:func:`seco.train.loop.load_checkpoint`).
+    The checkpoint is read without executing code and its entries validated
+    (:func:`seco.train.run_checkpoint.read_run_checkpoint`); of the model only the query encoder is used, and
+    :func:`seco.models.export.backbone_arch` checks its keys and shapes exactly (the key side, heads and
+    optimizer state that ``--resume`` also checks do not matter here).
 
     Raises:
         CheckpointError: a missing, damaged or foreign checkpoint, naming the file.
     """
-    ckpt = load_checkpoint(Path(checkpoint))
+    ckpt, _ = read_run_checkpoint(Path(checkpoint), CKPT_FORMAT, CKPT_VERSION)
     cfg = ckpt["config"]
     state = {
         k[len(BACKBONE_PREFIX):]: v for k, v in ckpt["model"].items() if k.startswith(BACKBONE_PREFIX)
