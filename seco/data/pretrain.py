@@ -261,6 +261,9 @@ class PretrainDataset(Dataset):
             collated["corrupt"] = corrupt  # damaged locations met (and substituted) in this batch
         if ring is not None:
             collated["slot"] = slot  # the main process views its own mapping of the slot: nothing is sent
+            # small fields as numpy: pickled inline, where a tensor would cost a shared-memory file per batch
+            for k in ("dates", "index", "location"):
+                collated[k] = collated[k].numpy()
         else:
             collated["images"] = images
         return PretrainBatch(items, collated)
@@ -408,7 +411,8 @@ def collate_pretrain(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def unpack_batch(batch: dict[str, Any], ring: BatchRing | None = None) -> dict[str, Any]:
     """The loader's batch as the loop uses it: raises a worker's ``StoreCorruptError`` (``on_corrupt="fail"``),
-    and takes ``images`` from the ring slot the batch was decoded into (no copy).
+    takes ``images`` from the ring slot the batch was decoded into (no copy) and makes tensors of the small
+    fields a ring batch carries as numpy arrays.
 
     Raises:
         StoreCorruptError: naming the damaged location and its file.
@@ -418,6 +422,8 @@ def unpack_batch(batch: dict[str, Any], ring: BatchRing | None = None) -> dict[s
     if "slot" in batch:
         if ring is None:
             raise DatasetError("the batch was decoded into a ring slot but no ring was given to unpack_batch")
+        for k in ("dates", "index", "location"):
+            batch[k] = torch.as_tensor(batch[k])
         batch["images"] = ring.view(batch.pop("slot"), len(batch["index"]))  # (B, n, C, H, W)
     return batch
 
