@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from seco.errors import ConfigError
 from seco.experiment.config import METHODS, SCALES
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -38,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="OSCD folder for real change detection (default: ../shared/data/oscd when present; "
                         "'none' to skip)")
     c.add_argument("--oscd-epochs", type=int, help="decoder epochs on OSCD (default: the --scale preset)")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other setting of seco.experiment.config.CompareConfig, e.g. --set cd_cities=4 "
+                        "(repeatable)")
     c.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     c.add_argument("--no-progress", dest="progress", action="store_false")
     c.set_defaults(func=_run)
@@ -49,11 +54,38 @@ def _optional_root(value: str | None, default: Path) -> str:
     return "" if value.lower() == "none" else value
 
 
+def _settings(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> typed CompareConfig fields.
+
+    Raises:
+        ConfigError: not KEY=VALUE, an unknown key, or a value of the wrong type.
+    """
+    from dataclasses import fields
+
+    from seco.experiment.config import CompareConfig
+
+    kinds: dict[str, type] = {f.name: type(f.default) for f in fields(CompareConfig)
+                              if f.name not in ("out", "store", "methods")}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in kinds:
+            raise ConfigError(f"--set {item!r}: use KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
+        kind = kinds[key]
+        try:
+            out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError as e:
+            raise ConfigError(f"--set {item!r}: {value!r} is not of type {kind.__name__}") from e
+    return out
+
+
 def _run(a: argparse.Namespace) -> int:
     from seco.experiment.config import CompareConfig
     from seco.experiment.run import run_compare
 
     kw = dict(SCALES[a.scale])
+    kw.update(_settings(a.set))
     for name in ("steps", "batch_size", "crop", "queue_size", "lr", "oscd_epochs"):
         v = getattr(a, name)
         if v is not None:

@@ -23,6 +23,7 @@ import torch
 
 from seco.data.splits import stratified_split
 from seco.eval.backbone import check_unchanged, load_backbone, snapshot
+from seco.eval.config import DEFAULT_CS
 from seco.eval.features import extract_features, image_stats
 from seco.eval.probe import linear_probe
 
@@ -78,7 +79,7 @@ def probe(weights: str, bands: tuple[str, ...], seed: int, x: torch.Tensor, y: n
     before = snapshot(lb.model)
     f = extract_features(lb.model, x.split(128), norm)  # (N, D)
     check_unchanged(before, lb.model, "linear probe")
-    r = linear_probe(f[tr], y[tr], f[va], y[va], f[te], y[te], **({"cs": cs} if cs else {}))
+    r = linear_probe(f[tr], y[tr], f[va], y[va], f[te], y[te], cs=cs or DEFAULT_CS)
     return {"value": r.test_acc, "val": r.val_acc, "C": r.best_c, "n_train": len(tr), "n_val": len(va),
             "n_test": len(te)}
 

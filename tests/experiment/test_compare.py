@@ -60,6 +60,9 @@ def test_rerun_reuses_finished_cells_and_refuses_other_settings(tiny: Path) -> N
         (["--seeds", "0"], "--seeds 0 must be an integer >= 1"),
         (["--batch-size", "64"], "fewer than one batch of 64"),
         (["--eurosat", "/nonexistent/eurosat"], "is not a folder"),
+        (["--set", "nope=1"], "use KEY=VALUE with KEY one of"),
+        (["--set", "cd_cities=many"], "'many' is not of type int"),
+        (["--set", "cd_patch=48"], "cd_patch 48 must be a multiple of 32"),
     ],
 )
 def test_bad_input_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
