@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,46 @@ def test_real_oscd_sample(run_cli, tmp_path: Path) -> None:
     assert g["tp"] + g["fp"] + g["fn"] + g["tn"] == 339 * 563
     assert g["tp"] + g["fn"] > 0  # rennes has changes
     assert (out / "change_maps" / "rennes.png").is_file()
+
+
+def test_data_normalisation_policy_and_level_ablation(fake_oscd: Path, export_l1c_reversed: Path,
+                                                      tmp_path: Path) -> None:
+    """``normalization="data"`` uses the train cities' statistics even for an export; ``levels`` zeroes the rest."""
+    from seco.eval.change import run_change_detection
+    from seco.eval.config import ChangeConfig
+
+    cfg = ChangeConfig(root=str(fake_oscd), weights=str(export_l1c_reversed), out=str(tmp_path / "run"),
+                       train_cities=("abudhabi",), test_cities=("dubai",), patch=32, epochs=1, batch_size=2,
+                       progress=False)
+    m = run_change_detection(cfg, normalization="data", levels="layer1,layer4")
+    assert m["normalization_policy"] == "data" and m["normalization"].startswith("train city statistics")
+    assert m["levels"] == ["layer1", "layer4"]
+    norm = m["transform"]["normalization"]
+    assert norm["mean"] != [0.1 + 0.01 * i for i in range(13)]  # not the export's made-up statistics
+    tf = m["test"]["threshold_free"]
+    assert 0 <= tf["average_precision"] <= 1 and 0 <= tf["best_f1"] <= 1
+    assert "policy `data`" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_level_selection_and_threshold_free_scores() -> None:
+    from seco.errors import ConfigError
+    from seco.eval.change import LevelSelect, parse_levels, threshold_free
+
+    assert parse_levels(None) == parse_levels("all") == (0, 1, 2, 3, 4)
+    assert parse_levels("layer4, conv1") == (0, 4) and parse_levels((2, 1)) == (1, 2)
+    for bad in ("layer5", "", (7,)):
+        with pytest.raises(ConfigError):
+            parse_levels(bad)
+    m = _detector()
+    enc = LevelSelect(m.encoder, (1, 3))
+    x1, x2 = torch.randn(1, 4, 64, 64), torch.randn(1, 4, 64, 64)
+    full, kept = m.encoder(x1, x2), enc(x1, x2)
+    for i, (f, k) in enumerate(zip(full, kept, strict=True)):
+        assert torch.equal(k, f) if i in (1, 3) else (k.shape == f.shape and not k.any())
+    mask = np.array([0, 0, 1, 1, 0, 1], bool)
+    perfect = threshold_free(np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.7]), mask)
+    assert perfect["average_precision"] == pytest.approx(1.0) and perfect["best_f1"] == pytest.approx(1.0)
+    assert 0.5 < perfect["best_threshold"] <= 0.7 + 1e-9
+    inverted = threshold_free(np.array([0.9, 0.8, 0.1, 0.2, 0.7, 0.3]), mask)
+    assert inverted["average_precision"] < 0.6
+    assert math.isnan(threshold_free(np.zeros(3), np.zeros(3, bool))["average_precision"])
