@@ -75,7 +75,7 @@ print(json.dumps({"cpu": best_cpu, "wall": best_wall}))
 '''
 
 
-def make_stores(work: Path, imagery: str, n: int, seed: int) -> tuple[Path, Path, str]:
+def make_stores(work: Path, imagery: str, n: int, seed: int, patch: int = 264) -> tuple[Path, Path, str]:
     """(old-layout store, new-default store, description) of the same imagery."""
     from seco.store import StoreLayout
     from seco.store.migrate import migrate_store
@@ -88,8 +88,8 @@ def make_stores(work: Path, imagery: str, n: int, seed: int) -> tuple[Path, Path
     if imagery == "synth":
         from seco.synth import make_store
 
-        make_store(new, num_locations=n, seed=seed, progress=False, overwrite=True)
-        what = f"seco.synth, {n} locations x 5 dates x 12 bands x 264 px"
+        make_store(new, num_locations=n, patch_size=patch, seed=seed, progress=False, overwrite=True)
+        what = f"seco.synth, {n} locations x 5 dates x 12 bands x {patch} px"
     else:
         from bench.bench_store import real_locations, write_seco
 
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--old-root", default="/tmp/seco_old", help="checkout of seco 510f953 (skipped if absent)")
     ap.add_argument("--imagery", choices=["synth", "real"], default="synth")
     ap.add_argument("--locations", type=int, default=64)
+    ap.add_argument("--patch-size", type=int, default=264, help="synth imagery only (smaller: a quick look)")
     ap.add_argument("--reads", type=int, default=300, help="samples per timed round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each child keeps its best of 3)")
     ap.add_argument("--seed", type=int, default=0)
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     work = Path(a.workdir or tempfile.mkdtemp(prefix="seco-bench-decode-"))
     work.mkdir(parents=True, exist_ok=True)
-    old_store, new_store, what = make_stores(work, a.imagery, a.locations, a.seed)
+    old_store, new_store, what = make_stores(work, a.imagery, a.locations, a.seed, a.patch_size)
     old_root = Path(a.old_root)
     have_old = (old_root / "seco" / "store" / "reader.py").is_file()
 

@@ -76,6 +76,8 @@ def check_integrity(store: Store, i: int) -> list[Finding]:
 
     reader = store.shard_reader()
     if reader is None:  # an object store or a layout read through zarr: a full read exercises every chunk
+        if store.config.layout.sharded and not store.has_image_file(i):  # zarr would read it as zeros
+            return finding("its shard file is missing")
         try:
             store.read(i)
         except StoreCorruptError as e:

@@ -136,6 +136,12 @@ class Store:
         """Whether the image chunks carry CRC32C checksums (``False`` for stores of an older seco)."""
         return self.config.layout.checksum
 
+    def has_image_file(self, i: int) -> bool:
+        """Whether location ``i``'s shard exists (sharded layouts; seco writes one for every location)."""
+        import zarr.core.sync as zsync
+
+        return bool(zsync.sync(self._group().store.exists(f"{S.IMAGES}/c/{self._index(i)}/0/0/0/0")))
+
     def image_file(self, i: int) -> str:
         """Path (or URL) of location ``i``'s shard file."""
         return f"{self.path}/{S.IMAGES}/c/{self._index(i)}/0/0/0/0"

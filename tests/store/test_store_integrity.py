@@ -219,3 +219,20 @@ def test_direct_blosc_calls_decode_as_numcodecs_does(tmp_path, monkeypatch):
     for i in range(3):
         np.testing.assert_array_equal(direct[i], fallback[i])
         np.testing.assert_array_equal(direct[i], stored(locs[i])[[2, 0]][:, [3, 0, 2]])
+
+
+def test_check_through_zarr_for_layouts_the_direct_reader_does_not_handle(tmp_path, monkeypatch):
+    """Object stores and unsharded layouts are read through zarr: damage is still found and named."""
+    import seco.store.reader as reader_mod
+
+    path = tmp_path / "s.zarr"
+    locs = _write(path, n=3)
+    monkeypatch.setattr(reader_mod.ShardReader, "for_array", classmethod(lambda cls, *a, **k: None))  # as for a URL
+    _flip(path, 1, t=0)
+    _shard(path, 2).unlink()
+    report = check_store(path, progress=False)
+    assert report.bad_locations == [1, 2]
+    assert "checksum" in report.findings[0].problem.lower() and "missing" in report.findings[1].problem
+    with pytest.raises(StoreCorruptError, match="location 1") as e:
+        open_store(path).read(1)
+    assert e.value.key == locs[1]["key"] and e.value.path.endswith("images/c/1/0/0/0/0")
