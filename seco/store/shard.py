@@ -314,7 +314,10 @@ class ShardReader:
                 n = self.layout.index_nbytes
                 raise _corrupt(i, path, f"its shard is truncated ({size} bytes, shorter than its {n}-byte index)")
             # shards are replaced by rename, never rewritten in place, so the mapped file cannot shrink under us
-            return np.frombuffer(mmap.mmap(fd, size, prot=mmap.PROT_READ), dtype=np.uint8)
+            try:
+                return np.frombuffer(mmap.mmap(fd, size, access=mmap.ACCESS_READ), dtype=np.uint8)
+            except (OSError, ValueError):  # a file system without mmap: read it (slower, same result)
+                return np.frombuffer(os.pread(fd, size, 0), dtype=np.uint8)
         finally:
             os.close(fd)
 

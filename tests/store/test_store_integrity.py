@@ -236,3 +236,20 @@ def test_check_through_zarr_for_layouts_the_direct_reader_does_not_handle(tmp_pa
     with pytest.raises(StoreCorruptError, match="location 1") as e:
         open_store(path).read(1)
     assert e.value.key == locs[1]["key"] and e.value.path.endswith("images/c/1/0/0/0/0")
+
+
+def test_reads_without_mmap_give_the_same_pixels(tmp_path, monkeypatch):
+    """A file system that cannot memory-map falls back to reading the shard."""
+    import mmap as mmap_mod
+
+    import seco.store.shard as shard
+
+    path = tmp_path / "s.zarr"
+    locs = _write(path, n=2)
+
+    def no_mmap(*a, **k):
+        raise OSError("mmap not supported here")
+
+    monkeypatch.setattr(shard.mmap, "mmap", no_mmap)
+    assert shard.mmap is mmap_mod
+    np.testing.assert_array_equal(open_store(path).read(1, [2, 0]), stored(locs[1])[[2, 0]])
