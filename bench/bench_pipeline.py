@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def decode_rates(store: Path, a: argparse.Namespace) -> dict[str, tuple[float, f
     return {k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v)) for k, v in out.items()}
 
 
-def _batches_forever(loader: DataLoader, sampler: ResumableSampler) -> Iterator[dict[str, Any]]:
+def _batches_forever(loader: DataLoader, sampler: ResumableSampler) -> Generator[dict[str, Any], None, None]:
     while True:
         yield from loader
         sampler.next_epoch()
@@ -148,6 +148,10 @@ def loader_rate(
     for _ in range(max(a.loader_batches, 3 * ring_slots(workers, PREFETCH))):  # every ring slot reused
         n += len(unpack_batch(next(it), ring)["index"])
     rate, per_cpu = n / (time.perf_counter() - t), n / max(_cpu_seconds() - c, 1e-9)
+    it.close()
+    workers_iter: Any = getattr(loader, "_iterator", None)
+    if workers_iter is not None:  # stop the workers now: their prefetching would count in the next measurement
+        workers_iter._shutdown_workers()
     del it, loader
     if ring is not None:
         ring.unpin()

@@ -262,8 +262,8 @@ class PretrainDataset(Dataset):
         if ring is not None:
             collated["slot"] = slot  # the main process views its own mapping of the slot: nothing is sent
             # small fields as numpy: pickled inline, where a tensor would cost a shared-memory file per batch
-            for k in ("dates", "index", "location"):
-                collated[k] = collated[k].numpy()
+            for field in ("dates", "index", "location"):
+                collated[field] = collated[field].numpy()
         else:
             collated["images"] = images
         return PretrainBatch(items, collated)
