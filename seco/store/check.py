@@ -176,7 +176,7 @@ def check_store(
     workers: int = 1,
     locations: Iterable[int] | None = None,
     progress: bool = True,
-    batch: int = 64,
+    batch: int | None = None,
 ) -> CheckReport:
     """Run every check on every location (or on ``locations``).
 
@@ -186,7 +186,7 @@ def check_store(
         workers: processes (1: in this process).
         locations: the location indices to check (default all).
         progress: a tqdm bar on stderr.
-        batch: locations per task handed to a worker.
+        batch: locations per task handed to a worker (default: about 4 tasks per worker, at most 256).
 
     Raises:
         StoreError: the store cannot be opened.
@@ -204,6 +204,7 @@ def check_store(
     if not s.has_checksums and "integrity" in checks:
         report.notes.append(NO_CHECKSUMS)
     t0 = time.perf_counter()
+    batch = batch or max(1, min(256, -(-len(todo) // (4 * workers))))
     parts = [todo[k : k + batch] for k in range(0, len(todo), batch)]
     from tqdm import tqdm
 
