@@ -253,3 +253,22 @@ def test_reads_without_mmap_give_the_same_pixels(tmp_path, monkeypatch):
     monkeypatch.setattr(shard.mmap, "mmap", no_mmap)
     assert shard.mmap is mmap_mod
     np.testing.assert_array_equal(open_store(path).read(1, [2, 0]), stored(locs[1])[[2, 0]])
+
+
+def test_an_index_pointing_outside_the_file_is_damage_even_with_a_valid_crc(tmp_path):
+    """Entries past the end (or wrapping around 2**64) are refused before any decode touches memory."""
+    import google_crc32c
+
+    path = tmp_path / "s.zarr"
+    _write(path, n=1)
+    f = _shard(path, 0)
+    data = bytearray(f.read_bytes())
+    n = 16 * T * len(BANDS)
+    index = np.frombuffer(bytes(data[-n - 4 : -4]), "<u8").reshape(T, len(BANDS), 2).copy()
+    index[1, 2] = (2**63, 2**63 + 16)  # off + nbytes wraps around to 16
+    raw = index.tobytes()
+    data[-n - 4 :] = raw + google_crc32c.value(raw).to_bytes(4, "little")
+    f.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match="points outside"):
+        open_store(path).read(0, [0])
+    assert check_store(path, progress=False).bad_locations == [0]
