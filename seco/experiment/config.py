@@ -43,6 +43,8 @@ class CompareConfig:
         oscd_epochs: the decoder epochs on OSCD (paper: 100).
         normalization: the one policy for every backbone in every task: ``data`` (statistics of the
             evaluation data's training part, the only policy random init can have).
+        subspaces: also score the backbone and each projection head of the pre-trained methods
+            (:mod:`seco.experiment.subspaces`).
         device: ``auto``, ``cpu``, ``cuda``.
         progress: progress bars.
     """
@@ -72,6 +74,7 @@ class CompareConfig:
     oscd_test: str = "rennes"
     oscd_epochs: int = 2
     normalization: str = "data"
+    subspaces: bool = True
     device: str = "auto"
     progress: bool = True
 
@@ -129,7 +132,7 @@ class CompareConfig:
     def comparable(self) -> dict[str, Any]:
         """The settings a resumed experiment must share (not the output-only ones)."""
         d = self.to_dict()
-        for k in ("out", "progress", "device", "methods", "seeds"):
+        for k in ("out", "progress", "device", "methods", "seeds", "subspaces"):
             d.pop(k)
         return d
 

@@ -117,6 +117,38 @@ def plot(table: dict[str, dict[str, dict[str, Any]]], methods: tuple[str, ...], 
     plt.close(fig)
 
 
+def _subspace_lines(results: list[dict[str, Any]]) -> list[str]:
+    """The per-subspace section (backbone and each head of the pre-trained methods), if scored."""
+    acc: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for r in results:
+        for space, v in r.get("subspaces", {}).items():
+            d = acc.setdefault((r["method"], space), {"landcover": [], "season_consistency": []})
+            d["landcover"].append(100 * v["landcover"])
+            d["season_consistency"].append(v["season_consistency"])
+    if not acc:
+        return []
+
+    def pm(vals: list[float], digits: int) -> str:
+        a = np.asarray(vals)
+        return f"{a.mean():.{digits}f} ± {a.std(ddof=1):.{digits}f}" if len(a) > 1 else f"{a.mean():.{digits}f}"
+
+    return [
+        "## Per-subspace features (the paper's Figure 2 idea)",
+        "",
+        "Each embedding space of the pre-trained methods on the labelled simulated store: the pooled backbone "
+        "features and each projection head's (L2-normalised) output. *Land cover*: linear-probe accuracy (%). "
+        "*Season consistency*: mean cosine similarity of one location's embeddings at two different dates "
+        "minus that of two different locations (standardised dimensions); high = the space ignores the season. "
+        "SeCo's head 0 is trained to be invariant to the season, heads 1 and 2 to keep part of it.",
+        "",
+        "| method | space | land cover (%) | season consistency |",
+        "|---|---|---:|---:|",
+        *[f"| {METHOD_NAMES[m]} | {space} | {pm(v['landcover'], 1)} | {pm(v['season_consistency'], 3)} |"
+          for (m, space), v in acc.items()],
+        "",
+    ]
+
+
 def write_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dict[str, Any]) -> Path:
     """``results.json``, ``comparison.png`` and ``report.md`` in ``cfg.out``; returns the report's path."""
     out = Path(cfg.out)
@@ -162,6 +194,7 @@ def write_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dict[st
         *[f"| {r['claim']} | {r['task']} | {METHOD_NAMES[r['a']]} {r['relation']} {METHOD_NAMES[r['b']]} | "
           f"{r['diff']:+.1f} | {r['two_se']:.1f} | **{r['verdict']}** |" for r in rows],
         "",
+        *_subspace_lines(results),
         "## What these numbers do and do not show",
         "",
         "- They compare methods under one small budget on simulated data (and the real samples where listed); "

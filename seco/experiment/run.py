@@ -60,9 +60,6 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
     if patch < cfg.crop:
         raise ConfigError(f"{what} has {patch} px patches, smaller than --crop {cfg.crop}; lower --crop")
     info["bands"] = parse_bands(cfg.bands, have)
-    missing = [b for b in info["bands"] if b not in L2A + ("B10",)]
-    if missing:  # pragma: no cover - parse_bands only returns registry names
-        raise ConfigError(f"bands {missing} are not Sentinel-2 bands")
     if cfg.eurosat and not Path(cfg.eurosat).is_dir():
         raise DatasetError(f"--eurosat {cfg.eurosat} is not a folder; give the EuroSAT MS folder or leave it out")
     if cfg.oscd:
@@ -131,7 +128,10 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
     cell = Path(cfg.out) / "cells" / f"{method}-seed{seed}"
     done = cell / "result.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        if _subspaces(cfg, result, cell, data, bands):  # a cell finished before subspaces were asked for
+            _write(done, result)
+        return result
     cell.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     print(f"[cell] {METHOD_NAMES[method]}, seed {seed}", flush=True)
@@ -153,12 +153,30 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
                                   cfg.device, train_cities=train_c, test_cities=(cfg.oscd_test,))
         tasks["oscd_ap"] = {"value": tasks["oscd"]["average_precision"]}
     result = {"method": method, "seed": seed, "train": train, "tasks": tasks, "cell_s": time.perf_counter() - t0}
-    tmp = cell / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(done)  # last: a cell with result.json is finished
+    _subspaces(cfg, result, cell, data, bands)
+    _write(done, result)  # last: a cell with result.json is finished
     line = ", ".join(f"{k} {100 * v['value']:.1f} %" for k, v in tasks.items())
     print(f"    {line} ({result['cell_s']:.0f} s)", flush=True)
     return result
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+
+
+def _subspaces(cfg: CompareConfig, result: dict[str, Any], cell: Path, data: dict[str, Any],
+               bands: tuple[str, ...]) -> bool:
+    """Add per-subspace scores to a pre-trained cell's result (when asked for and missing); True if added."""
+    if not cfg.subspaces or result["method"] == "random" or "subspaces" in result:
+        return False
+    from seco.experiment.subspaces import subspace_scores
+
+    xa, xb, y = data["pairs"]
+    result["subspaces"] = subspace_scores(result["train"]["weights"], cell / "pretrain" / "last.ckpt", bands,
+                                          result["seed"], xa, xb, y, split_seed=cfg.seed0)
+    return True
 
 
 def run_compare(cfg: CompareConfig) -> Path:
@@ -179,18 +197,11 @@ def run_compare(cfg: CompareConfig) -> Path:
     data: dict[str, Any] = {"probe_x": x, "probe_y": y}
     if cfg.eurosat:
         data["eurosat_x"], data["eurosat_y"] = ev.eurosat_images(cfg.eurosat, bands)
+    if cfg.subspaces:
+        from seco.experiment.subspaces import probe_pairs
+
+        data["pairs"] = probe_pairs(open_store(paths["probe"]), bands, min(cfg.crop, cfg.probe_patch), cfg.seed0)
     results = [run_cell(cfg, m, s, paths, data, bands) for m, s in cfg.cells()]
     env = {"cpus": os.cpu_count(), "load_start": load0, "load_end": os.getloadavg()[0],
            "total_s": time.perf_counter() - t0, "bands": list(bands), "store": str(paths["store"])}
     return write_report(cfg, results, env)
-
-
-def load_results(out: Path) -> list[dict[str, Any]]:
-    """Every finished cell's ``result.json`` under ``out/cells``."""
-    return [json.loads(p.read_text()) for p in sorted((Path(out) / "cells").glob("*/result.json"))]
-
-
-def ensure(ok: bool, msg: str) -> None:
-    """Raise ConfigError(msg) unless ``ok``."""
-    if not ok:
-        raise ConfigError(msg)

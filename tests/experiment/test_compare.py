@@ -42,6 +42,10 @@ def test_tiny_run_writes_every_cell_config_and_a_report_from_the_numbers(tiny: P
             assert v["values"] == [100 * next(c for c in res["cells"] if c["method"] == method)["tasks"][task]["value"]]
             assert f"{v['mean']:.1f}" in text
     assert "## The paper's claims at this scale" in text and "OSCD F1: SeCo 46.94" in text
+    spaces = seco["subspaces"]
+    assert set(spaces) == {"backbone", "head0", "head1", "head2"}  # SeCo's three heads
+    assert all(0 <= v["landcover"] <= 1 and -2 <= v["season_consistency"] <= 2 for v in spaces.values())
+    assert "## Per-subspace features" in text and "| SeCo | head2 |" in text
 
 
 def test_rerun_reuses_finished_cells_and_refuses_other_settings(tiny: Path) -> None:
@@ -113,3 +117,15 @@ def test_summary_and_claims_from_cells() -> None:
     assert rows[("SSL > random init on land cover", "moco-tp")] == "holds"
     assert rows[("SeCo >= MoCo-v2+TP on land cover", "seco")] == "holds"
     assert rows[("SeCo > MoCo-v2+TP on change detection", "seco")] == "holds"
+
+
+def test_season_consistency() -> None:
+    import numpy as np
+
+    from seco.experiment.subspaces import season_consistency
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 16))
+    assert season_consistency(z, z, seed=0) > 0.9  # the same embedding at both dates
+    assert abs(season_consistency(z, rng.normal(size=(200, 16)), seed=0)) < 0.1  # unrelated dates
+    assert season_consistency(z, z + 0.5 * rng.normal(size=z.shape), seed=0) > 0.5
