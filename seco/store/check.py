@@ -183,7 +183,8 @@ def check_store(
     Args:
         store: a store path or an open ``Store``.
         checks: name -> per-location check (default: ``integrity_checks()``).
-        workers: processes (1: in this process).
+        workers: processes (1: in this process). Workers are spawned, so a script that calls this with
+            ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
         locations: the location indices to check (default all).
         progress: a tqdm bar on stderr.
         batch: locations per task handed to a worker (default: about 4 tasks per worker, at most 256).
