@@ -81,11 +81,36 @@ class Attempted(Exception):
         self.error, self.attempts, self.transient = error, attempts, transient
 
 
+#: GDAL's answer when the first read of a remote file fails for any reason, a 503 or a reset included: the
+#: cause is lost, so the error may be the network's or the file's.
+_UNRECOGNIZED_REMOTE = re.compile(r"/vsicurl/\S*'? not recognized as (being in )?a supported file format", re.I)
+
+
+def maybe_transient(exc: BaseException) -> bool:
+    """Whether an error that is not known to be transient may still be the network's (worth a retry).
+
+    GDAL reports a failed first request to a remote COG (503, reset, timeout) as ``'/vsicurl/...' not
+    recognized as being in a supported file format``, exactly as it reports a corrupt remote file. Retrying
+    tells them apart: a network fault clears, a corrupt file fails the same way every time.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if _UNRECOGNIZED_REMOTE.search(str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def with_retries(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[int, BaseException], None] | None = None) -> tuple[T, int]:
+                 on_retry: Callable[[int, BaseException], None] | None = None,
+                 retry_if: Callable[[BaseException], bool] | None = None) -> tuple[T, int]:
     """Call ``fn`` until it succeeds, retrying transient errors (:func:`is_transient`) with backoff.
 
-    ``on_retry(attempt, error)`` is called before each retry (the caller records what was retried).
+    ``on_retry(attempt, error)`` is called before each retry (the caller records what was retried);
+    ``retry_if(error)`` also retries errors that are not known to be transient (e.g. :func:`maybe_transient`):
+    when they persist, the :class:`Attempted` raised says ``transient=False``.
 
     Returns:
         The result and the number of attempts made.
@@ -100,11 +125,12 @@ def with_retries(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[floa
             return fn(), attempt
         except Exception as e:
             transient = is_transient(e)
-            if not transient or attempt > policy.retries:
+            retry = transient or (retry_if is not None and retry_if(e))
+            if not retry or attempt > policy.retries:
                 raise Attempted(e, attempt, transient) from e
             if on_retry is not None:
                 on_retry(attempt, e)
             sleep(policy.delay(attempt))
 
 
-__all__ = ["Attempted", "RetryPolicy", "is_transient", "with_retries"]
+__all__ = ["Attempted", "RetryPolicy", "is_transient", "maybe_transient", "with_retries"]

@@ -21,7 +21,7 @@ import numpy as np
 from seco.collect.catalog import Catalog, SceneItem, choose_scene, open_catalog
 from seco.collect.cloud import cloud_fraction, patch_ok
 from seco.collect.patches import PatchOutsideScene, read_patch
-from seco.collect.retry import Attempted, RetryPolicy, with_retries
+from seco.collect.retry import Attempted, RetryPolicy, maybe_transient, with_retries
 from seco.errors import ReadError, SecoError
 
 #: Failure kinds that are faults of the data or the servers (the rest are ordinary rejections).
@@ -281,7 +281,8 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
                                          bands=job.bands, resolution=10, harmonize=job.harmonize,
                                          gdal_env=job.gdal_env)
                 retried: list[BaseException] = []
-                p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried))
+                p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried),
+                                    retry_if=maybe_transient)
                 if n > 1:
                     fail(RETRIED, f"read succeeded at attempt {n} after: {'; '.join(_brief(e) for e in retried)}",
                          item, _href_of(retried[-1], item), n)
