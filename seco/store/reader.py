@@ -251,8 +251,9 @@ class Store:
             key = None
         msg = str(e).replace(f"location {j}:", f"location {j} (key {key!r}):", 1) if key is not None else str(e)
         return StoreCorruptError(
-            f"store {self.path}: {msg}; run `seco store check {self.path}` to list every damaged location, "
-            "re-collect or delete them, or pass `--on-corrupt skip` to `seco pretrain` to skip damaged locations",
+            f"store {self.path}: {msg}; run `seco store check {self.path}` to list every damaged location, then "
+            "re-collect them, copy the store without them (`seco store migrate SRC DST --on-corrupt skip`), or pass "
+            "`--on-corrupt skip` to `seco pretrain` to skip damaged locations",
             location=e.location, key=key, path=e.path,
         )
 
