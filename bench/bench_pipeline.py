@@ -141,7 +141,10 @@ def loader_rate(
         pin_memory=pinned and ring is None,
     )
     it = _batches_forever(loader, sampler)
-    for _ in range(max(1, workers)):  # workers started, pipeline filled
+    # warm-up: workers started, pipeline filled, and every ring slot written once by the workers (a forked
+    # worker takes a minor page fault on its first write to each page: once per worker lifetime, which the
+    # persistent workers of a long run never see again)
+    for _ in range(ring_slots(workers, PREFETCH) + workers):
         unpack_batch(next(it), ring)
     t, c = time.perf_counter(), _cpu_seconds()
     n = 0
