@@ -154,9 +154,12 @@ def _run(store: Store, checks: Mapping[str, LocationCheck], locations: Sequence[
     for i in locations:
         for name, check in checks.items():
             try:
-                found += [_as_finding(f, name) for f in check(store, i)]
+                new = [_as_finding(f, name) for f in check(store, i)]
             except Exception as e:  # a check that breaks on a location is itself a finding about it
-                found.append(Finding(i, _key(store, i), None, name, f"the check failed: {type(e).__name__}: {e}"))
+                new = [Finding(i, _key(store, i), None, name, f"the check failed: {type(e).__name__}: {e}")]
+            found += new
+            if any(f.severity == "error" for f in new):
+                break  # a damaged location: later checks would only fail to read it again
     return found
 
 

@@ -17,12 +17,36 @@ from seco.errors import ConfigError
 
 def location_checks() -> dict[str, Any]:
     """Every per-location check ``seco store check`` knows, by name (one line per check)."""
+    from seco.radiometry.consistency import check_location as radiometry
     from seco.store.check import check_integrity
 
-    checks: dict[str, Any] = {"integrity": check_integrity}
-    # further per-location checks ``(store, i) -> list[Finding]`` plug in here, e.g.
-    # checks["radiometry"] = seco.radiometry.consistency.check_location
-    return checks
+    return {"integrity": check_integrity, "radiometry": radiometry}
+
+
+def applicable_checks(store: Any, names: list[str] | None) -> tuple[dict[str, Any], list[str]]:
+    """The checks to run on ``store``: ``names`` (all when ``None``), and notes on those left out.
+
+    A check the store cannot support (``radiometry`` on a store without ``B02`` and ``B03``) is left out of the
+    default set with a note saying so; asked for by name, it is a :class:`ConfigError` before any work.
+    """
+    from seco.radiometry.consistency import ConsistencyConfig
+
+    known = location_checks()
+    if names is not None:
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise ConfigError(f"--checks {names!r}: unknown check(s) {unknown}; choose from {', '.join(known)}")
+    chosen = {n: known[n] for n in (names if names is not None else known)}
+    notes: list[str] = []
+    need = ConsistencyConfig().bands
+    if "radiometry" in chosen and not set(need) <= set(store.bands):
+        msg = (f"radiometry check not run: it compares the dark objects of {', '.join(need)}, which the store "
+               f"(bands {', '.join(store.bands)}) does not hold all of")
+        if names is not None:
+            raise ConfigError(msg + "; leave it out of --checks")
+        del chosen["radiometry"]
+        notes.append(msg)
+    return chosen, notes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,16 +82,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_check(a: argparse.Namespace) -> int:
+    from seco.store import open_store
     from seco.store.check import check_store
 
-    known = location_checks()
-    if a.checks:
-        names = [n.strip() for n in a.checks.split(",") if n.strip()]
-        unknown = [n for n in names if n not in known]
-        if unknown or not names:
-            raise ConfigError(f"--checks {a.checks!r}: unknown check(s) {unknown}; choose from {', '.join(known)}")
-        known = {n: known[n] for n in names}
-    report = check_store(a.store, checks=known, workers=a.workers, progress=not a.no_progress)
+    store = open_store(a.store)
+    names = None if not a.checks else [n.strip() for n in a.checks.split(",") if n.strip()]
+    checks, notes = applicable_checks(store, names)
+    report = check_store(store, checks=checks, workers=a.workers, progress=not a.no_progress)
+    report.notes.extend(notes)
     if a.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -77,8 +99,10 @@ def _run_check(a: argparse.Namespace) -> int:
         for note in report.notes:
             print(f"note: {note}")
         bad = report.bad_locations
+        warned = sorted({f.location for f in report.findings if f.severity == "warning"})
         print(f"{report.checked} location(s) checked ({', '.join(report.checks)}) in {report.seconds:.1f} s: "
-              + ("all fine" if not bad else f"{len(bad)} bad: {', '.join(map(str, bad[:20]))}"
+              + (f"{len(warned)} with warnings (usable; see above), " if warned else "")
+              + ("no damage" if not bad else f"{len(bad)} bad: {', '.join(map(str, bad[:20]))}"
                  + (" ..." if len(bad) > 20 else "")
                  + "; re-collect or leave them out (`seco pretrain --on-corrupt skip`)"))
     return 0 if report.ok else 1
