@@ -106,7 +106,7 @@ def test_sigkill_then_resume_equals_straight_run(tiny_store: Path, tmp_path: Pat
     while time.monotonic() < deadline and proc.poll() is None:
         if ckpt.exists():
             try:
-                if torch.load(ckpt, weights_only=False)["step"] >= n // 4:
+                if torch.load(ckpt, weights_only=True)["step"] >= n // 4:
                     break
             except Exception:  # noqa: BLE001 - replaced while reading
                 pass
