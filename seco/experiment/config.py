@@ -40,7 +40,8 @@ class CompareConfig:
         eurosat: EuroSAT MS folder for a real land-cover probe ("" : none).
         oscd: OSCD folder for real change detection ("" : none).
         oscd_test: the labelled OSCD city held out for testing; the other labelled cities train.
-        oscd_epochs: the decoder epochs on OSCD (paper: 100).
+        oscd_epochs: the decoder epochs on OSCD (paper: 100; the sample's two train cities make one step of
+            32 patches per epoch).
         normalization: the one policy for every backbone in every task: ``data`` (statistics of the
             evaluation data's training part, the only policy random init can have).
         subspaces: also score the backbone and each projection head of the pre-trained methods
@@ -72,7 +73,7 @@ class CompareConfig:
     eurosat: str = ""
     oscd: str = ""
     oscd_test: str = "rennes"
-    oscd_epochs: int = 2
+    oscd_epochs: int = 20
     normalization: str = "data"
     subspaces: bool = True
     device: str = "auto"
@@ -134,6 +135,9 @@ class CompareConfig:
         d = self.to_dict()
         for k in ("out", "progress", "device", "methods", "seeds", "subspaces"):
             d.pop(k)
+        if not self.oscd:  # the OSCD schedule matters only when OSCD is evaluated
+            d.pop("oscd_test")
+            d.pop("oscd_epochs")
         return d
 
     def save(self, path: Path) -> None:
@@ -155,5 +159,5 @@ SCALES: dict[str, dict[str, Any]] = {
     "cpu": {},
     "gpu": dict(steps=3000, batch_size=128, crop=96, queue_size=8192, synth_locations=4096, synth_patch=128,
                 probe_locations=2048, probe_patch=64, cd_cities=24, cd_size=256, cd_epochs=30, cd_patch=96,
-                cd_batch=32, oscd_epochs=30),
+                cd_batch=32, oscd_epochs=100),
 }
