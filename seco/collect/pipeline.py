@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seco.cluster import dask_executor
 from seco.collect.config import ATTR, BAND_CHOICES, FINGERPRINT_FIELDS, CollectConfig, is_url
 from seco.collect.estimate import HEADER_BYTES, Estimate, estimate
 from seco.collect.journal import (
@@ -82,7 +83,7 @@ from seco.collect.worker import (
     collect_location,
     point_box,
 )
-from seco.errors import CollectError, ConfigError
+from seco.errors import CollectError
 
 # ---------------------------------------------------------------------------------------------- run
 
@@ -190,41 +191,12 @@ class _Progress:
             self.bar.close()
 
 
-def _reachable(address: str) -> None:
-    """Fail fast on a TCP scheduler address nobody listens on (the Dask client would wait its timeout)."""
-    import socket
-    from urllib.parse import urlparse
-
-    u = urlparse(address if "://" in address else f"tcp://{address}")
-    if u.scheme not in ("tcp", "tls") or not u.hostname or not u.port:
-        return  # another transport (inproc, ucx): let Dask judge
-    try:
-        with socket.create_connection((u.hostname, u.port), timeout=5):
-            pass
-    except OSError as e:
-        raise CollectError(f"cannot connect to the Dask scheduler at {address!r} ({e}); start one "
-                           "(`dask scheduler`) or drop --scheduler to use local threads") from e
-
-
 def _executor(cfg: CollectConfig) -> tuple[cf.Executor, int, Any]:
     """(executor, parallel slots, dask client or None)."""
     if cfg.scheduler is None:
         return cf.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="seco-collect"), cfg.workers, None
-    try:
-        from distributed import Client
-    except ImportError as e:
-        raise ConfigError("--scheduler needs Dask distributed: pip install 'dask[distributed]==2026.8.0'") from e
-    _reachable(cfg.scheduler)
-    try:
-        client = Client(cfg.scheduler, timeout="10s", set_as_default=False)
-    except Exception as e:
-        raise CollectError(f"cannot connect to the Dask scheduler at {cfg.scheduler!r} ({type(e).__name__}: {e}); "
-                           "start one (`dask scheduler`) or drop --scheduler to use local threads") from e
-    slots = sum(client.nthreads().values())
-    if slots == 0:
-        client.close()
-        raise CollectError(f"the Dask cluster at {cfg.scheduler} has no workers; start some (`dask worker ADDR`)")
-    return client.get_executor(pure=False), slots, client
+    return dask_executor(cfg.scheduler, flag="--scheduler", instead="drop --scheduler to use local threads",
+                         error=CollectError)
 
 
 def _job(plan: Plan, reader: Callable[..., Any] | None, checker: Callable[..., Any] | None,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seco.cluster import dask_executor
 from seco.errors import ConfigError, CorpusError, SecoError, StoreError
 from seco.imports.layouts import Corpus, LocationRef, corpus_for, find_locations
 from seco.imports.readers import QA60_CLOUD_FRACTION, ReadJob, ReadResult, read_location
@@ -271,22 +272,6 @@ class _Inline(cf.Executor):
         return f
 
 
-def _reachable(address: str) -> None:
-    """Fail fast on a TCP scheduler address nobody listens on (the Dask client would wait its timeout)."""
-    import socket
-    from urllib.parse import urlparse
-
-    u = urlparse(address if "://" in address else f"tcp://{address}")
-    if u.scheme not in ("tcp", "tls") or not u.hostname or not u.port:
-        return  # another transport: let Dask judge
-    try:
-        with socket.create_connection((u.hostname, u.port), timeout=5):
-            pass
-    except OSError as e:
-        raise ConfigError(f"cannot connect to the Dask scheduler at {address!r} ({e}); start one "
-                          "(`dask scheduler`) or use --workers N") from e
-
-
 def _executor(cfg: ImportConfig) -> tuple[cf.Executor, int, Any, str]:
     """(executor, parallel slots, dask client or None, description)."""
     if cfg.dask is None:
@@ -295,21 +280,8 @@ def _executor(cfg: ImportConfig) -> tuple[cf.Executor, int, Any, str]:
         ctx = multiprocessing.get_context("forkserver")  # clean children: the driver holds zarr's I/O thread
         return (cf.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx), cfg.workers, None,
                 f"{cfg.workers} worker processes")
-    try:
-        from distributed import Client
-    except ImportError as e:
-        raise ConfigError("--dask needs Dask distributed: pip install 'dask[distributed]==2026.8.0'") from e
-    _reachable(cfg.dask)
-    try:
-        client = Client(cfg.dask, timeout="10s", set_as_default=False)
-    except Exception as e:
-        raise ConfigError(f"cannot connect to the Dask scheduler at {cfg.dask!r} ({type(e).__name__}: {e}); "
-                          "start one (`dask scheduler`) or use --workers N") from e
-    slots = sum(client.nthreads().values())
-    if slots == 0:
-        client.close()
-        raise ConfigError(f"the Dask cluster at {cfg.dask} has no workers; start some (`dask worker ADDR`)")
-    return client.get_executor(pure=False), slots, client, f"Dask {cfg.dask} ({slots} threads)"
+    pool, slots, client = dask_executor(cfg.dask, flag="--dask", instead="use --workers N")
+    return pool, slots, client, f"Dask {cfg.dask} ({slots} threads)"
 
 
 # ---------------------------------------------------------------------------------------------- store
