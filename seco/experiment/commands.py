@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="EuroSAT MS folder for a real land-cover probe (default: ../shared/data/eurosat_ms when "
                         "present; 'none' to skip)")
     c.add_argument("--oscd", default=None,
-                   help="OSCD folder for real change detection (default: ../shared/data/oscd when present; "
-                        "'none' to skip)")
+                   help="OSCD folder for real change detection (default: with --scale gpu ../shared/data/oscd "
+                        "when present; on the CPU presets none, since it adds about 3 min per backbone on 2 cores)")
     c.add_argument("--oscd-epochs", type=int, help="decoder epochs on OSCD (default: the --scale preset)")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other setting of seco.experiment.config.CompareConfig, e.g. --set cd_cities=4 "
@@ -48,9 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_run)
 
 
-def _optional_root(value: str | None, default: Path) -> str:
+def _optional_root(value: str | None, default: Path | None) -> str:
+    """The folder given, or ``default`` when not given and present; "" for none."""
     if value is None:
-        return str(default) if default.is_dir() else ""
+        return str(default) if default is not None and default.is_dir() else ""
     return "" if value.lower() == "none" else value
 
 
@@ -97,7 +98,8 @@ def _run(a: argparse.Namespace) -> int:
     cfg = CompareConfig(
         out=a.out, store=a.store, methods=tuple(m for m in a.methods.split(",") if m.strip()), seeds=a.seeds,
         seed0=a.seed0, bands=a.bands, eurosat=_optional_root(a.eurosat, SHARED / "eurosat_ms"),
-        oscd=_optional_root(a.oscd, SHARED / "oscd"), device=a.device, progress=a.progress, **kw,
+        oscd=_optional_root(a.oscd, SHARED / "oscd" if a.scale == "gpu" else None),
+        device=a.device, progress=a.progress, **kw,
     )
     report = run_compare(cfg)
     print(f"report: {report}")

@@ -55,11 +55,11 @@ class CompareConfig:
     methods: tuple[str, ...] = METHODS
     seeds: int = 3
     seed0: int = 0
-    steps: int = 50
-    batch_size: int = 32
+    steps: int = 40
+    batch_size: int = 16
     crop: int = 64
     bands: str = "all"
-    queue_size: int = 1024
+    queue_size: int = 512
     lr: float = 0.03
     synth_locations: int = 192
     synth_patch: int = 64
@@ -150,8 +150,9 @@ def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-#: Size presets of ``--scale``: ``tiny`` (tests, seconds per cell), ``cpu`` (the 2-core, <= 60 minute run),
-#: ``gpu`` (a single GPU, larger store, budget and evaluation).
+#: Size presets of ``--scale``: ``tiny`` (tests, seconds per cell), ``cpu`` (the dataclass defaults: the 2-core run,
+#: 4 methods x 3 seeds measured at 46 min of cells on a shared machine, docs/FIDELITY.md), ``gpu`` (a single GPU,
+#: larger store, budget and evaluation).
 SCALES: dict[str, dict[str, Any]] = {
     "tiny": dict(steps=2, batch_size=8, crop=32, queue_size=32, synth_locations=16, synth_patch=32,
                  probe_locations=60, probe_patch=32, cd_cities=2, cd_size=64, cd_epochs=1, cd_patch=32,
