@@ -139,7 +139,8 @@ def _subspace_lines(results: list[dict[str, Any]]) -> list[str]:
         "features and each projection head's (L2-normalised) output. *Land cover*: linear-probe accuracy (%). "
         "*Season consistency*: mean cosine similarity of one location's embeddings at two different dates "
         "minus that of two different locations (standardised dimensions); high = the space ignores the season. "
-        "SeCo's head 0 is trained to be invariant to the season, heads 1 and 2 to keep part of it.",
+        "SeCo's heads 0 and 1 are trained to be invariant to the date (season), head 2 to be variant to it "
+        "(its positive is the same date, the other dates of the batch are its negatives).",
         "",
         "| method | space | land cover (%) | season consistency |",
         "|---|---|---:|---:|",

@@ -1,7 +1,8 @@
 """Per-subspace features (the paper's Figure 2 idea): the backbone and each projection head, side by side.
 
-SeCo's heads are trained to be invariant to different things: head 0 to every augmentation and to the
-season, heads 1 and 2 only to some (the other key views are their negatives). For each embedding space
+SeCo's heads are trained to be invariant to different things (:mod:`seco.data.views`): head 0 to the date and
+the augmentation, head 1 to the date only, head 2 to the augmentation only (it is *variant* to the date: the
+batch's other-date key views are its negatives). For each embedding space
 (``backbone``: the pooled features; ``head<i>``: the L2-normalised output of projection head i) this
 reports, on the labelled simulated store:
 
