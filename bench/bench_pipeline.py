@@ -10,7 +10,9 @@ Stages (samples/s; one sample = ``num_dates`` dates x C bands x H x W uint16 DN,
    the ring pinned once). *Efficiency* = rate / (W x the 1-process ring decode rate): 1.0 means the pipeline
    adds no allocation, copy or pinning tax; on a shared machine, where W workers do not get W free cores,
    the same ratio per CPU-second (samples per CPU-second of main process + workers over the 1-process
-   samples per CPU-second) shows the tax independently of the load.
+   samples per CPU-second) shows the tax independently of the load. A reference row runs W independent
+   decoder processes at once (no DataLoader): what the machine itself gives W processes; the loader's rate
+   over it is the pipeline's own tax.
 3. **copy + views**: the batch to the device and ``to_reflectance`` + ``make_views`` there (on the CPU: views
    from the DN batch, as the loop does).
 4. **step only**: the training step on views already on the device (``--precision``, channels-last on CUDA).
@@ -98,6 +100,46 @@ def decode_rates(store: Path, a: argparse.Namespace) -> dict[str, tuple[float, f
             if r:
                 out[name].append((n / dt, n / max(dc, 1e-9)))
     return {k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v)) for k, v in out.items()}
+
+
+def _decode_worker(store: str, bands: str, batch: int, batches: int, rounds: int, start: Any, q: Any) -> None:
+    """One independent decoder process (no DataLoader): ``rounds`` x ``batches`` ring decodes after ``start``."""
+    torch.set_num_threads(1)
+    ds = _dataset(Path(store), bands)
+    ds.ring = _ring(ds, batch, 0)
+    keys = [list(b) for b in ResumableSampler(len(ds), batch, seed=0)][:batches]
+    for k, kk in enumerate(keys):  # warm: every slot touched, every shard verified once
+        ds.__getitems__(SlotKeys(kk, k % ds.ring.slots))
+    start.wait()
+    t, c = time.perf_counter(), time.process_time()
+    for _ in range(rounds):
+        for k, kk in enumerate(keys):
+            ds.__getitems__(SlotKeys(kk, k % ds.ring.slots))
+    q.put((rounds * sum(len(x) for x in keys), time.perf_counter() - t, time.process_time() - c))
+
+
+def independent_decoders(store: Path, a: argparse.Namespace, w: int) -> tuple[float, float]:
+    """(samples/s, samples per CPU-second) of ``w`` decoder processes running at once, no pipeline between them.
+
+    The ceiling a ``w``-worker loader can reach on this machine: where it is below ``w`` x the 1-process rate,
+    the cores themselves do not scale (shared caches, memory bandwidth, SMT siblings, other load), and the
+    loader's efficiency is better read against this row.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    start, q = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_decode_worker, args=(str(store), a.bands, a.batch_size, a.decode_batches,
+                                                       a.rounds, start, q)) for _ in range(w)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)
+    start.set()
+    res = [q.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    n = sum(r[0] for r in res)
+    return n / max(r[1] for r in res), n / sum(r[2] for r in res)
 
 
 def _batches_forever(loader: DataLoader, sampler: ResumableSampler) -> Generator[dict[str, Any], None, None]:
@@ -332,12 +374,17 @@ def main() -> None:
     print(table(["stage", "path", "samples/s", "note"], rows), "\n", flush=True)
 
     for w in [int(x) for x in a.workers.split(",") if x and "loader" in stages]:
+        ind, ind_cpu = independent_decoders(store, a, w)
+        rows.append((f"decode, {w} independent processes", "ring (no DataLoader)", ind,
+                     f"{ind / (w * one):.2f} x W x 1 process (the machine's own scaling)"))
+        print(rows[-1], flush=True)
         for pinned in (False, True) if device.type == "cuda" else (False,):
             for ring_path in (False, True):
                 name = ("ring" if ring_path else "fresh shm per batch") + (", pinned" if pinned else "")
                 r, per_cpu = loader_rate(store, a, w, ring_path, pinned)
                 rows.append((f"loader, {w} workers", name, r,
-                             f"efficiency {r / (w * one):.2f} wall, {per_cpu / one_cpu:.2f} per CPU-s"))
+                             f"efficiency {r / (w * one):.2f} wall, {per_cpu / one_cpu:.2f} per CPU-s, "
+                             f"{r / ind:.2f} x {w} independent decoders"))
                 print(rows[-1], flush=True)
     if device.type != "cuda" and "loader" in stages:
         rows.append(("loader, pinned", "n/a without CUDA", float("nan"), "run on a GPU box"))
