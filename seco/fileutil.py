@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -13,3 +16,29 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """Hold an ``flock`` on ``path`` (created if absent, this process's pid written into it) for the block.
+
+    Args:
+        path: the lock file.
+        busy: builds the error raised when another process holds the lock, from the pid that process wrote
+            (``"?"`` when unknown).
+    """
+    import fcntl
+
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            raise busy(f.read().strip() or "?") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

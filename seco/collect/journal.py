@@ -6,12 +6,13 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from seco.collect.config import _local_path
 from seco.errors import CollectError, StoreError
+from seco.fileutil import exclusive_lock
 
 if TYPE_CHECKING:
     from seco.collect.worker import Failure, LocationResult
@@ -120,22 +121,7 @@ def lock_path(out: Path) -> Path:
     return out.parent / f".{out.name}.collect-lock"
 
 
-@contextlib.contextmanager
-def _locked(path: Path, store: str | None = None) -> Iterator[None]:
-    import fcntl
-
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            store = store or str(path.parent / path.name[1:].removesuffix(".collect-lock"))
-            raise CollectError(f"another `seco collect` is writing to {store} (pid {f.read().strip() or '?'}); "
-                               "wait for it, or choose another --out") from None
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+def _locked(path: Path, store: str | None = None) -> contextlib.AbstractContextManager[None]:
+    name = store or str(path.parent / path.name[1:].removesuffix(".collect-lock"))
+    return exclusive_lock(path, lambda pid: CollectError(
+        f"another `seco collect` is writing to {name} (pid {pid}); wait for it, or choose another --out"))

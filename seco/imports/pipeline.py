@@ -22,13 +22,14 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from seco.cluster import dask_executor
 from seco.errors import ConfigError, CorpusError, SecoError, StoreError
+from seco.fileutil import exclusive_lock
 from seco.imports.layouts import Corpus, LocationRef, corpus_for, find_locations
 from seco.imports.readers import QA60_CLOUD_FRACTION, ReadJob, ReadResult, read_location
 
@@ -241,20 +242,10 @@ class Journal:
         self._f.close()
 
 
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    import fcntl
-
+def _locked(out: Path) -> contextlib.AbstractContextManager[None]:
     lock = out.parent / f".{out.name}.import-lock"
-    with open(lock, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise StoreError(f"another `seco import` is writing {out} (lock {lock}); wait for it or stop it") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return exclusive_lock(lock, lambda pid: StoreError(
+        f"another `seco import` is writing {out} (lock {lock}); wait for it or stop it"))
 
 
 # ---------------------------------------------------------------------------------------------- executors

@@ -41,10 +41,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from seco.bands import REFLECTANCE_SCALE
 from seco.errors import ReadError
 
-#: Reflectance x this = seco's DN.
-REFLECTANCE_SCALE = 10000
 #: The DN offset ESA introduced with processing baseline 04.00.
 BASELINE_04_SHIFT = -1000
 #: First acquisition day processed with baseline 04.00.
