@@ -68,7 +68,7 @@ from seco.collect.journal import (
     write_failures,
 )
 from seco.collect.plan import Plan, _is_store, plan_collect, remaining
-from seco.collect.radiometry import RADIOMETRY_KINDS, radiometry_failures
+from seco.collect.radiometry import RADIOMETRY_KINDS
 from seco.collect.radiometry import describe as describe_radiometry
 from seco.collect.retry import Attempted, RetryPolicy, is_transient, with_retries
 from seco.collect.worker import (
@@ -290,7 +290,6 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
                     if r.status == "error":
                         stalled = f"location {r.task.id}: {r.reason}"
                         break
-                    r.failures.extend(radiometry_failures(r, writer.bands))  # warnings; dates kept
                     journal.record(r)  # the decision first: a crash after it re-reads the location, no more
                     n_valid = 0
                     if r.status == "ok":

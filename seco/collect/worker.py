@@ -225,6 +225,10 @@ def collect_location(task: LocationTask, job: Job) -> LocationResult:
         res.status = "error"
         res.reason = res.reason or f"{type(e).__name__}: {e}"
         res.images = res.valid = res.dates_meta = None
+        return res
+    from seco.collect.radiometry import radiometry_failures  # imports this module
+
+    res.failures.extend(radiometry_failures(res, job.bands))  # warnings only (dates kept), on the worker
     return res
 
 
