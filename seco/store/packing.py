@@ -181,6 +181,8 @@ class PackSpec:
                 f"{self.length} ({len(self.bands)} bands, {P} px)"
             )
         lead = tuple(packed.shape[:-1])
+        if out is None and self.is_identity and packed.is_contiguous():
+            return packed.view(*lead, len(self.bands), P, P)  # a 10 m grid store: no copy
         if out is None:
             out = torch.empty((*lead, len(self.bands), P, P), dtype=packed.dtype, device=packed.device)
         for g in self.groups:

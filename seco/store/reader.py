@@ -12,6 +12,7 @@ import zarr
 from seco.bands import indices, parse_bands
 from seco.errors import StoreCorruptError, StoreError
 from seco.store import schema as S
+from seco.store.packing import PackSpec
 from seco.store.shard import ShardReader, check_out
 from seco.store.stats import add_to_histogram, stats_from_histogram
 
@@ -240,6 +241,43 @@ class Store:
         if out is None:
             return np.asarray(arr, dtype=np.uint16)
         out[...] = arr
+        return out
+
+    @property
+    def grid_factors(self) -> dict[str, int]:
+        """Grid factor of each band (``seco.store.packing``): all 1 in a store on the 10 m grid."""
+        return {b: 1 for b in self.bands}
+
+    def pack_spec(self, bands: str | Sequence[str] | None = None) -> PackSpec:
+        """The packed layout ``read_packed`` writes for ``bands`` (``None`` = the store's bands, in order)."""
+        names = [self.bands[k] for k in self.band_indices(bands)]
+        return PackSpec.build(names, self.patch_size, self.grid_factors)
+
+    def read_packed(
+        self,
+        i: int,
+        dates: Sequence[int] | np.ndarray | None = None,
+        bands: str | Sequence[str] | None = None,
+        *,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Pixels of location ``i`` in the packed form of ``pack_spec(bands)``: (t, length) uint16.
+
+        Each band at the grid the store keeps it on, so nothing is upsampled here (``PackSpec.unpack`` does
+        that, batched, on the training device). For a store on the 10 m grid the packed form is the
+        (t, C, H, W) image flattened. Arguments and errors as ``read``; ``out`` is a C-contiguous (t, length)
+        uint16 array.
+        """
+        spec = self.pack_spec(bands)
+        d = self._dates(dates)
+        if out is None:
+            out = np.empty((len(d), spec.length), dtype=np.uint16)
+        if out.shape != (len(d), spec.length) or out.dtype != np.uint16 or not out.flags.c_contiguous:
+            raise StoreError(
+                f"read_packed needs a C-contiguous uint16 out of shape {(len(d), spec.length)}, got "
+                f"{out.dtype} {out.shape}"
+            )
+        self.read(i, d, bands, out=out.reshape(len(d), len(spec.bands), self.patch_size, self.patch_size))
         return out
 
     def _explain(self, e: StoreCorruptError) -> StoreCorruptError:

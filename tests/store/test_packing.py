@@ -63,3 +63,20 @@ def test_origin_off_the_coarse_grid_is_refused():
     shifted = np.roll(grid, 1, axis=-1)  # what an origin on an odd 10 m pixel gives
     with pytest.raises(NotNativeError, match="B05"):
         PackSpec.build(("B02", "B05"), 32).pack(shifted)
+
+
+def test_a_10m_store_reads_packed_as_its_flattened_images(tmp_path):
+    from store_helpers import location
+
+    from seco.store import create_store, open_store
+
+    loc = location(0, num_dates=3, patch=12, bands=3)
+    with create_store(tmp_path / "s.zarr", ("B02", "B05", "B01"), num_dates=3, patch_size=12) as w:
+        w.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"])
+    s = open_store(tmp_path / "s.zarr")
+    spec = s.pack_spec(["B01", "B02"])
+    assert spec.is_identity and spec.length == 2 * 144
+    p = s.read_packed(0, [2, 0], ["B01", "B02"])
+    np.testing.assert_array_equal(p.reshape(2, 2, 12, 12), s.read(0, [2, 0], ["B01", "B02"]))
+    t = spec.unpack(torch.from_numpy(p))
+    assert t.shape == (2, 2, 12, 12) and t.data_ptr() == torch.from_numpy(p).data_ptr()  # a view, no copy
