@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seco.bands import L1C, L2A
+from seco.bands import BY_NAME, L1C, L2A
 from seco.collect.catalog import POLICIES
 from seco.collect.retry import RetryPolicy
 from seco.errors import ConfigError
@@ -16,6 +17,8 @@ from seco.errors import ConfigError
 BAND_CHOICES: dict[str, tuple[str, ...]] = {"l2a": L2A, "l1c": L1C}
 #: Key of the collect configuration in the store's user attributes.
 ATTR = "seco_collect"
+#: Store grids ``seco collect --grid`` writes: every band on the 10 m grid, or 20 m / 60 m bands at their own.
+GRIDS = ("10m", "native")
 
 
 def _fraction(name: str, v: Any) -> None:
@@ -51,6 +54,9 @@ class CollectConfig:
         progress: show a progress bar on stderr.
         journal: local folder for the journal, failures table, summary and lock (``None``: ``<out>/_collect``,
             which needs a local ``out``; required when ``out`` is an fsspec URL such as ``s3://bucket/x.zarr``).
+        grid: ``"10m"`` (every band on the 10 m grid) or ``"native"`` (20 m / 60 m bands kept at their own
+            resolution, ``seco.store.packing``; patch origins snapped to multiples of :attr:`align` pixels);
+            ``None``: the grid of the store being continued, else ``"10m"`` (``plan_collect`` resolves it).
     """
 
     locations: str
@@ -74,8 +80,11 @@ class CollectConfig:
     timeout_s: float = 30.0
     progress: bool = True
     journal: str | None = None
+    grid: str | None = None
 
     def __post_init__(self) -> None:
+        if self.grid is not None and self.grid not in GRIDS:
+            raise ConfigError(f"--grid {self.grid!r} is unknown; choose one of {', '.join(GRIDS)}")
         if self.bands not in BAND_CHOICES:
             raise ConfigError(f"--bands {self.bands!r} is unknown; choose one of {', '.join(BAND_CHOICES)}")
         if isinstance(self.patch_size, bool) or not isinstance(self.patch_size, int) or not 8 <= self.patch_size <= 4096:
@@ -111,6 +120,14 @@ class CollectConfig:
     def band_names(self) -> tuple[str, ...]:
         """The store's bands, in order."""
         return BAND_CHOICES[self.bands]
+
+    @property
+    def align(self) -> int:
+        """Patch-origin alignment in 10 m pixels: 1 on the 10 m grid; for a native store the least common
+        multiple of the bands' grid factors (6 with a 60 m band, 2 with 20 m bands only)."""
+        if self.grid != "native":
+            return 1
+        return math.lcm(*(max(1, BY_NAME[b].resolution_m // 10) for b in self.band_names))
 
     @property
     def patch_cloud_limit(self) -> float:

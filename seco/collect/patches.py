@@ -7,6 +7,17 @@ snapped to whole pixels of the grid, and it must lie entirely inside the raster,
 :class:`PatchOutsideScene`. Scenes of one tile share the grid, so a location read at several dates gives
 pixel-aligned patches.
 
+**Alignment (native-resolution stores).** With ``align=k`` the window origin (``col0``, ``row0``, counted
+from the reference raster's origin) is moved to the nearest multiple of ``k`` pixels (ties upwards). The
+20 m and 60 m rasters of a Sentinel-2 tile share the tile's origin, so with ``k = 6`` (``k = 2`` without 60 m
+bands) every 20 m band arrives as whole 2 x 2 blocks and every 60 m band as whole 6 x 6 blocks counted from
+the patch origin: what a native-resolution store (``seco collect --grid native``) keeps once per source
+pixel. The patch centre then moves by at most ``k / 2`` pixels per axis from the requested point (30 m for
+``k = 6``); ``Patch.lon``, ``lat``, ``transform`` and ``bbox`` are always those of the patch actually read.
+``align=1`` is the plain nearest-pixel window. Grids that do not nest (non-Sentinel-2 assets, OSCD's
+EPSG:4326 rasters) gain nothing from it; the native store's writer refuses their patches
+(:class:`seco.store.packing.NotNativeError`).
+
 **Resampling.** Every band is sampled at the centres of the patch pixels by nearest neighbour: a 20 m band
 on a nested grid has each source pixel repeated 2 x 2 (60 m: 6 x 6), exactly aligned with the 10 m pixels
 it covers; the same rule works for grids that do not nest (e.g. OSCD's EPSG:4326 rasters). Only the source
@@ -324,6 +335,11 @@ def _sample(ds: Any, bidx: int, xs: np.ndarray, ys: np.ndarray, item: SceneItem,
     return arr
 
 
+def snap(index: int, align: int) -> int:
+    """The multiple of ``align`` nearest to ``index`` (ties upwards): moves it by at most ``align / 2``."""
+    return ((2 * index + align) // (2 * align)) * align
+
+
 def _project(lon: float, lat: float, crs: Any) -> tuple[float, float]:
     from rasterio.warp import transform
 
@@ -349,6 +365,7 @@ def read_patch(
     harmonize: bool = True,
     scl: bool = True,
     gdal_env: Mapping[str, Any] | None = None,
+    align: int = 1,
 ) -> Patch:
     """Read one patch of a scene: every band on one grid, windowed, harmonised.
 
@@ -362,6 +379,8 @@ def read_patch(
         harmonize: remove the processing-baseline DN offset (module docstring).
         scl: also read the SCL asset when the item has one.
         gdal_env: GDAL options overriding :data:`GDAL_ENV` for this read.
+        align: snap the window origin to a multiple of this many grid pixels from the raster origin (module
+            docstring, "Alignment"); 6 for a native-resolution store of Sentinel-2 bands, 1 (default) for none.
 
     Returns:
         A :class:`Patch`.
@@ -379,6 +398,9 @@ def read_patch(
         raise ConfigError(f"size_px={size_px!r} must be a positive integer (SeCo uses 264)")
     if resolution not in RESOLUTIONS:
         raise ConfigError(f"resolution={resolution!r} must be one of {RESOLUTIONS} (metres)")
+    if isinstance(align, bool) or not isinstance(align, int | np.integer) or not 1 <= align <= 60:
+        raise ConfigError(f"align={align!r} must be an integer in 1..60 pixels (6 for native-resolution "
+                          "Sentinel-2 stores, 1 for none)")
     if not (math.isfinite(lon) and math.isfinite(lat) and -90 <= lat <= 90):
         raise ConfigError(f"lon/lat ({lon!r}, {lat!r}) is not a WGS84 position in degrees")
     missing = [b for b in names if b not in item.assets]
@@ -405,6 +427,8 @@ def read_patch(
             x, y = _project(lon, lat, ref.crs)
             col0 = math.floor((x - t.c) / a - size / 2 + 0.5)
             row0 = math.floor((y - t.f) / e - size / 2 + 0.5)
+            if align > 1:
+                col0, row0 = snap(col0, int(align)), snap(row0, int(align))
             if col0 < 0 or row0 < 0 or col0 + size > width or row0 + size > height:
                 raise PatchOutsideScene(
                     f"a {size} px patch at lon {lon:.5f}, lat {lat:.5f} spans rows {row0}..{row0 + size - 1}, cols "

@@ -160,23 +160,24 @@ def _spares(loc: Locations, k: int, first_order: int, source: str) -> tuple[list
     return tasks, None
 
 
-def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: int) -> bool:
-    """Whether ``out`` continues an earlier run (True) or is new (False). Raises on anything else."""
+def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: int) -> str | None:
+    """The grid of the store ``out`` holds from an earlier run (``"10m"`` / ``"native"``), or ``None`` when
+    ``out`` is new. Raises on anything else."""
     from seco.store import open_store
 
     out = store_target(cfg.out)
     if is_url(out):
         if not _url_entries(out):
-            return False
+            return None
         creating = state_dir(cfg) / CREATING
         if creating.is_file() and creating.read_text().strip() == out and not _is_store(out):
-            return False  # our own creation, interrupted: the run starts it again
+            return None  # our own creation, interrupted: the run starts it again
     else:
         local = Path(out)
         if local.exists() and not local.is_dir():
             raise StoreError(f"--out {out!r} is a file; give a folder for the store")
         if not local.exists() or (local.is_dir() and not any(local.iterdir())):
-            return False
+            return None
     store = open_store(out)  # StoreError: not a seco store
     meta = store.attrs.get(ATTR)
     if not isinstance(meta, dict) or "fingerprint" not in meta:
@@ -191,7 +192,14 @@ def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: in
     if store.num_dates != num_dates or store.patch_size != cfg.patch_size or store.bands != cfg.band_names:
         raise CollectError(f"the store at {out} has {store.num_dates} dates x {store.patch_size} px x "
                            f"{len(store.bands)} bands, not what this run writes; choose a new --out")
-    return True
+    grid = "native" if any(f > 1 for f in store.grid_factors.values()) else "10m"
+    if cfg.grid is not None and cfg.grid != grid:
+        raise CollectError(
+            f"the store at {out} keeps its bands on the {grid!r} grid, not {cfg.grid!r}; a resumed collect "
+            f"continues the store's grid: drop --grid (or pass --grid {grid}), or choose a new --out for a "
+            f"{cfg.grid!r} store"
+        )
+    return grid
 
 
 def _is_store(target: str) -> bool:
@@ -224,6 +232,8 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
 
     Order: the locations file (positions, windows), the output (new, or a store of an earlier run with the
     same options), then the catalog (reachable, with the needed band assets; transient errors retried).
+    ``plan.config.grid`` is resolved: the continued store's grid (a conflicting ``grid`` is refused), else
+    the one asked for, else ``"10m"``.
 
     Raises:
         ConfigError / CollectError: bad locations, options or output.
@@ -242,7 +252,8 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
         fingerprint["catalog"] = str(Path(cfg.catalog).resolve())
     fingerprint.update(spares=spares_n, locations_sha256=file_sha256(src), max_patch_cloud=cfg.patch_cloud_limit)
     _check_journal(cfg)
-    _check_output(cfg, fingerprint, num_dates)
+    grid = _check_output(cfg, fingerprint, num_dates)  # the grid of a store being continued
+    cfg = dataclasses.replace(cfg, grid=grid or cfg.grid or "10m")
     spare_tasks, note = _spares(loc, spares_n, len(primaries), str(src))
     if catalog is None:
         spec = CatalogSpec(cfg.catalog, cfg.collection, cfg.band_names, cfg.timeout_s)

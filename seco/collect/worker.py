@@ -140,6 +140,7 @@ class CatalogSpec:
 class Job:
     """The per-location work description sent to workers (picklable).
 
+    ``align`` is passed to the reader (patch-origin snapping for native-resolution stores).
     ``reader`` / ``checker`` default to :func:`seco.collect.patches.read_patch` and
     :func:`seco.collect.cloud.patch_ok`; tests pass stand-ins. ``catalog`` may be a ready catalog object (thread
     mode in tests) instead of a :class:`CatalogSpec`.
@@ -156,6 +157,7 @@ class Job:
     max_scenes: int
     retry: RetryPolicy
     gdal_env: dict[str, str] = field(default_factory=dict, hash=False)
+    align: int = 1
     reader: Callable[..., Any] | None = None
     checker: Callable[..., tuple[bool, str]] | None = None
 
@@ -283,7 +285,7 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
             try:
                 read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
                                          bands=job.bands, resolution=10, harmonize=job.harmonize,
-                                         gdal_env=job.gdal_env)
+                                         gdal_env=job.gdal_env, align=job.align)
                 retried: list[BaseException] = []
                 p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried),
                                     retry_if=maybe_transient)

@@ -112,7 +112,8 @@ class FakeReader:
         self._tries: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, item, lon, lat, size_px=264, bands=L2A, resolution=10, harmonize=True, gdal_env=None) -> Patch:
+    def __call__(self, item, lon, lat, size_px=264, bands=L2A, resolution=10, harmonize=True, gdal_env=None,
+                 align=1) -> Patch:
         with self._lock:
             self.calls.append(item.id)
             self._tries[item.id] = self._tries.get(item.id, 0) + 1
