@@ -78,8 +78,8 @@ def _dataset(store: Path, bands: str) -> PretrainDataset:
 
 
 def _ring(ds: PretrainDataset, batch: int, workers: int) -> BatchRing:
-    s = open_store(ds._get_store().path)
-    return BatchRing(ring_slots(workers, PREFETCH), (batch, ds.num_dates, len(ds.bands), s.patch_size, s.patch_size))
+    assert ds.pack_spec is not None
+    return BatchRing(ring_slots(workers, PREFETCH), (batch, ds.num_dates, ds.pack_spec.length))  # packed
 
 
 def decode_rates(store: Path, a: argparse.Namespace) -> dict[str, tuple[float, float]]:
@@ -222,7 +222,9 @@ def views_and_step_rates(store: Path, a: argparse.Namespace, device: torch.devic
         ring.pin()
     ds.ring = ring
     batch = unpack_batch(collate_pretrain(ds.__getitems__(SlotKeys(list(range(a.batch_size)), 0))), ring)
-    host = batch["images"]  # (B, 3, C, H, W) uint16, pinned on CUDA
+    host = batch["packed"]  # (B, 3, L) uint16, pinned on CUDA
+    spec = ds.pack_spec
+    assert spec is not None
     norm = Normalization.from_store(open_store(store), ds.bands)
     recipe = recipe_for("seco")
     gen = torch.Generator()
@@ -234,9 +236,9 @@ def views_and_step_rates(store: Path, a: argparse.Namespace, device: torch.devic
             with torch.cuda.stream(stream):
                 dev = host.to(device, non_blocking=True)
             torch.cuda.current_stream(device).wait_stream(stream)
-            images = to_reflectance(dev)
+            images = to_reflectance(spec.unpack(dev))
         else:
-            images = host  # on the CPU make_views reads the DN batch directly
+            images = spec.unpack(host)  # on the CPU make_views reads the DN batch directly
         gen.manual_seed(0)
         made["v"] = recipe.make_views(images, gen=gen, size=a.crop, normalization=norm)
         if cuda:

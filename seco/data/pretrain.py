@@ -1,4 +1,4 @@
-"""Pre-training data: a store-backed dataset of drawn dates and a resumable, sharded batch sampler.
+"""Pre-training data: a store-backed dataset of drawn dates, its batch path, and the resumable batch sampler.
 
 Workers only read and convert; the views (crops, augmentations, normalisation) are made in the training loop
 on the whole batch, on its device (``seco.data.views``). Per step the loop does::
@@ -13,7 +13,11 @@ on the whole batch, on its device (``seco.data.views``). Per step the loop does:
 
 The DataLoader fetches a batch with ``PretrainDataset.__getitems__``: every sample is decoded straight into
 one batch tensor (``Store.read(..., out=)``) that ``collate_pretrain`` passes through, with no per-sample
-arrays and no stacking copy.
+arrays and no stacking copy. With a batch ring (what ``seco pretrain`` uses, ``seco.data.ring``) the batch is
+*packed*: (B, n, L) uint16, each band at the grid the store keeps it on (``Store.read_packed``,
+``seco.store.packing``); ``seco.train.prefetch.DevicePrefetcher`` copies it to the device and rebuilds the
+(B, n, C, H, W) 10 m grid there (``PackSpec.unpack``: a view for a store on the 10 m grid, nearest
+upsampling of the 20 m / 60 m bands for a native-resolution store, bit for bit what a 10 m store holds).
 
 Determinism: the sample order of an epoch is a function of ``(seed, epoch)``, the dates drawn for a
 location of ``(seed, epoch, location)``, so a run resumed from ``sampler.state_dict()`` sees exactly the
@@ -32,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from seco.bands import REFLECTANCE_SCALE, parse_bands
 from seco.data.corrupt import (
@@ -45,8 +49,10 @@ from seco.data.corrupt import (
     substitutes,
 )
 from seco.data.ring import BatchRing
+from seco.data.sampler import ResumableSampler, check_batch_size
 from seco.data.views import draw_dates
 from seco.errors import ConfigError, DatasetError, StoreCorruptError
+from seco.store.packing import PackSpec
 
 __all__ = [
     "PretrainBatch", "PretrainDataset", "ResumableSampler", "check_batch_size", "collate_pretrain", "unpack_batch",
@@ -62,6 +68,11 @@ class PretrainDataset(Dataset):
       ``as_dn=True``: half the bytes through workers and to the GPU; convert there with ``to_reflectance``);
     - ``dates``: (num_dates,) int64, the store date index of each image;
     - ``index``: ``i``; ``location``: the store location index.
+
+    With ``ring`` set (``seco pretrain``), ``__getitems__`` decodes packed samples into the ring instead
+    (``pack_spec``: each band at the grid the store keeps it on); ``DevicePrefetcher`` unpacks them on the
+    training device. Every other path (``dataset[i]``, ``__getitems__`` without a ring, ``as_dn=False``, a
+    store-like object without ``read_packed``) gives (num_dates, C, H, W) images on the 10 m grid.
 
     Only the drawn dates and the chosen bands are read. A store given by path is opened lazily in each worker
     (the open handle is not pickled); a ``Store`` object is used as given (stores are fork/pickle safe).
@@ -119,6 +130,9 @@ class PretrainDataset(Dataset):
         self.ring: BatchRing | None = None
         self.epoch = 0
         self._reads_into = _has_out_argument(store)  # seco Stores decode into a caller's buffer (__getitems__)
+        #: layout of a ring slot's samples, (n, pack_spec.length) each: ``None`` for a store that cannot decode
+        #: into a caller's buffer (no ring then)
+        self.pack_spec: PackSpec | None = _pack_spec(store, self.bands) if self._reads_into else None
         self._valid = np.asarray(store.valid_mask(), dtype=bool)  # (N, T)
         if self._valid.ndim != 2 or self._valid.shape[0] != len(store):
             raise DatasetError(
@@ -185,11 +199,14 @@ class PretrainDataset(Dataset):
 
         Equal to ``[self[k] for k in keys]`` (same dates, draw order, dtypes and dict keys), but every sample is
         decoded straight into one (B, num_dates, C, H, W) tensor (uint16 with ``as_dn``, else float32
-        reflectance), so there are no per-sample arrays and no stacking copy. That tensor is the ring slot
-        named by ``keys.slot`` (``seco.data.ring.SlotKeys``, with ``self.ring`` set): the collated batch then
-        carries ``slot`` instead of ``images`` (take it with ``unpack_batch``); otherwise a fresh tensor (in a
-        worker process in shared memory, as ``default_collate`` allocates). The items' ``images`` are views of
-        it; ``collate_pretrain`` returns the collated batch (``PretrainBatch.collated``) as is.
+        reflectance), so there are no per-sample arrays and no stacking copy: a fresh tensor (in a worker
+        process in shared memory, as ``default_collate`` allocates); the items' ``images`` are views of it.
+
+        With ``self.ring`` set and ``keys`` naming a slot (``seco.data.ring.SlotKeys``) the samples are decoded
+        *packed* into that slot instead: (B, num_dates, L) uint16, ``L = pack_spec.length``
+        (``Store.read_packed``); the items carry ``packed`` views of it, the collated batch ``slot`` instead of
+        ``images`` (take it with ``unpack_batch``, rebuild the 10 m grid with ``pack_spec.unpack``).
+        ``collate_pretrain`` returns the collated batch (``PretrainBatch.collated``) as is.
 
         A sample that cannot be decoded raises ``StoreCorruptError`` (``on_corrupt="fail"``; inside a
         DataLoader worker the batch comes back with ``failed`` and ``unpack_batch`` raises it, so the message
@@ -206,16 +223,21 @@ class PretrainDataset(Dataset):
         ring = self.ring if slot >= 0 else None
         corrupt: list[dict[str, Any]] = []
         used: list[tuple[int, int, list[int]]] = []  # (dataset index, location, dates) of each sample
-        if self._reads_into and isinstance(getattr(store, "patch_size", None), int):
+        if ring is not None:
+            spec = self._ring_spec(ring)
+            images = ring.view(slot, b)  # (B, n, L) uint16 packed, shared with the main process
+            dst = images.numpy()
+            for k, (epoch, i) in enumerate(parsed):
+                got = self._read_guarded(
+                    store, epoch, i, corrupt,
+                    lambda loc, d, t=dst[k]: self._read_packed_into(store, loc, d, bands, spec, t),
+                )
+                if got is None:
+                    return self._failed(corrupt)
+                used.append(got)
+        elif self._reads_into and isinstance(getattr(store, "patch_size", None), int):
             h = w = int(store.patch_size)
-            if ring is not None:
-                if not self.as_dn or ring.shape[1:] != (n, c, h, w) or ring.dtype != torch.uint16:
-                    raise DatasetError(
-                        f"ring buffers of {ring.shape} {ring.dtype} cannot hold uint16 DN samples of {(n, c, h, w)}"
-                    )
-                images = ring.view(slot, b)  # (B, n, C, H, W) uint16, shared with the main process
-            else:
-                images = _batch_tensor((b, n, c, h, w), torch.uint16 if self.as_dn else torch.float32)
+            images = _batch_tensor((b, n, c, h, w), torch.uint16 if self.as_dn else torch.float32)
             dn = images.numpy() if self.as_dn else None  # (B, n, C, H, W), shares memory with images
             scratch = None if self.as_dn else np.empty((n, c, h, w), dtype=np.uint16)
             for k, (epoch, i) in enumerate(parsed):
@@ -248,9 +270,9 @@ class PretrainDataset(Dataset):
                 else:
                     images[k].copy_(t).div_(REFLECTANCE_SCALE)
         dates_t = torch.tensor([d for _, _, d in used], dtype=torch.long).reshape(b, n)  # (B, n)
+        field = "images" if ring is None else "packed"
         items = [
-            {"images": images[k], "dates": dates_t[k], "index": i, "location": loc}
-            for k, (i, loc, _) in enumerate(used)
+            {field: images[k], "dates": dates_t[k], "index": i, "location": loc} for k, (i, loc, _) in enumerate(used)
         ]
         collated: dict[str, Any] = {
             "dates": dates_t,
@@ -319,6 +341,38 @@ class PretrainDataset(Dataset):
             )
         return arr if uniq == dates else arr[[uniq.index(d) for d in dates]]
 
+    def _ring_spec(self, ring: BatchRing) -> PackSpec:
+        """The packed layout of the ring's samples; raises when the ring cannot hold this dataset's samples."""
+        spec = self.pack_spec
+        want = None if spec is None else (self.num_dates, spec.length)
+        if spec is None or not self.as_dn or ring.shape[1:] != want or ring.dtype != torch.uint16:
+            raise DatasetError(
+                f"ring buffers of {ring.shape} {ring.dtype} cannot hold this dataset's samples "
+                + (f"(packed uint16 DN of {want}); make the ring with shape (B, {want[0]}, {want[1]})"
+                   if want is not None and self.as_dn else
+                   "(a ring needs as_dn=True and a store that decodes into a caller's buffer)")
+            )
+        return spec
+
+    @staticmethod
+    def _read_packed_into(
+        store: Any, loc: int, dates: list[int], bands: list[str], spec: PackSpec, out: np.ndarray
+    ) -> None:
+        """Decode ``dates`` (draw order) of ``loc`` packed into ``out`` (n, L) uint16, each date once.
+
+        A store without ``read_packed`` (store-like objects) is on the 10 m grid (``spec`` the identity): it
+        decodes into ``out`` viewed as (n, C, H, W).
+        """
+        uniq = sorted(set(dates))
+        todo, dst = (dates, out) if len(uniq) == len(dates) else (uniq, out[: len(uniq)])
+        if hasattr(store, "read_packed"):
+            store.read_packed(loc, dates=todo, bands=bands, out=dst)
+        else:
+            store.read(loc, dates=todo, bands=bands,
+                       out=dst.reshape(len(todo), len(bands), spec.patch_size, spec.patch_size))
+        if dst is not out:  # repeats (replace=True): spread the decoded dates out in draw order
+            out[:] = out[[uniq.index(d) for d in dates]]  # fancy indexing copies first: no overlap issue
+
     @staticmethod
     def _read_into(store: Any, loc: int, dates: list[int], bands: list[str], out: np.ndarray) -> None:
         """Decode ``dates`` (draw order) of ``loc`` into ``out`` (n, C, H, W) uint16, each date once."""
@@ -358,6 +412,20 @@ def _has_out_argument(store: Any) -> bool:
         return "out" in inspect.signature(store.read).parameters
     except (AttributeError, TypeError, ValueError):
         return False
+
+
+def _pack_spec(store: Any, bands: Sequence[str]) -> PackSpec | None:
+    """The packed layout of ``bands`` of ``store``: the store's own (``Store.pack_spec``), the 10 m grid
+    (identity) for a store-like object without ``read_packed``, ``None`` without an integer ``patch_size``."""
+    if hasattr(store, "read_packed") and hasattr(store, "pack_spec"):
+        spec = store.pack_spec(list(bands))
+        if not isinstance(spec, PackSpec) or spec.bands != tuple(bands):
+            raise DatasetError(f"store.pack_spec({list(bands)}) gave {spec!r}, not a PackSpec of those bands")
+        return spec
+    size = getattr(store, "patch_size", None)
+    if not isinstance(size, int):
+        return None
+    return PackSpec.build(bands, size, {b: 1 for b in bands})
 
 
 def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -411,8 +479,9 @@ def collate_pretrain(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def unpack_batch(batch: dict[str, Any], ring: BatchRing | None = None) -> dict[str, Any]:
     """The loader's batch as the loop uses it: raises a worker's ``StoreCorruptError`` (``on_corrupt="fail"``),
-    takes ``images`` from the ring slot the batch was decoded into (no copy) and makes tensors of the small
-    fields a ring batch carries as numpy arrays.
+    takes ``packed`` (B, n, L) from the ring slot the batch was decoded into (no copy; the dataset's
+    ``pack_spec.unpack`` makes it (B, n, C, H, W)) and makes tensors of the small fields a ring batch carries
+    as numpy arrays. A batch without a slot keeps its ``images``.
 
     Raises:
         StoreCorruptError: naming the damaged location and its file.
@@ -424,156 +493,5 @@ def unpack_batch(batch: dict[str, Any], ring: BatchRing | None = None) -> dict[s
             raise DatasetError("the batch was decoded into a ring slot but no ring was given to unpack_batch")
         for k in ("dates", "index", "location"):
             batch[k] = torch.as_tensor(batch[k])
-        batch["images"] = ring.view(batch.pop("slot"), len(batch["index"]))  # (B, n, C, H, W)
+        batch["packed"] = ring.view(batch.pop("slot"), len(batch["index"]))  # (B, n, L) uint16
     return batch
-
-
-def check_batch_size(n: int, batch_size: int, world_size: int = 1) -> None:
-    """Raise before any work if ``n`` samples cannot fill one batch on every process.
-
-    Raises:
-        ConfigError: naming both numbers and the fix.
-    """
-    if n < batch_size * world_size:
-        most = n // world_size
-        raise ConfigError(
-            f"the store has {n} usable locations, fewer than one batch of {batch_size}"
-            + (f" per process x {world_size} processes" if world_size > 1 else "")
-            + f"; lower the batch size to at most {most * world_size}"
-            + (f" ({most} per process)" if world_size > 1 else "")
-            + " or collect more locations"
-        )
-
-
-class ResumableSampler(Sampler[list[Any]]):
-    """A batch sampler: a ``(seed, epoch)`` permutation, sharded over ranks, resumable mid-epoch.
-
-    Rank ``r`` of ``world_size`` gets ``perm[r::world_size]`` (as ``DistributedSampler``). With ``drop_last``
-    every rank gets the same number of full batches and the remainder of the permutation is dropped; without
-    it, the permutation is padded by wrapping so every rank gets ``ceil(n / world_size)`` samples (the last
-    batch may be short).
-
-    The position is what the loop has *consumed*, counted by ``advance()`` after each step, not what the
-    DataLoader has prefetched; ``state_dict()`` holds ``(epoch, position)`` and an iterator started after
-    ``load_state_dict`` begins exactly at the next unconsumed batch. Use as ``DataLoader(batch_sampler=...)``.
-
-    Args:
-        n: dataset length.
-        batch_size: samples per batch on this process.
-        seed: permutation seed (the same on every rank).
-        rank, world_size: this process and the number of processes.
-        drop_last: drop samples that do not fill a batch on every rank.
-        with_epoch: yield ``(epoch, i)`` pairs instead of ``i`` (``PretrainDataset`` accepts both), so
-            persistent workers need no ``set_epoch``.
-
-    Raises:
-        ConfigError: on bad arguments, or fewer samples than one batch per process.
-    """
-
-    def __init__(
-        self,
-        n: int,
-        batch_size: int,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last: bool = True,
-        with_epoch: bool = False,
-    ) -> None:
-        if n < 1 or batch_size < 1 or world_size < 1:
-            raise ConfigError(f"sampler needs n >= 1, batch_size >= 1, world_size >= 1; got {n}, {batch_size}, {world_size}")
-        if seed < 0:
-            raise ConfigError(f"seed {seed} must be >= 0")
-        if not 0 <= rank < world_size:
-            raise ConfigError(f"rank {rank} is not in [0, {world_size}); check RANK and WORLD_SIZE")
-        if drop_last:
-            check_batch_size(n, batch_size, world_size)
-        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.drop_last, self.with_epoch = bool(drop_last), bool(with_epoch)
-        self.epoch = 0
-        self.position = 0
-
-    @property
-    def num_samples(self) -> int:
-        """Samples of this rank in one epoch."""
-        if self.drop_last:
-            return (self.n // (self.batch_size * self.world_size)) * self.batch_size
-        return math.ceil(self.n / self.world_size)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        """Batches of this rank in one full epoch."""
-        return math.ceil(self.num_samples / self.batch_size)
-
-    def indices(self, epoch: int | None = None) -> np.ndarray:
-        """This rank's sample order for ``epoch`` (default: the current one): (num_samples,) int64."""
-        e = self.epoch if epoch is None else int(epoch)
-        perm = np.random.default_rng([self.seed, e]).permutation(self.n)  # (n,)
-        total = self.num_samples * self.world_size
-        if total > self.n:  # pad by wrapping, as DistributedSampler
-            perm = np.resize(perm, total)
-        return perm[self.rank : total : self.world_size]
-
-    def __iter__(self):
-        epoch, start = self.epoch, self.position
-        idx = self.indices(epoch)
-        for s in range(start, self.num_samples, self.batch_size):
-            batch = idx[s : s + self.batch_size].tolist()
-            yield [(epoch, i) for i in batch] if self.with_epoch else batch
-
-    def __len__(self) -> int:
-        """Batches left in the current epoch."""
-        return math.ceil((self.num_samples - self.position) / self.batch_size)
-
-    def advance(self, batches: int = 1) -> None:
-        """Record that the loop consumed ``batches`` more batches of the current epoch."""
-        if self.position >= self.num_samples:
-            raise ConfigError(
-                f"epoch {self.epoch} is already fully consumed ({self.num_samples} samples); call next_epoch()"
-            )
-        self.position = min(self.position + batches * self.batch_size, self.num_samples)
-
-    def next_epoch(self) -> None:
-        """Move to the start of the next epoch."""
-        self.epoch += 1
-        self.position = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Go to ``epoch``; its start unless it is the current epoch (so a restored position survives)."""
-        if int(epoch) != self.epoch:
-            self.epoch = int(epoch)
-            self.position = 0
-
-    def state_dict(self) -> dict[str, Any]:
-        """``epoch`` and ``position`` (samples consumed this epoch), with the settings they depend on."""
-        return {
-            "epoch": self.epoch,
-            "position": self.position,
-            "n": self.n,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "world_size": self.world_size,
-            "drop_last": self.drop_last,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from ``state_dict()`` of the same run (any rank's: they are equal).
-
-        Raises:
-            ConfigError: if the saved settings differ (another dataset size, batch size, seed or world size
-                would give another sample order).
-        """
-        missing = [k for k in ("epoch", "position") if k not in state]
-        if missing:
-            raise ConfigError(f"sampler state lacks {missing}; pass ResumableSampler.state_dict() of a run")
-        for key in ("n", "batch_size", "seed", "world_size", "drop_last"):
-            if key in state and state[key] != getattr(self, key):
-                raise ConfigError(
-                    f"sampler state has {key}={state[key]!r} but this run has {key}={getattr(self, key)!r}; "
-                    f"resume with the same {key} (and the same store), or start a new run"
-                )
-        position = int(state["position"])
-        if not 0 <= position <= self.num_samples:
-            raise ConfigError(f"sampler state position {position} is outside [0, {self.num_samples}]")
-        self.epoch, self.position = int(state["epoch"]), position

@@ -1,7 +1,7 @@
 """A ring of reusable batch buffers in shared memory that DataLoader workers decode into.
 
 Without it, every worker allocates a fresh shared-memory tensor per batch (256 x 3 x 12 x 264 x 264 uint16 is
-1.07 GB: page faults and zeroing every time), the main process maps it again, and on CUDA the pin-memory
+1.28 GB: page faults and zeroing every time), the main process maps it again, and on CUDA the pin-memory
 thread copies it once more into pinned memory. With the ring:
 
 - the main process allocates ``slots`` batch buffers once, in shared memory, before the workers start (they
@@ -11,6 +11,12 @@ thread copies it once more into pinned memory. With the ring:
   and the small per-sample tensors;
 - the main process takes ``ring.view(slot, B)``: its own mapping of the same memory, pinned once
   (``cudaHostRegister``) when training on CUDA, so the host-to-device copy is a true asynchronous DMA.
+
+A slot holds one batch *packed* (``seco.store.packing``): (B, n, L) uint16, ``L = store.pack_spec(bands)
+.length``, each band at the grid the store keeps it on. For a store on the 10 m grid ``L = C x H x W`` (the
+image flattened); for a native-resolution store of 12 bands ``L`` is 2.16x smaller, and so are the ring,
+``/dev/shm`` and every host-to-device copy (256 x 3 x 12 bands x 264 px: 1.28 GB a slot on the 10 m grid,
+0.59 GB native; the 33 slots of 15 workers: 39.5 GiB against 18.3 GiB).
 
 Slot reuse is safe by counting: the DataLoader keeps at most ``num_workers * prefetch_factor`` batches
 outstanding and dispatches batch ``m + num_workers * prefetch_factor`` when batch ``m`` is handed over, so
@@ -63,11 +69,11 @@ def _mem_available_bytes() -> int | None:
 
 
 class BatchRing:
-    """``slots`` batch buffers of ``shape`` (B, n, C, H, W), one shared-memory allocation made once.
+    """``slots`` batch buffers of ``shape`` (B, n, L), one shared-memory allocation made once.
 
     Args:
         slots: number of buffers (``ring_slots(num_workers, prefetch_factor)``).
-        shape: one batch, (B, n, C, H, W).
+        shape: one batch: (B, n, L) packed samples (``seco pretrain``), or any other shape, e.g. (B, n, C, H, W).
         dtype: element type (uint16 DN for pre-training).
 
     Raises:
@@ -86,7 +92,7 @@ class BatchRing:
         _check_fits(self.nbytes, self.slots, self.shape)
         proto = torch.empty(0, dtype=dtype)
         storage = proto._typed_storage()._new_shared(self.slots * math.prod(self.shape), device=proto.device)
-        self.buffers = proto.new(storage).resize_((self.slots, *self.shape))  # (R, B, n, C, H, W), shared
+        self.buffers = proto.new(storage).resize_((self.slots, *self.shape))  # (R, B, n, L), shared
         # touch every page once now: shared memory is really reserved (a full /dev/shm fails here, not as a
         # SIGBUS in a worker hours later) and no batch pays the first-touch page faults
         self.buffers.zero_()
@@ -100,7 +106,7 @@ class BatchRing:
         return slot
 
     def view(self, slot: int, batch: int | None = None) -> torch.Tensor:
-        """Slot ``slot`` as a (batch, n, C, H, W) tensor (no copy; the first ``batch`` samples of a short batch)."""
+        """Slot ``slot`` as a (batch, n, L) tensor (no copy; the first ``batch`` samples of a short batch)."""
         b = self.shape[0] if batch is None else int(batch)
         return self.buffers[int(slot), :b]
 
@@ -145,7 +151,10 @@ class BatchRing:
 def _check_fits(nbytes: int, slots: int, shape: tuple[int, ...]) -> None:
     gib = nbytes / 2**30
     what = f"the batch ring needs {gib:.2f} GiB of shared memory ({slots} slots x one batch of {shape})"
-    fix = "lower --batch-size or --num-workers (slots = 2 x workers + 3)"
+    fix = (
+        "lower --batch-size or --num-workers (slots = 2 x workers + 3), or train on a native-resolution store "
+        "(20 m / 60 m bands at their own grid: a 2.16x smaller ring for 12 bands; docs/STORE.md)"
+    )
     shm = _shm_free_bytes()
     if shm is not None and nbytes > shm:
         raise ConfigError(

@@ -182,16 +182,17 @@ def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Any, tuple[str, .
 def _make_ring(
     cfg: PretrainConfig, store: Any, dataset: PretrainDataset, local_batch: int, device: torch.device
 ) -> BatchRing | None:
-    """The reusable batch buffers the workers decode into, pinned once on CUDA (``None`` for a store that
-    cannot decode into a caller's buffer).
+    """The reusable batch buffers the workers decode packed samples into (``L = dataset.pack_spec.length``
+    each: the store decides, 2.16x less than the 10 m grid for 12 bands of a native-resolution store), pinned
+    once on CUDA (``None`` for a store that cannot decode into a caller's buffer).
 
     Raises:
         ConfigError: the buffers do not fit in shared memory / RAM, or CUDA cannot pin them.
     """
-    if not dataset._reads_into:
+    if dataset.pack_spec is None:
         return None
-    shape = (local_batch, dataset.num_dates, len(dataset.bands), store.patch_size, store.patch_size)
-    ring = BatchRing(ring_slots(int(cfg.num_workers), PREFETCH_FACTOR), shape)  # (R, B, n, C, H, W) uint16
+    shape = (local_batch, dataset.num_dates, dataset.pack_spec.length)
+    ring = BatchRing(ring_slots(int(cfg.num_workers), PREFETCH_FACTOR), shape)  # (R, B, n, L) uint16
     if device.type == "cuda":
         ring.pin()
     dataset.ring = ring
@@ -302,7 +303,8 @@ def _pretrain(
         persistent_workers=int(cfg.num_workers) > 0,
         prefetch_factor=PREFETCH_FACTOR if int(cfg.num_workers) > 0 else None,
     )
-    prefetcher = DevicePrefetcher(device, ring)
+    # copies the packed (B, n, L) batch to the device and unpacks it there to (B, n, C, H, W) uint16
+    prefetcher = DevicePrefetcher(device, ring, dataset.pack_spec)
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         if cfg.precision == "bf16"
@@ -354,7 +356,7 @@ def _pretrain(
         while step < total and not stopping:
             dataset.set_epoch(sampler.epoch)
             for batch in prefetcher.epoch(loader):
-                images = batch["images"]  # (B, n_dates, C, H, W) uint16 DN, on the device (copied ahead)
+                images = batch["images"]  # (B, n_dates, C, H, W) uint16 DN on the device (copied packed, unpacked)
                 for rec in batch.get("corrupt", ()):
                     if int(rec["location"]) not in damaged:
                         damaged[int(rec["location"])] = rec

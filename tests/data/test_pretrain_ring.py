@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain, unpack_batch
 from seco.data.ring import BatchRing, RingBatches, ring_slots
 from seco.errors import ConfigError, StoreCorruptError
-from seco.store import open_store
 from seco.train.prefetch import DevicePrefetcher
 
 BAD = 3  # the damaged store location
@@ -35,9 +34,8 @@ def bad_store(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
 
 
 def _ring_for(ds: PretrainDataset, batch: int, workers: int) -> BatchRing:
-    store = open_store(ds._get_store().path) if ds._store is None else ds._store
-    h = store.patch_size
-    ring = BatchRing(ring_slots(workers), (batch, ds.num_dates, len(ds.bands), h, h))
+    assert ds.pack_spec is not None
+    ring = BatchRing(ring_slots(workers), (batch, ds.num_dates, ds.pack_spec.length))  # (R, B, n, L) packed
     ds.ring = ring
     return ring
 
@@ -52,7 +50,7 @@ def test_ring_batches_equal_plain_reads_across_epochs(tiny_store: Path, workers:
         ds, batch_sampler=RingBatches(sampler, ring), collate_fn=collate_pretrain, num_workers=workers,
         persistent_workers=workers > 0,
     )
-    pre = DevicePrefetcher(torch.device("cpu"), ring)
+    pre = DevicePrefetcher(torch.device("cpu"), ring, ds.pack_spec)
     lo, hi = ring.buffers.data_ptr(), ring.buffers.data_ptr() + ring.nbytes
     seen, prev = 0, None
     for _ in range(3):  # persistent workers across epochs: (epoch, i) keys, no set_epoch needed
