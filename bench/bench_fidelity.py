@@ -27,11 +27,13 @@ from typing import Any
 import numpy as np
 
 
-def pixel_baseline(root: Path, bands: tuple[str, ...], seed: int) -> dict[str, Any]:
+def pixel_baseline(root: Path, bands: tuple[str, ...], seed: int, relative: bool = False) -> dict[str, Any]:
     """Per-pixel logistic regression on |ln x2 - ln x1| of every band: how easy is the planted change?
 
     Also the median spectral change magnitude (L2 norm over bands of the log difference) of changed and
-    unchanged pixels: unlabelled seasonal change vs planted change.
+    unchanged pixels: unlabelled seasonal change vs planted change. ``relative``: subtract each city's
+    per-band median of ln x2 - ln x1 first (a relative radiometric normalisation: removes what changed the
+    whole image, e.g. one date's illumination or haze, before the absolute value).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -43,7 +45,10 @@ def pixel_baseline(root: Path, bands: tuple[str, ...], seed: int) -> dict[str, A
         xs, ys = [], []
         for i in range(len(ds)):
             c = ds[i]
-            d = np.abs(np.log(c["image2"].numpy() + 1e-4) - np.log(c["image1"].numpy() + 1e-4))  # (C, H, W)
+            d = np.log(c["image2"].numpy() + 1e-4) - np.log(c["image1"].numpy() + 1e-4)  # (C, H, W)
+            if relative:
+                d = d - np.median(d, axis=(1, 2), keepdims=True)
+            d = np.abs(d)
             xs.append(d.reshape(len(bands), -1).T)
             ys.append(c["mask"].numpy().reshape(-1).astype(bool))
         return np.concatenate(xs), np.concatenate(ys)

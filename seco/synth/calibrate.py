@@ -17,6 +17,15 @@ prints the table (paste it into spectra.py when the samples change). What it com
 
 The seasonal NDVI half-amplitude of a class is taken as sqrt(2) x its between-patch NDVI std (EuroSAT
 patches were acquired throughout the year; a sinusoid of amplitude a has std a / sqrt(2)).
+
+``--spread`` measures the date-to-date spread the per-date effects of :mod:`seco.synth.seasons` are sized
+against, on the real 5-date location and on simulated locations, with one rule (:func:`date_spread`):
+
+* per band, the median over pixels of |ln rho_t2 - ln rho_t1|, pooled over every pair of dates and the
+  pixels clear on both (clear: B02 < 0.2 reflectance and, when present, B10 < 0.01; this drops clouds and
+  snow alike, and drops a date that is mostly cloud);
+* the blue dark-object offset of each mostly clear date (1st percentile of B02 over its clear pixels) and
+  its range over the dates: how much path radiance (haze) varies from date to date.
 """
 
 from __future__ import annotations
@@ -109,10 +118,99 @@ def derive(data: Path) -> dict[str, object]:
     }
 
 
+#: Bands left out of the spread summary: B09 (water vapour) and B10 (cirrus) see the atmosphere, not the ground.
+ATMOSPHERE_BANDS = ("B09", "B10")
+
+
+def date_spread(x: np.ndarray, order: tuple[str, ...], min_clear: float = 0.5) -> dict[str, Any]:
+    """Date-to-date spread of one location's stack, by the rule in the module docstring.
+
+    Args:
+        x: (T, C, H, W) reflectance (not DN); 0 marks nodata, a date of all zeros is missing.
+        order: the band names of axis 1 (must hold B02).
+        min_clear: a date counts for the dark-object offset when at least this share of it is clear.
+
+    Returns:
+        ``median_abs_dlog`` {band: value}, ``blue_dark`` (per counted date), ``blue_dark_range`` (max - min,
+        reflectance; None with fewer than two counted dates), ``pairs`` (date pairs used).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    blue = x[:, order.index("B02")]  # (T, H, W)
+    clear = (blue < 0.2) & (x > 0).all(axis=1)
+    if "B10" in order:
+        clear &= x[:, order.index("B10")] < 0.01
+    logs = np.log(np.maximum(x, 1e-4))
+    diffs: list[np.ndarray] = []
+    pairs = []
+    for t1 in range(len(x)):
+        for t2 in range(t1 + 1, len(x)):
+            both = clear[t1] & clear[t2]
+            if both.sum() >= 16:
+                diffs.append(np.abs(logs[t2] - logs[t1])[:, both])  # (C, n)
+                pairs.append((t1, t2))
+    pooled = np.concatenate(diffs, axis=1) if diffs else np.zeros((len(order), 0))
+    med = {b: float(np.median(pooled[i])) if pooled.shape[1] else float("nan") for i, b in enumerate(order)}
+    dark = [float(np.percentile(blue[t][clear[t]], 1)) for t in range(len(x)) if clear[t].mean() >= min_clear]
+    return {"median_abs_dlog": med, "blue_dark": dark,
+            "blue_dark_range": max(dark) - min(dark) if len(dark) >= 2 else None, "pairs": pairs}
+
+
+def real_date_spread(data: Path) -> dict[str, Any]:
+    """:func:`date_spread` of the real 5-date location (s2_multitemporal, L1C reflectance)."""
+    a = np.load(data / "s2_multitemporal" / "eolearn_reference_scenes.npy")  # (T, H, W, 13)
+    return date_spread(np.moveaxis(a, -1, 1), MULTITEMPORAL_ORDER)
+
+
+def synth_date_spread(n: int = 24, patch: int = 64, seed: int = 77) -> dict[str, Any]:
+    """:func:`date_spread` of ``n`` simulated locations (all 13 bands, the store's default clouds and dates).
+
+    Returns:
+        ``median_abs_dlog`` {band: median over locations}, ``median_abs_dlog_p10`` / ``_p90`` (spread over
+        locations), ``blue_dark_range`` (median over locations) and ``blue_dark_range_p90``.
+    """
+    from seco.synth.scene import simulate_location
+
+    per: list[dict[str, Any]] = []
+    for i in range(n):
+        loc = simulate_location(seed, i, 5, patch, L1C)
+        per.append(date_spread(loc["images"][loc["valid"]].astype(np.float64) / 10000.0, L1C))
+    med = np.array([[p["median_abs_dlog"][b] for b in L1C] for p in per])  # (n, 13)
+    ranges = [p["blue_dark_range"] for p in per if p["blue_dark_range"] is not None]
+    return {
+        "median_abs_dlog": dict(zip(L1C, np.nanmedian(med, axis=0).tolist(), strict=True)),
+        "median_abs_dlog_p10": dict(zip(L1C, np.nanpercentile(med, 10, axis=0).tolist(), strict=True)),
+        "median_abs_dlog_p90": dict(zip(L1C, np.nanpercentile(med, 90, axis=0).tolist(), strict=True)),
+        "blue_dark_range": float(np.median(ranges)),
+        "blue_dark_range_p90": float(np.percentile(ranges, 90)),
+    }
+
+
+def spread_table(data: Path, n: int = 24) -> str:
+    """Markdown table of the real and simulated date-to-date spread (docs/FIDELITY.md)."""
+    real, sim = real_date_spread(data), synth_date_spread(n)
+    bands = [b for b in L1C if b not in ATMOSPHERE_BANDS]
+    rows = ["| | " + " | ".join(bands) + " |", "|---|" + "---:|" * len(bands)]
+    rows.append("| real: median \\|Δ ln ρ\\| | " + " | ".join(f"{real['median_abs_dlog'][b]:.3f}" for b in bands) + " |")
+    rows.append("| simulated (median of locations) | "
+                + " | ".join(f"{sim['median_abs_dlog'][b]:.3f}" for b in bands) + " |")
+    rows.append("| simulated, 10-90 % of locations | " + " | ".join(
+        f"{sim['median_abs_dlog_p10'][b]:.2f}-{sim['median_abs_dlog_p90'][b]:.2f}" for b in bands) + " |")
+    rows.append("")
+    rows.append(f"blue dark-object offset per clear date, real: "
+                f"{', '.join(f'{v:.4f}' for v in real['blue_dark'])} (range {real['blue_dark_range']:.4f}); "
+                f"simulated range: median {sim['blue_dark_range']:.4f}, 90th percentile {sim['blue_dark_range_p90']:.4f}")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Recompute the synth spectra table from the real samples")
     ap.add_argument("--data", default=os.environ.get("SECO_SHARED_DATA", str(DEFAULT_DATA)))
+    ap.add_argument("--spread", action="store_true",
+                    help="print the real vs simulated date-to-date spread instead of the spectra table")
     args = ap.parse_args()
+    if args.spread:
+        print(spread_table(Path(args.data)))
+        return
     table = derive(Path(args.data))
     print(f"# bands (L1C registry order): {', '.join(L1C)}; greenness from date {table.pop('_clearest_date')}")
     for name, value in table.items():

@@ -3,8 +3,9 @@
 Each city is one land-cover map (an urban core of blocks, roads and parks; crop and grass parcels; forest;
 a river) rendered with the spectra, texture and phenology of :mod:`seco.synth.scene` on two dates 1.25-1.75
 years apart, so the seasons differ. Between the dates, besides the seasons, come changes that are **not**
-labelled, as in OSCD: crop rotation (half the crop parcels follow another calendar), per-date illumination /
-atmosphere gain and sensor noise. The labelled changes are planted on the second date only:
+labelled, as in OSCD: crop rotation (half the crop parcels follow another calendar), the per-date effects of
+:mod:`seco.synth.seasons` (sun elevation and terrain shading of gently rolling ground, haze, soil moisture),
+a per-date, per-band calibration gain and sensor noise. The labelled changes are planted on the second date only:
 
 - ``construction``: crop / grass parcels, preferably near the town, become urban blocks and roads;
 - ``water``: a new pond or reservoir dug into fields;
@@ -35,7 +36,7 @@ import numpy as np
 
 from seco.bands import BY_NAME, L1C, TEN_M, parse_bands
 from seco.errors import ConfigError, DatasetError
-from seco.synth import geo, spectra
+from seco.synth import geo, seasons, spectra
 from seco.synth.scene import CROPLAND, FOREST, GRASSLAND, URBAN, WATER, _fields, _rotated_grid
 
 #: Land-cover codes of the change maps: the simulator's classes plus bare soil (cleared forest).
@@ -135,7 +136,8 @@ def simulate_change_pair(
     Returns:
         ``planes1``, ``planes2`` (band -> uint16 DN array at the band's native shape), ``mask`` (H, W) bool,
         ``cover1``, ``cover2`` (H, W) uint8 land cover (:data:`COVER` codes), ``ndvi1``, ``ndvi2`` (H, W)
-        float32 of the 10 m bands, ``dates`` (date, date), ``changes`` (one dict per planted change: kind,
+        float32 of the 10 m bands as written (haze included), ``surface_ndvi1``, ``surface_ndvi2`` the same
+        before the atmosphere, ``effects`` (the two dates' :class:`seco.synth.seasons.DateEffects` as dicts), ``dates`` (date, date), ``changes`` (one dict per planted change: kind,
         pixels), ``target_fraction``, ``lat``, ``lon``, ``tile``.
     """
     rng = np.random.default_rng([seed, index])
@@ -151,6 +153,9 @@ def simulate_change_pair(
     d1 = _FIRST + timedelta(days=int(rng.integers(0, 365)))
     d2 = d1 + timedelta(days=int(rng.integers(365 + 90, 365 + 276)))  # another season, 1.25-1.75 years on
     doys = (d1.timetuple().tm_yday, d2.timetuple().tm_yday)
+    srng = np.random.default_rng([seed, index, seasons.SEASON_STREAM])  # per-date effects, own stream
+    zx, zy = seasons.slopes(_fields(srng, 1, S, 3.2, cutoff=0.08)[0], 0.0)  # (S, S) gently rolling ground
+    effects = [seasons.draw(srng, lat, d) for d in doys]
 
     # ---- land cover of date 1
     tex, vigour = _fields(rng, 2, S, 2.2)
@@ -197,6 +202,7 @@ def simulate_change_pair(
     sl = (slice(0, H), slice(0, W))
     cover1 = cover[sl].copy()
     pinv, binv, tex, vigour, offset, amp_fac = pinv[sl], binv[sl], tex[sl], vigour[sl], offset[sl], amp_fac[sl]
+    zx, zy = zx[sl], zy[sl]
     town, pond_noise, urban = town[sl], pond_noise[sl], urban[sl]
 
     # ---- planted changes (date 2)
@@ -273,7 +279,7 @@ def simulate_change_pair(
     area = {f: (_area_matrix(round(H / f), H), _area_matrix(round(W / f), W)) for f in (2, 6)}
 
     def render(cv: np.ndarray, off: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, c_off: np.ndarray,
-               doy: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+               doy: int, eff: seasons.DateEffects) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         peak = peak_k[cv].copy()
         amp = amp_k[cv] * afac
         crop, grass = cv == CROPLAND, cv == GRASSLAND
@@ -283,12 +289,19 @@ def simulate_change_pair(
         amp[grass] *= grass_amp[pinv[grass]]
         off = off + np.where(crop, c_off[pinv], 0.0) + np.where(grass, grass_off[pinv], 0.0)
         dev = amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)  # (H, W) NDVI change
-        gain = rng.normal(0, 0.04) + rng.normal(0, 0.015, C)  # illumination / atmosphere of this date
+        gain = rng.normal(0, 0.04) + rng.normal(0, 0.015, C)  # calibration / residual gain of this date
+        terms = seasons.band_terms(bands, eff)
+        ln_sun = np.log(seasons.shading(zx, zy, eff)) + eff.gain  # (H, W) terrain shading and illumination
+        bare = seasons.bareness(dev, np.isin(cv, (CROPLAND, GRASSLAND, BARE)).astype(np.float32))  # (H, W)
         planes: dict[str, np.ndarray] = {}
-        refl = {}
+        refl, surface = {}, {}
         for c, b in enumerate(bands):
             ln = ln_mean[cv, c] + rel_within[cv, c] * tex + off + tab["slope"][c] * dev + gain[c]
+            ln += ln_sun - terms["wet_k"][c] * bare
             img = np.exp(ln.astype(np.float32))  # (H, W) DN at 10 m
+            if b in ("B04", "B08"):
+                surface[b] = img
+            img = img * terms["transmit"][c] + terms["path"][c]  # haze
             f = BY_NAME[b].resolution_m // 10
             if f > 1:
                 ah, aw = area[f]
@@ -298,14 +311,16 @@ def simulate_change_pair(
             if b in ("B04", "B08"):
                 refl[b] = planes[b].astype(np.float32)
         ndvi = (refl["B08"] - refl["B04"]) / (refl["B08"] + refl["B04"])
-        return planes, ndvi
+        ground = (surface["B08"] - surface["B04"]) / (surface["B08"] + surface["B04"])
+        return planes, ndvi, ground.astype(np.float32)
 
-    planes1, ndvi1 = render(cover1, offset, amp_fac, crop_cal, crop_off, doys[0])
-    planes2, ndvi2 = render(cover2, offset2, amp_fac2, crop_cal2, crop_off2, doys[1])
+    planes1, ndvi1, ground1 = render(cover1, offset, amp_fac, crop_cal, crop_off, doys[0], effects[0])
+    planes2, ndvi2, ground2 = render(cover2, offset2, amp_fac2, crop_cal2, crop_off2, doys[1], effects[1])
     return {
         "planes1": planes1, "planes2": planes2, "mask": mask,
         "cover1": cover1.astype(np.uint8), "cover2": cover2.astype(np.uint8),
-        "ndvi1": ndvi1, "ndvi2": ndvi2, "dates": (d1, d2), "changes": changes, "target_fraction": target,
+        "ndvi1": ndvi1, "ndvi2": ndvi2, "surface_ndvi1": ground1, "surface_ndvi2": ground2,
+        "effects": [asdict(e) for e in effects], "dates": (d1, d2), "changes": changes, "target_fraction": target,
         "lat": lat, "lon": lon, "tile": geo.mgrs_tile(lat, lon),
     }
 

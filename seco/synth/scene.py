@@ -1,16 +1,20 @@
-"""One simulated location: land cover, texture, phenology, snow, clouds, nodata edges, acquisition metadata.
+"""One simulated location: land cover, texture, phenology, snow, per-date effects, clouds, nodata, metadata.
 
 The model, per pixel and date (reflectance in DN, bands b):
 
     ln rho_b = ln mean_{k,b} + jitter_{k,b} + (within_{k,b} / mean_{k,b}) * texture + structure
                + slope_b * amp * (cos(2 pi (doy - peak) / 365) + 0.35 * vigour)
+               - wetness_t * k_b * bareness
 
 with k the pixel's class (spectra.py), ``texture`` and ``vigour`` smooth random fields, ``structure`` the
 parcel / block / road / hill-shade offsets and ``amp``, ``peak`` the class's (or parcel's) seasonal NDVI
-amplitude and greenest day. Mountain pixels above the season's snow line blend to the snow spectrum;
-clouds blend to the cloud spectrum and darken their shadow; nodata pixels are 0. Every location is drawn
-from its own generator ``default_rng([seed, index])``, so a location does not depend on how many others
-are made or in which order.
+amplitude and greenest day. Mountain pixels above the season's snow line blend to the snow spectrum; the
+ground is then lit by the date's sun (terrain shading from the elevation field and an illumination gain),
+seen through the date's haze (direct-beam loss plus path radiance), see :mod:`seco.synth.seasons`;
+clouds blend to the cloud spectrum and darken their shadow; nodata pixels are 0. Land cover and class
+spectra are the same at every date. Every location is drawn from its own generator ``default_rng([seed,
+index])``, so a location does not depend on how many others are made or in which order; the per-date
+effects come from a second stream ``default_rng([seed, index, SEASON_STREAM])``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from seco.bands import BY_NAME, L2A
-from seco.synth import geo, spectra
+from seco.synth import geo, seasons, spectra
 
 K = len(spectra.CLASSES)
 FOREST, CROPLAND, GRASSLAND, URBAN, WATER, MOUNTAIN = range(K)
@@ -192,6 +196,10 @@ def simulate_location(
     amp = tab["amp"][cls] * amp_fac  # (P, P)
     is_mountain = (cls == MOUNTAIN).astype(np.float32)
     elev01 = (elevation - elevation.min()) / (np.ptp(elevation) + 1e-6)
+    srng = np.random.default_rng([seed, index, seasons.SEASON_STREAM])  # per-date effects, own stream
+    effects = [seasons.draw(srng, lat, times[t].timetuple().tm_yday) for t in range(T)]
+    zx, zy = seasons.slopes(elevation, float(is_mountain.mean()))  # (P, P) tan-slopes
+    soil = np.isin(cls, (CROPLAND, GRASSLAND)).astype(np.float32)
 
     # 20 m and 60 m bands are rendered on their own coarser grid (as the sensor sees them) and
     # nearest-upsampled into the 10 m store grid, like a real collection does.
@@ -215,6 +223,10 @@ def simulate_location(
             continue
         doy = times[t].timetuple().tm_yday
         maps = {"dev": amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)}  # (P, P) NDVI change
+        eff = effects[t]
+        terms = seasons.band_terms(tuple(bands), eff)
+        maps["shade"] = seasons.shading(zx, zy, eff)
+        maps["bare"] = seasons.bareness(maps["dev"], soil)
         if is_mountain.any():
             south = 182 if lat < 0 else 0
             cover = 0.15 + 0.75 * (0.5 + 0.5 * math.cos(2 * math.pi * (doy - 15 + south) / 365.0))
@@ -243,10 +255,14 @@ def simulate_location(
         for f, idx, ln_base, tex_f in groups:
             m = {k: _block_mean(v, f) for k, v in maps.items()}  # (n, n) each
             img = np.exp(ln_base + spec["slope"][idx] * m["dev"])  # (c, n, n)
+            seasons.apply_moisture(img, eff, terms, idx, m["bare"])
             if "snow" in m:
                 img += m["snow"] * (spec["snow"][idx] * (1 + 0.03 * tex_f) - img)
+            seasons.apply_illumination(img, eff, m["shade"])
             if "alpha" in m:
                 img *= 1.0 - 0.55 * m["shadow"]
+            seasons.apply_atmosphere(img, terms, idx)
+            if "alpha" in m:
                 img += m["alpha"] * (spec["cloud"][idx] * (0.92 + 0.08 * m["cloud_tex"]) - img)
             np.clip(img, 1.0, 65535.0, out=img)  # 0 is reserved for nodata
             img += 0.5
