@@ -12,7 +12,7 @@ import zarr
 from seco.bands import indices, parse_bands
 from seco.errors import StoreCorruptError, StoreError
 from seco.store import schema as S
-from seco.store.packing import PackSpec
+from seco.store.packing import PackGroup, PackSpec, _upsample_np
 from seco.store.shard import ShardReader, check_out
 from seco.store.stats import add_to_histogram, stats_from_histogram
 
@@ -63,13 +63,20 @@ class Store:
         self._keys: np.ndarray | None = None
         self._hist: np.ndarray | None = None
         self._band_index: dict[Any, list[int]] = {}
+        self._specs: dict[Any, PackSpec] = {}
+        self._groups = self.config.image_groups()
+        #: the store is one 10 m grid ``images`` array (schema version 1 layout)
+        self._single = len(self._groups) == 1 and self._groups[0].factor == 1
+        #: band name -> (image array, position on that array's band axis)
+        self._slot: dict[str, tuple[str, int]] = {
+            self.bands[k]: (g.name, pos) for g in self._groups for pos, k in enumerate(g.channels)
+        }
 
     def _set_handles(self, root: zarr.Group | None) -> None:
         self._pid = os.getpid()
         self._root = root
         self._arrays: dict[str, zarr.Array] = {}
-        self._fast: ShardReader | None = None
-        self._fast_checked = False
+        self._fast: dict[str, ShardReader | None] = {}
 
     def _group(self) -> zarr.Group:
         if self._root is None or self._pid != os.getpid():  # first use in this process
@@ -86,21 +93,31 @@ class Store:
             self._arrays[name] = arr = node
         return arr
 
-    def _fast_reader(self) -> ShardReader | None:
+    def _fast_reader(self, name: str = S.IMAGES) -> ShardReader | None:
         self._group()
-        if not self._fast_checked:
-            self._fast_checked = True
+        try:
+            return self._fast[name]
+        except KeyError:
+            fast = None
             if self._loc.local is not None:
-                self._fast = ShardReader.for_array(self._loc.local / S.IMAGES, verify=self.verify)
-        return self._fast
+                fast = ShardReader.for_array(self._loc.local / name, verify=self.verify)
+            self._fast[name] = fast
+            return fast
 
-    def shard_reader(self) -> ShardReader | None:
-        """The direct shard reader of this process (local stores of a layout seco writes), else ``None``."""
-        return self._fast_reader()
+    def shard_reader(self, array: str | None = None) -> ShardReader | None:
+        """The direct shard reader of this process for an image array (default the first, ``images`` when the
+        store has 10 m bands), for local stores of a layout seco writes; else ``None``."""
+        return self._fast_reader(array or self._groups[0].name)
+
+    @property
+    def image_arrays(self) -> list[str]:
+        """Names of the image arrays: ``["images"]`` on the 10 m grid; on the native grid those of the factors
+        that occur among ``images`` (10 m bands), ``images_x2`` (20 m), ``images_x6`` (60 m)."""
+        return [g.name for g in self._groups]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for k in ("_root", "_arrays", "_fast", "_fast_checked", "_pid"):
+        for k in ("_root", "_arrays", "_fast", "_pid"):
             state.pop(k)
         return state
 
@@ -137,15 +154,19 @@ class Store:
         """Whether the image chunks carry CRC32C checksums (``False`` for stores of an older seco)."""
         return self.config.layout.checksum
 
-    def has_image_file(self, i: int) -> bool:
-        """Whether location ``i``'s shard exists (sharded layouts; seco writes one for every location)."""
+    def has_image_file(self, i: int, array: str | None = None) -> bool:
+        """Whether location ``i``'s shard of ``array`` exists (default: of every image array; sharded layouts,
+        seco writes one for every location)."""
         import zarr.core.sync as zsync
 
-        return bool(zsync.sync(self._group().store.exists(f"{S.IMAGES}/c/{self._index(i)}/0/0/0/0")))
+        j = self._index(i)
+        names = [array] if array is not None else self.image_arrays
+        store = self._group().store
+        return all(bool(zsync.sync(store.exists(f"{name}/c/{j}/0/0/0/0"))) for name in names)
 
-    def image_file(self, i: int) -> str:
-        """Path (or URL) of location ``i``'s shard file."""
-        return f"{self.path}/{S.IMAGES}/c/{self._index(i)}/0/0/0/0"
+    def image_file(self, i: int, array: str | None = None) -> str:
+        """Path (or URL) of location ``i``'s shard file of ``array`` (default the first image array)."""
+        return f"{self.path}/{array or self._groups[0].name}/c/{self._index(i)}/0/0/0/0"
 
     @property
     def label_names(self) -> list[str] | None:
@@ -225,33 +246,69 @@ class Store:
         j = self._index(i)
         d = self._dates(dates)
         b = self.band_indices(bands)
+        P = self.patch_size
         try:
-            fast = self._fast_reader()
-            if fast is not None:
-                return fast.read(j, d, b, out=out)
-            if out is not None:
-                check_out(out, (len(d), len(b), self.patch_size, self.patch_size))
-            try:
-                arr = self._array(S.IMAGES).oindex[j, np.asarray(d, dtype=np.intp), np.asarray(b, dtype=np.intp)]
-            except (RuntimeError, ValueError, OSError) as e:  # zarr: a checksum or codec failure of a chunk
-                raise StoreCorruptError(f"location {j}: its image chunks cannot be read ({type(e).__name__}: {e})",
-                                        location=j, path=self.image_file(j)) from e
+            if self._single:  # the 10 m grid: decode straight into out
+                if out is None:
+                    out = np.empty((len(d), len(b), P, P), dtype=np.uint16)  # (t, c, H, W)
+                return self._decode(j, S.IMAGES, d, b, out)
+            # native grid: each array's bands at their grid, then nearest-upsampled into the 10 m grid
+            if out is None:
+                out = np.empty((len(d), len(b), P, P), dtype=np.uint16)
+            else:
+                check_out(out, (len(d), len(b), P, P))
+            spec = self.pack_spec(bands)
+            for g in spec.groups:
+                name, chans = self._group_source(spec, g)
+                k0 = g.channels[0]
+                if g.factor == 1 and g.channels == tuple(range(k0, k0 + len(g.channels))):
+                    self._decode(j, name, d, chans, out[:, k0 : k0 + len(chans)])  # no upsampling, no copy
+                    continue
+                tmp = self._decode(j, name, d, chans, np.empty((len(d), len(chans), g.side, g.side), np.uint16))
+                for pos, k in enumerate(g.channels):
+                    _upsample_np(tmp[:, pos], g.factor, out[:, k])
+            return out
         except StoreCorruptError as e:
             raise self._explain(e) from e
-        if out is None:
-            return np.asarray(arr, dtype=np.uint16)
-        out[...] = arr
+
+    def _group_source(self, spec: PackSpec, g: PackGroup) -> tuple[str, list[int]]:
+        """The image array of packed group ``g`` and its bands' positions on that array's band axis."""
+        slots = [self._slot[spec.bands[k]] for k in g.channels]
+        return slots[0][0], [pos for _, pos in slots]
+
+    def _decode(self, j: int, name: str, d: list[int], chans: list[int], out: np.ndarray) -> np.ndarray:
+        """Dates ``d`` and band positions ``chans`` of array ``name`` at location ``j`` into ``out`` (t, c, n, n)."""
+        fast = self._fast_reader(name)
+        if fast is not None:
+            return fast.read(j, d, chans, out=out)
+        side = self._array(name).shape[-1]
+        check_out(out, (len(d), len(chans), side, side))
+        try:
+            out[...] = self._array(name).oindex[j, np.asarray(d, dtype=np.intp), np.asarray(chans, dtype=np.intp)]
+        except (RuntimeError, ValueError, OSError) as e:  # zarr: a checksum or codec failure of a chunk
+            raise StoreCorruptError(f"location {j}: its {name} chunks cannot be read ({type(e).__name__}: {e})",
+                                    location=j, path=self.image_file(j, name)) from e
         return out
 
     @property
+    def grid(self) -> str:
+        """``"10m"`` (every band on the 10 m grid) or ``"native"`` (20 m / 60 m bands at native resolution)."""
+        return self.config.layout.grid
+
+    @property
     def grid_factors(self) -> dict[str, int]:
-        """Grid factor of each band (``seco.store.packing``): all 1 in a store on the 10 m grid."""
-        return {b: 1 for b in self.bands}
+        """Grid factor of each band (``seco.store.packing``): all 1 in a store on the 10 m grid; on the native
+        grid the factors the store records (2 for 20 m bands, 6 for 60 m bands)."""
+        return self.config.grid_factors
 
     def pack_spec(self, bands: str | Sequence[str] | None = None) -> PackSpec:
         """The packed layout ``read_packed`` writes for ``bands`` (``None`` = the store's bands, in order)."""
-        names = [self.bands[k] for k in self.band_indices(bands)]
-        return PackSpec.build(names, self.patch_size, self.grid_factors)
+        key = bands if bands is None or isinstance(bands, str) else tuple(bands)
+        spec = self._specs.get(key)
+        if spec is None:
+            names = [self.bands[k] for k in self.band_indices(bands)]
+            self._specs[key] = spec = PackSpec.build(names, self.patch_size, self.grid_factors)
+        return spec
 
     def read_packed(
         self,
@@ -268,16 +325,23 @@ class Store:
         (t, C, H, W) image flattened. Arguments and errors as ``read``; ``out`` is a C-contiguous (t, length)
         uint16 array.
         """
+        j = self._index(i)
         spec = self.pack_spec(bands)
         d = self._dates(dates)
         if out is None:
             out = np.empty((len(d), spec.length), dtype=np.uint16)
-        if out.shape != (len(d), spec.length) or out.dtype != np.uint16 or not out.flags.c_contiguous:
+        if (not isinstance(out, np.ndarray) or out.shape != (len(d), spec.length) or out.dtype != np.uint16
+                or not out.flags.c_contiguous or not out.flags.writeable):
             raise StoreError(
-                f"read_packed needs a C-contiguous uint16 out of shape {(len(d), spec.length)}, got "
-                f"{out.dtype} {out.shape}"
+                f"read_packed needs a writable C-contiguous uint16 out of shape {(len(d), spec.length)}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
             )
-        self.read(i, d, bands, out=out.reshape(len(d), len(spec.bands), self.patch_size, self.patch_size))
+        try:
+            for g in spec.groups:  # each array's bands decoded into their part of out, at the stored grid
+                name, chans = self._group_source(spec, g)
+                self._decode(j, name, d, chans, spec.group_view(out, g))
+        except StoreCorruptError as e:
+            raise self._explain(e) from e
         return out
 
     def _explain(self, e: StoreCorruptError) -> StoreCorruptError:

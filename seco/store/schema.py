@@ -22,8 +22,12 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from seco.errors import ConfigError, StoreError, StoreVersionError
 
-#: Version of the on-disk schema. Bump it on any change a reader of the previous version would misread.
-SCHEMA_VERSION = 1
+#: Newest version of the on-disk schema (a native-resolution store, ``StoreLayout(grid="native")``). Bump it
+#: on any change a reader of the previous version would misread.
+SCHEMA_VERSION = 2
+#: Versions this seco reads: 1 (every band on the 10 m grid; still what a ``grid="10m"`` store is written as,
+#: so older seco releases keep reading it) and 2 (20 m / 60 m bands at their native resolution).
+SCHEMA_VERSIONS = (1, 2)
 #: Digital number that marks "no data" in every band (Sentinel-2 convention); ignored by the statistics.
 NODATA = 0
 #: One histogram bin per uint16 value.
@@ -32,6 +36,9 @@ NUM_BINS = 65536
 MISSING_TIME = np.iinfo(np.int64).min
 
 IMAGES = "images"
+#: Store grids: ``"10m"`` (every band on the 10 m grid, schema version 1) or ``"native"`` (version 2).
+GRIDS = ("10m", "native")
+GRID_10M_TEXT = "all bands on the 10 m grid; 20 m and 60 m bands nearest-upsampled by the writer's caller"
 VALID = "valid"
 KEY = "key"
 LABEL = "label"
@@ -42,6 +49,11 @@ ATTR_VERSION = "seco_store_version"
 ATTR_SCHEMA = "seco_store"
 ATTR_MANIFEST = "seco_manifest"
 ATTR_USER = "user_attrs"
+
+
+def image_array(factor: int) -> str:
+    """Name of the array holding the bands of grid factor ``factor``: ``images`` (1), ``images_x2``, ``images_x6``."""
+    return IMAGES if factor == 1 else f"{IMAGES}_x{factor}"
 
 
 class StoreIndexError(StoreError, IndexError):
@@ -64,6 +76,10 @@ class StoreLayout:
         checksum: append a CRC32C to every inner chunk (Zarr v3 ``crc32c`` codec), verified by
             ``seco store check`` and at the first read of each (shard, date) in a process. Stores written before
             seco recorded checksums read as ``False``.
+        grid: ``"10m"`` (every band on the 10 m grid; schema version 1) or ``"native"`` (20 m and 60 m bands
+            kept once per source pixel in ``images_x2`` / ``images_x6``: 2.16x fewer pixels to decode for the
+            12 L2A bands; schema version 2, which seco releases before it refuse). Recorded as
+            ``seco_store.grid``.
     """
 
     codec: str = "blosc-lz4"
@@ -73,8 +89,12 @@ class StoreLayout:
     sharded: bool = True
     meta_chunk: int = 1024
     checksum: bool = True
+    grid: str = "10m"
 
     def __post_init__(self) -> None:
+        if self.grid not in GRIDS:
+            raise ConfigError(f"unknown store grid {self.grid!r}; use '10m' (every band on the 10 m grid) or "
+                              "'native' (20 m / 60 m bands at their native resolution)")
         if self.codec not in ("blosc-zstd", "blosc-lz4", "zstd"):
             raise ConfigError(f"unknown store codec {self.codec!r}; use 'blosc-zstd', 'blosc-lz4' or 'zstd'")
         if self.shuffle not in ("noshuffle", "shuffle", "bitshuffle"):
@@ -102,16 +122,19 @@ class StoreLayout:
         return (self.compressor(), Crc32cCodec()) if self.checksum else (self.compressor(),)
 
     def to_attrs(self) -> dict[str, Any]:
-        """JSON form under ``seco_store.layout`` (``checksum`` is recorded beside it, as ``seco_store.checksum``)."""
+        """JSON form under ``seco_store.layout`` (``checksum`` and ``grid`` are recorded beside it, as
+        ``seco_store.checksum`` and ``seco_store.grid``)."""
         d = asdict(self)
         d.pop("checksum")
+        d.pop("grid")
         return d
 
     @classmethod
-    def from_attrs(cls, layout: Mapping[str, Any], checksum: Any) -> StoreLayout:
+    def from_attrs(cls, layout: Mapping[str, Any], checksum: Any, grid: Any = None) -> StoreLayout:
         """Inverse of ``to_attrs``; keys a later seco may add to the layout are ignored (readers need none)."""
-        known = {f.name for f in fields(cls)} - {"checksum"}
-        return cls(**{k: v for k, v in layout.items() if k in known}, checksum=checksum == "crc32c")
+        known = {f.name for f in fields(cls)} - {"checksum", "grid"}
+        kind = str(grid.get("kind")) if isinstance(grid, Mapping) else "10m"  # a 10 m store records a sentence
+        return cls(**{k: v for k, v in layout.items() if k in known}, checksum=checksum == "crc32c", grid=kind)
 
     def chunks(self, num_dates: int, num_bands: int, patch_size: int) -> dict[str, tuple[int, ...]]:
         """``chunks`` (and ``shards``) keyword arguments of ``zarr.create_array`` for the images."""
@@ -130,7 +153,9 @@ class StoreConfig:
         num_dates: ``T``, dates per location.
         patch_size: ``H = W`` in pixels on the 10 m grid.
         label_names: names of the integer labels, or ``None``.
-        layout: chunking and compression of the images.
+        layout: chunking, compression and grid of the images.
+        factors: grid factor per band (``seco.store.packing``), in band order; ``None``: all 1 on the 10 m
+            grid, ``packing.native_factors`` on the native grid (what a new store records).
     """
 
     bands: tuple[str, ...]
@@ -138,6 +163,32 @@ class StoreConfig:
     patch_size: int = 264
     label_names: tuple[str, ...] | None = None
     layout: StoreLayout = field(default_factory=StoreLayout)
+    factors: tuple[int, ...] | None = None
+
+    @property
+    def grid_factors(self) -> dict[str, int]:
+        """Grid factor of each band: all 1 on the 10 m grid."""
+        if self.factors is not None:
+            return dict(zip(self.bands, self.factors, strict=True))
+        if self.layout.grid == "native":
+            from seco.store.packing import native_factors
+
+            return native_factors(self.bands)
+        return {b: 1 for b in self.bands}
+
+    @property
+    def schema_version(self) -> int:
+        """The version a store of this configuration is written with (1 on the 10 m grid, 2 native)."""
+        return 2 if self.layout.grid == "native" else 1
+
+    def image_groups(self) -> list[ImageGroup]:
+        """The image arrays of the store, in increasing factor (only factors that occur)."""
+        fac = self.grid_factors
+        P = self.patch_size
+        return [
+            ImageGroup(image_array(f), f, -(-P // f), tuple(k for k, b in enumerate(self.bands) if fac[b] == f))
+            for f in sorted(set(fac.values()))
+        ]
 
     def to_attrs(self) -> dict[str, Any]:
         """JSON form stored under the root attribute ``seco_store``."""
@@ -153,7 +204,9 @@ class StoreConfig:
             "dtype": "uint16",
             "nodata": NODATA,
             "reflectance_scale": 10000.0,
-            "grid": "all bands on the 10 m grid; 20 m and 60 m bands nearest-upsampled by the writer's caller",
+            "grid": (
+                {"kind": "native", "factors": self.grid_factors} if self.layout.grid == "native" else GRID_10M_TEXT
+            ),
             "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "software": f"seco {__version__}",
         }
@@ -161,13 +214,44 @@ class StoreConfig:
     @classmethod
     def from_attrs(cls, a: Mapping[str, Any]) -> StoreConfig:
         names = a.get("label_names")
+        bands = tuple(a["bands"])
+        grid = a.get("grid")
+        factors = None
+        if isinstance(grid, Mapping) and grid.get("kind") == "native":
+            rec = grid.get("factors")
+            if not isinstance(rec, Mapping) or set(rec) != set(bands) or not all(
+                    isinstance(rec[b], int) and not isinstance(rec[b], bool) and rec[b] >= 1 for b in bands):
+                raise StoreError(f"store attribute seco_store.grid.factors {rec!r} must give a positive integer "
+                                 f"grid factor for each band {list(bands)}; the store is damaged")
+            factors = tuple(int(rec[b]) for b in bands)
+        elif isinstance(grid, Mapping):
+            raise StoreError(f"store attribute seco_store.grid {dict(grid)!r} has an unknown kind; this seco knows "
+                             "'native' (and the 10 m grid); use the seco release that wrote the store")
         return cls(
-            bands=tuple(a["bands"]),
+            bands=bands,
             num_dates=int(a["num_dates"]),
             patch_size=int(a["patch_size"]),
             label_names=tuple(names) if names is not None else None,
-            layout=StoreLayout.from_attrs(a.get("layout", {}), a.get("checksum")),
+            layout=StoreLayout.from_attrs(a.get("layout", {}), a.get("checksum"), grid),
+            factors=factors,
         )
+
+
+@dataclass(frozen=True)
+class ImageGroup:
+    """One image array of a store: the bands of one grid factor, (N, T, c, side, side).
+
+    Attributes:
+        name: array name (``images``, ``images_x2``, ``images_x6``).
+        factor: grid factor ``f`` of its bands.
+        side: ``ceil(patch_size / f)`` pixels.
+        channels: positions of its bands in the store's band order (the array's band axis, in that order).
+    """
+
+    name: str
+    factor: int
+    side: int
+    channels: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -426,13 +510,13 @@ def open_root(loc: Location, read_only: bool) -> tuple[zarr.Group, dict[str, Any
     if ATTR_VERSION not in attrs:
         raise StoreError(f"{loc.url} is a Zarr group but not a seco store (no {ATTR_VERSION!r} attribute); {_hint(loc.url)}")
     version = attrs[ATTR_VERSION]
-    if version != SCHEMA_VERSION:
+    if version not in SCHEMA_VERSIONS or isinstance(version, bool):
         schema = attrs.get(ATTR_SCHEMA)
         software = schema.get("software", "another seco release") if isinstance(schema, dict) else "another seco release"
         raise StoreVersionError(
             f"store {loc.url} has schema version {version} (written by {software}) but this seco reads "
-            f"version {SCHEMA_VERSION}; re-create it with this seco (`seco synth` / `seco collect` into a new "
-            f"path) or use the seco release that wrote it"
+            f"versions {' and '.join(map(str, SCHEMA_VERSIONS))}; re-create it with this seco (`seco synth` / "
+            f"`seco collect` into a new path) or use the seco release that wrote it"
         )
     if ATTR_SCHEMA not in attrs or ATTR_MANIFEST not in attrs:
         raise StoreError(f"store {loc.url} is damaged: root attributes lack {ATTR_SCHEMA!r} or {ATTR_MANIFEST!r}")

@@ -25,6 +25,7 @@ import zarr.storage
 
 from seco.errors import ConfigError, StoreError
 from seco.store import schema as S
+from seco.store.packing import PackSpec
 from seco.store.shard import ShardWriter
 from seco.store.stats import add_to_histogram
 
@@ -119,16 +120,18 @@ def create_store(
 
 def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> None:
     cap = rows = config.layout.meta_chunk
-    T, C, P = config.num_dates, len(config.bands), config.patch_size
-    root.create_array(
-        S.IMAGES,
-        shape=(cap, T, C, P, P),
-        dtype="uint16",
-        fill_value=0,
-        compressors=config.layout.compressors(),
-        dimension_names=("location", "date", "band", "y", "x"),
-        **config.layout.chunks(T, C, P),  # type: ignore[arg-type]
-    )
+    T, C = config.num_dates, len(config.bands)
+    for g in config.image_groups():  # images (10 m bands) [, images_x2 (20 m), images_x6 (60 m) on the native grid]
+        root.create_array(
+            g.name,
+            shape=(cap, T, len(g.channels), g.side, g.side),
+            dtype="uint16",
+            fill_value=0,
+            compressors=config.layout.compressors(),
+            dimension_names=("location", "date", "band", "y", "x"),
+            attributes={"bands": [config.bands[k] for k in g.channels], "grid_factor": g.factor},
+            **config.layout.chunks(T, len(g.channels), g.side),  # type: ignore[arg-type]
+        )
     root.create_array(S.VALID, shape=(cap, T), chunks=(rows, T), dtype="bool", fill_value=False,
                       dimension_names=("location", "date"))
     root.create_array(S.KEY, shape=(cap,), chunks=(rows,), dtype=str, dimension_names=("location",))
@@ -151,7 +154,7 @@ def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> Non
                       dimension_names=("slot", "band", "value"),
                       attributes={"description": "per-band DN histograms of valid dates; the manifest names the live slot"})
     root.attrs.put({  # replaces every attribute: the creation mark goes in the same (atomic) write
-        S.ATTR_VERSION: S.SCHEMA_VERSION,
+        S.ATTR_VERSION: config.schema_version,  # 1 on the 10 m grid (older seco reads it), 2 native
         S.ATTR_SCHEMA: config.to_attrs(),
         S.ATTR_USER: user,
         S.ATTR_MANIFEST: _manifest(0, 0, 0),
@@ -178,6 +181,8 @@ def _check_same(have: S.StoreConfig, want: S.StoreConfig, url: str) -> None:
         for name in ("bands", "num_dates", "patch_size", "label_names")
         if getattr(have, name) != getattr(want, name)
     ]
+    if (have.layout.grid, have.grid_factors) != (want.layout.grid, want.grid_factors):
+        diff.append(f"grid {have.layout.grid!r} (asked {want.layout.grid!r})")
     if diff:
         raise StoreError(
             f"the store at {url} was created with other settings: {'; '.join(diff)}; "
@@ -284,17 +289,27 @@ class StoreWriter:
         self._n = int(man["num_locations"])
         self._hist_slot = int(man["hist_slot"])
         self._hist_locations = int(man["hist_locations"])
+        self._groups = self.config.image_groups()
+        self._image_names = [g.name for g in self._groups]
         self._arrays: dict[str, zarr.Array] = {
             name: self._root[name]  # type: ignore[misc]
-            for name in (S.IMAGES, S.VALID, S.KEY, S.LABEL, S.HIST, *(f"{S.META}/{f}" for f in S.FIELD_NAMES))
+            for name in (*self._image_names, S.VALID, S.KEY, S.LABEL, S.HIST,
+                         *(f"{S.META}/{f}" for f in S.FIELD_NAMES))
         }
+        #: how append splits the 10 m grid into the image arrays (None: one array, the images as given)
+        self._split: PackSpec | None = None
+        if len(self._groups) > 1 or self._groups[0].factor != 1:
+            self._split = PackSpec.build(self.config.bands, self.config.patch_size, self.config.grid_factors)
         meta_group = self._root[S.META]
         assert isinstance(meta_group, zarr.Group)
         #: optional arrays present in this store (a store written before them gets them at its first append)
         self._radiometry = {f.name for f in S.RADIOMETRY_FIELDS if f.name in meta_group}
         for name in self._radiometry:
             self._arrays[f"{S.META}/{name}"] = meta_group[name]  # type: ignore[assignment]
-        self._shard_writer = ShardWriter.for_array(loc.local / S.IMAGES) if loc.local is not None else None
+        self._shard_writers: dict[str, ShardWriter | None] = {
+            name: ShardWriter.for_array(loc.local / name) if loc.local is not None else None
+            for name in self._image_names
+        }
         self._pending: list[dict[str, Any]] = []
         keys = np.asarray(self._arrays[S.KEY][: self._n]) if self._n else np.array([], dtype=str)
         self._keys: dict[str, int] = {str(k): i for i, k in enumerate(keys.tolist())}
@@ -350,7 +365,8 @@ class StoreWriter:
         Args:
             key: unique id of the location (e.g. ``"lat,lon"`` or a sample id); see ``has``.
             images: (T, C, H, W) uint16 DN, bands in the store's order, all on the 10 m grid. Dates with
-                ``valid`` False are stored as zeros (nothing on disk).
+                ``valid`` False are stored as zeros (nothing on disk). A native-grid store keeps each 20 m /
+                60 m band once per 2 x 2 / 6 x 6 block, so those bands must be whole blocks from the origin.
             valid: (T,) bool, which dates hold usable imagery; at least one.
             dates_meta: T dicts with the ``schema.DATE_FIELDS`` keys (required for valid dates).
             label: class index (``0 <= label < len(label_names)`` when the store has label names).
@@ -360,6 +376,8 @@ class StoreWriter:
 
         Raises:
             StoreError: a duplicate key, or images / valid / metadata / label that do not fit the store.
+            NotNativeError: (native grid) a 20 m / 60 m band that is not constant on its blocks; nothing is
+                written.
         """
         with self._lock:
             if self._closed:
@@ -378,14 +396,18 @@ class StoreWriter:
             label_value = self._check_label(label, where)
             if not valid.all():
                 images = np.where(valid[:, None, None, None], images, np.uint16(0))
+            # native grid: (T, c_g, n_g, n_g) per array, refused (NotNativeError) before anything is written
+            parts = [images] if self._split is None else self._split.split(images, f"{where}: ")
 
             slot = len(self)
             self._add_radiometry_arrays()
             self._ensure_capacity(slot + 1)
-            if self._shard_writer is not None:
-                self._shard_writer.write(slot, images)  # one shard, written atomically
-            else:
-                self._arrays[S.IMAGES][slot] = images  # one shard: one atomic PUT / rename
+            for name, part in zip(self._image_names, parts, strict=True):
+                w = self._shard_writers[name]
+                if w is not None:
+                    w.write(slot, part)  # one shard per array, written atomically
+                else:
+                    self._arrays[name][slot] = part  # one shard: one atomic PUT / rename
             add_to_histogram(self._hist, images, valid)
             self._pending.append({"key": key, "valid": valid, "rows": rows, "label": label_value})
             self._keys[key] = slot
@@ -514,15 +536,16 @@ class StoreWriter:
             if name != S.HIST and arr.shape[0] != self._n:
                 zsync.sync(arr.async_array.resize((self._n, *arr.shape[1:]), delete_outside_chunks=False))
         store = self._root.store
-        i, missing = self._n, 0
-        while missing < 8:
-            key = f"{S.IMAGES}/c/{i}/0/0/0/0"
-            if zsync.sync(store.exists(key)):
-                zsync.sync(store.delete(key))
-                missing = 0
-            else:
-                missing += 1
-            i += 1
+        for name in self._image_names:
+            i, missing = self._n, 0
+            while missing < 8:
+                key = f"{name}/c/{i}/0/0/0/0"
+                if zsync.sync(store.exists(key)):
+                    zsync.sync(store.delete(key))
+                    missing = 0
+                else:
+                    missing += 1
+                i += 1
 
     def _commit_manifest(self, n: int, hist_slot: int, hist_locations: int) -> None:
         self._root.attrs.update({S.ATTR_MANIFEST: _manifest(n, hist_slot, hist_locations)})
@@ -553,15 +576,16 @@ class StoreWriter:
         rows = self.config.layout.meta_chunk
         dirs = [root, root / S.META, root / "stats", *(root / n for n in self._arrays)]
         for name in self._arrays:
-            if name not in (S.IMAGES, S.HIST):
+            if name not in (*self._image_names, S.HIST):
                 for c in (self._n // rows, self._n // rows + 1):
                     d = root / name / "c" / str(c)
                     dirs += [d, *(x for x in d.rglob("*") if x.is_dir())] if d.is_dir() else [d.parent]
         dirs += [x for x in (root / S.HIST / "c").rglob("*") if x.is_dir()] if (root / S.HIST / "c").is_dir() else []
-        i = self._n
-        while (root / S.IMAGES / "c" / str(i)).is_dir():
-            dirs.append(root / S.IMAGES / "c" / str(i) / "0" / "0" / "0")
-            i += 1
+        for name in self._image_names:
+            i = self._n
+            while (root / name / "c" / str(i)).is_dir():
+                dirs.append(root / name / "c" / str(i) / "0" / "0" / "0")
+                i += 1
         for d in dirs:
             if d.is_dir():
                 for p in d.glob("*.partial"):

@@ -59,3 +59,20 @@ def reference_stats(locs: list[dict]) -> dict[str, np.ndarray]:
         "p2": np.array([np.percentile(v, 2) for v in vals]),
         "p98": np.array([np.percentile(v, 98) for v in vals]),
     }
+
+
+def native_location(i: int, bands: tuple[str, ...], seed: int = 0, num_dates: int = T, patch: int = P) -> dict:
+    """``location`` with 12-band-style imagery whose 20 m / 60 m bands are whole 2 x 2 / 6 x 6 blocks from the
+    origin (cropped at the far edge), as a native-grid store needs; nodata corners and invalid dates as there."""
+    from seco.store.packing import band_factor
+
+    loc = location(i, seed, num_dates, patch, bands=len(bands))
+    rng = np.random.default_rng([seed, i, 1])
+    images = loc["images"]
+    for k, b in enumerate(bands):
+        f = band_factor(b)
+        n = -(-patch // f)
+        src = rng.integers(1, 4000, size=(num_dates, n, n)).astype(np.uint16)
+        src[:, :1, :2] = 0  # nodata corner on the coarse grid
+        images[:, k] = np.repeat(np.repeat(src, f, -2), f, -1)[:, :patch, :patch]
+    return loc

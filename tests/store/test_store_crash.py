@@ -22,11 +22,11 @@ HERE = Path(__file__).resolve().parent
 N = 30
 
 
-def _run(path: Path, commit_every: int, hist_every: int, kill_after: float | None) -> bool:
+def _run(path: Path, commit_every: int, hist_every: int, kill_after: float | None, grid: str = "10m") -> bool:
     """Run the child; with ``kill_after``, SIGKILL it that many seconds after it is ready. True if it finished."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_writer.py"), str(path), str(N), str(commit_every), str(hist_every)],
+        [sys.executable, str(HERE / "crash_writer.py"), str(path), str(N), str(commit_every), str(hist_every), grid],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     if kill_after is None:
@@ -41,13 +41,13 @@ def _run(path: Path, commit_every: int, hist_every: int, kill_after: float | Non
     return "done" in out
 
 
-def _check_visible(path: Path) -> int:
+def _check_visible(path: Path, grid: str = "10m") -> int:
     """Every visible location is complete and exactly what was intended; returns how many."""
     s = open_store(path)
     assert s.keys() == [f"loc-{i:05d}" for i in range(len(s))]  # appended in order, none twice
     labels = s.labels()
     for i in range(len(s)):
-        want = location(i, seed=7)
+        want = crash_writer.intended(i, grid)
         np.testing.assert_array_equal(s.read(i), stored(want))
         np.testing.assert_array_equal(s.valid(i), want["valid"])
         assert [m["item_id"] for m in s.meta(i)] == [m["item_id"] if m else None for m in want["dates_meta"]]
@@ -55,24 +55,24 @@ def _check_visible(path: Path) -> int:
     return len(s)
 
 
-@pytest.mark.parametrize("commit_every,hist_every", [(1, 4), (3, 5)])
-def test_sigkill_at_random_moments_then_resume(tmp_path, commit_every, hist_every):
+@pytest.mark.parametrize("commit_every,hist_every,grid", [(1, 4, "10m"), (3, 5, "10m"), (1, 4, "native")])
+def test_sigkill_at_random_moments_then_resume(tmp_path, commit_every, hist_every, grid):
     rng = np.random.default_rng(1234 + commit_every)
     path = tmp_path / "crash.zarr"
     seen = []
     for _ in range(4):  # bounded number of kills
-        if _run(path, commit_every, hist_every, kill_after=float(rng.uniform(0.0, 0.25))):
+        if _run(path, commit_every, hist_every, kill_after=float(rng.uniform(0.0, 0.25)), grid=grid):
             break
-        seen.append(_check_visible(path))
+        seen.append(_check_visible(path, grid))
     assert any(0 < n < N for n in seen), f"no kill landed mid-run: {seen}"
-    assert _run(path, commit_every, hist_every, kill_after=None)
-    assert _check_visible(path) == N
+    assert _run(path, commit_every, hist_every, kill_after=None, grid=grid)
+    assert _check_visible(path, grid) == N
     assert not list(path.rglob("*.partial")), "temporary files of killed writes were not swept"
 
     ref = tmp_path / "ref.zarr"
-    crash_writer.run(str(ref), N, commit_every, hist_every)  # the same loop, never interrupted
+    crash_writer.run(str(ref), N, commit_every, hist_every, grid)  # the same loop, never interrupted
     a, b = open_store(path), open_store(ref)
-    assert a.keys() == b.keys()
+    assert a.grid == b.grid == grid and a.keys() == b.keys()
     np.testing.assert_array_equal(a.valid_mask(), b.valid_mask())
     np.testing.assert_array_equal(a.labels(), b.labels())
     np.testing.assert_array_equal(a.histogram(), b.histogram())  # exact: no location counted twice
@@ -89,7 +89,7 @@ def test_uncommitted_slot_is_overwritten(tmp_path):
     locs = [location(i) for i in range(3)]
     w = create_store(path, BANDS, T, P)
     w.append(locs[0]["key"], locs[0]["images"], locs[0]["valid"], locs[0]["dates_meta"])
-    w._shard_writer.write(1, np.full((T, len(BANDS), P, P), 9, np.uint16))  # written, never committed
+    w._shard_writers["images"].write(1, np.full((T, len(BANDS), P, P), 9, np.uint16))  # written, never committed
     shard_dir = path / "images" / "c" / "1" / "0" / "0" / "0"
     (shard_dir / "0.deadbeef.partial").write_bytes(b"torn")
     del w  # the process "dies": no flush, no close
