@@ -26,6 +26,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bands", default="all", help="'all' (12 L2A bands), 'l1c', 'RGB' or a list B02,B03,...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--grid", choices=["10m", "native"], default="10m",
+                   help="store grid: 10m (every band on the 10 m grid, default) or native (20 m / 60 m bands at "
+                        "their own resolution: 2.16x fewer pixels to decode; same imagery through Store.read)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_synth)
 
@@ -43,8 +46,9 @@ def _run_synth(a: argparse.Namespace) -> int:
         seed=a.seed,
         progress=not a.no_progress,
         overwrite=a.overwrite,
+        grid=a.grid,
     )
-    print(f"wrote {a.locations} locations x {a.dates} dates to {path}")
+    print(f"wrote {a.locations} locations x {a.dates} dates to {path}" + (" (native grid)" if a.grid == "native" else ""))
     return 0
 
 

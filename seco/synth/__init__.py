@@ -5,6 +5,12 @@ samples in ../shared/data (``seco.synth.spectra``), smooth texture, crop parcels
 seasonal phenology, snow, clouds with shadows, nodata edges, and the acquisition metadata a real
 collection records (STAC-like item ids, datetimes 12 weeks apart, cloud and nodata fractions, UTM CRS and
 transform, centre lat/lon). The label of a location is its dominant land-cover class.
+
+Every band is nodata on its own grid, as in a real Sentinel-2 tile (and ``seco.synth.archive``): a 20 m or
+60 m pixel that touches the swath edge is 0 as a whole 2 x 2 / 6 x 6 block. Together with the block rendering
+of :mod:`seco.synth.scene` this makes each 20 m band whole 2 x 2 blocks and each 60 m band whole 6 x 6 blocks
+from the patch origin, so ``make_store(grid="native")`` keeps them exactly and reads back equal to the
+``grid="10m"`` store of the same arguments.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seco.bands import L2A, parse_bands
+import numpy as np
+
+from seco.bands import BY_NAME, L2A, parse_bands
 from seco.errors import ConfigError, StoreError
 from seco.synth.scene import STEP_DAYS, simulate_location
 from seco.synth.spectra import CLASSES
@@ -70,18 +78,26 @@ def make_store(
     progress: bool = True,
     *,
     overwrite: bool = False,
+    grid: str = "10m",
 ) -> Path:
     """Simulate an archive into a new store at ``out`` and return its path.
 
     Rerunning with the same arguments on an interrupted store continues it (each location is written
     exactly once); a store made with other arguments is refused unless ``overwrite``.
 
+    Args:
+        grid: the store grid, ``"10m"`` or ``"native"`` (20 m / 60 m bands at their own resolution,
+            ``seco.store.packing``); both hold the same imagery (``Store.read`` returns equal arrays).
+
     Raises:
         ConfigError / BandError: bad arguments.
-        StoreError: ``out`` holds something else.
+        StoreError: ``out`` holds something else, or a store of the other grid.
     """
-    from seco.store import create_store, open_writer
-    from seco.store.schema import Location, open_root
+    from seco.store import StoreLayout, create_store, open_writer
+    from seco.store.schema import GRIDS, Location, open_root
+
+    if grid not in GRIDS:
+        raise ConfigError(f"--grid {grid!r} is unknown; choose one of {', '.join(GRIDS)}")
 
     config = SynthConfig(
         num_locations=num_locations,
@@ -100,6 +116,11 @@ def make_store(
             existing = None
         if existing is not None and existing.get("user_attrs", {}).get("synth") == attrs["synth"]:
             writer = open_writer(path, commit_every=16)
+            if writer.config.layout.grid != grid:
+                writer.close()
+                raise StoreError(f"{path} holds a synth store on the {writer.config.layout.grid!r} grid, not "
+                                 f"{grid!r}; pass --grid {writer.config.layout.grid} to continue it, or choose a "
+                                 "new --out (or overwrite=True)")
         elif existing is not None:
             raise StoreError(
                 f"{path} holds a store made with other settings; choose a new --out or pass overwrite=True"
@@ -107,15 +128,17 @@ def make_store(
     if writer is None:
         writer = create_store(
             path, config.bands, config.num_dates, config.patch_size, attrs=attrs,
-            label_names=CLASSES, overwrite=overwrite, commit_every=16,
+            label_names=CLASSES, overwrite=overwrite, commit_every=16, layout=StoreLayout(grid=grid),
         )
     todo = [i for i in range(config.num_locations) if not writer.has(f"synth-{seed}-{i:06d}")]
 
     def simulate(i: int) -> dict:
-        return simulate_location(
+        loc = simulate_location(
             seed, i, config.num_dates, config.patch_size, config.bands,
             cloud_prob=config.cloud_prob, nodata_prob=config.nodata_prob, missing_prob=config.missing_prob,
         )
+        nodata_on_band_grids(loc["images"], loc["valid"], loc["dates_meta"], config.bands)
+        return loc
 
     bar = None
     if progress:
@@ -130,3 +153,39 @@ def make_store(
     if bar is not None:
         bar.close()
     return path
+
+
+def nodata_on_band_grids(images: np.ndarray, valid: np.ndarray, metas: Sequence[dict | None],
+                         bands: Sequence[str]) -> None:
+    """Make every band nodata on its own grid, in place: a 20 m / 60 m band is 0 on each whole 2 x 2 / 6 x 6
+    block (from the patch origin) that holds a nodata pixel of any band; ``nodata_fraction`` becomes the share
+    of pixels with a 0 in any band (as ``seco collect`` records it).
+
+    Args:
+        images: (T, C, P, P) uint16 of one location.
+        valid: (T,) bool.
+        metas: T per-date metadata dicts (``None`` for a missing date).
+        bands: the C band names.
+    """
+    P = images.shape[-1]
+    groups: dict[int, list[int]] = {}
+    for c, b in enumerate(bands):
+        groups.setdefault(max(1, BY_NAME[b].resolution_m // 10), []).append(c)
+    for t in np.flatnonzero(valid):
+        x = images[t]  # (C, P, P)
+        zero = (x == 0).any(axis=0)  # (P, P)
+        if not zero.any():
+            continue
+        for f, chans in groups.items():
+            if f == 1:
+                continue
+            n = -(-P // f)
+            pad = np.zeros((n * f, n * f), bool)
+            pad[:P, :P] = zero
+            blocks = pad.reshape(n, f, n, f).any(axis=(1, 3))  # (n, n)
+            mask = blocks.repeat(f, axis=0).repeat(f, axis=1)[:P, :P]  # (P, P)
+            for c in chans:
+                x[c][mask] = 0
+        m = metas[t]
+        if m is not None:
+            m["nodata_fraction"] = float((x == 0).any(axis=0).mean())

@@ -10,7 +10,7 @@ import pytest
 from seco.bands import L2A
 from seco.errors import BandError, ConfigError, StoreError
 from seco.store import create_store, open_store
-from seco.synth import CLASSES, STEP_DAYS, make_store, simulate_location
+from seco.synth import CLASSES, STEP_DAYS, make_store, nodata_on_band_grids, simulate_location
 
 
 def test_make_store_small(tmp_path):
@@ -25,6 +25,7 @@ def test_make_store_small(tmp_path):
     assert (s.valid_mask().sum(axis=1) >= 3).all()
     for i in range(6):
         loc = simulate_location(3, i, 4, 48)
+        nodata_on_band_grids(loc["images"], loc["valid"], loc["dates_meta"], L2A)  # each band nodata on its grid
         np.testing.assert_array_equal(s.read(i), loc["images"])  # the store holds exactly the simulation
         assert labels[i] == loc["label"]
     stats = s.stats()
