@@ -208,7 +208,7 @@ def _job(plan: Plan, reader: Callable[..., Any] | None, checker: Callable[..., A
                policy=cfg.policy, harmonize=cfg.harmonize, max_scenes=cfg.max_scenes, retry=cfg.retry,
                gdal_env={"GDAL_HTTP_TIMEOUT": f"{cfg.timeout_s:g}",
                          "GDAL_HTTP_CONNECTTIMEOUT": f"{min(cfg.timeout_s, 10.0):g}"},
-               reader=reader, checker=checker)
+               align=cfg.align, reader=reader, checker=checker)
 
 
 def _open_writer(plan: Plan) -> Any:
@@ -218,11 +218,12 @@ def _open_writer(plan: Plan) -> Any:
     marks it until its last write and redoes a creation a crash interrupted; the journal folder holds a
     ``creating`` file meanwhile, which tells the next run's planning that the half-made store is its own.
     """
-    from seco.store import create_store
+    from seco.store import StoreLayout, create_store
 
     attrs = {ATTR: {"config": plan.config.to_dict(), "fingerprint": plan.fingerprint, "target": plan.target}}
     make = functools.partial(create_store, plan.store, list(plan.config.band_names), num_dates=plan.num_dates,
-                             patch_size=plan.config.patch_size, attrs=attrs, exist_ok=True, commit_every=1)
+                             patch_size=plan.config.patch_size, attrs=attrs, exist_ok=True, commit_every=1,
+                             layout=StoreLayout(grid=plan.config.grid or "10m"))
     if not is_url(plan.store) or _is_store(plan.store):
         return make()
     creating = plan.state / CREATING
@@ -294,7 +295,7 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
                     n_valid = 0
                     if r.status == "ok":
                         assert r.images is not None and r.valid is not None and r.dates_meta is not None
-                        writer.append(r.task.key, r.images, r.valid, r.dates_meta)
+                        _append(writer, r)
                         committed += 1
                         n_valid = int(r.valid.sum())
                         patches += n_valid
@@ -320,6 +321,22 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
         (state / "summary.json").write_text(json.dumps({**dataclasses.asdict(summary), "failure_rows": n_fail},
                                                        indent=1, default=str))
     return summary
+
+
+def _append(writer: Any, r: LocationResult) -> None:
+    """Append a location; a native store's refusal (patches whose 20 m / 60 m bands are not whole blocks)
+    stops the run at once with the location and the fix, rather than failing every location after it."""
+    from seco.store.packing import NotNativeError
+
+    try:
+        writer.append(r.task.key, r.images, r.valid, r.dates_meta)
+    except NotNativeError as e:
+        items = ", ".join(i for i in r.items if i) or "?"
+        raise NotNativeError(
+            f"location {r.task.id} (scenes {items}), native-resolution store {writer.path}: {e}. Here the scenes' "
+            "20 m / 60 m assets do not nest on their 10 m grid (not Sentinel-2 tiles, e.g. EPSG:4326 rasters): "
+            "collect them with --grid 10m into a new --out"
+        ) from e
 
 
 def _result(f: cf.Future[LocationResult], task: LocationTask) -> LocationResult:
