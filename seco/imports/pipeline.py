@@ -58,6 +58,9 @@ class ImportConfig:
             writer's metadata writes (16: ~31 ms CPU per location against ~55 ms at 1, bench in
             docs/BENCHMARKS.md); a crash loses at most the uncommitted ones, which a rerun reads again.
         progress: show a progress bar.
+        grid: the store grid: ``"10m"`` (every band on the 10 m grid) or ``"native"`` (20 m / 60 m bands kept
+            at the corpus' own resolution, ``seco.store.packing``); ``None``: the grid of the store being
+            continued, else ``"10m"``. A conflicting grid on a rerun is refused.
     """
 
     corpus: str
@@ -72,9 +75,12 @@ class ImportConfig:
     limit: int | None = None
     commit_every: int = 16
     progress: bool = True
+    grid: str | None = None
 
     def __post_init__(self) -> None:
         c = corpus_for(self.corpus, self.modality)  # refuses s1 and unknown names first
+        if self.grid is not None and self.grid not in ("10m", "native"):
+            raise ConfigError(f"--grid {self.grid!r} is unknown; choose 10m or native")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"--workers {self.workers!r} must be an integer >= 0 (0: read in this process)")
         if not isinstance(self.patch_size, int) or self.patch_size < 6 or self.patch_size % 6:
@@ -315,14 +321,40 @@ def _attrs(cfg: ImportConfig, corpus: Corpus, base: Path) -> dict[str, Any]:
             "cloud_fraction": (f"{QA60_CLOUD_FRACTION} for every date, inferred, not measured: both downloaders mask "
                                "QA60 cloud/cirrus and sample without a default for masked pixels, so no QA60-masked "
                                "pixel is expected; QA60 patch fraction, not a cloud-free guarantee"),
-            "grid": "native 20/60 m bands nearest-upsampled (2x2/6x6 repeats) to the 10 m grid, as seco collect",
+            "grid": ("native 20/60 m bands kept at their resolution (native-resolution store)" if cfg.grid == "native"
+                     else "native 20/60 m bands nearest-upsampled (2x2/6x6 repeats) to the 10 m grid, as seco collect"),
             "dates": "valid dates in chronological order in the first slots; item_id = product folder name",
         },
     }
 
 
+def _store_grid(out: Path) -> str | None:
+    """The grid of the seco store at ``out`` (``"10m"`` / ``"native"``), ``None`` when there is none."""
+    from seco.store import open_store
+
+    if not (out / "zarr.json").is_file():
+        return None
+    try:
+        store = open_store(out)
+    except StoreError:
+        return None  # not a seco store: create_store says so
+    return "native" if any(f > 1 for f in store.grid_factors.values()) else "10m"
+
+
+def resolve_grid(cfg: ImportConfig) -> ImportConfig:
+    """``cfg`` with ``grid`` resolved: the continued store's grid (a conflicting one is refused), else the one
+    asked for, else ``"10m"``."""
+    have = _store_grid(Path(cfg.out).expanduser())
+    if have is not None and cfg.grid is not None and cfg.grid != have:
+        raise ConfigError(
+            f"{cfg.out} is a store on the {have!r} grid, not {cfg.grid!r}; a rerun continues the store's grid: "
+            f"drop --grid (or pass --grid {have}), or choose a new --out for a {cfg.grid!r} store"
+        )
+    return dataclasses.replace(cfg, grid=have or cfg.grid or "10m")
+
+
 def _open_writer(cfg: ImportConfig, corpus: Corpus, base: Path) -> Any:
-    from seco.store import create_store
+    from seco.store import StoreLayout, create_store
 
     out = Path(cfg.out).expanduser()
     if (out / "zarr.json").is_file():
@@ -337,7 +369,8 @@ def _open_writer(cfg: ImportConfig, corpus: Corpus, base: Path) -> Any:
                 f"{corpus.modality}; use a new --out"
             )
     return create_store(out, list(corpus.bands), num_dates=corpus.num_dates, patch_size=cfg.patch_size,
-                        attrs=_attrs(cfg, corpus, base), exist_ok=True, commit_every=cfg.commit_every)
+                        attrs=_attrs(cfg, corpus, base), exist_ok=True, commit_every=cfg.commit_every,
+                        layout=StoreLayout(grid=cfg.grid or "10m"))
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -359,6 +392,7 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     """
     t0 = time.monotonic()
     corpus = cfg.spec
+    cfg = resolve_grid(cfg)
     base, refs = find_locations(corpus, cfg.root)
     if cfg.limit is not None:
         refs = refs[: cfg.limit]
@@ -400,7 +434,7 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
                 journal.record(r, cfg.min_dates)  # the decision first: a crash after it re-reads the location, no more
                 if r.status == "ok":
                     assert r.images is not None and r.valid is not None and r.dates_meta is not None
-                    writer.append(r.key, r.images, r.valid, r.dates_meta)
+                    _append(writer, r)
                     imported += 1
                     dates += int(r.valid.sum())
                 else:
@@ -420,6 +454,19 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
                          time.monotonic() - t0, desc)
         (state / "report.json").write_text(json.dumps(_report_json(report), indent=1, default=str))
     return report
+
+
+def _append(writer: Any, r: ReadResult) -> None:
+    """Append a location; a native store's refusal stops the import at once, naming the location and the fix."""
+    from seco.store.packing import NotNativeError
+
+    try:
+        writer.append(r.key, r.images, r.valid, r.dates_meta)
+    except NotNativeError as e:
+        raise NotNativeError(
+            f"location {r.ref.name} ({r.ref.path}), native-resolution store {writer.path}: {e}. Here the corpus' "
+            "20 m / 60 m bands were resampled to another grid: import it with --grid 10m into a new --out"
+        ) from e
 
 
 def _shutdown(executor: cf.Executor, client: Any) -> None:
