@@ -1,7 +1,8 @@
 """``seco store check``: per-location checks of a store, run in parallel, with a report of bad locations.
 
 A check is any function ``check(store, i) -> list[Finding]`` (empty when location ``i`` is fine). The
-integrity check here verifies the shard of every location: the file exists and is not truncated, its index
+integrity check here verifies the shards of every location (of every image array: ``images``, and
+``images_x2`` / ``images_x6`` in a native-grid store): the file exists and is not truncated, its index
 CRC and every chunk CRC32C match (stores written since seco records checksums), and every chunk decodes.
 Other per-location checks (e.g. radiometric consistency) plug in by adding one entry to the ``checks``
 mapping given to ``check_store`` (``seco.store.commands.location_checks``).
@@ -25,7 +26,7 @@ import numpy as np
 
 from seco.errors import ConfigError, StoreCorruptError
 from seco.store.reader import Store, open_store
-from seco.store.shard import ShardCorruptError
+from seco.store.shard import ShardCorruptError, ShardReader
 
 #: What the report says about a store whose chunks carry no checksums.
 NO_CHECKSUMS = "no checksums (written by an older seco): chunks were checked for decodability only"
@@ -67,22 +68,38 @@ def _key(store: Store, i: int) -> str | None:
 
 
 def check_integrity(store: Store, i: int) -> list[Finding]:
-    """Whether location ``i``'s image data are intact: shard present and complete, checksums, decodable chunks."""
+    """Whether location ``i``'s image data are intact: shards present and complete, checksums, decodable chunks.
+
+    Every image array is checked (``images``, and ``images_x2`` / ``images_x6`` of a native-grid store); a
+    finding names the damaged array's shard.
+    """
     key = _key(store, i)
-    path = store.image_file(i)
+    names = store.image_arrays
+    readers = {name: store.shard_reader(name) for name in names}
+    if any(r is None for r in readers.values()):  # an object store or a layout read through zarr
+        if store.config.layout.sharded:  # zarr would read a missing shard as zeros
+            for name in names:
+                if not store.has_image_file(i, name):
+                    return [Finding(i, key, store.image_file(i, name), "integrity", "its shard file is missing")]
+        try:
+            store.read(i)  # a full read exercises every chunk of every array
+        except StoreCorruptError as e:
+            return [Finding(i, key, e.path or store.image_file(i), "integrity",
+                            getattr(e.__cause__, "problem", None) or str(e.__cause__ or e))]
+        return []
+    out: list[Finding] = []
+    for name, reader in readers.items():
+        assert reader is not None
+        out += _check_shard(reader, i, key, store.image_file(i, name))
+    return out
+
+
+def _check_shard(reader: ShardReader, i: int, key: str | None, path: str) -> list[Finding]:
+    """The findings of one shard: present and complete, index CRC, chunk checksums, every chunk decodes."""
 
     def finding(problem: str) -> list[Finding]:
         return [Finding(i, key, path, "integrity", problem)]
 
-    reader = store.shard_reader()
-    if reader is None:  # an object store or a layout read through zarr: a full read exercises every chunk
-        if store.config.layout.sharded and not store.has_image_file(i):  # zarr would read it as zeros
-            return finding("its shard file is missing")
-        try:
-            store.read(i)
-        except StoreCorruptError as e:
-            return finding(getattr(e.__cause__, "problem", None) or str(e.__cause__ or e))
-        return []
     L = reader.layout
     try:
         data = reader.map(i)

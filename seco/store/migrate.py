@@ -1,4 +1,4 @@
-"""``seco store migrate``: copy a store into a new layout (codec, shuffle, checksums), resumably.
+"""``seco store migrate``: copy a store into a new layout (codec, shuffle, checksums, grid), resumably.
 
 Every location is read (checked against its checksums, when it has them) and appended to the destination
 with the same key, validity, per-date metadata and label, in the same order, so location indices match.
@@ -7,6 +7,12 @@ already there are skipped by key), exactly as ``seco collect`` does.
 
     from seco.store.migrate import migrate_store
     migrate_store("old.zarr", "new.zarr")              # the current default layout
+    migrate_store("old.zarr", "native.zarr", layout=StoreLayout(grid="native"))  # 20/60 m bands at native res.
+
+To the native grid, every 20 m / 60 m band of every location must be whole 2 x 2 / 6 x 6 blocks of the 10 m
+grid (what seco collect, import and synth write for ``--grid native``; not a corpus resampled bilinearly):
+the first location that is not stops the migration with ``NotNativeError`` naming it (the locations before
+it are in the destination, which stays a valid store).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from seco.errors import StoreCorruptError, StoreError
+from seco.store.packing import NotNativeError
 from seco.store.reader import open_store
 from seco.store.schema import Location, StoreLayout
 from seco.store.writer import create_store
@@ -44,9 +51,10 @@ def migrate_store(
     """Copy store ``src`` into a new (or partly written) store ``dst`` with ``layout``.
 
     Args:
-        src: the store to read (any schema version-1 store, e.g. one written by an older seco).
+        src: the store to read (any version-1 or version-2 store, e.g. one written by an older seco).
         dst: the store to write; an interrupted migration into it continues.
-        layout: the destination layout (default: ``StoreLayout()``, the current default with checksums).
+        layout: the destination layout (default: ``StoreLayout()``, the current default with checksums, on the
+            10 m grid); ``grid="native"`` converts to a native-resolution store, ``"10m"`` back.
         on_corrupt: ``"error"`` (stop at the first damaged source location) or ``"skip"`` (leave it out; the
             result lists it).
         progress: a tqdm bar on stderr.
@@ -55,6 +63,7 @@ def migrate_store(
     Raises:
         StoreError: a bad path, ``dst`` equal to ``src``, or ``dst`` holding a store with other settings.
         StoreCorruptError: a damaged source location (with ``on_corrupt="error"``).
+        NotNativeError: to the native grid, a source location whose 20 m / 60 m bands are not block-constant.
     """
     if on_corrupt not in ("error", "skip"):
         raise StoreError(f"on_corrupt {on_corrupt!r} must be 'error' or 'skip'")
@@ -89,12 +98,16 @@ def migrate_store(
                 result.skipped.append(i)
                 continue
             label = int(labels[i]) if labels is not None and labels[i] >= 0 else None
-            w.append(keys[i], images, source.valid(i), source.meta(i), label)
+            try:
+                w.append(keys[i], images, source.valid(i), source.meta(i), label)
+            except NotNativeError as e:
+                raise NotNativeError(f"cannot migrate {source.path} to the native grid: source location {i} "
+                                     f"(key {keys[i]!r}) does not fit it: {e}") from e
             result.copied += 1
     return result
 
 
 def disk_bytes(path: str | os.PathLike[str]) -> int:
-    """Bytes of the image shards of a local store."""
-    root = Path(path) / "images"
-    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")
+    """Bytes of the image shards of a local store (every image array: ``images``, ``images_x2``, ``images_x6``)."""
+    roots = [d for d in Path(path).iterdir() if d.is_dir() and (d.name == "images" or d.name.startswith("images_x"))]
+    return sum(f.stat().st_size for root in roots for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")

@@ -246,3 +246,82 @@ def test_plain_zarr_can_read_a_native_store(tmp_path):
     np.testing.assert_array_equal(full, stored(locs[1])[:, L2A.index("B11")])
     meta = json.loads((path / "images_x6" / "zarr.json").read_text())
     assert meta["shape"][2:] == [2, 4, 4] and meta["dimension_names"] == ["location", "date", "band", "y", "x"]
+
+
+# ---------------------------------------------------------------------------------- check, migrate, info
+
+
+def _damage_x2(path: Path, i: int) -> Path:
+    shard = path / "images_x2" / "c" / str(i) / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[30] ^= 0x5A
+    shard.write_bytes(bytes(data))
+    return shard
+
+
+def test_store_check_finds_damage_in_every_array_and_names_the_file(tmp_path, capsys, monkeypatch):
+    from seco.cli import main
+    from seco.store.check import check_store
+
+    path = tmp_path / "s.zarr"
+    _write(path, L2A, 4, 24, layout=NATIVE)
+    assert check_store(path, progress=False).ok
+    x2 = _damage_x2(path, 1)
+    x6 = path / "images_x6" / "c" / "3" / "0" / "0" / "0" / "0"
+    x6.unlink()
+    report = check_store(path, progress=False)
+    assert report.bad_locations == [1, 3]
+    assert [(f.location, f.path) for f in report.findings] == [(1, str(x2)), (3, str(x6))]
+    assert "checksum mismatch" in report.findings[0].problem and "missing" in report.findings[1].problem
+    assert main(["store", "check", str(path), "--no-progress", "--checks", "integrity"]) == 1
+    assert f"file {x2}" in capsys.readouterr().out
+    import seco.store.reader as reader_mod  # the zarr path (object stores) names the same files
+
+    monkeypatch.setattr(reader_mod.ShardReader, "for_array", classmethod(lambda cls, *a, **k: None))
+    report = check_store(path, progress=False)
+    assert [(f.location, f.path) for f in report.findings] == [(1, str(x2)), (3, str(x6))]
+
+
+def test_migrate_both_ways_gives_identical_reads(tmp_path, capsys):
+    from seco.cli import main
+
+    src = tmp_path / "10m.zarr"
+    _write(src, L2A, 3, 24)
+    assert main(["store", "migrate", str(src), str(tmp_path / "n.zarr"), "--grid", "native", "--no-progress"]) == 0
+    assert main(["store", "migrate", str(tmp_path / "n.zarr"), str(tmp_path / "back.zarr"), "--no-progress"]) == 0
+    assert open_store(tmp_path / "back.zarr").grid == "native"  # default: the source's grid
+    assert main(["store", "migrate", str(tmp_path / "n.zarr"), str(tmp_path / "b10.zarr"), "--grid", "10m",
+                 "--no-progress"]) == 0
+    a, n, b = (open_store(tmp_path / p) for p in ("10m.zarr", "n.zarr", "b10.zarr"))
+    assert (a.grid, n.grid, b.grid) == ("10m", "native", "10m")
+    for i in range(3):
+        np.testing.assert_array_equal(n.read(i), a.read(i))
+        np.testing.assert_array_equal(b.read(i), a.read(i))
+        assert n.meta(i) == a.meta(i)
+    np.testing.assert_array_equal(n.histogram(), a.histogram())
+    capsys.readouterr()
+    assert main(["store", "info", str(tmp_path / "n.zarr"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["grid"] == "native" and info["image_arrays"] == ["images", "images_x2", "images_x6"]
+    assert info["schema_version"] == 2 and info["grid_factors"]["B01"] == 6
+    assert main(["store", "info", str(src), "--json"]) == 0
+    ten = json.loads(capsys.readouterr().out)
+    assert ten["grid"] == "10m" and 0 < info["mb_per_location"] < ten["mb_per_location"]
+
+
+def test_migrate_to_native_refuses_resampled_data_naming_the_location(tmp_path, capsys):
+    from store_helpers import location
+
+    from seco.cli import main
+    from seco.store.migrate import migrate_store
+
+    src = tmp_path / "bilinear.zarr"
+    with create_store(src, L2A, T, 24) as w:  # noise in every band: not block-constant
+        for i in range(2):
+            loc = native_location(i, L2A, patch=24) if i == 0 else location(i, patch=24, bands=12)
+            w.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"])
+    with pytest.raises(NotNativeError, match=r"source location 1 \(key 'loc-00001'\).*--grid 10m"):
+        migrate_store(src, tmp_path / "n.zarr", layout=NATIVE, progress=False)
+    assert open_store(tmp_path / "n.zarr").keys() == ["loc-00000"]  # the prefix, a valid store
+    assert main(["store", "migrate", str(src), str(tmp_path / "m.zarr"), "--grid", "native", "--no-progress"]) == 2
+    assert "source location 1" in capsys.readouterr().err
