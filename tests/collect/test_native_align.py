@@ -115,3 +115,22 @@ def test_sentinel2_archive_patch_with_align_6_is_native(archive):
         parts = spec.split(aligned.data[None])
         np.testing.assert_array_equal(spec.unpack_numpy(spec.pack(aligned.data[None]))[0], aligned.data)
         assert [p.shape[-1] for p in parts] == [48, 24, 8]
+
+
+OSCD_CITY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oscd" / (
+    "Onera Satellite Change Detection dataset - Images") / "bercy"
+
+
+def test_real_oscd_rasters_do_not_nest_so_the_native_check_refuses_them(tmp_path):
+    """Real Sentinel-2 L1C in EPSG:4326 (OSCD): 10/20/60 m rasters whose grids do not nest; even an aligned
+    read leaves 20 m bands that are not whole blocks, and the native store's check says so."""
+    if not OSCD_CITY.is_dir():
+        pytest.skip(f"OSCD sample not found at {OSCD_CITY}; it lives in ../shared/data beside the repository")
+    from seco.collect.catalog import build_catalog
+
+    build_catalog(OSCD_CITY, tmp_path / "bercy.parquet")
+    item = ParquetCatalog(tmp_path / "bercy.parquet").search([-180, -90, 180, 90], "2015-01-01", "2020-01-01")[0]
+    w, s, e, n = item.bbox
+    p = read_patch(item, (w + e) / 2, (s + n) / 2, size_px=120, bands="l1c", align=6)
+    with pytest.raises(NotNativeError, match="not constant on"):
+        PackSpec.build(p.bands, 120).split(p.data[None])
