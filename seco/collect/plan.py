@@ -266,6 +266,10 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
     else:
         opened = catalog
     notes = [note] if note else []
+    if cfg.grid == "native":
+        notes.append(f"native-resolution store: patch origins snapped to multiples of {cfg.align} px of the 10 m "
+                     f"grid, so patch centres sit up to {cfg.align * 5} m per axis from the sampled points (the "
+                     "recorded lon/lat/transform are the patches' own)")
     collections = tuple(getattr(opened, "collections", ()) or ())
     if cfg.collection is None and len(collections) > 1:
         raise CollectError(

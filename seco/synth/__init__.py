@@ -171,7 +171,7 @@ def nodata_on_band_grids(images: np.ndarray, valid: np.ndarray, metas: Sequence[
     groups: dict[int, list[int]] = {}
     for c, b in enumerate(bands):
         groups.setdefault(max(1, BY_NAME[b].resolution_m // 10), []).append(c)
-    for t in np.flatnonzero(valid):
+    for t in (int(v) for v in np.flatnonzero(valid)):
         x = images[t]  # (C, P, P)
         zero = (x == 0).any(axis=0)  # (P, P)
         if not zero.any():

@@ -97,6 +97,7 @@ def test_resumed_collect_keeps_the_store_grid(archive, native, capsys):
     assert main(_args(archive, native)) == 0  # no --grid: the store's grid, nothing left to collect
     out = capsys.readouterr().out
     assert f"collected {n}/8 locations" in out and "0 this run" in out
+    assert "snapped to multiples of 6 px" in out and "up to 30 m per axis" in out
     assert open_store(native).grid_factors["B09"] == 6
 
 
