@@ -1,29 +1,35 @@
 """Pre-training data path, stage by stage, in one run: where does ``seco pretrain`` lose time?
 
+Every stage runs on a store on the 10 m grid and on a native-resolution store of the same data (``--grid``:
+20 m / 60 m bands at their own grid, ``docs/STORE.md``), printed side by side with the native / 10 m ratio.
 Stages (samples/s; one sample = ``num_dates`` dates x C bands x H x W uint16 DN, SeCo: 3 dates):
 
-1. **decode, 1 process**: ``PretrainDataset.__getitems__`` in this process: into a fresh batch tensor per
-   batch (the old path) and into a reusable ring slot (``seco.data.ring``); wall-clock and per CPU-second.
-2. **loader, W workers**: a ``DataLoader`` with W persistent workers, nothing done with the batches: the old
-   path (a fresh shared-memory batch per batch, sent to the main process) against the ring (workers decode
-   into shared slots, only the slot number travels); with pinned output on CUDA (``pin_memory=True`` against
-   the ring pinned once). *Efficiency* = rate / (W x the 1-process ring decode rate): 1.0 means the pipeline
-   adds no allocation, copy or pinning tax; on a shared machine, where W workers do not get W free cores,
-   the same ratio per CPU-second (samples per CPU-second of main process + workers over the 1-process
-   samples per CPU-second) shows the tax independently of the load. A reference row runs W independent
-   decoder processes at once (no DataLoader): what the machine itself gives W processes; the loader's rate
-   over it is the pipeline's own tax.
-3. **copy + views**: the batch to the device and ``to_reflectance`` + ``make_views`` there (on the CPU: views
-   from the DN batch, as the loop does).
-4. **step only**: the training step on views already on the device (``--precision``, channels-last on CUDA).
+1. **decode, 1 process**: ``Store.read`` (the 10 m grid, into a reused (B, n, C, H, W) buffer; a native store
+   upsamples on the CPU) against ``Store.read_packed`` (each band at its stored grid, into a ring slot, what
+   ``seco pretrain``'s workers do); wall-clock and per CPU-second. With ``--fresh`` also the old path, a fresh
+   batch tensor per batch (``__getitems__`` without a ring).
+2. **loader, W workers**: a ``DataLoader`` with W persistent workers decoding packed batches into the ring
+   (``seco.data.ring``), nothing done with the batches; with pinned output on CUDA (the ring pinned once);
+   ``--fresh``: also the old path (a fresh shared-memory batch per batch, ``pin_memory=True`` on CUDA).
+   *Efficiency* = rate / (W x the 1-process ``read_packed`` rate): 1.0 means the pipeline adds no allocation,
+   copy or pinning tax; per CPU-second (samples per CPU-second of main process + workers over the 1-process
+   samples per CPU-second) it does not depend on how many cores other jobs leave free. A reference row runs W
+   independent decoder processes at once (no DataLoader): what the machine itself gives W processes.
+3. **copy + unpack + views**: the packed batch to the device, ``PackSpec.unpack`` there (a view for the 10 m
+   grid, nearest upsampling for native), ``to_reflectance`` + ``make_views`` (on the CPU: views from the DN
+   batch, as the loop does).
+4. **step only**: the training step on views already on the device (``--precision``, channels-last on CUDA);
+   the same for both grids (same views), measured once.
 5. **end to end**: ``seco.train.loop.pretrain`` itself (median samples/s of its ``metrics.csv`` after warm-up),
    and its ratio to the step-only rate. With ``--old-tree DIR`` (a checkout of older seco, e.g.
-   ``git worktree add /tmp/seco_old 510f953``) both trees' ``seco pretrain`` run as subprocesses on the same
+   ``git worktree add /tmp/seco_old 510f953``) both trees' ``seco pretrain`` run as subprocesses on the 10 m
    store, alternating, ``--rounds`` times: the median ratio new/old is printed.
 
-CPU always; CUDA when present (``--device auto``). No progress bars with ``--quiet``.
+CPU always; CUDA when present (``--device auto``). No progress bars with ``--quiet``. Synth stores are written
+once into ``--work``; ``--store`` measures a given store and a copy of it on the other grid
+(``seco.store.migrate.migrate_store``, written into ``--work``).
 
-    .venv/bin/python -m bench.bench_pipeline --quiet                         # 2-core CPU box, ~10 min
+    .venv/bin/python -m bench.bench_pipeline --quiet                         # 2-core CPU box, ~15 min
     .venv/bin/python -m bench.bench_pipeline --quiet --old-tree /tmp/seco_old
     python -m bench.bench_pipeline --quiet --locations 2048 --batch-size 256 --workers 1,2,4,8,15 \\
         --e2e-workers 15 --steps 60                                          # 16-core GPU box
@@ -44,6 +50,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -57,20 +64,43 @@ from seco.store import open_store
 from seco.train.config import PretrainConfig
 
 PREFETCH = 2
+GRIDS = ("10m", "native")
 
 
-def _store(a: argparse.Namespace) -> Path:
+def _stores(a: argparse.Namespace) -> dict[str, Path]:
+    """The store of each grid of ``--grid``: synth stores written once into ``--work``, or ``--store`` and a
+    copy of it on the other grid."""
+    grids = [g for g in a.grid.split(",") if g]
+    bad = [g for g in grids if g not in GRIDS]
+    if bad or not grids:
+        raise SystemExit(f"--grid {a.grid!r}: choose from {', '.join(GRIDS)} (comma-separated)")
+    out: dict[str, Path] = {}
     if a.store:
-        return Path(a.store)
+        src = Path(a.store)
+        have = open_store(src).grid
+        for g in grids:
+            if g == have:
+                out[g] = src
+                continue
+            from seco.store import StoreLayout
+            from seco.store.migrate import migrate_store
+
+            dst = Path(a.work) / f"{src.name.removesuffix('.zarr')}_{g}.zarr"
+            t = time.perf_counter()
+            migrate_store(src, dst, layout=StoreLayout(grid=g), progress=not a.quiet)
+            print(f"copied {src} to the {g} grid: {dst} in {time.perf_counter() - t:.0f} s", flush=True)
+            out[g] = dst
+        return out
     from seco.synth import make_store
 
-    path = Path(a.work) / f"pipe_{a.locations}x{a.dates}x{a.patch_size}.zarr"
-    if not path.exists():
+    for g in grids:
+        path = Path(a.work) / f"pipe_{a.locations}x{a.dates}x{a.patch_size}_{g}.zarr"
         t = time.perf_counter()
         make_store(path, num_locations=a.locations, num_dates=a.dates, patch_size=a.patch_size, seed=0,
-                   progress=not a.quiet)
-        print(f"wrote {path} in {time.perf_counter() - t:.0f} s", flush=True)
-    return path
+                   progress=not a.quiet, grid=g)  # continues (or keeps) a store of the same settings
+        print(f"store {path} ready in {time.perf_counter() - t:.0f} s", flush=True)
+        out[g] = path
+    return out
 
 
 def _dataset(store: Path, bands: str) -> PretrainDataset:
@@ -83,18 +113,40 @@ def _ring(ds: PretrainDataset, batch: int, workers: int) -> BatchRing:
 
 
 def decode_rates(store: Path, a: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    """(wall samples/s, samples per CPU-second) of in-process decoding, fresh tensor vs ring slot."""
+    """(wall samples/s, samples per CPU-second) of in-process decoding: ``read`` into a reused 10 m grid
+    buffer, ``read_packed`` into a ring slot (and with ``--fresh`` the old fresh batch tensor per batch)."""
     ds = _dataset(store, a.bands)
+    st = ds._get_store()
+    spec = ds.pack_spec
+    assert spec is not None
     ring = _ring(ds, a.batch_size, 0)
+    grid = np.zeros((a.batch_size, ds.num_dates, len(ds.bands), spec.patch_size, spec.patch_size), np.uint16)
     sampler = ResumableSampler(len(ds), a.batch_size, seed=0)
     batches = [list(b) for b in sampler][: a.decode_batches] or [list(next(iter(sampler)))]
-    out: dict[str, list[tuple[float, float]]] = {"fresh": [], "ring": []}
+    bands = list(ds.bands)
+
+    def read(k: int, keys: list[int]) -> None:
+        for j, i in enumerate(keys):
+            ds._read_into(st, int(ds.locations[i]), ds.draw(i), bands, grid[j])
+
+    def read_packed(k: int, keys: list[int]) -> None:
+        slot = ring.view(k % ring.slots).numpy()  # (B, n, L)
+        for j, i in enumerate(keys):
+            ds._read_packed_into(st, int(ds.locations[i]), ds.draw(i), bands, spec, slot[j])
+
+    def fresh(k: int, keys: list[int]) -> None:
+        ds.__getitems__(keys)  # no ring: a new (B, n, C, H, W) tensor per batch
+
+    fns: dict[str, Callable[[int, list[int]], None]] = {"read": read, "read_packed": read_packed}
+    if a.fresh:
+        fns["fresh"] = fresh
+    out: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
+    names = list(fns)
     for r in range(a.rounds + 1):  # round 0 warms up; contenders alternate
-        for name in ("fresh", "ring") if r % 2 == 0 else ("ring", "fresh"):
-            ds.ring = ring if name == "ring" else None
+        for name in names if r % 2 == 0 else names[::-1]:
             t, c = time.perf_counter(), time.process_time()
             for k, keys in enumerate(batches):
-                ds.__getitems__(SlotKeys(keys, k % ring.slots) if name == "ring" else keys)
+                fns[name](k, keys)
             dt, dc = time.perf_counter() - t, time.process_time() - c
             n = sum(len(b) for b in batches)
             if r:
@@ -213,8 +265,8 @@ def _median_rate(fn: Callable[[], None], samples: int, rounds: int) -> float:
     return samples / statistics.median(times)
 
 
-def views_and_step_rates(store: Path, a: argparse.Namespace, device: torch.device) -> tuple[float, float]:
-    """(copy + views samples/s, step-only samples/s) on ``device``."""
+def views_rate(store: Path, a: argparse.Namespace, device: torch.device) -> tuple[float, tuple[Any, Any]]:
+    """(copy + unpack + views samples/s, the last views (q, keys)) on ``device``, from a packed ring slot."""
     ds = _dataset(store, a.bands)
     ring = _ring(ds, a.batch_size, 0)
     cuda = device.type == "cuda"
@@ -234,9 +286,9 @@ def views_and_step_rates(store: Path, a: argparse.Namespace, device: torch.devic
     def views() -> None:
         if stream is not None:
             with torch.cuda.stream(stream):
-                dev = host.to(device, non_blocking=True)
+                dev = host.to(device, non_blocking=True)  # (B, 3, L): the packed bytes only
             torch.cuda.current_stream(device).wait_stream(stream)
-            images = to_reflectance(spec.unpack(dev))
+            images = to_reflectance(spec.unpack(dev))  # (B, 3, C, H, W), unpacked as uint16 first
         else:
             images = spec.unpack(host)  # on the CPU make_views reads the DN batch directly
         gen.manual_seed(0)
@@ -244,11 +296,18 @@ def views_and_step_rates(store: Path, a: argparse.Namespace, device: torch.devic
         if cuda:
             torch.cuda.synchronize(device)
 
-    copy_views = _median_rate(views, a.batch_size, a.rounds)
-    q, keys = made["v"]
+    rate = _median_rate(views, a.batch_size, a.rounds)
+    ring.unpin()
+    return rate, made["v"]
+
+
+def step_rate(views: tuple[Any, Any], bands: int, a: argparse.Namespace, device: torch.device) -> float:
+    """Step-only samples/s on ``views`` already on ``device``."""
+    q, keys = views
+    cuda = device.type == "cuda"
     precision = a.precision if a.precision != "auto" else ("bf16" if cuda else "fp32")
     torch.manual_seed(0)
-    model = ContrastiveModel(a.backbone, in_chans=len(ds.bands), num_heads=3, queue_size=a.queue_size,
+    model = ContrastiveModel(a.backbone, in_chans=bands, num_heads=3, queue_size=a.queue_size,
                              extra_negatives_heads=(1, 2)).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -266,9 +325,7 @@ def views_and_step_rates(store: Path, a: argparse.Namespace, device: torch.devic
         if cuda:
             torch.cuda.synchronize(device)
 
-    step_rate = _median_rate(step, a.batch_size, max(a.rounds, 3))
-    ring.unpin()
-    return copy_views, step_rate
+    return _median_rate(step, a.batch_size, max(a.rounds, 3))
 
 
 def _metrics_rate(out: Path, warm: int) -> float:
@@ -324,9 +381,42 @@ def old_vs_new(store: Path, a: argparse.Namespace) -> list[tuple[str, float, flo
     return rows
 
 
+class Rows:
+    """Rows of the side-by-side table: one per (stage, path), a rate (and a note) per grid."""
+
+    def __init__(self, grids: list[str]) -> None:
+        self.grids = grids
+        self.rows: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
+
+    def add(self, stage: str, path: str, grid: str, rate: float, note: str = "") -> None:
+        self.rows.setdefault((stage, path), {})[grid] = (rate, note)
+        print(f"{grid}: {stage} | {path} | {rate:.2f} | {note}", flush=True)
+
+    def table(self) -> str:
+        both = self.grids == list(GRIDS)
+        headers = ["stage", "path", *(f"{g} samples/s" for g in self.grids)]
+        headers += ["native / 10m"] if both else []
+        headers += ["note"]
+        out = []
+        for (stage, path), by in self.rows.items():
+            rates = [by[g][0] if g in by else float("nan") for g in self.grids]
+            row: list[object] = [stage, path, *rates]
+            if both:
+                row.append(f"{rates[1] / rates[0]:.2f}x" if rates[0] and rates[0] == rates[0] else "")
+            notes = [(g, by[g][1]) for g in self.grids if g in by and by[g][1]]
+            if len({n for _, n in notes}) > 1:
+                row.append("; ".join(f"{g}: {n}" for g, n in notes))
+            else:
+                row.append(notes[0][1] if notes else "")
+            out.append(row)
+        return table(headers, out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--store", help="an existing store (default: a synth store in --work)")
+    ap.add_argument("--store", help="an existing store (default: synth stores in --work)")
+    ap.add_argument("--grid", default="10m,native",
+                    help="store grids to measure side by side: 10m, native or both (default)")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "seco_bench_pipeline"))
     ap.add_argument("--locations", type=int, default=64, help="synth store size (>= 2048 on a 16-core GPU box)")
     ap.add_argument("--dates", type=int, default=5)
@@ -345,6 +435,8 @@ def main() -> None:
     ap.add_argument("--decode-batches", type=int, default=3)
     ap.add_argument("--loader-batches", type=int, default=8)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--fresh", action="store_true",
+                    help="also the old paths: a fresh batch tensor per batch (decode and loader rows)")
     ap.add_argument("--old-tree", help="a checkout of older seco: its `seco pretrain` against this one")
     ap.add_argument("--stages", default="decode,loader,step,e2e",
                     help="which of decode, loader, step (copy + views and step only), e2e to run")
@@ -362,49 +454,66 @@ def main() -> None:
     print(f"`{cmd}`\n\n# pre-training pipeline, stage by stage\n\n{time.strftime('%Y-%m-%d %H:%M')}, load "
           f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on {len(os.sched_getaffinity(0))} CPUs; {machine()}; device "
           f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}\n", flush=True)
-    store = _store(a)
-    s = open_store(store)
-    print(f"store {store}: {len(s)} locations x {s.num_dates} dates x {len(s.bands)} bands x {s.patch_size} px; "
-          f"batch {a.batch_size}, {a.backbone}, {a.crop} px views, SeCo (3 dates)\n", flush=True)
+    stores = _stores(a)
+    grids = list(stores)
+    for g, path in stores.items():
+        s = open_store(path)
+        spec = s.pack_spec(a.bands)
+        print(f"{g}: {path}: {len(s)} locations x {s.num_dates} dates x {len(spec.bands)} bands x {s.patch_size} "
+              f"px; packed sample {spec.length} elements a date ({len(spec.bands) * s.patch_size**2 / spec.length:.2f}x "
+              f"fewer than the 10 m grid)", flush=True)
+    print(f"batch {a.batch_size}, {a.backbone}, {a.crop} px views, SeCo (3 dates)\n", flush=True)
 
     stages = set(a.stages.split(","))
-    rows: list[tuple[str, str, float, str]] = []
-    dec = decode_rates(store, a)  # always: the loader's efficiency is relative to it
-    one, one_cpu = dec["ring"]
-    for k in ("fresh", "ring"):
-        rows.append(("decode, 1 process", f"{k} batch tensor", dec[k][0], f"{dec[k][1]:.1f} per CPU-s"))
-    print(table(["stage", "path", "samples/s", "note"], rows), "\n", flush=True)
-
+    rows = Rows(grids)
+    ref: dict[str, tuple[float, float]] = {}
+    for g in grids:  # always: the loader's efficiency is relative to it
+        dec = decode_rates(stores[g], a)
+        ref[g] = dec["read_packed"]
+        for k, what in (("fresh", "fresh batch tensor (old path)"), ("read", "read -> 10 m grid buffer"),
+                        ("read_packed", "read_packed -> ring slot")):
+            if k in dec:
+                rows.add("decode, 1 process", what, g, dec[k][0], f"{dec[k][1]:.1f} per CPU-s")
     for w in [int(x) for x in a.workers.split(",") if x and "loader" in stages]:
-        ind, ind_cpu = independent_decoders(store, a, w)
-        rows.append((f"decode, {w} independent processes", "ring (no DataLoader)", ind,
-                     f"{ind / (w * one):.2f} x W x 1 process (the machine's own scaling)"))
-        print(rows[-1], flush=True)
-        for pinned in (False, True) if device.type == "cuda" else (False,):
-            for ring_path in (False, True):
-                name = ("ring" if ring_path else "fresh shm per batch") + (", pinned" if pinned else "")
-                r, per_cpu = loader_rate(store, a, w, ring_path, pinned)
-                rows.append((f"loader, {w} workers", name, r,
+        for g in grids:
+            one, one_cpu = ref[g]
+            ind, _ = independent_decoders(stores[g], a, w)
+            rows.add(f"decode, {w} independent processes", "read_packed (no DataLoader)", g, ind,
+                     f"{ind / (w * one):.2f} x W x 1 process (the machine's own scaling)")
+            for pinned in (False, True) if device.type == "cuda" else (False,):
+                for ring_path in (False, True) if a.fresh else (True,):
+                    name = ("ring" if ring_path else "fresh shm per batch") + (", pinned" if pinned else "")
+                    r, per_cpu = loader_rate(stores[g], a, w, ring_path, pinned)
+                    rows.add(f"loader, {w} workers", name, g, r,
                              f"efficiency {r / (w * one):.2f} wall, {per_cpu / one_cpu:.2f} per CPU-s, "
-                             f"{r / ind:.2f} x {w} independent decoders"))
-                print(rows[-1], flush=True)
+                             f"{r / ind:.2f} x {w} independent decoders")
     if device.type != "cuda" and "loader" in stages:
-        rows.append(("loader, pinned", "n/a without CUDA", float("nan"), "run on a GPU box"))
+        rows.add("loader, pinned", "n/a without CUDA", grids[-1], float("nan"), "run on a GPU box")
     st = float("nan")
     if "step" in stages:
-        cv, st = views_and_step_rates(store, a, device)
-        rows.append(("copy + views", f"{device.type}", cv, "to device + to_reflectance + make_views"))
-        rows.append(("step only", f"{device.type}, {a.precision}", st, "views already on the device"))
+        made: Any = None
+        for g in grids:
+            cv, made = views_rate(stores[g], a, device)
+            rows.add("copy + unpack + views", device.type, g, cv,
+                     "to device (packed) + unpack + to_reflectance + make_views")
+        st = step_rate(made, len(open_store(stores[grids[0]]).pack_spec(a.bands).bands), a, device)
+        for g in grids:
+            rows.add("step only", f"{device.type}, {a.precision}", g, st, "views already on the device (one run)")
     if "e2e" in stages:
-        e2e = end_to_end(store, a, device)
-        rows.append(("end to end", "seco.train.loop.pretrain", e2e, f"{e2e / st:.2f} x step only"))
+        for g in grids:
+            e2e = end_to_end(stores[g], a, device)
+            rows.add("end to end", "seco.train.loop.pretrain", g, e2e, f"{e2e / st:.2f} x step only")
+        for g in grids:
+            e2e = rows.rows[("end to end", "seco.train.loop.pretrain")][g][0]
+            rows.add("end to end / step only", "ratio", g, e2e / st)
     print()
-    print(table(["stage", "path", "samples/s", "note"], rows), flush=True)
+    print(rows.table(), flush=True)
 
     if a.old_tree:
-        print(f"\n`seco pretrain` end to end, old tree {a.old_tree} against this one (subprocesses, "
+        base = stores.get("10m", stores[grids[0]])
+        print(f"\n`seco pretrain` end to end, old tree {a.old_tree} against this one on {base} (subprocesses, "
               f"{a.e2e_workers or 0} workers, alternating):\n")
-        rr = old_vs_new(store, a)
+        rr = old_vs_new(base, a)
         print(table(["round", "old samples/s", "new samples/s", "new / old"], rr))
         print(f"\nmedian new / old: {statistics.median(r[3] for r in rr):.2f}")
 

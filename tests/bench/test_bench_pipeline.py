@@ -20,12 +20,17 @@ def test_pipeline_bench_smoke(tiny_store: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    final = r.stdout.split("| stage | path | samples/s | note |")[-1]
+    # the given 10 m store and its copy on the native grid, side by side
+    assert "copied" in r.stdout and "_native.zarr" in r.stdout
+    final = r.stdout.split("| stage | path | 10m samples/s | native samples/s | native / 10m | note |")[-1]
     rows = [line.split("|")[1:-1] for line in final.splitlines() if line.startswith("| ") and "---" not in line]
     stages = {row[0].strip() for row in rows}
-    assert {"decode, 1 process", "loader, 1 workers", "copy + views", "step only", "end to end"} <= stages
+    assert {"decode, 1 process", "loader, 1 workers", "copy + unpack + views", "step only", "end to end",
+            "end to end / step only"} <= stages
+    assert {row[1].strip() for row in rows if row[0].strip() == "decode, 1 process"} == {
+        "read -> 10 m grid buffer", "read_packed -> ring slot"}
     for row in rows:
         if "n/a" not in row[1]:
-            rate = float(row[2])
-            assert math.isfinite(rate) and rate > 0, row
+            for rate in (float(row[2]), float(row[3])):
+                assert math.isfinite(rate) and rate > 0, row
     assert "x step only" in final and "efficiency" in final
