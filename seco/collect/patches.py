@@ -112,7 +112,8 @@ class Patch:
         nodata_fraction: share of pixels where any band is 0 or the SCL is 0.
         item_id: STAC item id of the scene.
         datetime: acquisition time (UTC).
-        lon: longitude of the patch centre (WGS84 degrees; within half a pixel of the requested point).
+        lon: longitude of the patch centre (WGS84 degrees; within half a pixel of the requested point, within
+            ``align / 2`` pixels per axis when read with ``align``).
         lat: latitude of the patch centre.
         dn_shift: per band, the DN added by harmonisation (e.g. -1000), 0 when none.
         dn_rule: per band, the name of the rule that decided the shift (``"off"`` when not harmonised).
