@@ -11,7 +11,8 @@ Layout of ``<out>``::
     results.json, report.md, *.png
 
 A run that dies continues where it stopped: finished cells are kept, a half-trained cell resumes its
-pre-training from ``last.ckpt``.
+pre-training from ``last.ckpt``. A rerun with ``--oscd DIR`` into an experiment run without OSCD adds the
+OSCD tasks to every finished cell (the other settings must match).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from seco.errors import ConfigError, DatasetError
 from seco.experiment.config import CompareConfig
 
 OSCD_LABELLED = ("bercy", "paris", "rennes")
+#: Settings of the OSCD task, which a rerun may add to an experiment run without it.
+OSCD_KEYS = ("oscd", "oscd_test", "oscd_epochs")
 
 
 def check(cfg: CompareConfig) -> dict[str, Any]:
@@ -73,7 +76,10 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
     saved = Path(cfg.out) / "experiment.yaml"
     if saved.is_file():
         old = CompareConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
-        diff = [k for k, v in cfg.comparable().items() if old.comparable().get(k) != v]
+        keys = set(cfg.comparable()) | set(old.comparable())
+        diff = sorted(k for k in keys if old.comparable().get(k) != cfg.comparable().get(k))
+        if not old.oscd and cfg.oscd:  # adding OSCD to an experiment run without it: finished cells get it too
+            diff = [k for k in diff if k not in OSCD_KEYS]
         if diff:
             raise ConfigError(f"{cfg.out} holds an experiment with other settings ({', '.join(diff)}); give "
                               "another --out or the same settings to continue it")
@@ -129,7 +135,14 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
     done = cell / "result.json"
     if done.is_file():
         result = json.loads(done.read_text())
-        if _subspaces(cfg, result, cell, data, bands):  # a cell finished before subspaces were asked for
+        added = _subspaces(cfg, result, cell, data, bands)  # a cell finished before subspaces were asked for
+        if cfg.oscd and "oscd" not in result["tasks"]:  # ... or before OSCD was
+            print(f"[cell] {METHOD_NAMES[method]}, seed {seed}: adding OSCD", flush=True)
+            t = time.perf_counter()
+            result["tasks"].update(_oscd(cfg, result["train"]["weights"], bands, seed, cell))
+            result["oscd_added_s"] = time.perf_counter() - t
+            added = True
+        if added:
             _write(done, result)
         return result
     cell.mkdir(parents=True, exist_ok=True)
@@ -148,16 +161,23 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
                                 cfg.cd_batch, cfg.device)
     tasks["change_ap"] = {"value": tasks["change"]["average_precision"]}
     if cfg.oscd:
-        train_c = tuple(c for c in OSCD_LABELLED if c != cfg.oscd_test)
-        tasks["oscd"] = ev.change(w, bands, seed, Path(cfg.oscd), cell / "oscd", cfg.oscd_epochs, 96, 32,
-                                  cfg.device, train_cities=train_c, test_cities=(cfg.oscd_test,))
-        tasks["oscd_ap"] = {"value": tasks["oscd"]["average_precision"]}
+        tasks.update(_oscd(cfg, w, bands, seed, cell))
     result = {"method": method, "seed": seed, "train": train, "tasks": tasks, "cell_s": time.perf_counter() - t0}
     _subspaces(cfg, result, cell, data, bands)
     _write(done, result)  # last: a cell with result.json is finished
     line = ", ".join(f"{k} {100 * v['value']:.1f} %" for k, v in tasks.items())
     print(f"    {line} ({result['cell_s']:.0f} s)", flush=True)
     return result
+
+
+def _oscd(cfg: CompareConfig, weights: str, bands: tuple[str, ...], seed: int, cell: Path) -> dict[str, Any]:
+    """The real OSCD tasks (F1 at 0.5, average precision) of one cell's backbone."""
+    from seco.experiment import evaluate as ev
+
+    train_c = tuple(c for c in OSCD_LABELLED if c != cfg.oscd_test)
+    oscd = ev.change(weights, bands, seed, Path(cfg.oscd), cell / "oscd", cfg.oscd_epochs, 96, 32, cfg.device,
+                     train_cities=train_c, test_cities=(cfg.oscd_test,))
+    return {"oscd": oscd, "oscd_ap": {"value": oscd["average_precision"]}}
 
 
 def _write(path: Path, result: dict[str, Any]) -> None:

@@ -57,6 +57,43 @@ def test_rerun_reuses_finished_cells_and_refuses_other_settings(tiny: Path) -> N
                             synth_patch=32))
 
 
+OSCD_SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "oscd"
+
+
+def _tiny_cfg(out: Path, **kw: object) -> CompareConfig:
+    return CompareConfig(out=str(out), steps=2, batch_size=8, crop=32, queue_size=32, synth_locations=16,
+                         synth_patch=32, probe_locations=60, probe_patch=32, cd_cities=2, cd_size=64, cd_epochs=1,
+                         cd_patch=32, cd_batch=4, oscd_epochs=1, **kw)  # type: ignore[arg-type]
+
+
+def test_oscd_may_be_added_to_an_experiment_without_it_but_not_dropped(tmp_path: Path) -> None:
+    sample = tmp_path / "oscd"
+    (sample / "Onera Satellite Change Detection dataset - Images").mkdir(parents=True)
+    _tiny_cfg(tmp_path).save(tmp_path / "experiment.yaml")
+    check(_tiny_cfg(tmp_path, oscd=str(sample)))  # adding it: allowed
+    _tiny_cfg(tmp_path, oscd=str(sample)).save(tmp_path / "experiment.yaml")
+    with pytest.raises(ConfigError, match="oscd"):
+        check(_tiny_cfg(tmp_path))  # dropping it again: other settings
+    with pytest.raises(ConfigError, match="steps"):  # adding OSCD does not excuse other differences
+        _tiny_cfg(tmp_path).save(tmp_path / "experiment.yaml")
+        check(CompareConfig(**{**_tiny_cfg(tmp_path, oscd=str(sample)).to_dict(), "steps": 3,
+                               "methods": ("seco",)}))
+
+
+@pytest.mark.skipif(not OSCD_SAMPLE.is_dir(), reason="../shared/data/oscd not present")
+def test_rerun_with_oscd_adds_it_to_finished_cells(tiny: Path) -> None:
+    """The real OSCD sample, 1 decoder epoch, on the finished random-init cell (~20 s)."""
+    args = ["experiment", "compare", "--out", str(tiny), "--methods", "random", "--seeds", "1", "--scale", "tiny",
+            "--eurosat", "none", "--no-progress"]
+    before = json.loads((tiny / "cells" / "random-seed0" / "result.json").read_text())
+    assert main([*args, "--oscd", str(OSCD_SAMPLE)]) == 0
+    r = json.loads((tiny / "cells" / "random-seed0" / "result.json").read_text())
+    assert {"oscd", "oscd_ap"} <= set(r["tasks"]) and (tiny / "cells" / "random-seed0" / "oscd" / "metrics.json").is_file()
+    assert r["tasks"]["landcover"] == before["tasks"]["landcover"]  # the finished tasks are kept, not redone
+    assert r["tasks"]["change"] == before["tasks"]["change"]
+    assert "oscd" in json.loads((tiny / "results.json").read_text())["summary"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
