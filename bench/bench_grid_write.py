@@ -65,6 +65,32 @@ def _pair(name: str, write: Callable[[Path, str], None], work: Path, rounds: int
             "mb": {g: _du(paths[g]) / n / 1e6 for g in paths}}
 
 
+def writer_cpu(work: Path, src_path: Path, rounds: int) -> dict[str, float]:
+    """CPU ms per appended location of the single store writer (its block check and per-array encode
+    included), the same imagery appended to a 10 m and a native store, interleaved, best of ``rounds``."""
+    from seco.store import StoreLayout, create_store
+
+    src = open_store(src_path)
+    n = len(src)
+    items = []
+    for i in range(n):
+        metas = [None if not m["valid"] else {k: v for k, v in m.items() if k != "valid"} for m in src.meta(i)]
+        items.append((src.key(i), src.read(i), src.valid_mask()[i], metas))
+    best = {"10m": float("inf"), "native": float("inf")}
+    for r in range(rounds):
+        for grid in (("10m", "native") if r % 2 == 0 else ("native", "10m")):
+            out = work / f"writer-{grid}-{r}.zarr"
+            w = create_store(out, src.bands, src.num_dates, src.patch_size, layout=StoreLayout(grid=grid),
+                             commit_every=16)
+            t0 = time.process_time()
+            for key, img, valid, metas in items:
+                w.append(key, img, valid, metas)
+            w.close()
+            best[grid] = min(best[grid], (time.process_time() - t0) / n * 1000)
+            shutil.rmtree(out, ignore_errors=True)
+    return best
+
+
 def _locations(archive: Path, out: Path, per_side: int) -> Path:
     """A per_side x per_side grid of 264 px patch centres inside each site of the archive, one window per date."""
     from tests.integration.servers import archive_locations
@@ -119,6 +145,11 @@ def main(argv: list[str] | None = None) -> None:
             w, m = r["wall"], r["mb"]
             print(f"| {r['name']} | {r['n']} | {w['10m']:.2f} | {w['native']:.2f} | {w['native'] / w['10m']:.2f} | "
                   f"{m['10m']:.2f} | {m['native']:.2f} | {m['10m'] / m['native']:.2f} |")
+        synth_src = tmp / "writer-src.zarr"
+        make_store(synth_src, num_locations=min(a.synth, 16), num_dates=5, patch_size=P, seed=0, progress=False)
+        wc = writer_cpu(tmp, synth_src, max(a.rounds, 3))
+        print(f"\nsingle writer, CPU per appended location (12 bands x 5 dates x {P} px, synth imagery, commit every "
+              f"16): 10 m {wc['10m']:.1f} ms, native {wc['native']:.1f} ms ({wc['native'] / wc['10m']:.2f}x)")
         print("\nsynth and import pairs read back equal through Store.read; collect pairs differ by design (the "
               "native run's windows are snapped to the 60 m grid, up to 30 m away)")
     finally:
