@@ -11,7 +11,7 @@ their size (``assumed``: from physics and typical published values; ``measured``
   reflectance is already divided by cos(sun zenith), so a flat Lambertian surface does not change; what
   remains is canopy shadowing / BRDF, ``ln g = 0.15 ln(sin e / sin 45 deg) + N(0, 0.03)`` per date, all
   bands (-15 % at a 12 deg winter sun, +3 % at 60 deg; assumed);
-- **terrain shading**: slopes from the location's elevation field (tan-slope std 0.08, up to 0.38 with
+- **terrain shading**: slopes from the location's elevation field (RMS tan-slope 0.08, up to 0.38 with
   mountains) lit by that sun: ``d + (1 - d) max(cos i, 0) / cos(zenith)`` with diffuse share d = 0.15 (a
   flat pixel keeps 1; sun-facing slopes brighten and shaded ones darken, most at a low winter sun);
 - **haze**: additive path radiance, ``H (lambda / 490 nm)^-a`` with H ~ 100 DN x Exponential(1) and
@@ -96,10 +96,13 @@ def draw(rng: np.random.Generator, lat: float, doy: int) -> DateEffects:
     return DateEffects(elev, az, gain, haze, angstrom, wetness if wet else 0.0)
 
 
-def slopes(rng_elevation: np.ndarray, mountain_share: float) -> tuple[np.ndarray, np.ndarray]:
-    """(dz/d east, dz/d north) tan-slopes (P, P) of an elevation field, scaled to the location's relief."""
-    gy, gx = np.gradient(rng_elevation.astype(np.float32))  # rows run south
-    zx, zy = gx, -gy
+def slopes(elevation: np.ndarray, mountain_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """(dz/d east, dz/d north) tan-slopes (P, P) of an elevation field, scaled to the location's relief.
+
+    The RMS tan-slope is ``SLOPE_STD + MOUNTAIN_SLOPE_STD * mountain_share`` (0.08 lowland, 0.38 all mountain).
+    """
+    grad = np.gradient(elevation.astype(np.float32))  # (d/d row, d/d col); rows run south
+    zx, zy = np.asarray(grad[1]), -np.asarray(grad[0])
     scale = (SLOPE_STD + MOUNTAIN_SLOPE_STD * mountain_share) / (float(np.sqrt((zx**2 + zy**2).mean())) + 1e-9)
     return (zx * scale).astype(np.float32), (zy * scale).astype(np.float32)
 
