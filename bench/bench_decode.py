@@ -16,6 +16,12 @@ verification, and what verifying the chunks of *every* read would add (why it is
     .venv/bin/python -m bench.bench_decode --old-root /tmp/seco_old            # recorded in docs/BENCHMARKS.md
     .venv/bin/python -m bench.bench_decode --imagery real --locations 32        # real Sentinel-2 mosaics
     .venv/bin/python -m bench.bench_decode --codecs   # decode-only table: codec settings x 10 m grid / native
+    .venv/bin/python -m bench.bench_decode --native   # 10 m store vs native-resolution store (schema version 2)
+
+``--native`` compares, on the same imagery (a 10 m store and its ``seco store migrate --grid native`` copy):
+``Store.read`` of the 10 m store, ``Store.read_packed`` of the native store (what the pre-training ring
+decodes; the device unpacks), and ``Store.read`` of the native store (decode, then nearest upsampling on the
+CPU into the 10 m grid, what eval/embed get).
 
 Rates are per CPU-second (``time.process_time``): on a shared machine that is what one dedicated core does.
 """
@@ -48,14 +54,19 @@ n, T, P, C = len(s), s.num_dates, s.patch_size, len(s.bands)
 rng = np.random.default_rng(seed)
 plan = [(int(rng.integers(n)), sorted(rng.choice(T, 3, replace=False).tolist())) for _ in range(reads)]
 best_cpu = best_wall = 0.0
-if mode == "read":
-    out = np.empty((3, C, P, P), np.uint16)  # (dates, C, H, W): one sample of a batch buffer
+if mode in ("read", "packed"):
+    if mode == "read":
+        out = np.empty((3, C, P, P), np.uint16)  # (dates, C, H, W): one sample of a batch buffer
+        read = s.read
+    else:  # the packed form (this checkout only): (dates, L), each band at the grid the store keeps it on
+        out = np.empty((3, s.pack_spec().length), np.uint16)
+        read = s.read_packed
     for i in range(n):
-        s.read(i, [0, 1, 2], out=out)  # first touch of every shard (and its checksum check) outside the timing
+        read(i, [0, 1, 2], out=out)  # first touch of every shard (and its checksum check) outside the timing
     for _ in range(rounds):
         c, w = time.process_time(), time.perf_counter()
         for i, d in plan:
-            s.read(i, d, out=out)
+            read(i, d, out=out)
         best_cpu = max(best_cpu, reads / (time.process_time() - c))
         best_wall = max(best_wall, reads / (time.perf_counter() - w))
 else:
@@ -196,6 +207,54 @@ def codec_options(n: int, seed: int) -> None:
           f"{best / len(locs) / 5 * 3 * 1e3:.2f} CPU ms per 12-band 3-date sample\n")
 
 
+def native_table(work: Path, imagery: str, n: int, seed: int, patch: int, reads: int, rounds: int) -> None:
+    """10 m store vs native-resolution store of the same imagery: decode rates per CPU-second and disk."""
+    from seco.store import StoreLayout, open_store
+    from seco.store.migrate import disk_bytes, migrate_store
+
+    ten, nat = work / f"10m-{imagery}.zarr", work / f"native-{imagery}.zarr"
+    for p in (ten, nat):
+        if p.exists():
+            shutil.rmtree(p)
+    if imagery == "synth":
+        from seco.synth import make_store
+
+        make_store(ten, num_locations=n, patch_size=patch, seed=seed, progress=False, overwrite=True)
+        what = f"seco.synth, {n} locations x 5 dates x 12 bands x {patch} px"
+    else:
+        from bench.bench_store import real_locations, write_seco
+
+        locs, what = real_locations(n, seed)
+        write_seco(ten, locs, StoreLayout())
+    migrate_store(ten, nat, layout=StoreLayout(grid="native"), progress=False)  # the same imagery, native grid
+    a, b = open_store(ten), open_store(nat)
+    for i in range(min(n, 8)):  # what is compared holds the same pixels
+        if not np.array_equal(a.read(i), b.read(i)):
+            raise SystemExit(f"location {i} differs between the 10 m and the native store")
+    mb = {p: disk_bytes(p) / n / 1e6 for p in (ten, nat)}
+    spec10, specn = a.pack_spec(), b.pack_spec()
+    print(f"# native-grid decode benchmark: {what}; {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; blosc-lz4-5 noshuffle + crc32c\n")
+    contenders = [("10 m store, Store.read", ten, "read", spec10.length),
+                  ("native store, Store.read_packed", nat, "packed", specn.length),
+                  ("native store, Store.read (CPU upsample to 10 m)", nat, "read", spec10.length)]
+    rates: dict[str, list[dict[str, float]]] = {}
+    for _ in range(rounds):
+        for name, store, mode, _ in contenders:
+            rates.setdefault(name, []).append(child(ROOT, store, mode, reads, seed, 3))
+    best = {k: max(v, key=lambda r: r["cpu"]) for k, v in rates.items()}
+    base = best[contenders[0][0]]["cpu"]
+    print("| contender (12 bands x 3 dates) | samples per CPU-s (wall) | x 10 m read | CPU ms per sample "
+          "| MB per sample out | store MB/location |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, store, _, length in contenders:
+        r = best[name]
+        print(f"| {name} | {r['cpu']:.0f} ({r['wall']:.0f}) | {r['cpu'] / base:.2f} | {1e3 / r['cpu']:.3f} "
+              f"| {3 * length * 2 / 1e6:.2f} | {mb[store]:.2f} |")
+    print(f"\npixels per sample: {spec10.length / specn.length:.2f}x fewer in the packed form "
+          f"({specn.length} vs {spec10.length} per date)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--old-root", default="/tmp/seco_old", help="checkout of seco 510f953 (skipped if absent)")
@@ -207,12 +266,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--codecs", action="store_true", help="only the in-memory codec options table (real imagery)")
+    ap.add_argument("--native", action="store_true",
+                    help="only the 10 m store vs native-resolution store table (same imagery, one run)")
     a = ap.parse_args(argv)
     if a.codecs:
         codec_options(min(a.locations, 8), a.seed)
         return
     work = Path(a.workdir or tempfile.mkdtemp(prefix="seco-bench-decode-"))
     work.mkdir(parents=True, exist_ok=True)
+    if a.native:
+        native_table(work, a.imagery, a.locations, a.seed, a.patch_size, a.reads, a.rounds)
+        return
     old_store, new_store, what = make_stores(work, a.imagery, a.locations, a.seed, a.patch_size)
     old_root = Path(a.old_root)
     have_old = (old_root / "seco" / "store" / "reader.py").is_file()

@@ -206,13 +206,22 @@ def _repeat_np(x: np.ndarray, f: int) -> np.ndarray:
 
 
 def _upsample_np(src: np.ndarray, f: int, dst: np.ndarray) -> None:
-    """Nearest-upsample ``src`` (..., n, n) by ``f`` into ``dst`` (..., P, P), cropping at the far edges."""
+    """Nearest-upsample ``src`` (..., n, n) by ``f`` into ``dst`` (..., P, P), cropping at the far edges.
+
+    Columns first (for ``f == 2`` one uint32 multiply: each value twice), then whole rows: an inner loop of
+    ``P`` contiguous values instead of ``f`` (6-18x faster than a 4-d broadcast assignment, bench_decode).
+    """
     P, n = dst.shape[-1], src.shape[-1]
     if f == 1:
         dst[...] = src
-    elif n * f == P:
-        v = dst.view()
-        v.shape = (*dst.shape[:-2], n, f, n, f)  # splitting the last two axes is always a view
-        v[...] = src[..., :, None, :, None]
+        return
+    if f == 2:  # (v, v) as one uint32: v * 0x10001 (either byte order)
+        cols = (src.astype(np.uint32) * np.uint32(0x10001)).view(np.uint16)[..., :P]  # (..., n, P)
     else:
-        dst[...] = _repeat_np(src, f)[..., :P, :P]
+        cols = np.repeat(src, f, axis=-1)[..., :P]
+    if n * f == P and dst.strides[-1] == dst.itemsize and dst.strides[-2] == P * dst.itemsize:
+        v = dst.view()
+        v.shape = (*dst.shape[:-2], n, f, P)  # splitting the row axis of contiguous (P, P) planes is a view
+        v[...] = cols[..., :, None, :]
+    else:
+        dst[...] = np.repeat(cols, f, axis=-2)[..., :P, :]

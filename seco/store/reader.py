@@ -64,6 +64,7 @@ class Store:
         self._hist: np.ndarray | None = None
         self._band_index: dict[Any, list[int]] = {}
         self._specs: dict[Any, PackSpec] = {}
+        self._sources_cache: dict[Any, tuple[PackSpec, list[tuple[PackGroup, str, list[int]]]]] = {}
         self._groups = self.config.image_groups()
         #: the store is one 10 m grid ``images`` array (schema version 1 layout)
         self._single = len(self._groups) == 1 and self._groups[0].factor == 1
@@ -257,9 +258,8 @@ class Store:
                 out = np.empty((len(d), len(b), P, P), dtype=np.uint16)
             else:
                 check_out(out, (len(d), len(b), P, P))
-            spec = self.pack_spec(bands)
-            for g in spec.groups:
-                name, chans = self._group_source(spec, g)
+            spec, sources = self._sources(bands)
+            for g, name, chans in sources:
                 k0 = g.channels[0]
                 if g.factor == 1 and g.channels == tuple(range(k0, k0 + len(g.channels))):
                     self._decode(j, name, d, chans, out[:, k0 : k0 + len(chans)])  # no upsampling, no copy
@@ -275,6 +275,15 @@ class Store:
         """The image array of packed group ``g`` and its bands' positions on that array's band axis."""
         slots = [self._slot[spec.bands[k]] for k in g.channels]
         return slots[0][0], [pos for _, pos in slots]
+
+    def _sources(self, bands: str | Sequence[str] | None) -> tuple[PackSpec, list[tuple[PackGroup, str, list[int]]]]:
+        """``pack_spec(bands)`` and, per packed group, its image array and band positions there (cached)."""
+        key = bands if bands is None or isinstance(bands, str) else tuple(bands)
+        hit = self._sources_cache.get(key)
+        if hit is None:
+            spec = self.pack_spec(bands)
+            hit = self._sources_cache[key] = (spec, [(g, *self._group_source(spec, g)) for g in spec.groups])
+        return hit
 
     def _decode(self, j: int, name: str, d: list[int], chans: list[int], out: np.ndarray) -> np.ndarray:
         """Dates ``d`` and band positions ``chans`` of array ``name`` at location ``j`` into ``out`` (t, c, n, n)."""
@@ -326,7 +335,7 @@ class Store:
         uint16 array.
         """
         j = self._index(i)
-        spec = self.pack_spec(bands)
+        spec, sources = self._sources(bands)
         d = self._dates(dates)
         if out is None:
             out = np.empty((len(d), spec.length), dtype=np.uint16)
@@ -337,8 +346,7 @@ class Store:
                 f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
             )
         try:
-            for g in spec.groups:  # each array's bands decoded into their part of out, at the stored grid
-                name, chans = self._group_source(spec, g)
+            for g, name, chans in sources:  # each array's bands decoded into their part of out, at its grid
                 self._decode(j, name, d, chans, spec.group_view(out, g))
         except StoreCorruptError as e:
             raise self._explain(e) from e
