@@ -14,8 +14,10 @@ the 10 m grid). Unpacking the uint16 DN, before ``to_reflectance``, moves half t
 Slot safety (see ``seco.data.ring``): before the loader is asked for batch ``m`` (which lets it dispatch the
 batch that reuses the slot of batch ``m - 3``), the copy of batch ``m - 3`` must have finished; its event is
 synchronised (a wait on that one copy, long done in steady state, never on the compute stream). On the CPU
-(no copy) the unpacked images of a native store are a new tensor, those of a 10 m store the slot itself,
-which stays untouched for the next ``EXTRA_SLOTS - 1`` batches.
+(no copy) the images of a 10 m store are the slot itself, untouched for the next ``EXTRA_SLOTS - 1``
+batches; those of a native store are unpacked into one of two reused buffers (a fresh 80 MB tensor per
+batch of 16 would cost 3x the unpack itself in page faults), so a batch stays intact while the next one is
+handed out, and is overwritten by the one after.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class DevicePrefetcher:
         self.cuda = device.type == "cuda"
         self.stream = torch.cuda.Stream(device=device) if self.cuda else None
         self._events: deque[Any] = deque(maxlen=EXTRA_SLOTS)  # copy events of the last batches, oldest first
+        self._outs: list[torch.Tensor] = []  # CPU: the two unpack buffers, (B, n, C, H, W) uint16 each
+        self._turn = 0
 
     def _fetch(self, it: Iterator[dict[str, Any]]) -> dict[str, Any] | None:
         if len(self._events) == EXTRA_SLOTS:
@@ -90,8 +94,23 @@ class DevicePrefetcher:
             batch[key].record_stream(current)  # freed memory is not reused before the step is done
         if key == "packed":
             assert self.spec is not None  # checked in _fetch
-            batch["images"] = self.spec.unpack(batch["packed"])  # (B, n, C, H, W) uint16, on the compute stream
+            batch["images"] = self.spec.unpack(batch["packed"], out=self._out(batch["packed"]))  # (B, n, C, H, W)
         return batch
+
+    def _out(self, packed: torch.Tensor) -> torch.Tensor | None:
+        """Where to unpack ``packed`` (B, n, L): ``None`` (a new tensor; on CUDA from the caching allocator, on
+        the compute stream; for a 10 m store a view of ``packed``) except on the CPU for a native store, where
+        the two buffers take turns."""
+        assert self.spec is not None
+        if packed.device.type != "cpu" or self.spec.is_identity:
+            return None
+        b, n = packed.shape[0], packed.shape[1]
+        P = self.spec.patch_size
+        shape = (n, len(self.spec.bands), P, P)
+        if not self._outs or self._outs[0].shape[0] < b or self._outs[0].shape[1:] != shape:
+            self._outs = [torch.empty((b, *shape), dtype=packed.dtype) for _ in range(2)]
+        self._turn ^= 1
+        return self._outs[self._turn][:b]
 
     def epoch(self, loader: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """One pass over ``loader`` (``iter(loader)`` is taken here, after the previous pass ended)."""

@@ -82,16 +82,21 @@ def test_loader_and_prefetcher_give_the_10m_batches(stores: tuple[Path, Path], w
         persistent_workers=workers > 0,
     )
     pre = DevicePrefetcher(torch.device("cpu"), ring, ds.pack_spec)
-    seen = 0
+    seen, prev, ptrs = 0, None, set()
     for _ in range(2):  # persistent workers across epochs
         for batch in pre.epoch(loader):
             want = collate_pretrain(ref.__getitems__([(sampler.epoch, int(i)) for i in batch["index"]]))
             assert batch["images"].dtype == torch.uint16
             assert torch.equal(batch["images"], want["images"]) and torch.equal(batch["dates"], want["dates"])
+            if prev is not None:  # the batch before is still intact (the unpack buffers take turns)
+                assert torch.equal(prev[0], prev[1])
+            prev = (batch["images"], want["images"])
+            ptrs.add(batch["images"].data_ptr())
             sampler.advance()
             seen += 1
         sampler.next_epoch()
     assert seen == 2 * sampler.batches_per_epoch
+    assert len(ptrs) == 2  # two reused unpack buffers on the CPU, no allocation per batch
 
 
 def test_prefetcher_on_another_device_copies_packed_and_unpacks_there(stores: tuple[Path, Path]) -> None:
