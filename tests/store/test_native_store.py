@@ -325,3 +325,45 @@ def test_migrate_to_native_refuses_resampled_data_naming_the_location(tmp_path, 
     assert open_store(tmp_path / "n.zarr").keys() == ["loc-00000"]  # the prefix, a valid store
     assert main(["store", "migrate", str(src), str(tmp_path / "m.zarr"), "--grid", "native", "--no-progress"]) == 2
     assert "source location 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", [StoreLayout(grid="native", sharded=False),
+                                    StoreLayout(grid="native", inner_chunk="date", codec="zstd", clevel=3)],
+                         ids=["unsharded", "date-chunks-zstd"])
+def test_other_layouts_of_a_native_store(tmp_path, layout):
+    """Layouts the direct shard reader/writer do not take go through zarr for every array."""
+    locs = _write(tmp_path / "s.zarr", MIXED, 2, 20, layout=layout)
+    s = open_store(tmp_path / "s.zarr")
+    assert s.config.layout == layout
+    for i in range(2):
+        np.testing.assert_array_equal(s.read(i, [2, 0]), stored(locs[i])[[2, 0]])
+        np.testing.assert_array_equal(s.pack_spec().unpack_numpy(s.read_packed(i)), stored(locs[i]))
+
+
+@pytest.mark.integration
+def test_native_store_on_s3(tmp_path):
+    """The zarr path against a local S3-compatible server (moto on 127.0.0.1): write, reopen, resume, read."""
+    from tests.integration.s3server import run_moto
+
+    with run_moto(tmp_path) as env, pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            if k.startswith("AWS_"):
+                mp.setenv(k, v)
+        url = f"s3://{env['BUCKET']}/native/s.zarr"
+        locs = [native_location(i, MIXED, patch=20) for i in range(3)]
+        w = create_store(url, MIXED, T, 20, layout=NATIVE, commit_every=1)
+        for loc in locs[:2]:
+            w.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"])
+        w._arrays["images_x6"][2] = np.full((T, 1, 4, 4), 9, np.uint16)  # an orphan shard: never committed
+        del w  # "killed"
+        w = open_writer(url)
+        assert len(w) == 2
+        w.append(locs[2]["key"], locs[2]["images"], locs[2]["valid"], locs[2]["dates_meta"])
+        w.close()
+        s = open_store(url)
+        assert s.grid == "native" and s.keys() == [loc["key"] for loc in locs]
+        for i, loc in enumerate(locs):
+            np.testing.assert_array_equal(s.read(i), stored(loc))
+        from seco.store.check import check_store
+
+        assert check_store(s, progress=False).ok
