@@ -290,6 +290,11 @@ def test_migrate_both_ways_gives_identical_reads(tmp_path, capsys):
     assert main(["store", "migrate", str(src), str(tmp_path / "n.zarr"), "--grid", "native", "--no-progress"]) == 0
     assert main(["store", "migrate", str(tmp_path / "n.zarr"), str(tmp_path / "back.zarr"), "--no-progress"]) == 0
     assert open_store(tmp_path / "back.zarr").grid == "native"  # default: the source's grid
+    capsys.readouterr()
+    assert main(["store", "migrate", str(src), str(tmp_path / "n.zarr"), "--grid", "native", "--no-progress"]) == 0
+    assert "0 location(s) copied, 3 already there" in capsys.readouterr().out  # resumable: a rerun is a no-op
+    assert main(["store", "migrate", str(src), str(tmp_path / "n.zarr"), "--grid", "10m", "--no-progress"]) == 2
+    assert "other settings: grid 'native' (asked '10m')" in capsys.readouterr().err  # not mixed into it
     assert main(["store", "migrate", str(tmp_path / "n.zarr"), str(tmp_path / "b10.zarr"), "--grid", "10m",
                  "--no-progress"]) == 0
     a, n, b = (open_store(tmp_path / p) for p in ("10m.zarr", "n.zarr", "b10.zarr"))
