@@ -224,7 +224,10 @@ class Store:
         *,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Pixels of location ``i``.
+        """Pixels of location ``i`` on the 10 m grid.
+
+        A native-grid store's 20 m / 60 m bands are decoded at their resolution and nearest-upsampled here,
+        on the CPU (``read_packed`` gives them without upsampling).
 
         Args:
             i: location index, ``0 <= i < len(store)`` (negative counts from the end).
@@ -241,8 +244,9 @@ class Store:
             StoreIndexError: ``i`` or a date out of range.
             BandError: a band the store does not hold.
             StoreError: ``out`` has another shape or dtype, or non-contiguous planes.
-            StoreCorruptError: the location's shard is missing, truncated, fails a checksum or does not decode
-                (``location``, ``key`` and ``path`` name it; ``seco store check`` lists every such location).
+            StoreCorruptError: a shard of the location (of any image array) is missing, truncated, fails a
+                checksum or does not decode (``location``, ``key`` and ``path``, the damaged array's shard, name
+                it; ``seco store check`` lists every such location).
         """
         j = self._index(i)
         d = self._dates(dates)
