@@ -20,13 +20,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from seco.bands import BY_NAME
 from seco.errors import StoreError
+
+if TYPE_CHECKING:  # collect and import use the store without torch; only unpack needs it, imported there
+    from torch import Tensor
 
 __all__ = ["NotNativeError", "PackGroup", "PackSpec", "band_factor", "native_factors"]
 
@@ -184,6 +186,8 @@ class PackSpec:
         if out is None and self.is_identity and packed.is_contiguous():
             return packed.view(*lead, len(self.bands), P, P)  # a 10 m grid store: no copy
         if out is None:
+            import torch
+
             out = torch.empty((*lead, len(self.bands), P, P), dtype=packed.dtype, device=packed.device)
         for g in self.groups:
             f, n = g.factor, g.side
