@@ -444,7 +444,9 @@ class PretrainBatch(list):  # type: ignore[type-arg]
 
     Attributes:
         collated: ``images`` (B, n, C, H, W), ``dates`` (B, n) int64, ``index`` and ``location`` (B,) int64;
-            the items' ``images`` and ``dates`` are views of it. ``None`` for an empty batch.
+            the items' ``images`` and ``dates`` are views of it (a ring batch: ``slot`` instead of ``images``,
+            the items' ``packed`` (n, L) views of the slot, the small fields as numpy arrays). ``None`` for an
+            empty batch.
     """
 
     def __init__(self, items: Sequence[dict[str, Any]], collated: dict[str, Any] | None):
