@@ -58,6 +58,7 @@ from seco.data.normalize import Normalization, to_reflectance
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain, unpack_batch
 from seco.data.ring import BatchRing, RingBatches, SlotKeys, ring_slots
 from seco.data.views import recipe_for
+from seco.errors import ConfigError
 from seco.models.seco import ContrastiveModel
 from seco.store import open_store
 from seco.train.config import PretrainConfig
@@ -487,7 +488,11 @@ def main() -> None:
             for pinned in (False, True) if device.type == "cuda" else (False,):
                 for ring_path in (False, True) if a.fresh else (True,):
                     name = ("ring" if ring_path else "fresh shm per batch") + (", pinned" if pinned else "")
-                    r, per_cpu = loader_rate(stores[g], a, w, ring_path, pinned)
+                    try:
+                        r, per_cpu = loader_rate(stores[g], a, w, ring_path, pinned)
+                    except ConfigError as e:  # e.g. a 10 m ring larger than /dev/shm: the other rows still run
+                        rows.add(f"loader, {w} workers", name, g, float("nan"), f"refused: {e}")
+                        continue
                     rows.add(f"loader, {w} workers", name, g, r,
                              f"efficiency {r / (w * one):.2f} wall, {per_cpu / one_cpu:.2f} per CPU-s, "
                              f"{r / ind:.2f} x {w} independent decoders")
@@ -507,7 +512,12 @@ def main() -> None:
         runs: dict[str, list[float]] = {g: [] for g in grids}
         for r in range(a.e2e_rounds):  # the grids alternate: load that drifts during the run hits both
             for g in grids if r % 2 == 0 else grids[::-1]:
-                runs[g].append(end_to_end(stores[g], a, device))
+                try:
+                    runs[g].append(end_to_end(stores[g], a, device))
+                except ConfigError as e:  # the run refused its settings (ring vs /dev/shm, pinning)
+                    print(f"{g}: end to end refused: {e}", flush=True)
+                    runs[g].append(float("nan"))
+                    continue
                 print(f"{g}: end to end, round {r + 1}: {runs[g][-1]:.2f} samples/s", flush=True)
         for g in grids:
             e2e = statistics.median(runs[g])
