@@ -30,6 +30,7 @@ def run_moto(workdir: Path, bucket: str = "seco-test") -> Iterator[dict[str, str
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=fh, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
                                 env={**os.environ, **env})
+    _forget_s3_clients()  # s3fs caches filesystems by arguments, not by AWS_ENDPOINT_URL: one of an earlier server
     try:
         wait_port(port, proc, "moto server", log)
         import boto3
@@ -39,3 +40,11 @@ def run_moto(workdir: Path, bucket: str = "seco-test") -> Iterator[dict[str, str
         yield {**env, "BUCKET": bucket}
     finally:
         stop(proc)
+        _forget_s3_clients()
+
+
+def _forget_s3_clients() -> None:
+    """Drop s3fs's cached filesystem instances (they would keep talking to a server that has stopped)."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
