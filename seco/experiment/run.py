@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,8 @@ def _pretrain(cfg: CompareConfig, method: str, seed: int, store: Path, cell: Pat
         plot_every=10**9, seed=seed, tensorboard=False, progress=cfg.progress, device=cfg.device,
     )
     t = time.perf_counter()
+    if run.is_dir() and not (run / "last.ckpt").exists():  # stopped before its first checkpoint: nothing to keep
+        shutil.rmtree(run)
     res = pretrain(pc, resume=(run / "last.ckpt").exists())
     paths = export_run(res.checkpoint, cell / "weights" / f"{method}_resnet18")
     weights = next(p for p in paths if p.suffix == ".safetensors")

@@ -60,6 +60,18 @@ def test_rerun_reuses_finished_cells_and_refuses_other_settings(tiny: Path) -> N
 OSCD_SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "oscd"
 
 
+def test_a_cell_stopped_before_its_first_checkpoint_starts_over(tiny: Path) -> None:
+    """A pre-training folder without last.ckpt (killed early) is redone, not refused as 'already holds a run'."""
+    stale = tiny / "cells" / "moco-tp-seed0" / "pretrain"
+    stale.mkdir(parents=True)
+    for name in ("config.yaml", "metrics.csv"):
+        (stale / name).write_bytes((tiny / "cells" / "seco-seed0" / "pretrain" / name).read_bytes())
+    args = ["experiment", "compare", "--out", str(tiny), "--methods", "moco-tp", "--seeds", "1", *TINY]
+    assert main(args) == 0
+    r = json.loads((tiny / "cells" / "moco-tp-seed0" / "result.json").read_text())
+    assert r["train"]["steps"] == 2 and (stale / "last.ckpt").is_file()
+
+
 def _tiny_cfg(out: Path, **kw: object) -> CompareConfig:
     return CompareConfig(out=str(out), steps=2, batch_size=8, crop=32, queue_size=32, synth_locations=16,
                          synth_patch=32, probe_locations=60, probe_patch=32, cd_cities=2, cd_size=64, cd_epochs=1,
