@@ -2,7 +2,8 @@
 
 Land cover (forest, cropland, grassland, urban, water, mountain) with spectra calibrated on the real
 samples in ../shared/data (``seco.synth.spectra``), smooth texture, crop parcels, urban blocks and roads,
-seasonal phenology, snow, clouds with shadows, nodata edges, and the acquisition metadata a real
+seasonal phenology, snow, per-date illumination with terrain shading, haze and soil moisture
+(``seco.synth.seasons``, sized against the real 5-date location), clouds with shadows, nodata edges, and the acquisition metadata a real
 collection records (STAC-like item ids, datetimes 12 weeks apart, cloud and nodata fractions, UTM CRS and
 transform, centre lat/lon). The label of a location is its dominant land-cover class.
 
