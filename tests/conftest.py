@@ -31,3 +31,27 @@ def tiny_pretrain_args(store: Path, out: Path, *extra: str) -> list[str]:
         "--batch-size", "4", "--queue-size", "16", "--log-every", "1", "--ckpt-every", "1",
         "--no-tensorboard", "--no-progress", *extra,
     ]
+
+
+def sigkill_after_checkpoint(args: list[str], ckpt: Path, min_step: int, env: dict[str, str]) -> None:
+    """Start ``python -m seco *args`` and SIGKILL it once ``ckpt`` holds a step >= ``min_step`` (or after 120 s)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    proc = subprocess.Popen([sys.executable, "-m", "seco", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ckpt.exists():
+            try:
+                if torch.load(ckpt, weights_only=True)["step"] >= min_step:
+                    break
+            except Exception:  # noqa: BLE001 - replaced while reading
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

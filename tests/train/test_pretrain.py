@@ -2,10 +2,8 @@
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import torch
 
 from seco.cli import main
 from seco.train.loop import load_checkpoint
+from tests.conftest import sigkill_after_checkpoint
 from tests.conftest import tiny_pretrain_args as tiny_args
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -97,22 +96,8 @@ def test_sigkill_then_resume_equals_straight_run(tiny_store: Path, tmp_path: Pat
     assert _run(tiny_args(tiny_store, straight, "--max-steps", str(n))).returncode == 0
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seco", *tiny_args(tiny_store, killed, "--max-steps", str(n))],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
     ckpt = killed / "last.ckpt"
-    while time.monotonic() < deadline and proc.poll() is None:
-        if ckpt.exists():
-            try:
-                if torch.load(ckpt, weights_only=True)["step"] >= n // 4:
-                    break
-            except Exception:  # noqa: BLE001 - replaced while reading
-                pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_after_checkpoint(tiny_args(tiny_store, killed, "--max-steps", str(n)), ckpt, n // 4, ENV)
     step_at_kill = load_checkpoint(ckpt)["step"]
     assert n // 4 <= step_at_kill < n, "the kill must land before the run finished"
 
