@@ -63,7 +63,6 @@ class Store:
         self._keys: np.ndarray | None = None
         self._hist: np.ndarray | None = None
         self._band_index: dict[Any, list[int]] = {}
-        self._specs: dict[Any, PackSpec] = {}
         self._sources_cache: dict[Any, tuple[PackSpec, list[tuple[PackGroup, str, list[int]]]]] = {}
         self._groups = self.config.image_groups()
         #: the store is one 10 m grid ``images`` array (schema version 1 layout)
@@ -285,7 +284,8 @@ class Store:
         key = bands if bands is None or isinstance(bands, str) else tuple(bands)
         hit = self._sources_cache.get(key)
         if hit is None:
-            spec = self.pack_spec(bands)
+            names = [self.bands[k] for k in self.band_indices(bands)]
+            spec = PackSpec.build(names, self.patch_size, self.grid_factors)
             hit = self._sources_cache[key] = (spec, [(g, *self._group_source(spec, g)) for g in spec.groups])
         return hit
 
@@ -316,12 +316,7 @@ class Store:
 
     def pack_spec(self, bands: str | Sequence[str] | None = None) -> PackSpec:
         """The packed layout ``read_packed`` writes for ``bands`` (``None`` = the store's bands, in order)."""
-        key = bands if bands is None or isinstance(bands, str) else tuple(bands)
-        spec = self._specs.get(key)
-        if spec is None:
-            names = [self.bands[k] for k in self.band_indices(bands)]
-            self._specs[key] = spec = PackSpec.build(names, self.patch_size, self.grid_factors)
-        return spec
+        return self._sources(bands)[0]
 
     def read_packed(
         self,

@@ -183,12 +183,12 @@ class StoreConfig:
 
     def image_groups(self) -> list[ImageGroup]:
         """The image arrays of the store, in increasing factor (only factors that occur)."""
-        fac = self.grid_factors
-        P = self.patch_size
-        return [
-            ImageGroup(image_array(f), f, -(-P // f), tuple(k for k, b in enumerate(self.bands) if fac[b] == f))
-            for f in sorted(set(fac.values()))
-        ]
+        from seco.store.packing import PackSpec
+
+        # the groups of the store's full packed layout: the writer splits images with that same spec, so the
+        # arrays and the split parts cannot come out in different orders
+        spec = PackSpec.build(self.bands, self.patch_size, self.grid_factors)
+        return [ImageGroup(image_array(g.factor), g.factor, g.side, g.channels) for g in spec.groups]
 
     def to_attrs(self) -> dict[str, Any]:
         """JSON form stored under the root attribute ``seco_store``."""
