@@ -30,7 +30,7 @@ import inspect
 import itertools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -363,25 +363,19 @@ class PretrainDataset(Dataset):
         A store without ``read_packed`` (store-like objects) is on the 10 m grid (``spec`` the identity): it
         decodes into ``out`` viewed as (n, C, H, W).
         """
-        uniq = sorted(set(dates))
-        todo, dst = (dates, out) if len(uniq) == len(dates) else (uniq, out[: len(uniq)])
         if hasattr(store, "read_packed"):
-            store.read_packed(loc, dates=todo, bands=bands, out=dst)
+            _each_date_once(lambda d, o: store.read_packed(loc, dates=d, bands=bands, out=o), dates, out)
         else:
-            store.read(loc, dates=todo, bands=bands,
-                       out=dst.reshape(len(todo), len(bands), spec.patch_size, spec.patch_size))
-        if dst is not out:  # repeats (replace=True): spread the decoded dates out in draw order
-            out[:] = out[[uniq.index(d) for d in dates]]  # fancy indexing copies first: no overlap issue
+            P = spec.patch_size
+            _each_date_once(
+                lambda d, o: store.read(loc, dates=d, bands=bands, out=o.reshape(len(d), len(bands), P, P)),
+                dates, out,
+            )
 
     @staticmethod
     def _read_into(store: Any, loc: int, dates: list[int], bands: list[str], out: np.ndarray) -> None:
         """Decode ``dates`` (draw order) of ``loc`` into ``out`` (n, C, H, W) uint16, each date once."""
-        uniq = sorted(set(dates))
-        if len(uniq) == len(dates):
-            store.read(loc, dates=dates, bands=bands, out=out)
-        else:  # repeats (replace=True): decode each date once, then spread them out in draw order
-            store.read(loc, dates=uniq, bands=bands, out=out[: len(uniq)])
-            out[:] = out[[uniq.index(d) for d in dates]]  # fancy indexing copies first: no overlap issue
+        _each_date_once(lambda d, o: store.read(loc, dates=d, bands=bands, out=o), dates, out)
 
     def _get_store(self) -> Any:
         if self._store is None:
@@ -412,6 +406,20 @@ def _has_out_argument(store: Any) -> bool:
         return "out" in inspect.signature(store.read).parameters
     except (AttributeError, TypeError, ValueError):
         return False
+
+
+def _each_date_once(read: Callable[[list[int], np.ndarray], Any], dates: list[int], out: np.ndarray) -> None:
+    """``read(dates, out)`` with each date decoded once: ``out`` (n, ...) receives ``dates`` in draw order.
+
+    With repeats (``replace=True``) the distinct dates are decoded into the first rows of ``out``, then spread
+    out in draw order.
+    """
+    uniq = sorted(set(dates))
+    if len(uniq) == len(dates):
+        read(dates, out)
+    else:
+        read(uniq, out[: len(uniq)])
+        out[:] = out[[uniq.index(d) for d in dates]]  # fancy indexing copies first: no overlap issue
 
 
 def _pack_spec(store: Any, bands: Sequence[str]) -> PackSpec | None:
