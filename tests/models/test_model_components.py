@@ -59,6 +59,41 @@ def test_enqueue_writes_at_pointer_and_wraps() -> None:
     assert q.bank[1].abs().sum() > 0
 
 
+def test_queue_pointer_is_a_host_int_that_round_trips() -> None:
+    """The pointer stays on the CPU whatever the bank's device or dtype (reading it never waits on a device),
+    is not a buffer (DDP does not broadcast it) and keeps its ``ptr`` entry in ``state_dict``."""
+    torch.manual_seed(0)
+    q = NegativeQueue(2, 4, 6)
+    q.enqueue(1, F.normalize(torch.randn(3, 4), dim=1))
+    q = q.to(torch.float64).to("meta")  # the bank moves; the pointer does not
+    assert q.bank.device.type == "meta" and q.ptr.device.type == "cpu" and q.ptr.tolist() == [0, 3]
+    assert "ptr" not in dict(q.named_buffers())
+    torch.manual_seed(0)
+    src = NegativeQueue(2, 4, 6)
+    src.enqueue(0, F.normalize(torch.randn(3, 4), dim=1))
+    sd = src.state_dict()
+    assert list(sd) == ["bank", "ptr"] and sd["ptr"].device.type == "cpu" and sd["ptr"].tolist() == [3, 0]
+    sd["ptr"].fill_(0)  # a copy: the queue's pointer is not affected
+    assert src.ptr.tolist() == [3, 0]
+    dst = NegativeQueue(2, 4, 6)
+    dst.load_state_dict(src.state_dict())
+    assert dst.ptr.tolist() == [3, 0] and torch.equal(dst.bank, src.bank)
+
+
+def test_queue_loads_old_checkpoints_and_names_bad_pointers() -> None:
+    """A checkpoint written when ``ptr`` was a buffer (an int64 tensor, possibly saved from a GPU) loads."""
+    old = {"bank": F.normalize(torch.randn(3, 4, 8), dim=1), "ptr": torch.tensor([4, 0, 4])}
+    q = NegativeQueue(3, 4, 8)
+    q.load_state_dict(old)
+    assert q.ptr.tolist() == [4, 0, 4] and q.ptr.device.type == "cpu"
+    with pytest.raises(RuntimeError, match=r"size mismatch for ptr"):
+        q.load_state_dict({"bank": old["bank"], "ptr": torch.zeros(2, dtype=torch.long)})
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*\"ptr\""):
+        q.load_state_dict({"bank": old["bank"]})
+    q.load_state_dict({"bank": old["bank"]}, strict=False)  # non-strict: the pointer is kept
+    assert q.ptr.tolist() == [4, 0, 4]
+
+
 def test_queue_size_must_be_divisible_by_global_batch() -> None:
     q = NegativeQueue(1, 8, 100)
     with pytest.raises(ConfigError, match=r"queue size 100 .*global batch size 24"):
