@@ -114,11 +114,17 @@ def world_size() -> int:
 
 @torch.no_grad()
 def concat_all_gather(x: Tensor) -> Tensor:
-    """Concatenate ``x`` (N, ...) from every rank in rank order: (world * N, ...). No gradient flows."""
+    """Concatenate ``x`` (N, ...) from every rank in rank order: (world * N, ...). No gradient flows.
+
+    The receive buffers have the layout of what is sent: ``x.contiguous()`` (plain row-major). ``empty_like(x)``
+    would follow ``x``'s memory format, channels-last for key images under ``--channels-last``, which NCCL
+    fills as if row-major (scrambled images, or a crash, depending on the PyTorch version: pytorch#79747).
+    """
     if world_size() == 1:
         return x
-    parts = [torch.empty_like(x) for _ in range(world_size())]
-    dist.all_gather(parts, x.contiguous())
+    send = x.contiguous()
+    parts = [torch.empty_like(send, memory_format=torch.contiguous_format) for _ in range(world_size())]
+    dist.all_gather(parts, send)
     return torch.cat(parts, dim=0)
 
 

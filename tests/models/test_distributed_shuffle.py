@@ -81,3 +81,32 @@ def test_two_process_shuffle_bn_and_queue(tmp_path: Path) -> None:
         assert (
             "queue size 6" in res["global_batch_error"] and "global batch size 4" in res["global_batch_error"]
         )
+
+
+def _row_major_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= s
+    return tuple(reversed(strides))
+
+
+def test_all_gather_buffers_match_the_sent_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``concat_all_gather`` of channels-last key images: the receive buffers have the layout of the tensor it
+    sends. The stand-in all_gather writes raw row-major bytes into each buffer, as NCCL does (gloo on the CPU
+    honours strides and cannot show this, see issue 19): buffers laid out channels-last would scramble."""
+    import seco.models.seco as contrastive
+
+    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    def nccl_like_all_gather(outputs: list[torch.Tensor], tensor: torch.Tensor) -> None:
+        for o in outputs:
+            seen.append((o.stride(), tensor.stride()))
+            o.as_strided(o.shape, _row_major_strides(tuple(o.shape))).copy_(tensor)  # raw bytes, no strides
+
+    monkeypatch.setattr(contrastive, "world_size", lambda: WORLD)
+    monkeypatch.setattr(contrastive.dist, "all_gather", nccl_like_all_gather)
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)  # (N, C, H, W) channels-last
+    got = concat_all_gather(x)
+    assert seen and all(out == sent for out, sent in seen), seen
+    assert torch.equal(got, torch.cat([x] * WORLD)), "gathered images are scrambled"
