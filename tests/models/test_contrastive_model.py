@@ -170,3 +170,12 @@ def test_channels_last_and_bf16_autocast_run() -> None:
     assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32
     assert m.queue.bank.dtype == torch.float32 and m.queue.ptr.tolist() == [N, N, N]
     torch.testing.assert_close(m.queue.bank[:, :, :N].norm(dim=1), torch.ones(3, N), atol=1e-2, rtol=0)
+
+
+def test_logits_are_float32_when_the_model_runs_under_bf16_autocast() -> None:
+    m = _seco().train()
+    q, keys = _views()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(q, keys)
+    assert all(t.dtype == torch.float32 for t in out.logits)
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)

@@ -175,3 +175,26 @@ def test_info_nce_matches_hand_written_reference() -> None:
 def test_top1_accuracy() -> None:
     logits = torch.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 1.0], [2.0, 1.0, 1.5], [1.0, 1.0, 4.0]])
     assert top1_accuracy(logits).item() == pytest.approx(0.5)
+
+
+def _unit(*shape: int, seed: int, dim: int) -> torch.Tensor:
+    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=dim)
+
+
+def test_logits_are_float32_under_bf16_autocast() -> None:
+    """Under bf16 autocast the logits stay float32 (autocast is off inside), so the loss equals the float32
+    reference for float32 inputs; the bf16 einsum the autocast would otherwise run is measurably off."""
+    q = _unit(64, 128, seed=0, dim=1)  # (N, E)
+    k = F.normalize(q + 0.3 * _unit(64, 128, seed=1, dim=1), dim=1)  # positives close to the queries
+    neg = _unit(128, 4096, seed=2, dim=0)  # (E, K)
+    ref = contrastive_logits(q, k, neg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = contrastive_logits(q, k, neg)
+        from_bf16 = contrastive_logits(q.bfloat16(), k.bfloat16(), neg)  # what heads give under autocast
+        old = torch.cat([torch.einsum("nc,nc->n", q, k)[:, None], torch.einsum("nc,ck->nk", q, neg)], 1) / 0.07
+    assert old.dtype == torch.bfloat16  # the old code: autocast ran the einsum in bf16
+    assert got.dtype == from_bf16.dtype == torch.float32
+    assert torch.equal(got, ref)
+    loss_ref, loss_old = info_nce(ref).item(), info_nce(old).item()
+    assert abs(info_nce(got).item() - loss_ref) < abs(loss_old - loss_ref)
+    assert abs(info_nce(from_bf16).item() - loss_ref) < abs(loss_old - loss_ref)
