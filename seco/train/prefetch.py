@@ -22,6 +22,7 @@ handed out, and is overwritten by the one after.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -33,7 +34,7 @@ from seco.data.ring import EXTRA_SLOTS, BatchRing
 from seco.errors import DatasetError
 from seco.store.packing import PackSpec
 
-__all__ = ["DevicePrefetcher"]
+__all__ = ["DevicePrefetcher", "teardown"]
 
 
 class DevicePrefetcher:
@@ -62,10 +63,19 @@ class DevicePrefetcher:
         self._events: deque[Any] = deque(maxlen=EXTRA_SLOTS)  # copy events of the last batches, oldest first
         self._outs: list[torch.Tensor] = []  # CPU: the two unpack buffers, (B, n, C, H, W) uint16 each
         self._turn = 0
+        self._it: Iterator[dict[str, Any]] | None = None  # the loader iterator of the current pass
+
+    def _wait_slot(self) -> None:
+        """Before the loader is asked for batch m: the copy of batch m - 3 is done, its slot may be refilled."""
+        if len(self._events) == EXTRA_SLOTS:
+            self._events[0].synchronize()  # a host wait on that one copy, long done in steady state
+
+    def _copy(self, host: torch.Tensor) -> torch.Tensor:
+        """The host-to-device copy of one batch tensor, issued on the side stream (current when called)."""
+        return host.to(self.device, non_blocking=True)
 
     def _fetch(self, it: Iterator[dict[str, Any]]) -> dict[str, Any] | None:
-        if len(self._events) == EXTRA_SLOTS:
-            self._events[0].synchronize()  # the copy of batch m - 3: its slot may be refilled from now on
+        self._wait_slot()
         try:
             batch = next(it)
         except StopIteration:
@@ -76,7 +86,7 @@ class DevicePrefetcher:
             raise DatasetError("a packed ring batch reached DevicePrefetcher without the PackSpec to unpack it")
         if self.stream is not None:
             with torch.cuda.stream(self.stream):
-                batch[key] = batch[key].to(self.device, non_blocking=True)
+                batch[key] = self._copy(batch[key])
                 event = torch.cuda.Event()
                 event.record(self.stream)
             batch["_copied"] = event
@@ -114,9 +124,44 @@ class DevicePrefetcher:
 
     def epoch(self, loader: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """One pass over ``loader`` (``iter(loader)`` is taken here, after the previous pass ended)."""
-        it = iter(loader)
+        self._it = it = iter(loader)
         nxt = self._fetch(it)
         while nxt is not None:
             cur = nxt
             nxt = self._fetch(it)  # issue the next copy while the device still runs earlier steps
             yield self._ready(cur)
+
+    def close(self) -> None:
+        """End the loader's worker processes now (idempotent).
+
+        Needed after an error: an exception raised inside ``epoch`` (a worker's ``StoreCorruptError``, a CUDA
+        error in a copy) keeps the generator's frame, and with it the loader's iterator and its persistent
+        workers, alive through the traceback for as long as the exception is; ``del loader`` alone ends
+        nothing then.
+        """
+        it, self._it = self._it, None
+        self._events.clear()
+        shutdown = getattr(it, "_shutdown_workers", None)  # torch's multi-process loader iterator
+        if shutdown is not None:
+            shutdown()
+
+
+def teardown(prefetcher: DevicePrefetcher | None, ring: BatchRing | None) -> None:
+    """End a run's data path, safely inside ``finally``: workers first, then the ring's pinning.
+
+    After an error (one is being handled when this is called), a second error while unpinning, e.g. the
+    ``synchronize`` of a GPU that already failed, is reported on stderr and dropped, so the original error is
+    the one that propagates. Without an error, it propagates.
+    """
+    failing = sys.exc_info()[1] is not None
+    if prefetcher is not None:
+        prefetcher.close()
+    if ring is None:
+        return
+    try:
+        ring.unpin()
+    except Exception as e:
+        if not failing:
+            raise
+        print(f"warning: could not unpin the batch ring after the error below: {type(e).__name__}: {e}",
+              file=sys.stderr)
