@@ -58,12 +58,45 @@ def init_from_env(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     info = DistInfo(rank=rank, world_size=world, local_rank=local)
     device = resolve_device(device_name, local)
+    if device.type == "cuda":
+        # always, not only under DDP: with --device cuda:N the current device is what streams, events, the
+        # caching allocator's defaults and the pinning of the batch ring use; it must be the run's GPU
+        torch.cuda.set_device(device)
     if info.enabled and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return info, device
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 autocast: always on the CPU; on CUDA asked of that GPU (not GPU 0)."""
+    if device.type != "cuda":
+        return True
+    with torch.cuda.device(device):
+        return bool(torch.cuda.is_bf16_supported())
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """``model`` itself on one process; under DDP, wrapped with ``broadcast_buffers=False``.
+
+    DDP's default broadcasts every buffer from rank 0 before each forward pass. Nothing here needs it:
+
+    - the negative queues (``queue.bank``, 3 heads x 16,384 x 128 fp32 = 25 MB a step) are already identical
+      on every rank, because every rank enqueues the keys gathered from all ranks, starting from the same
+      seeded initialisation (the queue pointers are host integers, not buffers);
+    - BatchNorm running statistics are per rank by design: each rank normalises its own (for the key encoder,
+      shuffled) batch, as with shuffle-BN in the paper's code; they are used only in eval mode, never by a
+      training step. Rank 0's are the ones saved in the checkpoint, and they are the same as with the
+      broadcast (the broadcast sends rank 0's to the others and leaves rank 0's own unchanged).
+
+    ``tests/train/test_ddp_buffers.py`` checks both on 2 CPU ranks (gloo).
+    """
+    if not info.enabled:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        broadcast_buffers=False,
+    )
 
 
 def barrier(info: DistInfo) -> None:
