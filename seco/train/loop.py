@@ -23,7 +23,7 @@ from seco import __version__
 from seco.bands import parse_bands
 from seco.data.normalize import Normalization, to_reflectance
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain
-from seco.data.ring import BatchRing, RingBatches, ring_slots
+from seco.data.ring import BatchRing, RingBatches, plan_ring
 from seco.data.views import recipe_for
 from seco.errors import ConfigError
 from seco.models.seco import ContrastiveModel
@@ -33,12 +33,14 @@ from seco.train.distributed import (
     DistInfo,
     all_reduce_mean,
     barrier,
+    bf16_supported,
     cpus_per_process,
     init_from_env,
     shutdown,
+    wrap_ddp,
 )
 from seco.train.logs import MetricsLog
-from seco.train.prefetch import DevicePrefetcher
+from seco.train.prefetch import DevicePrefetcher, teardown
 from seco.train.run_checkpoint import check_model_fits, read_run_checkpoint, save_run_checkpoint
 
 CKPT_FORMAT = "seco-pretrain"
@@ -192,9 +194,10 @@ def _make_ring(
     if dataset.pack_spec is None:
         return None
     shape = (local_batch, dataset.num_dates, dataset.pack_spec.length)
-    ring = BatchRing(ring_slots(int(cfg.num_workers), PREFETCH_FACTOR), shape)  # (R, B, n, L) uint16
+    plan = plan_ring(int(cfg.num_workers), math.prod(shape) * 2, cuda=device.type == "cuda")  # uint16
+    ring = BatchRing.from_plan(plan, shape)  # (R, B, n, L) uint16
     if device.type == "cuda":
-        ring.pin()
+        ring.pin(device)
     dataset.ring = ring
     return ring
 
@@ -225,7 +228,7 @@ def _pretrain(
             raise ConfigError(
                 f"--out {str(out)!r} already holds a run; pass --resume to continue it, or choose another --out"
             )
-    bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
+    bf16_ok = bf16_supported(device)
     cfg = for_device(cfg, device.type, cpus_per_process(), bf16_ok)  # automatic settings settled (and saved)
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
@@ -275,11 +278,7 @@ def _pretrain(
         step = int(ckpt["step"])
         damaged = {int(r["location"]): dict(r) for r in ckpt.get("corrupt_locations", [])}
         dataset.known_bad = set(damaged)  # read by the workers, which start after this
-    ddp_model: torch.nn.Module = model
-    if info.enabled:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    ddp_model = wrap_ddp(model, info, device)  # broadcast_buffers=False: see wrap_ddp
 
     if info.is_main:
         if dataset.skipped:
@@ -287,6 +286,8 @@ def _pretrain(
                 f"note: {len(dataset.skipped)} of {len(store)} locations have fewer than {recipe.num_dates} valid "
                 f"dates and are left out of {cfg.method} pre-training"
             )
+        if ring is not None:
+            print(ring.startup(), flush=True)
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
         norm_file = out / "normalization.json"
@@ -294,14 +295,16 @@ def _pretrain(
     barrier(info)
     log = MetricsLog(out, tensorboard=cfg.tensorboard, resume_step=step) if info.is_main else None
 
+    workers = ring.plan.workers if ring is not None and ring.plan is not None else int(cfg.num_workers)
+    prefetch = ring.plan.prefetch_factor if ring is not None and ring.plan is not None else PREFETCH_FACTOR
     loader = DataLoader(
         dataset,
         batch_sampler=RingBatches(sampler, ring) if ring is not None else sampler,
         collate_fn=collate_pretrain,
-        num_workers=int(cfg.num_workers),
+        num_workers=workers,
         pin_memory=device.type == "cuda" and ring is None,  # the ring is pinned once instead
-        persistent_workers=int(cfg.num_workers) > 0,
-        prefetch_factor=PREFETCH_FACTOR if int(cfg.num_workers) > 0 else None,
+        persistent_workers=workers > 0,
+        prefetch_factor=prefetch if workers > 0 else None,
     )
     # copies the packed (B, n, L) batch to the device and unpacks it there to (B, n, C, H, W) uint16
     prefetcher = DevicePrefetcher(device, ring, dataset.pack_spec)
@@ -431,7 +434,6 @@ def _pretrain(
             bar.close()
         if log is not None:
             log.close()
-        del loader  # persistent workers end here, before the ring they write into is unpinned
-        if ring is not None:
-            ring.unpin()
+        teardown(prefetcher, ring)  # workers end (even when an error holds the loader), then the ring is unpinned
+        del loader
     return PretrainResult(out_dir=out, checkpoint=ckpt_path, steps=step, final_loss=last_loss())
