@@ -159,8 +159,24 @@ def _is_dn(x: Tensor) -> bool:
 
 
 def _reflectance(x: Tensor) -> Tensor:
-    """``seco.data.normalize.to_reflectance``: float32 ``DN / 10000`` of an integer tensor, floats unchanged."""
-    return x.to(torch.float32).div_(REFLECTANCE_SCALE) if _is_dn(x) else x
+    """``seco.data.normalize.to_reflectance``: float32 ``DN / 10000`` of an integer tensor, floats unchanged.
+
+    Divided by a 0-d tensor on ``x``'s device, never a Python scalar: CUDA computes ``x / scalar`` as
+    ``x * (1 / scalar)``, off by one bit from the CPU's division for ~30 % of DN values.
+    """
+    if not _is_dn(x):
+        return x
+    return x.to(torch.float32).div_(torch.full((), REFLECTANCE_SCALE, dtype=torch.float32, device=x.device))
+
+
+def _to_device(t: Tensor, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """A small parameter tensor ``t`` (drawn on the CPU) on ``like``'s device, without a host-device sync.
+
+    A non-blocking copy: from pageable memory (these parameters are never pinned) CUDA stages the bytes
+    before returning, so ``t`` may be reused at once, and the host does not wait for the device as a blocking
+    copy does (``copy_`` with ``non_blocking=False`` synchronises the stream). No copy where ``t`` is there.
+    """
+    return t.to(like.device, dtype if dtype is not None else t.dtype, non_blocking=True)
 
 
 def sample_crop_boxes(
@@ -247,14 +263,14 @@ def _crop_interpolate(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None) 
 
 def _crop_grid_sample(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None) -> Tensor:
     b, _, hh, ww = x.shape
-    top, left, h, w = boxes.detach().to(x.device, torch.float64).unbind(1)  # (B,) each
+    top, left, h, w = _to_device(boxes.detach(), x, torch.float64).unbind(1)  # (B,) each
     u = torch.arange(size, dtype=torch.float64, device=x.device) + 0.5  # (S,) output pixel centres
     # Output pixel u samples input pixel left + (u + 0.5) w / S - 0.5 (align_corners=False), clamped to the
     # crop as interpolate on the cropped patch does; normalised as grid_sample expects: (2 p + 1) / W - 1.
     cols = torch.clamp(left[:, None] + u * (w / size)[:, None] - 0.5, left[:, None], (left + w - 1)[:, None])  # (B, S)
     rows = torch.clamp(top[:, None] + u * (h / size)[:, None] - 0.5, top[:, None], (top + h - 1)[:, None])  # (B, S)
     if flip is not None:
-        cols = torch.where(flip.to(x.device, torch.bool)[:, None], cols.flip(1), cols)
+        cols = torch.where(_to_device(flip, x, torch.bool)[:, None], cols.flip(1), cols)
     gx = ((2 * cols + 1) / ww - 1).to(x.dtype)[:, None, :].expand(b, size, size)  # (B, S, S)
     gy = ((2 * rows + 1) / hh - 1).to(x.dtype)[:, :, None].expand(b, size, size)  # (B, S, S)
     grid = torch.stack([gx, gy], dim=-1)  # (B, S, S, 2)
@@ -275,8 +291,8 @@ def adjust_brightness_contrast(
         contrast: (B, C) factors; 1 = unchanged, 0 = flat band at its mean.
         clamp_min: lower clamp of the result, ``None`` for none.
     """
-    bri = brightness.to(x.device, x.dtype)
-    con = contrast.to(x.device, x.dtype)
+    bri = _to_device(brightness, x, x.dtype)
+    con = _to_device(contrast, x, x.dtype)
     mean = x.mean(dim=(-2, -1))  # (B, C)
     gain = (bri * con)[..., None, None]  # (B, C, 1, 1)
     offset = (bri * (1 - con) * mean)[..., None, None]  # (B, C, 1, 1)
@@ -307,7 +323,7 @@ def gaussian_blur(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
         radius: kernel half-width (kernel size ``2 * radius + 1``), e.g. ``ceil(3 * max sigma)``.
     """
     b, c, h, w = x.shape
-    k = gaussian_kernels(sigma, radius).to(x.device, x.dtype)  # (B, K)
+    k = _to_device(gaussian_kernels(sigma, radius), x, x.dtype)  # (B, K)
     taps = 2 * radius + 1
     # A weighted sum of shifted views beats a grouped conv2d on CPU (measured 2x) and is cheap on GPU.
     kx = k[:, None, None, :]  # (B, 1, 1, K)
@@ -432,17 +448,17 @@ def _photometric(
         keep = ~do_jitter[:, None]
         y = adjust_brightness_contrast(y, torch.where(keep, 1.0, bri), torch.where(keep, 1.0, con), clamp_min=None)
         if cfg.clamp_min is not None:  # clamp the jittered samples only; the others stay untouched
-            low = torch.where(do_jitter, cfg.clamp_min, -math.inf).to(y.device, y.dtype)  # (B,)
+            low = _to_device(torch.where(do_jitter, cfg.clamp_min, -math.inf), y, y.dtype)  # (B,)
             torch.maximum(y, low[:, None, None, None], out=y)
     if bool(do_gray.all()):
         y = to_grayscale(y)
     elif bool(do_gray.any()):
-        idx = do_gray.nonzero()[:, 0].to(y.device)
+        idx = _to_device(do_gray.nonzero()[:, 0], y)
         y.index_copy_(0, idx, to_grayscale(y.index_select(0, idx)))
     if bool(do_blur.all()):
         y = gaussian_blur(y, sigma, cfg.blur_radius)
     elif bool(do_blur.any()):
         sel = do_blur.nonzero()[:, 0]
-        idx = sel.to(y.device)
+        idx = _to_device(sel, y)
         y.index_copy_(0, idx, gaussian_blur(y.index_select(0, idx), sigma[sel], cfg.blur_radius))
     return y
