@@ -42,7 +42,9 @@ def to_reflectance(x: Tensor) -> Tensor:
     """
     if x.is_floating_point():
         return x
-    return x.to(torch.float32).div_(REFLECTANCE_SCALE)
+    # by a 0-d tensor on x's device: CUDA divides by a Python scalar as x * (1 / 10000), which differs from
+    # the CPU's x / 10000 in the last bit for ~30 % of DN values (issue 19)
+    return x.to(torch.float32).div_(torch.full((), REFLECTANCE_SCALE, dtype=torch.float32, device=x.device))
 
 
 @dataclass(frozen=True)
