@@ -122,10 +122,15 @@ def concat_all_gather(x: Tensor) -> Tensor:
     """
     if world_size() == 1:
         return x
-    send = x.contiguous()
-    parts = [torch.empty_like(send, memory_format=torch.contiguous_format) for _ in range(world_size())]
+    send, parts = gather_buffers(x, world_size())
     dist.all_gather(parts, send)
     return torch.cat(parts, dim=0)
+
+
+def gather_buffers(x: Tensor, world: int) -> tuple[Tensor, list[Tensor]]:
+    """What ``concat_all_gather`` sends (``x`` row-major) and its ``world`` receive buffers, laid out alike."""
+    send = x.contiguous()
+    return send, [torch.empty_like(send, memory_format=torch.contiguous_format) for _ in range(world)]
 
 
 @torch.no_grad()
