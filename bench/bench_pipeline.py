@@ -274,7 +274,7 @@ def views_rate(store: Path, a: argparse.Namespace, device: torch.device) -> tupl
     ring = _ring(ds, a.batch_size, 0)
     cuda = device.type == "cuda"
     if cuda:
-        ring.pin()
+        ring.pin(device)
     ds.ring = ring
     batch = unpack_batch(collate_pretrain(ds.__getitems__(SlotKeys(list(range(a.batch_size)), 0))), ring)
     host = batch["packed"]  # (B, 3, L) uint16, pinned on CUDA
@@ -490,7 +490,9 @@ def main() -> None:
                     name = ("ring" if ring_path else "fresh shm per batch") + (", pinned" if pinned else "")
                     try:
                         r, per_cpu = loader_rate(stores[g], a, w, ring_path, pinned)
-                    except ConfigError as e:  # e.g. a 10 m ring larger than /dev/shm: the other rows still run
+                    # e.g. a 10 m ring larger than /dev/shm, or pinning refused (BatchRing.pin clears CUDA's last
+                    # error before raising, so the next rows' kernels do not fail with it): the other rows still run
+                    except ConfigError as e:
                         rows.add(f"loader, {w} workers", name, g, float("nan"), f"refused: {e}")
                         continue
                     rows.add(f"loader, {w} workers", name, g, r,

@@ -22,8 +22,8 @@ The checks, in order (each runs even when an earlier one failed; details in the 
    samples/s and the end-to-end / step-only ratio; a clean exit, nothing new left in ``/dev/shm`` and no
    worker left running.
 
-The table goes to the terminal and to ``<out>/gpu_check.md`` (``<out>/gpu_check.json`` too). No progress
-bars. Without CUDA the script exits with status 2 and says so; the tests run its CPU-runnable parts
+The table goes to the terminal and to ``<out>/gpu_check.md`` (``<out>/gpu_check.json`` too); the synth store
+and the runs go to ``--work`` (default: a temporary folder). No progress bars. Without CUDA the script exits with status 2 and says so; the tests run its CPU-runnable parts
 (``tests/bench/test_gpu_check.py``). Exit status 1 when a check fails.
 """
 
@@ -38,6 +38,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -461,7 +462,8 @@ def _pretrain(ctx: Context, out: Path, max_steps: int, resume: bool) -> tuple[in
            "--device", str(ctx.device), "--batch-size", str(s.batch), "--crop", str(s.crop), "--queue-size",
            str(s.queue), "--max-steps", str(max_steps), "--log-every", "5", "--ckpt-every", "20", "--plot-every",
            str(10**6), "--no-tensorboard", "--no-progress", *(["--resume"] if resume else [])]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    paths = [str(Path(__file__).resolve().parents[1]), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
+    env = {**os.environ, "PYTHONPATH": ":".join(paths)}  # this checkout first, carried wheels (if any) after
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=s.timeout_s, env=env)
     return res.returncode, res.stdout + res.stderr
 
@@ -558,7 +560,8 @@ def render(results: list[Result], header: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="gpu_check_out", help="folder for gpu_check.md / .json and the work files")
+    ap.add_argument("--out", default="gpu_check_out", help="folder for gpu_check.md and gpu_check.json")
+    ap.add_argument("--work", default=None, help="folder for the synth store and the runs (default: a temp dir)")
     ap.add_argument("--device", default="cuda", help="the GPU to check, e.g. cuda:1 (default cuda)")
     ap.add_argument("--only", default="", help="comma-separated check numbers to run (default: all seven)")
     a = ap.parse_args(argv)
@@ -570,8 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(a.device)
     torch.cuda.set_device(device)
     out = Path(a.out)
-    (out / "work").mkdir(parents=True, exist_ok=True)
-    ctx = Context(device, out / "work")
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="seco_gpu_check_"))
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = Context(device, work)
     t0 = time.perf_counter()
     results = run(ctx, {int(k) for k in a.only.split(",") if k})
     header = (f"# seco GPU check, {time.strftime('%Y-%m-%d %H:%M')}: {torch.cuda.get_device_name(device)}, torch "

@@ -16,7 +16,7 @@ A slot holds one batch *packed* (``seco.store.packing``): (B, n, L) uint16, ``L 
 .length``, each band at the grid the store keeps it on. For a store on the 10 m grid ``L = C x H x W`` (the
 image flattened); for a native-resolution store of 12 bands ``L`` is 2.16x smaller, and so are the ring,
 ``/dev/shm`` and every host-to-device copy (256 x 3 x 12 bands x 264 px: 1.28 GB a slot on the 10 m grid,
-0.59 GB native; the 33 slots of 15 workers: 39.5 GiB against 18.3 GiB).
+0.59 GB native; the 18 slots of 15 workers on CUDA: 21.5 GiB against 10.0 GiB).
 
 Slot reuse is safe by counting: the DataLoader keeps at most ``num_workers * prefetch_factor`` batches
 outstanding and dispatches batch ``m + num_workers * prefetch_factor`` when batch ``m`` is handed over, so
@@ -344,7 +344,7 @@ def _check_fits(nbytes: int, slots: int, shape: tuple[int, ...]) -> None:
     gib = nbytes / 2**30
     what = f"the batch ring needs {gib:.2f} GiB of shared memory ({slots} slots x one batch of {shape})"
     fix = (
-        "lower --batch-size or --num-workers (slots = 2 x workers + 3), or train on a native-resolution store "
+        "lower --batch-size or --num-workers (slots = workers x prefetch + 3), or train on a native-resolution store "
         "(20 m / 60 m bands at their own grid: a 2.16x smaller ring for 12 bands; docs/STORE.md)"
     )
     shm = _shm_free_bytes()
