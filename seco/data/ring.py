@@ -260,15 +260,18 @@ class BatchRing:
             p = self.plan
             plan = f" ({p.workers} workers x prefetch {p.prefetch_factor} + {EXTRA_SLOTS}: {p.why})"
         return (
-            f"batch ring: {self.slots} slots x {self.nbytes / self.slots / 2**30:.2f} GiB = "
-            f"{self.nbytes / 2**30:.2f} GiB of shared memory{plan}, allocated and zeroed in {self.alloc_s:.1f} s"
-            f"{pinned}"
+            f"batch ring: {self.slots} slots x {_size(self.nbytes // self.slots)} = {_size(self.nbytes)} of shared "
+            f"memory{plan}, allocated and zeroed in {self.alloc_s:.1f} s{pinned}"
         )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_pinned_ptr"] = None  # a worker (spawn) maps the memory elsewhere and never pins it
         return state
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
 def _device_index(device: torch.device | int | None) -> int:
