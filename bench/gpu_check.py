@@ -220,6 +220,7 @@ def check_pinning(ctx: Context) -> tuple[bool, str]:
     ring.pin(dev)
     try:
         view = ring.view(1)  # (B, 3, L) uint16
+        view.numpy()[...] = np.random.default_rng(0).integers(0, 2**16, size=tuple(view.shape), dtype=np.uint16)
         pinned = ring.pinned and view.is_pinned()
         dst = torch.empty(view.shape, dtype=view.dtype, device=dev)
         unpinned = view.clone()  # ordinary (pageable) memory
@@ -371,11 +372,16 @@ def check_uint16(ctx: Context) -> tuple[bool, str]:
                                        normalization=norm, augment_cfg=aug)
         q_dev, k_dev = SECO.make_views(to_reflectance(dev), gen=torch.Generator().manual_seed(1), size=crop,
                                        normalization=norm, augment_cfg=aug)
+        # full-range random DN (reflectance up to 6.5, normalised up to ~130) make the bilinear crop's float
+        # rounding of the sample points visible: compare relative to the largest value (CPU emulation of the
+        # grid_sample path: 2.3e-5 at P=264)
         diff = max(float((a.cpu() - b).abs().max()) for a, b in zip([q_dev, *k_dev], [q_cpu, *k_cpu], strict=True))
-        views_ok = diff < 1e-3
+        rel = diff / max(float(t.abs().max()) for t in [q_cpu, *k_cpu])
+        views_ok = rel < 1e-4
         ok = ok and unpack_ok and refl_ok and views_ok
         notes.append(f"P={P} factors {factors}: unpack {'==' if unpack_ok else '!='} NumPy, to_reflectance "
-                     f"{'bitwise ==' if refl_ok else '!='} CPU, make_views max |diff| {diff:.2e} vs CPU")
+                     f"{'bitwise ==' if refl_ok else '!='} CPU, make_views max |diff| {diff:.1e} ({rel:.1e} of the "
+                     "largest value) vs CPU")
     return ok, "; ".join(notes)
 
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from bench.gpu_check import step_setup
-from seco.bands import L2A
 from seco.data import normalize
 from seco.data.transforms import Augment, augment, crop_only
 from seco.models.queue import NegativeQueue
@@ -102,7 +101,3 @@ def test_one_training_step_on_cuda_raises_no_sync_error() -> None:  # pragma: no
 def test_to_reflectance_on_cuda_is_bitwise_the_cpus() -> None:  # pragma: no cover - GPU only
     every = torch.arange(2**16, dtype=torch.int32).to(torch.uint16)
     assert torch.equal(normalize.to_reflectance(every.cuda()).cpu(), normalize.to_reflectance(every))
-
-
-def test_l2a_has_the_bands_the_step_uses() -> None:
-    assert len(L2A) == BANDS
