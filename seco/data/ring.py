@@ -104,7 +104,8 @@ def plan_ring(
         gpu_samples_per_s, decode_samples_per_s: what one step consumes and what one worker decodes, when
             known (e.g. measured): workers beyond ``ceil(gpu / decode) + 1`` are left out.
         budget_bytes: the most the ring may take; default ``RING_MEMORY_FRACTION`` of the free ``/dev/shm``
-            and of the available RAM (no cap when neither is known).
+            and of the available RAM, divided among the processes of this node (``LOCAL_WORLD_SIZE``); no
+            cap when neither is known.
     """
     workers, notes = max(0, int(num_workers)), []
     if not cuda or workers == 0:
@@ -129,8 +130,11 @@ def plan_ring(
 
 
 def _default_budget() -> int | None:
+    """``RING_MEMORY_FRACTION`` of the free /dev/shm and RAM, shared among torchrun's processes on this node
+    (each builds its own ring, possibly at the same moment)."""
     known = [v for v in (_shm_free_bytes(), _mem_available_bytes()) if v is not None]
-    return int(RING_MEMORY_FRACTION * min(known)) if known else None
+    local_world = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return int(RING_MEMORY_FRACTION * min(known)) // local_world if known else None
 
 
 def _shm_free_bytes() -> int | None:

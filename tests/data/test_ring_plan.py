@@ -58,6 +58,11 @@ def test_default_budget_is_half_of_free_shared_memory_and_ram(monkeypatch: pytes
     monkeypatch.setattr(ring_mod, "_shm_free_bytes", lambda: 16 * GIB)
     plan = plan_ring(15, SLOT_10M, cuda=True)
     assert plan.nbytes <= 8 * GIB and plan.workers == 8 * GIB // SLOT_10M - EXTRA_SLOTS
+    monkeypatch.setattr(ring_mod, "_shm_free_bytes", lambda: 32 * GIB)
+    alone = plan_ring(15, SLOT_10M, cuda=True)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two torchrun processes on the node: half the budget each
+    shared = plan_ring(15, SLOT_10M, cuda=True)
+    assert (alone.workers, shared.workers) == (16 * GIB // SLOT_10M - EXTRA_SLOTS, 8 * GIB // SLOT_10M - EXTRA_SLOTS)
 
 
 def test_startup_line_reports_size_plan_and_cost() -> None:
