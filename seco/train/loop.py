@@ -50,7 +50,7 @@ RESUMABLE_CHANGES = {
     "epochs", "max_steps", "max_minutes", "num_workers", "device", "progress", "log_every", "ckpt_every", "plot_every",
     "tensorboard", "out", "store", "on_corrupt",
 }
-#: Batches each DataLoader worker keeps in flight (torch's default); the ring has workers x this + 3 slots.
+#: Batches each DataLoader worker keeps in flight without a ring (torch's default); with one, the ring's plan decides.
 PREFETCH_FACTOR = 2
 NUM_HEADS = {"seco": 3, "moco": 1, "moco-tp": 1}
 
