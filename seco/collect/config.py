@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from seco.bands import BY_NAME, L1C, L2A
-from seco.collect.catalog import POLICIES
 from seco.collect.retry import RetryPolicy
+from seco.collect.scene import POLICIES
 from seco.errors import ConfigError
 
 #: Band sets ``seco collect --bands`` accepts.

@@ -8,14 +8,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from seco.collect.config import _local_path
+from seco.collect.records import Failure, LocationResult
 from seco.errors import CollectError, StoreError
 from seco.fileutil import exclusive_lock
-
-if TYPE_CHECKING:
-    from seco.collect.worker import Failure, LocationResult
 
 #: Folder inside a local store with the journal, the failures table and the summary (``--journal`` elsewhere).
 STATE_DIR = "_collect"

@@ -67,7 +67,6 @@ from seco.bands import BY_NAME, L1C, L2A, parse_bands
 from seco.collect.scene import SCL, SceneItem
 from seco.errors import CollectError, ConfigError, ReadError
 from seco.radiometry.providers import ShiftDecision, decide_shift
-from seco.radiometry.providers import parse_baseline as parse_baseline  # re-exported (older imports)
 
 #: GDAL configuration used around every read (see the module docstring).
 GDAL_ENV: dict[str, str | int] = {
@@ -141,16 +140,13 @@ class Patch:
         c, h, w = self.data.shape
         return c, h, w
 
-    def meta(self, cloud_fraction: float | None = None) -> dict[str, Any]:
+    def meta(self, cloud_fraction: float) -> dict[str, Any]:
         """The store's per-date metadata (``seco.store.schema.DATE_FIELDS`` and ``RADIOMETRY_FIELDS``).
 
         Args:
-            cloud_fraction: override; ``None`` = :func:`seco.collect.cloud.cloud_fraction` of the patch.
+            cloud_fraction: the patch's cloud fraction (:func:`seco.collect.cloud.cloud_fraction`, or the
+                scene's figure where the patch cannot tell).
         """
-        if cloud_fraction is None:
-            from seco.collect.cloud import cloud_fraction as _cf
-
-            cloud_fraction = _cf(self)
         return {
             "item_id": self.item_id, "datetime": self.datetime, "cloud_fraction": float(cloud_fraction),
             "nodata_fraction": self.nodata_fraction, "crs": f"EPSG:{self.crs}", "transform": self.transform,

@@ -30,11 +30,12 @@ Object stores. ``--out`` may be an fsspec URL (``s3://bucket/x.zarr``); the jour
 because each object PUT is atomic and the store commits its manifest last; only creating the store is not
 atomic there, so a ``creating`` file in the journal folder marks it and a rerun redoes an interrupted creation.
 
-Modules, one concern each (this one re-exports their public names): :mod:`seco.collect.config` (the
-options), :mod:`seco.collect.retry` (transient errors, backoff), :mod:`seco.collect.worker` (the
-per-location work), :mod:`seco.collect.plan` (input checks, the candidate stream), :mod:`seco.collect.estimate`
-(``--dry-run``), :mod:`seco.collect.journal` (journal, failures table, lock) and this one (executors, the
-in-order commit loop, the summary).
+Modules, one concern each (import each name from the module that defines it): :mod:`seco.collect.config`
+(the options), :mod:`seco.collect.retry` (transient errors, backoff), :mod:`seco.collect.records` (candidates,
+failures, results), :mod:`seco.collect.worker` (the per-location work), :mod:`seco.collect.dn_warnings` (the
+radiometry warnings of each location), :mod:`seco.collect.plan` (input checks, the candidate stream),
+:mod:`seco.collect.estimate` (``--dry-run``), :mod:`seco.collect.journal` (journal, failures table, lock) and
+this one (executors, the in-order commit loop, the summary).
 """
 
 
@@ -53,36 +54,12 @@ from pathlib import Path
 from typing import Any
 
 from seco.cluster import dask_executor
-from seco.collect.config import ATTR, BAND_CHOICES, FINGERPRINT_FIELDS, CollectConfig, is_url
-from seco.collect.estimate import HEADER_BYTES, Estimate, estimate
-from seco.collect.journal import (
-    CREATING,
-    FAILURE_COLUMNS,
-    JOURNAL_VERSION,
-    OWNER,
-    STATE_DIR,
-    Journal,
-    _locked,
-    lock_path,
-    read_failures,
-    write_failures,
-)
-from seco.collect.plan import Plan, _is_store, plan_collect, remaining
-from seco.collect.radiometry import RADIOMETRY_KINDS
-from seco.collect.radiometry import describe as describe_radiometry
-from seco.collect.retry import Attempted, RetryPolicy, is_transient, with_retries
-from seco.collect.worker import (
-    FAULT_KINDS,
-    POINT_EPS_DEG,
-    RETRIED,
-    CatalogSpec,
-    Failure,
-    Job,
-    LocationResult,
-    LocationTask,
-    collect_location,
-    point_box,
-)
+from seco.collect.config import ATTR, CollectConfig, is_url
+from seco.collect.dn_warnings import RADIOMETRY_KINDS, describe_warnings
+from seco.collect.journal import CREATING, OWNER, Journal, _locked, write_failures
+from seco.collect.plan import Plan, _is_store, plan_collect
+from seco.collect.records import FAULT_KINDS, RETRIED, LocationResult, LocationTask
+from seco.collect.worker import CatalogSpec, Job, collect_location
 from seco.errors import CollectError
 
 # ---------------------------------------------------------------------------------------------- run
@@ -149,7 +126,7 @@ class CollectSummary:
             lines.append(f"  rejected location {lid}: {why}")
         if len(self.rejected) > 5:
             lines.append(f"  ... and {len(self.rejected) - 5} more (see the failures table)")
-        rad = describe_radiometry(self.faults)
+        rad = describe_warnings(self.faults)
         lines += [rad] if rad else []
         lines += [f"note: {n}" for n in self.notes]
         if self.exhausted:
@@ -365,11 +342,3 @@ def collect(cfg: CollectConfig, **kw: Any) -> CollectSummary:
     """Plan and run a collection (the library form of ``seco collect``); see :func:`run_collect`."""
     return run_collect(plan_collect(cfg), **kw)
 
-
-__all__ = [
-    "ATTR", "BAND_CHOICES", "FAILURE_COLUMNS", "FAULT_KINDS", "FINGERPRINT_FIELDS", "HEADER_BYTES",
-    "JOURNAL_VERSION", "POINT_EPS_DEG", "STATE_DIR", "Attempted", "CatalogSpec", "CollectConfig", "CollectSummary",
-    "Estimate", "Failure", "Job", "Journal", "LocationResult", "LocationTask", "Plan", "RetryPolicy", "collect",
-    "collect_location", "estimate", "is_transient", "lock_path", "plan_collect", "point_box", "read_failures",
-    "remaining", "run_collect", "with_retries", "write_failures",
-]

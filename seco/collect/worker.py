@@ -6,7 +6,6 @@ read the patch and check it; every failing candidate becomes a :class:`Failure` 
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import math
 import re
@@ -18,106 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from seco.collect.catalog import Catalog, SceneItem, choose_scene, open_catalog
+from seco.collect.catalog import Catalog, open_catalog
 from seco.collect.cloud import cloud_fraction, patch_ok
+from seco.collect.dn_warnings import radiometry_failures
 from seco.collect.patches import PatchOutsideScene, read_patch
+from seco.collect.records import RETRIED, Failure, LocationResult, LocationTask
 from seco.collect.retry import Attempted, RetryPolicy, maybe_transient, with_retries
+from seco.collect.scene import SceneItem, choose_scene
 from seco.errors import ReadError, SecoError
 
-#: Failure kinds that are faults of the data or the servers (the rest are ordinary rejections).
-FAULT_KINDS = ("read", "missing", "transient", "catalog", "missing-asset", "malformed-item", "error")
-#: Kind of the rows that record a search or read which failed transiently and then succeeded on a retry
-#: (neither a fault that cost a scene nor a rejection: the data came through).
-RETRIED = "retried"
 _MISSING_TEXT = re.compile(r"(?i)no such file|does not exist|HTTP (response )?code:? *404|\b404 Not Found")
-
-
-@dataclass(frozen=True)
-class LocationTask:
-    """One candidate location of the stream.
-
-    Attributes:
-        order: position in the candidate stream (the file's locations, then the spares).
-        id: location id (the store key is ``str(id)``).
-        lon: longitude, degrees.
-        lat: latitude, degrees.
-        windows: T (start, end) search windows, timezone-aware UTC, oldest first.
-        spare: whether it is a replacement candidate.
-    """
-
-    order: int
-    id: int
-    lon: float
-    lat: float
-    windows: tuple[tuple[dt.datetime, dt.datetime], ...]
-    spare: bool = False
-
-    @property
-    def key(self) -> str:
-        return str(self.id)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One row of the failures table: a candidate scene (or search) that did not give a patch.
-
-    Attributes:
-        location_id: the location.
-        date_index: the date window (0-based, oldest first).
-        item_id: the STAC item, when known.
-        href: the asset or endpoint concerned, when known.
-        kind: ``read`` (corrupt or truncated asset), ``missing`` (asset file absent), ``transient`` (timeouts / 5xx beyond the
-            retries), ``catalog`` (a search or item the catalog could not serve), ``missing-asset`` (item lacks
-            a band), ``malformed-item`` (a catalog row that is not a usable STAC item: no datetime, bbox or
-            geometry, unparsable fields; ``location_id`` and ``date_index`` are -1 when it was found on opening
-            the catalog rather than by a search), ``error`` (an unexpected exception), ``outside`` (patch not
-            inside the scene), ``patch`` (cloud or nodata above the limits), ``window`` (no valid scene left for
-            the date), ``retried`` (a search or read that failed transiently, then succeeded: ``attempts`` says
-            after how many tries, ``reason`` the errors).
-        reason: human-readable detail.
-        attempts: attempts made (retries included).
-    """
-
-    location_id: int
-    date_index: int
-    item_id: str | None
-    href: str | None
-    kind: str
-    reason: str
-    attempts: int = 1
-
-    @property
-    def is_fault(self) -> bool:
-        return self.kind in FAULT_KINDS
-
-
-@dataclass
-class LocationResult:
-    """What a worker found for one candidate.
-
-    Attributes:
-        task: the candidate.
-        status: ``ok`` (every date has a patch), ``rejected`` (some date has none: replace the location) or
-            ``error`` (the catalog stayed unreachable: undecided, the run stops here and a rerun retries it).
-        reason: why it was rejected or failed.
-        images: (T, C, H, W) uint16 when ok.
-        valid: (T,) bool when ok.
-        dates_meta: T dicts of store metadata when ok.
-        failures: every candidate scene or search that failed on the way.
-        searches: catalog searches made.
-        reads: patch reads attempted.
-    """
-
-    task: LocationTask
-    status: str
-    reason: str = ""
-    images: np.ndarray | None = None
-    valid: np.ndarray | None = None
-    dates_meta: list[dict[str, Any]] | None = None
-    failures: list[Failure] = field(default_factory=list)
-    searches: int = 0
-    reads: int = 0
-    items: list[str | None] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- worker
@@ -228,8 +137,6 @@ def collect_location(task: LocationTask, job: Job) -> LocationResult:
         res.reason = res.reason or f"{type(e).__name__}: {e}"
         res.images = res.valid = res.dates_meta = None
         return res
-    from seco.collect.radiometry import radiometry_failures  # imports this module
-
     res.failures.extend(radiometry_failures(res, job.bands))  # warnings only (dates kept), on the worker
     return res
 

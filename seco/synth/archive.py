@@ -58,7 +58,8 @@ import numpy as np
 
 from seco.bands import BY_NAME, L1C, L2A, parse_bands
 from seco.collect import cloud as scl_codes
-from seco.collect.catalog import ASSET_ALIASES, write_stac_geoparquet
+from seco.collect.build import write_stac_geoparquet
+from seco.collect.scene import ASSET_ALIASES
 from seco.errors import ConfigError
 from seco.synth.render import (
     _block_any,

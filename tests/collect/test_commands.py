@@ -15,8 +15,8 @@ import pytest
 
 from seco.cli import build_parser, main
 from seco.collect.catalog import open_catalog
+from seco.collect.journal import STATE_DIR, read_failures
 from seco.collect.patches import read_patch
-from seco.collect.pipeline import STATE_DIR, read_failures
 from seco.collect.sampling import read_locations
 from seco.store import open_store
 from seco.synth.archive import read_manifest
