@@ -447,7 +447,8 @@ def make_archive(
     sites = [_make_site(seed, i, z, scene_px) for i, z in enumerate(zones)]
     plan = _scene_plan(np.random.default_rng([seed, _SCENE_STREAM]), n_scenes, len(zones), dates_, cloud_probs,
                        edge_prob)
-    items, scenes_meta, ids = [], [], set()
+    items, scenes_meta = [], []
+    ids: set[str] = set()
     mislabeled: dict[str, Any] | None = None
     for p in plan:
         eligible = mislabeled is None and p["site"] == 0 and p["date"] != dates_[0]  # the first such scene only
