@@ -18,8 +18,10 @@ bands by name), and a band set that differs from the weights' is refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -411,3 +413,14 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device!r} but CUDA is not available here; use --device cpu or auto")
     return dev
+
+
+def autocast_for(bf16: bool, device: torch.device) -> Callable[[], AbstractContextManager[Any]]:
+    """A factory of the forward passes' precision context: bfloat16 autocast on ``device``, or nothing."""
+
+    def autocast() -> AbstractContextManager[Any]:
+        if bf16:
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    return autocast

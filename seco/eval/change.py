@@ -27,10 +27,10 @@ change signal.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ from seco.data.oscd import IMAGES_DIR, OSCD, read_city_list
 from seco.errors import ConfigError, DatasetError
 from seco.eval.backbone import (
     InputTransform,
+    LoadedBackbone,
+    autocast_for,
     check_unchanged,
     load_weights,
     resolve_bands,
@@ -238,6 +240,126 @@ def threshold_free(prob: np.ndarray, mask: np.ndarray) -> dict[str, float]:
             "best_threshold": float(t[i]) if len(t) else float("nan")}
 
 
+def _normalised_cities(
+    cfg: ChangeConfig, lb: LoadedBackbone, train_raw: list[dict[str, Any]], test_raw: list[dict[str, Any]],
+    bands: tuple[str, ...], normalization: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], InputTransform, str]:
+    """(train, test, transform, where its normalisation came from): the cities' dates normalised (``x1``,
+    ``x2`` (C, H, W)); the raw reflectance is kept for the test cities only, where a change map shows it."""
+    transform = lb.transform
+    norm_source = f"weights ({lb.kind})"
+    if lb.normalization is None or normalization == "data":
+        transform = InputTransform(image_stats([c[k] for c in train_raw for k in ("image1", "image2")], bands))
+        norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
+
+    def prep(cities: list[dict[str, Any]], keep_raw: bool) -> list[dict[str, Any]]:
+        return [{"x1": transform.apply(c["image1"]), "x2": transform.apply(c["image2"]), "mask": c["mask"],
+                 "city": c["city"], **({"raw1": c["image1"], "raw2": c["image2"]} if keep_raw else {})}
+                for c in cities]
+
+    return prep(train_raw, keep_raw=False), prep(test_raw, keep_raw=True), transform, norm_source
+
+
+def _train_decoder(
+    model: ChangeDetector, train: list[dict[str, Any]], cfg: ChangeConfig, device: torch.device,
+    autocast: Callable[[], Any],
+) -> tuple[list[dict[str, float]], int]:
+    """Train the decoder on random patches of the train cities; (loss and lr per epoch, steps per epoch)."""
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+    sampler = PatchSampler(train, cfg.patch, cfg.seed)
+    steps = max(1, sampler.tiles // cfg.batch_size)
+    history: list[dict[str, float]] = []
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc="oscd decoder", unit="epoch", leave=False)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        total = 0.0
+        for _ in range(steps):
+            x1, x2, mask, valid = (t.to(device) for t in sampler.batch(cfg.batch_size))
+            with autocast():
+                logits = model(x1, x2)  # (B, 1, p, p)
+            loss_px = F.binary_cross_entropy_with_logits(logits.float(), mask, reduction="none")
+            loss = (loss_px * valid).sum() / valid.sum().clamp(min=1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        sched.step()
+        history.append({"epoch": float(epoch), "train_loss": total / steps, "lr": float(sched.get_last_lr()[0])})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{total / steps:.4f}")
+    if bar is not None:
+        bar.close()
+    return history, steps
+
+
+@dataclass
+class _TestScores:
+    """What the test cities gave: counts over all pixels and per city, every grid tile's (prediction, mask,
+    valid) for the paper's per-batch scores, and the threshold-free scores."""
+
+    overall: ChangeCounts
+    per_city: dict[str, dict[str, Any]]
+    tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    threshold_free: dict[str, float]
+
+
+def _test_cities(
+    model: ChangeDetector, test: list[dict[str, Any]], cfg: ChangeConfig, device: torch.device,
+    autocast: Callable[[], Any], bands: tuple[str, ...], maps: Path,
+) -> _TestScores:
+    """Predict every test city from grid tiles, score it, and save its change map panel under ``maps``."""
+    overall = ChangeCounts()
+    per_city: dict[str, dict[str, Any]] = {}
+    tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (pred, mask, valid) per tile
+    maps.mkdir(exist_ok=True)
+    all_probs: list[np.ndarray] = []
+    all_masks: list[np.ndarray] = []
+    for c in test:
+        prob, corners, tile_probs = predict_city(model, c["x1"], c["x2"], cfg.patch, cfg.batch_size, device, autocast)
+        all_probs.append(prob.ravel())
+        all_masks.append(c["mask"].numpy().astype(bool).ravel())
+        pred = prob > cfg.threshold
+        mask = c["mask"].numpy().astype(bool)
+        counts = change_counts(pred, mask)
+        overall = overall + counts
+        per_city[c["city"]] = {**counts.scores(), **asdict(counts), "changed_fraction": float(mask.mean())}
+        h, w = mask.shape
+        pm = np.zeros((math.ceil(h / cfg.patch) * cfg.patch, math.ceil(w / cfg.patch) * cfg.patch), bool)
+        pv = np.zeros_like(pm)
+        pm[:h, :w], pv[:h, :w] = mask, True
+        for (t, left), p in zip(corners, tile_probs, strict=True):
+            sl = (slice(t, t + cfg.patch), slice(left, left + cfg.patch))
+            tiles.append((p > cfg.threshold, pm[sl], pv[sl]))
+        save_change_panel(
+            rgb_preview(c["raw1"].numpy(), bands), rgb_preview(c["raw2"].numpy(), bands),
+            change_map_rgb(pred, mask), maps / f"{c['city']}.png",
+        )
+    return _TestScores(overall, per_city, tiles,
+                       threshold_free(np.concatenate(all_probs), np.concatenate(all_masks)))
+
+
+def _paper_batches(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]], batch_size: int,
+                  seed: int) -> list[ChangeCounts]:
+    """Counts per batch of ``batch_size`` tiles in a seeded shuffled order, the last partial batch dropped (all
+    tiles in one batch when there are fewer): what the official Lightning metrics average."""
+    order = np.random.default_rng(seed).permutation(len(tiles))
+    n_batches = len(tiles) // batch_size if len(tiles) >= batch_size else 1
+    batch_counts = []
+    for bi in range(n_batches):
+        sel = order[bi * batch_size : (bi + 1) * batch_size]
+        bc = ChangeCounts()
+        for i in sel:
+            bc = bc + change_counts(*tiles[i])
+        batch_counts.append(bc)
+    return batch_counts
+
+
 def run_change_detection(
     cfg: ChangeConfig, *, normalization: str = "weights", levels: str | tuple[int, ...] | None = None
 ) -> dict[str, Any]:
@@ -265,19 +387,7 @@ def run_change_detection(
     train_raw = _load(cfg, train_names, bands, "train")
     test_raw = _load(cfg, test_names, bands, "test")
     lb = spec.build(bands)
-    transform = lb.transform
-    norm_source = f"weights ({lb.kind})"
-    if lb.normalization is None or normalization == "data":
-        transform = InputTransform(image_stats([c[k] for c in train_raw for k in ("image1", "image2")], bands))
-        norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
-
-    def prep(cities: list[dict[str, Any]], keep_raw: bool) -> list[dict[str, Any]]:
-        """Normalised dates; the raw reflectance only where a change map will show it."""
-        return [{"x1": transform.apply(c["image1"]), "x2": transform.apply(c["image2"]), "mask": c["mask"],
-                 "city": c["city"], **({"raw1": c["image1"], "raw2": c["image2"]} if keep_raw else {})}
-                for c in cities]
-
-    train, test = prep(train_raw, keep_raw=False), prep(test_raw, keep_raw=True)
+    train, test, transform, norm_source = _normalised_cities(cfg, lb, train_raw, test_raw, bands, normalization)
     del train_raw, test_raw
     before = snapshot(lb.model)
     torch.manual_seed(cfg.seed)
@@ -285,85 +395,15 @@ def run_change_detection(
     if len(keep) < len(LEVEL_NAMES):
         model.encoder = LevelSelect(model.encoder, keep)  # type: ignore[assignment]
     model = model.to(device)
-    opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
-    sampler = PatchSampler(train, cfg.patch, cfg.seed)
-    steps = max(1, sampler.tiles // cfg.batch_size)
-
-    def autocast() -> Any:
-        if cfg.bf16:
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    history: list[dict[str, float]] = []
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.epochs, desc="oscd decoder", unit="epoch", leave=False)
+    autocast = autocast_for(cfg.bf16, device)
     t_train = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        total = 0.0
-        for _ in range(steps):
-            x1, x2, mask, valid = (t.to(device) for t in sampler.batch(cfg.batch_size))
-            with autocast():
-                logits = model(x1, x2)  # (B, 1, p, p)
-            loss_px = F.binary_cross_entropy_with_logits(logits.float(), mask, reduction="none")
-            loss = (loss_px * valid).sum() / valid.sum().clamp(min=1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        sched.step()
-        history.append({"epoch": float(epoch), "train_loss": total / steps, "lr": float(sched.get_last_lr()[0])})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{total / steps:.4f}")
-    if bar is not None:
-        bar.close()
+    history, steps = _train_decoder(model, train, cfg, device, autocast)
     train_s = time.perf_counter() - t_train
-
-    # ---- test
-    overall = ChangeCounts()
-    per_city: dict[str, dict[str, Any]] = {}
-    tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (pred, mask, valid) per tile
-    maps = out / "change_maps"
-    maps.mkdir(exist_ok=True)
-    all_probs: list[np.ndarray] = []
-    all_masks: list[np.ndarray] = []
-    for c in test:
-        prob, corners, tile_probs = predict_city(model, c["x1"], c["x2"], cfg.patch, cfg.batch_size, device, autocast)
-        all_probs.append(prob.ravel())
-        all_masks.append(c["mask"].numpy().astype(bool).ravel())
-        pred = prob > cfg.threshold
-        mask = c["mask"].numpy().astype(bool)
-        counts = change_counts(pred, mask)
-        overall = overall + counts
-        per_city[c["city"]] = {**counts.scores(), **asdict(counts), "changed_fraction": float(mask.mean())}
-        h, w = mask.shape
-        pm = np.zeros((math.ceil(h / cfg.patch) * cfg.patch, math.ceil(w / cfg.patch) * cfg.patch), bool)
-        pv = np.zeros_like(pm)
-        pm[:h, :w], pv[:h, :w] = mask, True
-        for (t, left), p in zip(corners, tile_probs, strict=True):
-            sl = (slice(t, t + cfg.patch), slice(left, left + cfg.patch))
-            tiles.append((p > cfg.threshold, pm[sl], pv[sl]))
-        save_change_panel(
-            rgb_preview(c["raw1"].numpy(), bands), rgb_preview(c["raw2"].numpy(), bands),
-            change_map_rgb(pred, mask), maps / f"{c['city']}.png",
-        )
-    order = np.random.default_rng(cfg.seed).permutation(len(tiles))
-    n_batches = len(tiles) // cfg.batch_size if len(tiles) >= cfg.batch_size else 1
-    batch_counts = []
-    for bi in range(n_batches):
-        sel = order[bi * cfg.batch_size : (bi + 1) * cfg.batch_size]
-        bc = ChangeCounts()
-        for i in sel:
-            bc = bc + change_counts(*tiles[i])
-        batch_counts.append(bc)
+    scores = _test_cities(model, test, cfg, device, autocast, bands, out / "change_maps")
+    batch_counts = _paper_batches(scores.tiles, cfg.batch_size, cfg.seed)
     check_unchanged(before, lb.model, "OSCD decoder training")
 
-    g = overall.scores()
+    g = scores.overall.scores()
     metrics = {
         "task": "oscd",
         "protocol": "frozen encoder + U-Net decoder",
@@ -380,12 +420,12 @@ def run_change_detection(
                   "history": history},
         "test": {
             "cities": test_names,
-            "all_pixels": {**g, **asdict(overall)},
+            "all_pixels": {**g, **asdict(scores.overall)},
             "per_batch_average": per_batch_average(batch_counts),
             "batches": len(batch_counts),
-            "tiles": len(tiles),
-            "per_city": per_city,
-            "threshold_free": threshold_free(np.concatenate(all_probs), np.concatenate(all_masks)),
+            "tiles": len(scores.tiles),
+            "per_city": scores.per_city,
+            "threshold_free": scores.threshold_free,
         },
         "headline": {"metric": "f1", "value": g["f1"], "fraction": None, "by_fraction": {}},
         "timing": {"train_s": train_s, "total_s": time.perf_counter() - t0},

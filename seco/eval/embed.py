@@ -213,19 +213,13 @@ def footprints(transform: Affine, windows: np.ndarray) -> np.ndarray:
     return shapely.to_wkb(polys)
 
 
-def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
-    """Embed every patch of ``cfg.input`` (see the module docstring).
-
-    Returns:
-        ``{"patches": n, "files": k, "outputs": [paths], "feature_dim": D}``.
+def _scan_inputs(paths: list[Path], cfg: EmbedConfig) -> tuple[dict[Path, tuple[str, ...]], Any, list[float]]:
+    """(band names per file, the first file's CRS, the union of the files' bounds).
 
     Raises:
-        BandError, DatasetError, ConfigError, CheckpointError: before any output is written.
+        BandError: a file whose bands cannot be named.
+        ConfigError: files in different CRSs for one GeoParquet output.
     """
-    paths = _inputs(Path(cfg.input))
-    is_folder = Path(cfg.input).is_dir()
-    device = resolve_device(cfg.device)
-    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, 0)
     fbands: dict[Path, tuple[str, ...]] = {}
     crs = None
     bounds: list[float] = []
@@ -243,6 +237,34 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
             bounds = [b.left, b.bottom, b.right, b.top] if not bounds else [
                 min(bounds[0], b.left), min(bounds[1], b.bottom), max(bounds[2], b.right), max(bounds[3], b.top)
             ]
+    return fbands, crs, bounds
+
+
+def _count_patches(paths: list[Path], cfg: EmbedConfig) -> int:
+    """Patches of the tiling over every file (nodata patches included)."""
+    total = 0
+    for p in paths:
+        with _open(p) as src:
+            total += len(grid_positions(src.height, cfg.patch, cfg.step)) * len(
+                grid_positions(src.width, cfg.patch, cfg.step)
+            )
+    return total
+
+
+def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
+    """Embed every patch of ``cfg.input`` (see the module docstring).
+
+    Returns:
+        ``{"patches": n, "files": k, "outputs": [paths], "feature_dim": D}``.
+
+    Raises:
+        BandError, DatasetError, ConfigError, CheckpointError: before any output is written.
+    """
+    paths = _inputs(Path(cfg.input))
+    is_folder = Path(cfg.input).is_dir()
+    device = resolve_device(cfg.device)
+    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, 0)
+    fbands, crs, bounds = _scan_inputs(paths, cfg)
     first = fbands[paths[0]]
     bands = resolve_bands(spec.bands, None, first if spec.bands is None else L1C, cfg.weights)
     for p in paths:  # every file must hold the model's bands
@@ -269,17 +291,11 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
         dense_dir = Path(cfg.dense)
         dense_dir.mkdir(parents=True, exist_ok=True)
     writer = _ParquetSink(Path(cfg.out), crs, bounds, model.feature_dim, meta) if cfg.out is not None else None
-    total = 0
-    for p in paths:
-        with _open(p) as src:
-            total += len(grid_positions(src.height, cfg.patch, cfg.step)) * len(
-                grid_positions(src.width, cfg.patch, cfg.step)
-            )
     bar = None
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc="embed", unit="patch", dynamic_ncols=True)
+        bar = tqdm(total=_count_patches(paths, cfg), desc="embed", unit="patch", dynamic_ncols=True)
     outputs: list[str] = []
     n_done = 0
     try:
