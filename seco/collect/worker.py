@@ -141,8 +141,103 @@ def collect_location(task: LocationTask, job: Job) -> LocationResult:
     return res
 
 
-def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
+def _record(res: LocationResult, t: int, kind: str, reason: str, item: SceneItem | None = None,
+            href: str | None = None, attempts: int = 1) -> None:
+    """Add a failure of date ``t`` to the result."""
+    res.failures.append(Failure(res.task.id, t, item.id if item else None, href, kind, reason, attempts))
+
+
+def _search(catalog: Catalog, task: LocationTask, job: Job, t: int, res: LocationResult) -> list[SceneItem] | None:
+    """The catalog's scenes for date window ``t`` at the location (retried); ``None`` when the catalog stays
+    down (``res.reason`` says why: no decision about this location). Failures and retries are recorded."""
+    start, end = task.windows[t]
+    res.searches += 1
+    search = functools.partial(catalog.search, point_box(task.lon, task.lat), start, end, max_cloud=job.max_cloud)
+    errors: list[BaseException] = []
+    try:
+        found, n = with_retries(search, job.retry, on_retry=functools.partial(_keep, errors))
+        if n > 1:
+            _record(res, t, RETRIED, f"search succeeded at attempt {n} after: {'; '.join(map(_brief, errors))}",
+                    attempts=n)
+    except Attempted as a:
+        if a.transient:  # the catalog is down: no decision about this location
+            res.reason = f"search of date {t} failed after {a.attempts} attempt(s): {a.error}"
+            return None
+        _record(res, t, "catalog", f"search failed: {a.error}", attempts=a.attempts)
+        found = []
+    for sk in getattr(found, "skipped", ()):  # malformed rows of a local catalog: recorded, never fatal
+        res.failures.append(Failure(task.id, t, sk.id, None, "malformed-item", sk.reason))
+    return found
+
+
+def _read_scene(catalog: Catalog, item: SceneItem, task: LocationTask, job: Job, t: int,
+                res: LocationResult) -> Any:
+    """Read and check the patch of one candidate scene (reads retried); the patch, or ``None`` with the
+    failure recorded by its kind."""
     reader, checker = job.reader or read_patch, job.checker or patch_ok
+    C, P = len(job.bands), job.patch_size
+    res.reads += 1
+    try:
+        read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
+                                 bands=job.bands, resolution=10, harmonize=job.harmonize,
+                                 gdal_env=job.gdal_env, align=job.align)
+        retried: list[BaseException] = []
+        p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried),
+                            retry_if=maybe_transient)
+        if n > 1:
+            _record(res, t, RETRIED, f"read succeeded at attempt {n} after: {'; '.join(_brief(e) for e in retried)}",
+                    item, _href_of(retried[-1], item), n)
+    except Attempted as a:
+        err = a.error
+        href = _href_of(err, item)
+        if isinstance(err, PatchOutsideScene):
+            _record(res, t, "outside", str(err), item, href)
+        elif a.transient:
+            _record(res, t, "transient", f"gave up after {a.attempts} attempt(s): {err}", item, href, a.attempts)
+        elif isinstance(err, ReadError):
+            _record(res, t, "missing" if _MISSING_TEXT.search(str(err)) else "read", str(err), item, href,
+                    a.attempts)
+        elif isinstance(err, SecoError):
+            _record(res, t, "catalog", f"{type(err).__name__}: {err}", item, href)
+        else:
+            _record(res, t, "error", f"{type(err).__name__}: {err}", item, href)
+        return None
+    data = np.asarray(p.data)
+    if data.shape != (C, P, P) or data.dtype != np.uint16:
+        _record(res, t, "error", f"read_patch returned {data.dtype} {data.shape}, expected uint16 {(C, P, P)}", item)
+        return None
+    ok, why = checker(p, job.max_patch_cloud, job.max_nodata)
+    if not ok:
+        _record(res, t, "patch", why, item)
+        return None
+    return p
+
+
+def _pick_scene(catalog: Catalog, found: list[SceneItem], task: LocationTask, job: Job, t: int,
+                res: LocationResult) -> tuple[Any, SceneItem | None]:
+    """Try the usable scenes of ``found`` in policy order (at most ``job.max_scenes``) until one gives a valid
+    patch: (patch, its scene), or (None, None)."""
+    usable = []
+    for it in found:
+        missing = [b for b in job.bands if b not in it.assets]
+        if missing:
+            _record(res, t, "missing-asset", f"item lacks asset(s) for {', '.join(missing)}", it)
+        else:
+            usable.append(it)
+    tried = 0
+    while usable and tried < job.max_scenes:
+        item = choose_scene(usable, job.policy, job.max_cloud, job.bands)
+        if item is None:
+            break
+        usable.remove(item)
+        tried += 1
+        patch = _read_scene(catalog, item, task, job, t, res)
+        if patch is not None:
+            return patch, item
+    return None, None
+
+
+def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
     try:
         catalog = _worker_catalog(job)
     except Attempted as a:
@@ -151,85 +246,18 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
     T, C, P = len(task.windows), len(job.bands), job.patch_size
     images = np.zeros((T, C, P, P), dtype=np.uint16)
     metas: list[dict[str, Any]] = []
-    box = point_box(task.lon, task.lat)
     for t, (start, end) in enumerate(task.windows):
-        def fail(kind: str, reason: str, item: SceneItem | None = None, href: str | None = None,
-                 attempts: int = 1, t: int = t) -> None:
-            res.failures.append(Failure(task.id, t, item.id if item else None, href, kind, reason, attempts))
-
-        res.searches += 1
-        search = functools.partial(catalog.search, box, start, end, max_cloud=job.max_cloud)
-        errors: list[BaseException] = []
-        try:
-            found, n = with_retries(search, job.retry, on_retry=functools.partial(_keep, errors))
-            if n > 1:
-                fail(RETRIED, f"search succeeded at attempt {n} after: {'; '.join(map(_brief, errors))}", attempts=n)
-        except Attempted as a:
-            if a.transient:  # the catalog is down: no decision about this location
-                res.reason = f"search of date {t} failed after {a.attempts} attempt(s): {a.error}"
-                return
-            fail("catalog", f"search failed: {a.error}", attempts=a.attempts)
-            found = []
-        for sk in getattr(found, "skipped", ()):  # malformed rows of a local catalog: recorded, never fatal
-            res.failures.append(Failure(task.id, t, sk.id, None, "malformed-item", sk.reason))
-        usable = []
-        for it in found:
-            missing = [b for b in job.bands if b not in it.assets]
-            if missing:
-                fail("missing-asset", f"item lacks asset(s) for {', '.join(missing)}", it)
-            else:
-                usable.append(it)
-        patch: Any = None
-        chosen: SceneItem | None = None
-        tried = 0
-        while usable and tried < job.max_scenes:
-            item = choose_scene(usable, job.policy, job.max_cloud, job.bands)
-            if item is None:
-                break
-            usable.remove(item)
-            tried += 1
-            res.reads += 1
-            try:
-                read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
-                                         bands=job.bands, resolution=10, harmonize=job.harmonize,
-                                         gdal_env=job.gdal_env, align=job.align)
-                retried: list[BaseException] = []
-                p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried),
-                                    retry_if=maybe_transient)
-                if n > 1:
-                    fail(RETRIED, f"read succeeded at attempt {n} after: {'; '.join(_brief(e) for e in retried)}",
-                         item, _href_of(retried[-1], item), n)
-            except Attempted as a:
-                err = a.error
-                href = _href_of(err, item)
-                if isinstance(err, PatchOutsideScene):
-                    fail("outside", str(err), item, href)
-                elif a.transient:
-                    fail("transient", f"gave up after {a.attempts} attempt(s): {err}", item, href, a.attempts)
-                elif isinstance(err, ReadError):
-                    fail("missing" if _MISSING_TEXT.search(str(err)) else "read", str(err), item, href, a.attempts)
-                elif isinstance(err, SecoError):
-                    fail("catalog", f"{type(err).__name__}: {err}", item, href)
-                else:
-                    fail("error", f"{type(err).__name__}: {err}", item, href)
-                continue
-            data = np.asarray(p.data)
-            if data.shape != (C, P, P) or data.dtype != np.uint16:
-                fail("error", f"read_patch returned {data.dtype} {data.shape}, expected uint16 {(C, P, P)}", item)
-                continue
-            ok, why = checker(p, job.max_patch_cloud, job.max_nodata)
-            if not ok:
-                fail("patch", why, item)
-                continue
-            patch, chosen = p, item
-            break
+        found = _search(catalog, task, job, t, res)
+        if found is None:
+            return
+        patch, chosen = _pick_scene(catalog, found, task, job, t, res)
         if patch is None or chosen is None:
             kinds = Counter(f.kind for f in res.failures if f.date_index == t)
             detail = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none found"
             res.status = "rejected"
             res.reason = (f"date {t} ({start:%Y-%m-%d}..{end:%Y-%m-%d}): no valid scene among {len(found)} "
                           f"found ({detail})")
-            fail("window", res.reason)
+            _record(res, t, "window", res.reason)
             return
         images[t] = patch.data
         metas.append(_date_meta(patch, chosen))
