@@ -59,7 +59,7 @@ from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretra
 from seco.data.ring import BatchRing, RingBatches, SlotKeys, ring_slots
 from seco.data.views import recipe_for
 from seco.errors import ConfigError
-from seco.models.seco import ContrastiveModel
+from seco.models.contrastive import ContrastiveModel
 from seco.store import open_store
 from seco.train.config import PretrainConfig
 

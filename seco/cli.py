@@ -12,7 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from seco.backbones import backbone_names
 from seco.errors import ConfigError, SecoError
+from seco.methods import get_method, method_names
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -64,8 +66,9 @@ def _int_or_auto(text: str) -> int | str:
 PRETRAIN_FLAGS: dict[str, dict] = {
     "store": dict(help="the seco store to train on (from `seco synth` or `seco collect`)"),
     "out": dict(help="run folder: checkpoints, config.yaml, metrics.csv, curves.png, tensorboard/"),
-    "method": dict(choices=["seco", "moco", "moco-tp"], help="seco (default), moco (MoCo-v2), moco-tp (+temporal)"),
-    "backbone": dict(choices=["resnet18", "resnet50"], help="default resnet18"),
+    "method": dict(choices=method_names(), help="; ".join(f"{n}: {get_method(n).help}" for n in method_names())
+                   + " (default seco)"),
+    "backbone": dict(choices=backbone_names(), help="default resnet18"),
     "bands": dict(help="'all' (every band of the store, default), 'RGB', or a list like B02,B03,B04,B08"),
     "crop": dict(type=int, help="view size in px after random resized crop (default 224)"),
     "batch_size": dict(type=int, help="global batch size over all processes (default 256)"),
@@ -116,7 +119,7 @@ def _run_pretrain(a: argparse.Namespace) -> int:
     given = {k for k, v in cli.items() if v is not None}
     res = pretrain(cfg, resume=a.resume, given=given)
     if os.environ.get("RANK", "0") == "0":
-        print(f"done: {res.steps} steps, final loss {res.final_loss:.4f}, checkpoint {res.checkpoint}")
+        print(res.summary())
     return 0
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from seco.bands import REFLECTANCE_SCALE, parse_bands
+from seco.bands import REFLECTANCE_SCALE, BandSelection, parse_bands
 from seco.data.corrupt import (
     MAX_SUBSTITUTES,
     ON_CORRUPT,
@@ -79,7 +79,8 @@ class PretrainDataset(Dataset):
 
     Args:
         store: a store path or an open ``seco.store.Store``.
-        bands: band specification, as ``seco.bands.parse_bands`` (``"all"`` = every band of the store).
+        bands: a ``BandSelection`` resolved for this store (used as is), or a band specification as
+            ``seco.bands.parse_bands`` (``"all"`` = every band of the store).
         num_dates: dates drawn per sample (``ViewRecipe.num_dates``: 3 for SeCo, 1 MoCo, 2 MoCo+TP).
         seed: seed of the date draws.
         replace: draw dates with replacement (the official SeCo code) instead of distinct dates.
@@ -97,7 +98,7 @@ class PretrainDataset(Dataset):
     def __init__(
         self,
         store: str | os.PathLike[str] | Any,
-        bands: str | Sequence[str] = "all",
+        bands: BandSelection | str | Sequence[str] = "all",
         num_dates: int = 3,
         seed: int = 0,
         *,
@@ -116,7 +117,10 @@ class PretrainDataset(Dataset):
             raise ConfigError(f"num_dates={num_dates} must be >= 1 (3 for SeCo, 1 for MoCo, 2 for MoCo+TP)")
         if seed < 0:
             raise ConfigError(f"seed {seed} must be >= 0")
-        self.bands: tuple[str, ...] = parse_bands(bands, available=store.bands)
+        self.bands: BandSelection = (
+            bands if isinstance(bands, BandSelection) and _resolved_for(bands, store)
+            else parse_bands(bands, available=store.bands)
+        )
         self.num_dates = int(num_dates)
         self.seed = int(seed)
         self.replace = bool(replace)
@@ -394,6 +398,11 @@ def _open(path: Path) -> Any:
     from seco.store import open_store
 
     return open_store(path)
+
+
+def _resolved_for(bands: Any, store: Any) -> bool:
+    """``bands`` is a :class:`BandSelection` (resolved once by the caller) of bands ``store`` holds."""
+    return isinstance(bands, BandSelection) and set(bands) <= set(store.bands)
 
 
 def _parse_key(key: int | tuple[int, int]) -> tuple[int | None, int]:

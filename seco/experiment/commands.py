@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from seco.errors import ConfigError
-from seco.experiment.config import METHODS, SCALES
+from seco.experiment.config import SCALES, compared_methods
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scale", default="cpu", choices=sorted(SCALES),
                    help="size preset: tiny (tests), cpu (default: <= 60 min on 2 quiet cores), gpu (one GPU)")
     c.add_argument("--store", help="pre-training store (default: a simulated one in <out>/store)")
-    c.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    c.add_argument("--methods", default=",".join(compared_methods()),
+                   help=f"comma-separated, of {', '.join(compared_methods())}")
     c.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     c.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
     for flag, typ, what in (("--steps", int, "pre-training steps per run"), ("--batch-size", int, "batch"),

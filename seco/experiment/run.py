@@ -132,7 +132,7 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
              bands: tuple[str, ...]) -> dict[str, Any]:
     """Pre-train (unless random) and evaluate one (method, seed); writes and returns ``result.json``."""
     from seco.experiment import evaluate as ev
-    from seco.experiment.config import METHOD_NAMES
+    from seco.experiment.config import RANDOM, display_name
 
     cell = Path(cfg.out) / "cells" / f"{method}-seed{seed}"
     done = cell / "result.json"
@@ -140,7 +140,7 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
         result = json.loads(done.read_text())
         added = _subspaces(cfg, result, cell, data, bands)  # a cell finished before subspaces were asked for
         if cfg.oscd and "oscd" not in result["tasks"]:  # ... or before OSCD was
-            print(f"[cell] {METHOD_NAMES[method]}, seed {seed}: adding OSCD", flush=True)
+            print(f"[cell] {display_name(method)}, seed {seed}: adding OSCD", flush=True)
             t = time.perf_counter()
             result["tasks"].update(_oscd(cfg, result["train"]["weights"], bands, seed, cell))
             result["oscd_added_s"] = time.perf_counter() - t
@@ -150,8 +150,8 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
         return result
     cell.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    print(f"[cell] {METHOD_NAMES[method]}, seed {seed}", flush=True)
-    if method == "random":
+    print(f"[cell] {display_name(method)}, seed {seed}", flush=True)
+    if method == RANDOM:
         train: dict[str, Any] = {"weights": "random", "steps": 0, "final_loss": None, "pretrain_s": 0.0}
     else:
         train = _pretrain(cfg, method, seed, paths["store"], cell)

@@ -33,6 +33,7 @@ from safetensors.torch import save_file as st_save_file
 from torch import Tensor
 
 import seco
+from seco.backbones import get_backbone
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, SecoError
 from seco.fileutil import file_sha256
@@ -186,7 +187,7 @@ def export_backbone(
         "seco_version": seco.__version__,
         "backbone": name,
         "in_chans": in_chans,
-        "feature_dim": 512 * (4 if name == "resnet50" else 1),
+        "feature_dim": get_backbone(name).feature_dim,
     }
     full.update({k: v for k, v in _check_meta(meta, name, in_chans).items() if k not in full})
     try:

@@ -13,12 +13,12 @@ from typing import Any
 
 import yaml
 
+from seco.backbones import backbone_names
 from seco.data.corrupt import ON_CORRUPT
 from seco.data.transforms import Augment
 from seco.errors import ConfigError
+from seco.methods import method_names
 
-METHODS = ("seco", "moco", "moco-tp")
-BACKBONES = ("resnet18", "resnet50")
 PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("step", "cosine", "constant")
 
@@ -71,8 +71,11 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
-            (self.method in METHODS, f"--method {self.method!r} is not one of {', '.join(METHODS)}"),
-            (self.backbone in BACKBONES, f"--backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}"),
+            (self.method in method_names(), f"--method {self.method!r} is not one of {', '.join(method_names())}"),
+            (
+                self.backbone in backbone_names(),
+                f"--backbone {self.backbone!r} is not one of {', '.join(backbone_names())}",
+            ),
             (self.precision in PRECISIONS, f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"),
             (self.schedule in SCHEDULES, f"--schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}"),
             (self.crop >= 32, f"--crop {self.crop} is too small; use at least 32 px (the paper uses 224)"),

@@ -1,4 +1,12 @@
-"""The ``<run>/last.ckpt`` of ``seco pretrain``: written as plain types, read without executing code, validated.
+"""The ``<run>/last.ckpt`` of ``seco pretrain``: its schema, written as plain types, read without executing code,
+validated.
+
+Schema (:func:`run_state` builds it, :func:`read_run_checkpoint` checks it): ``format`` (``seco-pretrain``),
+``version`` (1), ``seco_version``, ``config`` (the settled :class:`PretrainConfig`), ``step``, ``model``,
+``optimizer``, ``scheduler``, ``sampler`` (state dicts), ``bands``, ``normalization``, ``num_locations``,
+``loss`` (the last step's), ``corrupt_locations`` (skipped damaged locations, run state) and ``store`` (the
+identity of the data it trains on, :func:`seco.store.identity.store_identity`; absent in checkpoints of
+earlier releases).
 
 Writing (:func:`save_run_checkpoint`): the dict is passed through :func:`seco.models.safe_load.to_safe`
 (only tensors, dicts, lists, tuples, sets, numbers, strings, bytes), so ``torch.load(weights_only=True)``
@@ -20,11 +28,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seco import __version__
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, SecoError
+from seco.models.contrastive import ContrastiveModel
 from seco.models.safe_load import read_torch_file, to_safe
-from seco.models.seco import ContrastiveModel
 from seco.train.config import PretrainConfig
+from seco.train.model import build_model
+
+CKPT_FORMAT = "seco-pretrain"
+CKPT_VERSION = 1
 
 #: What the user can do about a run checkpoint that is damaged or not one.
 FIX = "use an intact copy of the run's last.ckpt, or start a new run with another --out"
@@ -45,6 +58,53 @@ def save_run_checkpoint(obj: Mapping[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
+def run_state(
+    cfg: PretrainConfig,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    sampler: Any,
+    bands: tuple[str, ...],
+    normalization: Mapping[str, Any],
+    num_locations: int,
+    loss: float,
+    corrupt_locations: list[dict[str, Any]],
+    store: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The checkpoint dict of a run at ``step`` (everything ``--resume`` and ``seco export`` need)."""
+    return {
+        "format": CKPT_FORMAT,
+        "version": CKPT_VERSION,
+        "seco_version": __version__,
+        "config": cfg.to_dict(),
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler": sampler.state_dict(),
+        "bands": list(bands),
+        "normalization": dict(normalization),
+        "num_locations": num_locations,
+        "loss": loss,
+        "corrupt_locations": corrupt_locations,
+        "store": dict(store),
+    }
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a training checkpoint without executing code, and check it is whole and fits its own config.
+
+    Raises:
+        CheckpointError: naming the file, what is wrong with it and what to do.
+    """
+    ckpt, cfg = read_run_checkpoint(path, CKPT_FORMAT, CKPT_VERSION)
+    with torch.device("meta"):  # shapes only: the model the run builds from this config
+        reference = build_model(cfg, len(ckpt["bands"]))
+    check_model_fits(ckpt, path, reference)
+    return ckpt
+
+
 def _bad(path: Path, what: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {str(path)!r} is damaged: {what}; {FIX}")
 
@@ -53,7 +113,9 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def read_run_checkpoint(path: Path, fmt: str, version: int) -> tuple[dict[str, Any], PretrainConfig]:
+def read_run_checkpoint(
+    path: Path, fmt: str = CKPT_FORMAT, version: int = CKPT_VERSION
+) -> tuple[dict[str, Any], PretrainConfig]:
     """Read and validate a pre-training checkpoint.
 
     Args:

@@ -77,7 +77,7 @@ def test_import_then_pretrain_through_the_cli(seco_fake, tmp_path, capsys):
                  "--batch-size", "4", "--queue-size", "16", "--log-every", "1", "--ckpt-every", "1",
                  "--no-tensorboard", "--no-progress", "--max-steps", "2"]) == 0
     assert (run / "last.ckpt").is_file()
-    assert "done: 2 steps" in capsys.readouterr().out
+    assert "done: step 2 " in capsys.readouterr().out
 
 
 def test_seco_import_never_imports_torch(seco_fake, tmp_path):

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from seco.cli import main
-from seco.models.checkpoint import load_exported, to_official_state_dict
-from seco.models.seco import ContrastiveModel
+from seco.models.contrastive import ContrastiveModel
+from seco.models.export import load_exported
+from seco.models.official import to_official_state_dict
 
 
 def _official_ckpt(path: Path) -> ContrastiveModel:
