@@ -66,9 +66,8 @@ def _int_or_auto(text: str) -> int | str:
 PRETRAIN_FLAGS: dict[str, dict] = {
     "store": dict(help="the seco store to train on (from `seco synth` or `seco collect`)"),
     "out": dict(help="run folder: checkpoints, config.yaml, metrics.csv, curves.png, tensorboard/"),
-    "method": dict(choices=method_names(), help="; ".join(f"{n}: {get_method(n).help}" for n in method_names())
-                   + " (default seco)"),
-    "backbone": dict(choices=backbone_names(), help="default resnet18"),
+    "method": {},  # choices and help from the method registry (_registry_flags), read when the parser is built
+    "backbone": {},
     "bands": dict(help="'all' (every band of the store, default), 'RGB', or a list like B02,B03,B04,B08"),
     "crop": dict(type=int, help="view size in px after random resized crop (default 224)"),
     "batch_size": dict(type=int, help="global batch size over all processes (default 256)"),
@@ -95,9 +94,18 @@ PRETRAIN_FLAGS: dict[str, dict] = {
 }
 
 
+def _registry_flags() -> dict[str, dict]:
+    """``--method`` and ``--backbone`` as the registries hold them now (methods registered by the user too)."""
+    methods = "; ".join(f"{n}: {get_method(n).help}" for n in method_names())
+    return {
+        "method": dict(choices=method_names(), help=f"{methods} (default seco)"),
+        "backbone": dict(choices=backbone_names(), help="default resnet18"),
+    }
+
+
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="self-supervised pre-training (SeCo, MoCo-v2, MoCo-v2+TP)")
-    for name, kw in PRETRAIN_FLAGS.items():
+    for name, kw in {**PRETRAIN_FLAGS, **_registry_flags()}.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
     p.add_argument("--config", help="a YAML file of options; command-line flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
