@@ -14,7 +14,15 @@ from seco.backbones import Backbone, backbone_names, get_backbone, register_back
 from seco.cli import main
 from seco.errors import ConfigError
 from seco.experiment.config import CompareConfig, display_name
-from seco.methods import Method, View, ViewRecipe, get_method, method_names, register_method, unregister_method
+from seco.methods import (
+    Method,
+    View,
+    ViewRecipe,
+    get_method,
+    method_names,
+    register_method,
+    unregister_method,
+)
 from seco.models.export import load_exported
 from seco.train.config import PretrainConfig
 from seco.train.loop import pretrain
