@@ -28,6 +28,7 @@ from torch import Tensor
 
 from seco.bands import REFLECTANCE_SCALE, BandSelection, normalize_name, parse_bands
 from seco.errors import BandError, ConfigError
+from seco.store.source import ImageSource
 
 __all__ = ["METHODS", "Normalization", "to_reflectance"]
 
@@ -107,7 +108,7 @@ class Normalization:
 
     @classmethod
     def from_store(
-        cls, store: Any, bands: BandSelection | str | Sequence[str] = "all", method: str = "meanstd"
+        cls, store: ImageSource, bands: BandSelection | str | Sequence[str] = "all", method: str = "meanstd"
     ) -> Normalization:
         """From ``store.stats(bands)`` (DN) of a ``seco.store.Store``; ``bands`` a ``BandSelection`` resolved for
         the store (used as is) or a specification as ``seco.bands.parse_bands``.

@@ -57,10 +57,10 @@ def _loader(run: Run) -> DataLoader:
     workers = int(run.cfg.num_workers)
     return DataLoader(
         run.dataset,
-        batch_sampler=RingBatches(run.sampler, run.ring) if run.ring is not None else run.sampler,
+        batch_sampler=RingBatches(run.sampler, run.ring),
         collate_fn=collate_pretrain,
         num_workers=workers,
-        pin_memory=run.device.type == "cuda" and run.ring is None,  # the ring is pinned once instead
+        pin_memory=False,  # the ring is pinned once instead
         persistent_workers=workers > 0,
         prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
     )
@@ -88,6 +88,5 @@ def train(run: Run) -> PretrainResult:
     finally:
         result = reporter.close()
         del loader  # persistent workers end here, before the ring they write into is unpinned
-        if run.ring is not None:
-            run.ring.unpin()
+        run.ring.unpin()
     return result

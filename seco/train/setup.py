@@ -57,7 +57,7 @@ class Run:
     store: Store
     bands: BandSelection
     dataset: PretrainDataset
-    ring: BatchRing | None
+    ring: BatchRing
     norm: Normalization
     recipe: ViewRecipe
     aug: Augment
@@ -225,18 +225,14 @@ def _check_same_data(ckpt: dict[str, Any], store: Store, cfg: PretrainConfig) ->
         )
 
 
-def _make_ring(
-    cfg: PretrainConfig, dataset: PretrainDataset, local_batch: int, device: torch.device
-) -> BatchRing | None:
+def _make_ring(cfg: PretrainConfig, dataset: PretrainDataset, local_batch: int, device: torch.device) -> BatchRing:
     """The reusable batch buffers the workers decode packed samples into (``L = dataset.pack_spec.length``
     each: the store decides, 2.16x less than the 10 m grid for 12 bands of a native-resolution store), pinned
-    once on CUDA (``None`` for a store that cannot decode into a caller's buffer).
+    once on CUDA.
 
     Raises:
         ConfigError: the buffers do not fit in shared memory / RAM, or CUDA cannot pin them.
     """
-    if dataset.pack_spec is None:
-        return None
     shape = (local_batch, dataset.num_dates, dataset.pack_spec.length)
     ring = BatchRing(ring_slots(int(cfg.num_workers), PREFETCH_FACTOR), shape)  # (R, B, n, L) uint16
     if device.type == "cuda":
