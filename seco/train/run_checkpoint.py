@@ -161,6 +161,12 @@ def read_run_checkpoint(
         cfg = PretrainConfig.from_dict(dict(ckpt["config"]))
     except (SecoError, TypeError, ValueError) as e:
         raise _bad(path, f"its 'config' is invalid ({e})") from e
+    _check_entries(ckpt, path)
+    return ckpt, cfg
+
+
+def _check_entries(ckpt: Mapping[str, Any], path: Path) -> None:
+    """Every entry ``--resume`` and ``seco export`` use has the type they expect (CheckpointError if not)."""
     step = ckpt["step"]
     if not _is_int(step) or step < 0:
         raise _bad(path, f"'step' is {step!r}, not an int >= 0")
@@ -198,7 +204,6 @@ def read_run_checkpoint(
     bad = ckpt.get("corrupt_locations", [])  # locations skipped with --on-corrupt skip (run state)
     if not isinstance(bad, list) or not all(isinstance(r, Mapping) and _is_int(r.get("location")) for r in bad):
         raise _bad(path, "'corrupt_locations' is not a list of records with an int 'location'")
-    return ckpt, cfg
 
 
 def check_model_fits(ckpt: Mapping[str, Any], path: Path, reference: ContrastiveModel) -> None:
