@@ -28,6 +28,7 @@ import yaml
 
 from seco.errors import ConfigError, DatasetError
 from seco.experiment.config import CompareConfig
+from seco.fileutil import atomic_write
 
 OSCD_LABELLED = ("bercy", "paris", "rennes")
 #: Settings of the OSCD task, which a rerun may add to an experiment run without it.
@@ -184,9 +185,7 @@ def _oscd(cfg: CompareConfig, weights: str, bands: tuple[str, ...], seed: int, c
 
 
 def _write(path: Path, result: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(result, indent=2))
 
 
 def _subspaces(cfg: CompareConfig, result: dict[str, Any], cell: Path, data: dict[str, Any],
