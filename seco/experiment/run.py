@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from seco.errors import ConfigError, DatasetError
 from seco.experiment.config import CompareConfig
 from seco.fileutil import atomic_write
@@ -77,7 +75,7 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
             raise ConfigError(f"--oscd-test {cfg.oscd_test!r} must be a labelled city: {', '.join(OSCD_LABELLED)}")
     saved = Path(cfg.out) / "experiment.yaml"
     if saved.is_file():
-        old = CompareConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
+        old = CompareConfig.load(saved)
         keys = set(cfg.comparable()) | set(old.comparable())
         diff = sorted(k for k in keys if old.comparable().get(k) != cfg.comparable().get(k))
         if not old.oscd and cfg.oscd:  # adding OSCD to an experiment run without it: finished cells get it too
