@@ -142,3 +142,6 @@ def test_pretrain_config_of_the_wrong_type_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text('crop: "32"\n')
     r = _cli("pretrain", "--config", "bad.yaml", "--store", "none.zarr", "--out", "run", cwd=tmp_path)
     assert (r.returncode, r.stderr.strip()) == (2, "seco pretrain: error: crop: '32' is not an integer (in bad.yaml)")
+    r = _cli("pretrain", "--store", "none.zarr", "--out", "run", "--batch-size", "eight", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == "seco pretrain: error: argument --batch-size: 'eight' is not an integer"
