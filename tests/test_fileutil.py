@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -136,3 +137,15 @@ def test_sigkill_mid_write_keeps_the_old_file(tmp_path: Path, form: str, existed
     assert left == [f".config.yaml.{proc.pid}.tmp"]
     atomic_write(target, "new: 2\n")  # a later write is not disturbed by the leftover
     assert target.read_text() == "new: 2\n"
+
+
+def test_no_other_module_renames_files_into_place() -> None:
+    """One tmp scheme: every atomic write in seco goes through seco.fileutil. The store keeps its own protocol
+    (shards written as zarr's ``<name>.<uuid>.partial`` and swept when a writer reopens the store; a new store
+    folder built beside its target and renamed), so store/shard.py and store/writer.py are the exceptions."""
+    exceptions = {"seco/fileutil.py", "seco/store/shard.py", "seco/store/writer.py"}
+    rename = re.compile(r"""\bos\.(replace|rename)\(|\btmp\w*\.(replace|rename)\(|["'][^"']*\.tmp\b""")
+    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+             for p in sorted((ROOT / "seco").rglob("*.py")) if str(p.relative_to(ROOT)) not in exceptions
+             for i, line in enumerate(p.read_text().splitlines(), 1) if rename.search(line)]
+    assert not found, "write through seco.fileutil.atomic_write / atomic_open / AtomicFile:\n" + "\n".join(found)
