@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import re
 import reprlib
 import types
@@ -69,18 +70,6 @@ def describe(tp: Any, plural: bool = False) -> str:
         return _NAMES[tp][plural]
     name = getattr(tp, "__name__", str(tp))
     return f"{name} values" if plural else f"a {name}"
-
-
-def convert(tp: Any, value: Any, name: str = "value") -> Any:
-    """``value`` checked against annotation ``tp`` (lists made tuples, ints made floats where asked).
-
-    Raises:
-        ConfigError: ``name: value is not <what tp is>``.
-    """
-    try:
-        return _convert(tp, value, name)
-    except _Mismatch as e:
-        raise ConfigError(e.message(None)) from None
 
 
 def _convert(tp: Any, value: Any, name: str) -> Any:
@@ -137,8 +126,9 @@ def plain(value: Any) -> Any:
     return value
 
 
+@functools.cache
 def field_types(cls: type) -> dict[str, Any]:
-    """The resolved annotation of every field of a dataclass."""
+    """The resolved annotation of every field of a dataclass (do not modify the returned dict)."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
