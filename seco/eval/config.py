@@ -6,14 +6,10 @@ own folder (``seco eval ... `` with the same values).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import yaml
 
 from seco.backbones import backbone_names
+from seco.configio import ConfigIO
 from seco.errors import ConfigError
 
 TASKS = ("eurosat", "bigearthnet")
@@ -29,28 +25,8 @@ def _check(checks: list[tuple[bool, str]]) -> None:
             raise ConfigError(msg)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-class _Saveable:
-    def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
-
-    def save(self, path: str | Path) -> None:
-        """Write ``to_dict()`` as YAML (atomically)."""
-        p = Path(path)
-        tmp = p.parent / (p.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(p)
-
-
 @dataclass(frozen=True)
-class ClassifyConfig(_Saveable):
+class ClassifyConfig(ConfigIO):
     """A scene-classification evaluation (EuroSAT: multi-class; BigEarthNet: multi-label).
 
     Attributes:
@@ -158,7 +134,7 @@ class ClassifyConfig(_Saveable):
 
 
 @dataclass(frozen=True)
-class ChangeConfig(_Saveable):
+class ChangeConfig(ConfigIO):
     """OSCD change detection as in the SeCo paper (frozen encoder, feature differences, U-Net decoder).
 
     Attributes:
@@ -229,7 +205,7 @@ class ChangeConfig(_Saveable):
 
 
 @dataclass(frozen=True)
-class EmbedConfig(_Saveable):
+class EmbedConfig(ConfigIO):
     """``seco embed``: one embedding per patch of a GeoTIFF (or a folder of them).
 
     Attributes:

@@ -62,23 +62,20 @@ def _settings(items: list[str]) -> dict[str, Any]:
     Raises:
         ConfigError: not KEY=VALUE, an unknown key, or a value of the wrong type.
     """
-    from dataclasses import fields
-
+    from seco.configio import field_types, parse_text
     from seco.experiment.config import CompareConfig
 
-    kinds: dict[str, type] = {f.name: type(f.default) for f in fields(CompareConfig)
-                              if f.name not in ("out", "store", "methods")}
+    kinds = {k: t for k, t in field_types(CompareConfig).items() if k not in ("out", "store", "methods")}
     out: dict[str, Any] = {}
     for item in items:
         key, eq, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not eq or key not in kinds:
             raise ConfigError(f"--set {item!r}: use KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
-        kind = kinds[key]
         try:
-            out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
-        except ValueError as e:
-            raise ConfigError(f"--set {item!r}: {value!r} is not of type {kind.__name__}") from e
+            out[key] = parse_text(kinds[key], value)
+        except ConfigError as e:
+            raise ConfigError(f"--set {item!r}: {e}") from None
     return out
 
 

@@ -6,13 +6,10 @@ same settings (or it is refused), and then continues: finished (method, seed) ce
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from seco.configio import ConfigIO
 from seco.errors import ConfigError
 from seco.methods import get_method, method_names
 
@@ -36,7 +33,7 @@ def colour(method: str) -> str:
 
 
 @dataclass(frozen=True)
-class CompareConfig:
+class CompareConfig(ConfigIO):
     """Everything that defines one comparison (the ``--scale`` presets fill the sizes).
 
     Attributes:
@@ -129,22 +126,6 @@ class CompareConfig:
         """Every (method, seed) of the experiment, method-major."""
         return [(m, s) for m in self.methods for s in self.seed_list]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["methods"] = list(self.methods)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CompareConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown experiment setting(s) {', '.join(unknown)}")
-        d = dict(d)
-        if "methods" in d:
-            d["methods"] = tuple(d["methods"])
-        return cls(**d)
-
     def comparable(self) -> dict[str, Any]:
         """The settings a resumed experiment must share (not the output-only ones)."""
         d = self.to_dict()
@@ -154,11 +135,6 @@ class CompareConfig:
             d.pop("oscd_test")
             d.pop("oscd_epochs")
         return d
-
-    def save(self, path: Path) -> None:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(path)
 
 
 def _int(v: Any) -> bool:

@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from seco.errors import ConfigError, DatasetError
 from seco.experiment.config import CompareConfig
+from seco.fileutil import atomic_write
 
 OSCD_LABELLED = ("bercy", "paris", "rennes")
 #: Settings of the OSCD task, which a rerun may add to an experiment run without it.
@@ -76,7 +75,7 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
             raise ConfigError(f"--oscd-test {cfg.oscd_test!r} must be a labelled city: {', '.join(OSCD_LABELLED)}")
     saved = Path(cfg.out) / "experiment.yaml"
     if saved.is_file():
-        old = CompareConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
+        old = CompareConfig.load(saved)
         keys = set(cfg.comparable()) | set(old.comparable())
         diff = sorted(k for k in keys if old.comparable().get(k) != cfg.comparable().get(k))
         if not old.oscd and cfg.oscd:  # adding OSCD to an experiment run without it: finished cells get it too
@@ -184,9 +183,7 @@ def _oscd(cfg: CompareConfig, weights: str, bands: tuple[str, ...], seed: int, c
 
 
 def _write(path: Path, result: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(result, indent=2))
 
 
 def _subspaces(cfg: CompareConfig, result: dict[str, Any], cell: Path, data: dict[str, Any],

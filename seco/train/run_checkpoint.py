@@ -10,7 +10,8 @@ earlier releases).
 
 Writing (:func:`save_run_checkpoint`): the dict is passed through :func:`seco.models.safe_load.to_safe`
 (only tensors, dicts, lists, tuples, sets, numbers, strings, bytes), so ``torch.load(weights_only=True)``
-reads it; the file is written to ``<name>.tmp``, fsynced and renamed, so a kill leaves the previous one.
+reads it; the file is written through :func:`seco.fileutil.atomic_open` (a temporary file beside it, fsynced
+and renamed), so a kill leaves the previous one.
 
 Reading (:func:`read_run_checkpoint`): :func:`seco.models.safe_load.read_torch_file` (``weights_only=True``;
 the restricted unpickler for older files holding other objects; never full pickle), then every entry that
@@ -20,7 +21,6 @@ the restricted unpickler for older files holding other objects; never full pickl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from torch import Tensor
 from seco import __version__
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, SecoError
+from seco.fileutil import atomic_open
 from seco.models.contrastive import ContrastiveModel
 from seco.models.safe_load import read_torch_file, to_safe
 from seco.train.config import PretrainConfig
@@ -50,12 +51,8 @@ def save_run_checkpoint(obj: Mapping[str, Any], path: Path) -> None:
         CheckpointError: an entry of a type the safe loader could not read (named by its key).
     """
     safe = to_safe(obj, "checkpoint")
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
+    with atomic_open(path, "wb") as f:
         torch.save(safe, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def run_state(

@@ -28,7 +28,7 @@ from seco.methods import ViewRecipe, get_method
 from seco.models.contrastive import ContrastiveModel
 from seco.store import open_store
 from seco.store.reader import Store
-from seco.train.config import PretrainConfig, for_device, load_yaml
+from seco.train.config import PretrainConfig, for_device
 from seco.train.distributed import DistInfo, barrier, cpus_per_process
 from seco.train.model import build_model, build_optimizer, build_scheduler
 from seco.train.run_checkpoint import load_checkpoint
@@ -166,7 +166,7 @@ def settle_config(
             ckpt = load_checkpoint(ckpt_path)
             saved = PretrainConfig.from_dict(ckpt["config"])
         else:  # stopped before its first checkpoint: the run starts over, with the settings it was started with
-            saved = PretrainConfig.from_dict(load_yaml(saved_cfg))
+            saved = PretrainConfig.load(saved_cfg)
             print(f"note: {str(out)!r} has no checkpoint yet; the run starts over from step 0 with its saved settings")
         # the worker count is operational: a resumed run uses this machine's, whether given or automatic
         cfg = _resume_config(saved, cfg, given | {"num_workers"})
