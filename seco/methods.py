@@ -21,7 +21,6 @@ This module is plain data (no torch, no numpy), so everything may import it: the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from seco.errors import ConfigError
 
@@ -82,13 +81,6 @@ class ViewRecipe:
     def num_keys(self) -> int:
         """Number of key views (= embedding subspaces)."""
         return len(self.keys)
-
-    def make_views(self, batch: Any, gen: Any, size: int, normalization: Any, augment_cfg: Any = None) -> Any:
-        """Shorthand for :func:`seco.data.views.make_views` ``(batch, self, gen, size, normalization,
-        augment_cfg)`` (imported here, on use: this module stays free of torch)."""
-        from seco.data.views import make_views
-
-        return make_views(batch, self, gen, size, normalization, augment_cfg)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ on the whole batch, on its device (``seco.data.views``). Per step the loop does:
     dataset.set_epoch(sampler.epoch)          # before iterating the loader (workers are re-created)
     for batch in DataLoader(dataset, batch_sampler=sampler, num_workers=..., collate_fn=collate_pretrain):
         images = to_reflectance(batch["images"].to(device, non_blocking=True))  # (B, n, C, H, W)
-        q, keys = recipe.make_views(images, gen, size, normalization)  # on the CPU: pass the DN batch as is
+        q, keys = make_views(images, recipe, gen, size, normalization)  # on the CPU: pass the DN batch as is
         ...  # optimiser step
         sampler.advance()                     # one batch consumed: what state_dict() will resume after
     sampler.next_epoch()                      # after a complete pass

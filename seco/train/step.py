@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from seco.data.normalize import to_reflectance
+from seco.data.views import make_views
 from seco.models.contrastive import ContrastiveOutput
 from seco.train.setup import Run
 
@@ -49,8 +50,8 @@ class StepRunner:
             images = to_reflectance(images)
         self.gen.manual_seed(step_seed(cfg.seed, run.info.rank, run.step))
         torch.manual_seed(step_seed(cfg.seed, 0, run.step))  # shuffle-BN permutation, same on all ranks
-        q, keys = run.recipe.make_views(images, gen=self.gen, size=cfg.crop, normalization=run.norm,
-                                        augment_cfg=run.aug)
+        q, keys = make_views(images, run.recipe, gen=self.gen, size=cfg.crop, normalization=run.norm,
+                             augment_cfg=run.aug)
         if cfg.channels_last:
             q = q.contiguous(memory_format=torch.channels_last)
             keys = [k.contiguous(memory_format=torch.channels_last) for k in keys]

@@ -68,7 +68,7 @@ def test_views_are_normalised_and_deterministic() -> None:
     batch = dated_batch(n=3) + 1.0
     norm = Normalization(("B02", "B03"), (0.5, 2.0), (2.0, 4.0))
     g = step_generator(1, 0, 5)
-    q, keys = SECO.make_views(batch, g, 12, norm, FLIP_ONLY)
+    q, keys = make_views(batch, SECO, g, 12, norm, FLIP_ONLY)
     raw_q, raw_keys = make_views(batch, SECO, step_generator(1, 0, 5), 12, None, FLIP_ONLY)
     torch.testing.assert_close(q, norm.apply(raw_q))
     for k, rk in zip(keys, raw_keys, strict=True):
