@@ -1,7 +1,7 @@
 """The per-location work of ``seco collect`` (runs on a worker thread or a Dask worker; never writes).
 
 For each date window: search the catalog at the location's point, try the candidate scenes in policy order,
-read the patch and check it; every failing candidate becomes a :class:`Failure` and the next one is tried.
+read the patch and check it; every failing candidate becomes a :class:`~seco.collect.records.Failure` and the next one is tried.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def point_box(lon: float, lat: float) -> tuple[float, float, float, float]:
 def collect_location(task: LocationTask, job: Job) -> LocationResult:
     """Find, read and check one patch per date window of a location (runs on a worker; never writes).
 
-    Never raises for a data fault: every failing candidate becomes a :class:`Failure` and the next one is
+    Never raises for a data fault: every failing candidate becomes a :class:`~seco.collect.records.Failure` and the next one is
     tried. Returns status ``error`` only when the catalog cannot be reached after the retries.
     """
     res = LocationResult(task=task, status="error")
