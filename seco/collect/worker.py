@@ -126,8 +126,8 @@ def point_box(lon: float, lat: float) -> tuple[float, float, float, float]:
 def collect_location(task: LocationTask, job: Job) -> LocationResult:
     """Find, read and check one patch per date window of a location (runs on a worker; never writes).
 
-    Never raises for a data fault: every failing candidate becomes a :class:`~seco.collect.records.Failure` and the next one is
-    tried. Returns status ``error`` only when the catalog cannot be reached after the retries.
+    Never raises for a data fault: every failing candidate becomes a :class:`~seco.collect.records.Failure` and
+    the next one is tried. Returns status ``error`` only when the catalog cannot be reached after the retries.
     """
     res = LocationResult(task=task, status="error")
     try:
