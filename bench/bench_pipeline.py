@@ -57,7 +57,7 @@ from bench.common import machine, table
 from seco.data.normalize import Normalization, to_reflectance
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain, unpack_batch
 from seco.data.ring import BatchRing, RingBatches, SlotKeys, ring_slots
-from seco.data.views import recipe_for
+from seco.data.views import make_views, recipe_for
 from seco.errors import ConfigError
 from seco.models.contrastive import ContrastiveModel
 from seco.store import open_store
@@ -294,7 +294,7 @@ def views_rate(store: Path, a: argparse.Namespace, device: torch.device) -> tupl
         else:
             images = spec.unpack(host)  # on the CPU make_views reads the DN batch directly
         gen.manual_seed(0)
-        made["v"] = recipe.make_views(images, gen=gen, size=a.crop, normalization=norm)
+        made["v"] = make_views(images, recipe, gen=gen, size=a.crop, normalization=norm)
         if cuda:
             torch.cuda.synchronize(device)
 
