@@ -240,6 +240,49 @@ def _scan_inputs(paths: list[Path], cfg: EmbedConfig) -> tuple[dict[Path, tuple[
     return fbands, crs, bounds
 
 
+#: Plausible surface reflectance: the median of a Sentinel-2 scene's valid pixels lies well inside this range.
+PLAUSIBLE_MEDIAN = (0.002, 1.5)
+
+
+def check_values(paths: list[Path], cfg: EmbedConfig, bands: tuple[str, ...], fbands: dict[Path, tuple[str, ...]]
+                 ) -> None:
+    """Refuse inputs whose values cannot be reflectance under the scaling in force, before any work: 8-bit
+    files without an explicit ``--scale`` (at most 255 DN: no Sentinel-2 reflectance x 10000), and files whose
+    median reflectance (decimated read, nodata excluded) is implausible, e.g. DN stored as float (median ~1500
+    with the float default ``--scale 1``).
+
+    Raises:
+        ConfigError: naming the file, what was seen, and the flag that fixes it.
+    """
+    for p in paths:
+        with _open(p) as src:
+            dtype = np.dtype(src.dtypes[0])
+            if dtype.itemsize == 1 and cfg.scale is None:
+                raise ConfigError(
+                    f"{p} is {dtype} (values up to {np.iinfo(dtype).max}): 8-bit data is no Sentinel-2 reflectance "
+                    "x 10000, and the weights expect reflectance. Pass --scale (and --offset) that turn its values "
+                    "into reflectance, e.g. --scale 255 for a 0-255 stretch of reflectance 0-1"
+                )
+            idx = [fbands[p].index(b) + 1 for b in bands]
+            oh, ow = min(src.height, 256), min(src.width, 256)
+            a = src.read(idx, out_shape=(len(idx), oh, ow), resampling=Resampling.nearest)  # (C, oh, ow)
+            keep = np.ones(a.shape[1:], bool) if src.nodata is None else ~np.all(a == src.nodata, axis=0)
+            if not keep.any():
+                continue
+            s = _scaling(src, cfg)
+            med = float(np.median((a[:, keep].astype(np.float64) + s.offset) / s.scale))
+            lo, hi = PLAUSIBLE_MEDIAN
+            if not lo <= med <= hi:
+                flags = f"--scale {s.scale:g}" + (f" --offset {s.offset:g}" if s.offset else "")
+                guess = (" It looks like DN (reflectance x 10000): pass --scale 10000" if med > 100 else
+                         " Check --scale and --offset")
+                raise ConfigError(
+                    f"{p} ({dtype}) has a median of {med:.4g} after {flags} ({'given' if cfg.scale else 'default'} "
+                    f"for {'float' if dtype.kind == 'f' else 'integer'} files), not surface reflectance "
+                    f"(median {lo:g}-{hi:g}).{guess}"
+                )
+
+
 def _count_patches(paths: list[Path], cfg: EmbedConfig) -> int:
     """Patches of the tiling over every file (nodata patches included)."""
     total = 0
@@ -274,6 +317,7 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
                 f"{p} lacks band(s) {', '.join(missing)} that weights {cfg.weights!r} need (it has "
                 f"{', '.join(fbands[p])}); give files with those bands, or fix the names with --bands"
             )
+    check_values(paths, cfg, bands, fbands)
     lb = spec.build(bands)
     transform = lb.transform
     norm_source = f"weights ({lb.kind})"
