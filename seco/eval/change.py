@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seco.backbones import build_backbone
 from seco.bands import L1C
 from seco.data.oscd import IMAGES_DIR, OSCD, read_city_list
 from seco.errors import ConfigError, DatasetError
@@ -360,6 +361,61 @@ def _paper_batches(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]], batch
     return batch_counts
 
 
+def training_bytes(backbone: str, in_chans: int, patch: int, batch_size: int, dropout: float = 0.3) -> int:
+    """Estimated peak memory of one decoder training step at ``patch`` px and ``batch_size`` (bytes).
+
+    Shapes only (the model runs on the meta device, nothing is allocated): the decoder's layer outputs, kept for
+    the backward pass and matched by their gradients (x2), the five difference features, and three of the largest
+    encoder outputs in flight (the frozen encoder keeps nothing for backward), all float32.
+    """
+    with torch.device("meta"):
+        model = ChangeDetector(build_backbone(backbone, in_chans, num_classes=0), dropout)
+        sizes: dict[str, list[int]] = {"encoder": [], "decoder": []}
+        hooks = []
+        for part in ("encoder", "decoder"):
+            for m in getattr(model, part).modules():
+                if not list(m.children()):
+                    hooks.append(m.register_forward_hook(
+                        lambda _m, _i, o, part=part: sizes[part].append(o.numel() if isinstance(o, Tensor) else 0)))
+        x = torch.empty(batch_size, in_chans, patch, patch)
+        feats = model.encoder(x, x)
+        model.decoder(feats, (patch, patch))
+        for h in hooks:
+            h.remove()
+    elems = 2 * sum(sizes["decoder"]) + sum(f.numel() for f in feats) + 3 * max(sizes["encoder"], default=0)
+    return 4 * elems
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory free for a run on ``device``: the GPU's free memory, or the RAM available to processes."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_fits(cfg: ChangeConfig, backbone: str, in_chans: int, device: torch.device) -> None:
+    """Refuse a ``--patch`` / ``--batch-size`` whose training step would not fit in memory, before any work.
+
+    Raises:
+        ConfigError: with the estimate, what is free, and settings that fit.
+    """
+    need, free = training_bytes(backbone, in_chans, cfg.patch, cfg.batch_size, cfg.dropout), available_bytes(device)
+    if need <= 0.8 * free:
+        return
+    fit = cfg.batch_size
+    while fit > 1 and training_bytes(backbone, in_chans, cfg.patch, fit, cfg.dropout) > 0.8 * free:
+        fit //= 2
+    hint = (f"--batch-size {fit}" if training_bytes(backbone, in_chans, cfg.patch, fit, cfg.dropout) <= 0.8 * free
+            else "a smaller --patch (the paper uses 96)")
+    raise ConfigError(
+        f"--patch {cfg.patch} with --batch-size {cfg.batch_size} needs about {need / 2**30:.1f} GiB for a training "
+        f"step of the {backbone} U-Net on {in_chans} bands, and {device.type} has {free / 2**30:.1f} GiB free; "
+        f"use {hint}"
+    )
+
+
 def run_change_detection(
     cfg: ChangeConfig, *, normalization: str = "weights", levels: str | tuple[int, ...] | None = None
 ) -> dict[str, Any]:
@@ -377,12 +433,13 @@ def run_change_detection(
         raise ConfigError(f"normalization={normalization!r} is not one of {', '.join(NORM_POLICIES)}")
     keep = parse_levels(levels)
     t0 = time.perf_counter()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.yaml")
     device = resolve_device(cfg.device)
     spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, cfg.seed)
     bands = resolve_bands(spec.bands, cfg.bands, L1C, cfg.weights)
+    check_fits(cfg, spec.name, len(bands), device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
     train_names, test_names = _cities(cfg)
     train_raw = _load(cfg, train_names, bands, "train")
     test_raw = _load(cfg, test_names, bands, "test")
