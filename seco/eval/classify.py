@@ -15,6 +15,7 @@ One run = one set of weights, one protocol, one or more label fractions:
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,29 @@ def _open_splits(cfg: ClassifyConfig, bands: tuple[str, ...] | str) -> Splits:
     first = data["train"]
     kind = first.kind if cfg.task == "eurosat" else "l2a"  # type: ignore[attr-defined]
     return Splits(data, tuple(first.classes), cfg.task == "bigearthnet", test_is_val, kind)  # type: ignore[attr-defined]
+
+
+#: Test patches below which scores are a smoke test rather than a measurement (accuracy's standard error is then
+#: above ~5 points).
+MIN_TEST = 100
+
+
+def small_split_warnings(splits: Splits) -> list[str]:
+    """Warnings when the test split is too small to mean much: few patches (with the standard error of an
+    accuracy there), or, multi-label, classes that never occur in it (macro scores then average over the
+    ones that do, and can read 100 where micro reads 19)."""
+    out = []
+    y = splits.targets("test")
+    n = len(y)
+    if n < MIN_TEST:
+        out.append(f"the test split holds only {n} patch(es): an accuracy there has a standard error of up to "
+                   f"{50 / max(n, 1) ** 0.5:.0f} points, so read the scores as a smoke test, not a measurement")
+    if splits.multilabel:
+        present = int((np.asarray(y).sum(axis=0) > 0).sum())
+        if present < len(splits.classes):
+            out.append(f"only {present} of the {len(splits.classes)} classes occur in the test split: macro scores "
+                       "average over those, micro over every label; they can disagree widely")
+    return out
 
 
 def _available_bands(cfg: ClassifyConfig) -> tuple[str, ...]:
@@ -247,6 +271,9 @@ def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
     lb = spec.build(bands)
     cache_root = (Path(cfg.cache_dir) if cfg.cache_dir else feats_mod.default_cache_dir()) if cfg.use_cache else None
     transform, norm_source, notes = _transform(cfg, lb, splits, cache_root)
+    for w in small_split_warnings(splits):
+        print(f"warning: {w}", file=sys.stderr)
+        notes.append(f"Warning: {w}.")
     if splits.test_is_val:
         notes.append("No test list was given: the val list is also the test set (the SeCo paper's EuroSAT "
                      "protocol); C / early stopping are then chosen on the reported set.")
