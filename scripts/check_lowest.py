@@ -106,10 +106,10 @@ def read_constraints(path: Path) -> dict[str, str]:
     return out
 
 
-def run(cmd: list[str], **kw: object) -> None:
+def run(cmd: list[str]) -> None:
     """Run ``cmd`` from the repository root, echoing it; stop the check when it fails."""
     print("+ " + " ".join(cmd), flush=True)
-    rc = subprocess.call(cmd, cwd=ROOT, **kw)  # type: ignore[call-overload]
+    rc = subprocess.call(cmd, cwd=ROOT)
     if rc:
         raise SystemExit(f"failed (exit {rc}): {' '.join(cmd)}")
 
@@ -121,6 +121,7 @@ def installed_versions(python: Path) -> dict[str, str]:
 
 
 def main() -> int:
+    """Build the environment, install the lowest versions, check them, import seco and run the tests."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--venv", type=Path, default=ROOT / ".venv-lowest", help="environment to build (default %(default)s)")
     ap.add_argument("--reuse", action="store_true", help="install into an existing --venv instead of a fresh one")
