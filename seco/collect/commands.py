@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from seco.errors import ConfigError
+from seco.errors import CollectError, ConfigError
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -211,6 +211,13 @@ def _run_collect(a: argparse.Namespace) -> int:
         return 0
     summary = run_collect(plan)
     print(summary.describe())
+    if summary.committed == 0 and not summary.stalled:
+        raise CollectError(
+            f"nothing was collected: every one of the {summary.candidates} candidate locations was rejected (the "
+            f"reasons are above and in {summary.failures_path}); widen the date windows (seco sample --window-days), "
+            "raise --max-cloud / --max-patch-cloud, or sample "
+            "other locations"
+        )
     return 1 if summary.stalled else 0
 
 

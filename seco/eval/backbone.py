@@ -27,20 +27,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seco.backbones import build_backbone
 from seco.bands import BAND_SETS, parse_bands
 from seco.data.normalize import Normalization
 from seco.errors import BandError, CheckpointError, ConfigError, SecoError
 from seco.fileutil import file_sha256
-from seco.models.checkpoint import (
-    EXPORT_FORMAT,
-    EXPORT_SUFFIXES,
-    backbone_arch,
-    load_exported,
-    load_official_checkpoint,
-    official_normalization,
-    read_torch_file,
-)
-from seco.models.resnet import ResNet, build_backbone
+from seco.models.export import EXPORT_FORMAT, EXPORT_SUFFIXES, backbone_arch, load_exported
+from seco.models.official import load_official_checkpoint, official_normalization
+from seco.models.resnet import ResNet
+from seco.models.safe_load import read_torch_file
 
 #: Keys under which training scripts nest a state dict.
 _NESTING_KEYS = ("state_dict", "model", "backbone", "encoder")
@@ -238,7 +233,7 @@ def load_weights(
                 raise CheckpointError(
                     f"official checkpoint {str(path)!r} takes {in_chans} bands; name them with --weights-bands"
                 )
-            wb = BAND_SETS["rgb"]
+            wb = parse_bands(BAND_SETS["rgb"])
             norm, clip = normalization_from_meta(official_normalization())
         _check_count(wb, in_chans, weights)
         return WeightsSpec("official", weights, name, wb, sd, norm, clip, file_sha256(path), seed)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from seco.errors import BandError, ConfigError, DatasetError
 from seco.eval.backbone import InputTransform, load_weights, resolve_bands, resolve_device
 from seco.eval.config import EmbedConfig
 from seco.eval.features import image_stats
+from seco.fileutil import AtomicFile
 
 GEOPARQUET_VERSION = "1.1.0"
 _BAND_IN_TEXT = re.compile(r"\bB(8A|\d{1,2})\b", re.IGNORECASE)
@@ -311,9 +311,7 @@ class _ParquetSink:
     """Streams rows to ``<out>`` through a temporary file renamed on success."""
 
     def __init__(self, out: Path, crs: Any, bbox: list[float], dim: int, meta: dict[str, Any]) -> None:
-        self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
         self.schema = pa.schema(
             [
                 ("source", pa.string()),
@@ -329,7 +327,12 @@ class _ParquetSink:
             ],
             metadata={b"geo": json.dumps(_geo_metadata(crs, bbox)).encode(), b"seco": json.dumps(meta).encode()},
         )
-        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        self.file = AtomicFile(out)
+        try:
+            self.writer = pq.ParquetWriter(self.file.tmp, self.schema)
+        except BaseException:
+            self.file.discard()
+            raise
         self.dim = dim
 
     def write(self, cols: dict[str, Any], emb: np.ndarray) -> None:
@@ -341,13 +344,13 @@ class _ParquetSink:
 
     def close(self) -> None:
         self.writer.close()
-        os.replace(self.tmp, self.out)
+        self.file.commit()
 
     def abort(self) -> None:
         try:
             self.writer.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self.file.discard()
 
 
 @torch.no_grad()
@@ -424,15 +427,18 @@ class _DenseSink:
     def __init__(self, path: Path, src: Any, nrows: int, ncols: int, dim: int, patch: int, step: int,
                  meta: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.tmp = path.parent / f".{path.name}.{os.getpid()}.tmp.tif"
         shift = (patch - step) / 2.0  # centre the step-sized cell on the patch centre
         self.ncols = ncols
-        self.dst = rasterio.open(
-            self.tmp, "w", driver="GTiff", width=ncols, height=nrows, count=dim, dtype="float32", crs=src.crs,
-            transform=src.transform @ Affine.translation(shift, shift) @ Affine.scale(step), nodata=float("nan"),
-            interleave="pixel", BIGTIFF="IF_SAFER",
-        )
+        self.file = AtomicFile(path)
+        try:
+            self.dst = rasterio.open(
+                self.file.tmp, "w", driver="GTiff", width=ncols, height=nrows, count=dim, dtype="float32",
+                crs=src.crs, transform=src.transform @ Affine.translation(shift, shift) @ Affine.scale(step),
+                nodata=float("nan"), interleave="pixel", BIGTIFF="IF_SAFER",
+            )
+        except BaseException:
+            self.file.discard()
+            raise
         self.dst.update_tags(**{k: json.dumps(v) for k, v in meta.items() if k != "config"})
 
     def write_row(self, r: int, line: np.ndarray) -> None:
@@ -442,8 +448,12 @@ class _DenseSink:
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.dst.close()
+        try:
+            self.dst.close()
+        except BaseException:
+            self.file.discard()
+            raise
         if exc_type is None:
-            os.replace(self.tmp, self.path)
+            self.file.commit()
         else:
-            self.tmp.unlink(missing_ok=True)
+            self.file.discard()

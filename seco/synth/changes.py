@@ -36,6 +36,7 @@ import numpy as np
 
 from seco.bands import BY_NAME, L1C, TEN_M, parse_bands
 from seco.errors import ConfigError, DatasetError
+from seco.fileutil import atomic_write
 from seco.synth import geo, seasons, spectra
 from seco.synth.scene import CROPLAND, FOREST, GRASSLAND, URBAN, WATER, _fields, _rotated_grid
 
@@ -465,9 +466,7 @@ def make_change_dataset(
                 COVER[k]: float(np.mean(sim["cover1"] == k)) for k in range(len(COVER)) if (sim["cover1"] == k).any()
             },
         }
-    tmp = path / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"config": want, "cities": cities}, indent=2), encoding="utf-8")
-    tmp.replace(manifest)  # written last: its presence marks a finished dataset
+    atomic_write(manifest, json.dumps({"config": want, "cities": cities}, indent=2))  # last: marks a finished dataset
     return path
 
 

@@ -10,18 +10,11 @@ import torch
 
 from seco.data.normalize import Normalization
 from seco.data.transforms import Augment
-from seco.data.views import (
-    MOCO,
-    MOCO_TP,
-    SECO,
-    View,
-    ViewRecipe,
-    draw_dates,
-    make_views,
-    recipe_for,
-    step_generator,
-)
+from seco.data.views import draw_dates, make_views, recipe_for, step_generator
 from seco.errors import ConfigError, DatasetError
+from seco.methods import View, ViewRecipe
+
+SECO, MOCO, MOCO_TP = (recipe_for(m) for m in ("seco", "moco", "moco-tp"))
 
 #: Only the (always-on) flip marks an augmented view; the rest keeps values readable.
 FLIP_ONLY = Augment(size=12, jitter_p=0, grayscale_p=0, blur_p=0, flip_p=1.0)
@@ -106,7 +99,7 @@ def test_recipe_lookup_and_validation() -> None:
     with pytest.raises(ConfigError, match="simclr"):
         recipe_for("simclr")
     with pytest.raises(ConfigError, match="date 2"):
-        ViewRecipe("bad", 2, View(0, False), (View(2, True),))
+        ViewRecipe(2, View(0, False), (View(2, True),), "bad")
 
 
 def test_draw_dates_distinct_valid_and_deterministic() -> None:

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from seco.backbones import build_backbone
 from seco.eval.change import PatchSampler, tile_grid
 from seco.eval.report import FN_COLOUR, FP_COLOUR, TN_COLOUR, TP_COLOUR
-from seco.models.resnet import build_backbone
 from seco.models.unet import ChangeDetector, ChangeUNet
 from tests.eval._helpers import SHARED, fakes
 
