@@ -94,8 +94,8 @@ def _url_entries(url: str) -> list[str]:
 
         fs, path = fsspec.core.url_to_fs(url)
     except ImportError as e:
-        raise ConfigError(f"--out {url}: {e}; install the fsspec driver of that protocol (for s3://: pip install "
-                          "s3fs==2026.9.0)") from e
+        raise ConfigError(f"--out {url}: {e}; install the fsspec driver of that protocol (for s3://: "
+                          "pip install -e '.[s3]')") from e
     except (ValueError, TypeError) as e:
         raise ConfigError(f"--out {url!r} is not a usable fsspec URL ({e}); e.g. s3://bucket/stores/s2.zarr") from e
     try:
