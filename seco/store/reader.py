@@ -36,7 +36,7 @@ def open_store(
     return Store(S.Location.parse(path, storage_options), verify=verify)
 
 
-class Store:
+class Store(S.StoreFacts):
     """A snapshot of the committed locations of a store.
 
     ``len(store)`` is the location count committed when the store was opened (``refresh`` re-reads it).
@@ -134,22 +134,6 @@ class Store:
         return self
 
     # ------------------------------------------------------------------------------------------ schema
-    @property
-    def path(self) -> str:
-        return self._loc.url
-
-    @property
-    def bands(self) -> tuple[str, ...]:
-        return self.config.bands
-
-    @property
-    def num_dates(self) -> int:
-        return self.config.num_dates
-
-    @property
-    def patch_size(self) -> int:
-        return self.config.patch_size
-
     @property
     def has_checksums(self) -> bool:
         """Whether the image chunks carry CRC32C checksums (``False`` for stores of an older seco)."""

@@ -124,6 +124,50 @@ def _land_cover(rng: np.random.Generator, P: int, T: int) -> tuple[np.ndarray, n
     return cls, textures, smooth
 
 
+def _parcels(rng: np.random.Generator, cls: np.ndarray, peak: np.ndarray, amp_fac: np.ndarray,
+             offset: np.ndarray) -> None:
+    """Field parcels: each cropland parcel one crop calendar (greenest day, amplitude), grassland parcels their
+    own vigour; in place of ``peak``, ``amp_fac`` and ``offset`` (P, P)."""
+    P = cls.shape[0]
+    parcel, _ = _rotated_grid(rng, P, (14.0, 50.0))
+    uniq, inv = np.unique(parcel, return_inverse=True)
+    inv = inv.reshape(P, P)
+    cal = rng.choice(len(spectra.CROP_CALENDARS), size=len(uniq), p=[0.35, 0.3, 0.2, 0.15])
+    cal_peak = np.array([c[0] for c in spectra.CROP_CALENDARS], np.float32)[cal]
+    cal_amp = np.array([c[1] for c in spectra.CROP_CALENDARS], np.float32)[cal]
+    crop = cls == CROPLAND
+    grass = cls == GRASSLAND
+    peak[crop] = cal_peak[inv[crop]]
+    amp_fac[crop] = cal_amp[inv[crop]]
+    offset[crop] += rng.normal(0, 0.08, len(uniq)).astype(np.float32)[inv[crop]]
+    peak[grass] += rng.normal(0, 12, len(uniq)).astype(np.float32)[inv[grass]]
+    amp_fac[grass] = rng.uniform(0.7, 1.3, len(uniq)).astype(np.float32)[inv[grass]]
+    offset[grass] += rng.normal(0, 0.05, len(uniq)).astype(np.float32)[inv[grass]]
+
+
+def _urban_blocks(rng: np.random.Generator, cls: np.ndarray, amp_fac: np.ndarray, offset: np.ndarray) -> None:
+    """Urban blocks with roads (dark, no phenology) and parks (become grassland), in place."""
+    P = cls.shape[0]
+    block, dist = _rotated_grid(rng, P, (10.0, 28.0))
+    uniq, inv = np.unique(block, return_inverse=True)
+    inv = inv.reshape(P, P)
+    urban = cls == URBAN
+    park = (rng.random(len(uniq)) < 0.12)[inv] & urban & (dist >= 1.0)
+    road = urban & (dist < 1.0)
+    offset[urban] += rng.normal(0, 0.18, len(uniq)).astype(np.float32)[inv[urban]]
+    cls[park] = GRASSLAND
+    offset[road] = math.log(0.7)
+    amp_fac[road] = 0.0
+
+
+def _hill_shade(cls: np.ndarray, elevation: np.ndarray, offset: np.ndarray) -> None:
+    """Mountain pixels shaded by their slope towards the light (in place of ``offset``)."""
+    gy, gx = np.gradient(elevation)
+    shade = gx - gy
+    mountain = cls == MOUNTAIN
+    offset[mountain] += 0.3 * (shade / (shade.std() + 1e-6))[mountain]
+
+
 def _structure(rng: np.random.Generator, cls: np.ndarray, elevation: np.ndarray, peak: np.ndarray,
                lat: float) -> tuple[np.ndarray, np.ndarray]:
     """Parcels with their crop calendars, urban blocks with roads and parks, hill shade, in place of ``cls``
@@ -133,36 +177,11 @@ def _structure(rng: np.random.Generator, cls: np.ndarray, elevation: np.ndarray,
     amp_fac = np.ones((P, P), np.float32)
     present = set(np.unique(cls).tolist())
     if CROPLAND in present or GRASSLAND in present:
-        parcel, _ = _rotated_grid(rng, P, (14.0, 50.0))
-        uniq, inv = np.unique(parcel, return_inverse=True)
-        inv = inv.reshape(P, P)
-        cal = rng.choice(len(spectra.CROP_CALENDARS), size=len(uniq), p=[0.35, 0.3, 0.2, 0.15])
-        cal_peak = np.array([c[0] for c in spectra.CROP_CALENDARS], np.float32)[cal]
-        cal_amp = np.array([c[1] for c in spectra.CROP_CALENDARS], np.float32)[cal]
-        crop = cls == CROPLAND
-        grass = cls == GRASSLAND
-        peak[crop] = cal_peak[inv[crop]]
-        amp_fac[crop] = cal_amp[inv[crop]]
-        offset[crop] += rng.normal(0, 0.08, len(uniq)).astype(np.float32)[inv[crop]]
-        peak[grass] += rng.normal(0, 12, len(uniq)).astype(np.float32)[inv[grass]]
-        amp_fac[grass] = rng.uniform(0.7, 1.3, len(uniq)).astype(np.float32)[inv[grass]]
-        offset[grass] += rng.normal(0, 0.05, len(uniq)).astype(np.float32)[inv[grass]]
+        _parcels(rng, cls, peak, amp_fac, offset)
     if URBAN in present:
-        block, dist = _rotated_grid(rng, P, (10.0, 28.0))
-        uniq, inv = np.unique(block, return_inverse=True)
-        inv = inv.reshape(P, P)
-        urban = cls == URBAN
-        park = (rng.random(len(uniq)) < 0.12)[inv] & urban & (dist >= 1.0)
-        road = urban & (dist < 1.0)
-        offset[urban] += rng.normal(0, 0.18, len(uniq)).astype(np.float32)[inv[urban]]
-        cls[park] = GRASSLAND
-        offset[road] = math.log(0.7)
-        amp_fac[road] = 0.0
+        _urban_blocks(rng, cls, amp_fac, offset)
     if MOUNTAIN in present:
-        gy, gx = np.gradient(elevation)
-        shade = gx - gy
-        mountain = cls == MOUNTAIN
-        offset[mountain] += 0.3 * (shade / (shade.std() + 1e-6))[mountain]
+        _hill_shade(cls, elevation, offset)
     if lat < 0:
         peak += 182.0
     return offset, amp_fac
