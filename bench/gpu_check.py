@@ -30,7 +30,6 @@ and the runs go to ``--work`` (default: a temporary folder). No progress bars. W
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -53,13 +52,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from seco.bands import L2A
 from seco.data.normalize import Normalization, to_reflectance
-from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain
 from seco.data.ring import BatchRing, RingBatches, SlotKeys, host_register, ring_slots
 from seco.data.transforms import Augment
-from seco.data.views import SECO, ViewRecipe
-from seco.models.seco import ContrastiveModel, gather_buffers
+from seco.data.views import make_views
+from seco.methods import SECO
+from seco.models.contrastive import gather_buffers
 from seco.store.packing import PackSpec
+from seco.train.config import PretrainConfig
+from seco.train.distributed import DistInfo
 from seco.train.prefetch import DevicePrefetcher, teardown
+from seco.train.setup import Run, settle_run
+from seco.train.step import StepRunner
 
 GIB = 2**30
 
@@ -117,73 +120,17 @@ class Context:
         return self._store
 
 
-# ---------------------------------------------------------------------------------------- the training step
+# ------------------------------------------------------------------------------------- a run's training step
 
 
-def training_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    images: torch.Tensor,
-    gen: torch.Generator,
-    *,
-    recipe: ViewRecipe,
-    norm: Normalization,
-    aug: Augment,
-    seed: int,
-    channels_last: bool,
-    precision: str,
-) -> torch.Tensor:
-    """One pre-training step as ``seco.train.loop`` runs it: (B, n, C, H, W) uint16 DN on the device -> the
-    loss, left on the device. Keep in step with the loop's body (views, autocast, backward, optimiser)."""
-    device = images.device
-    if device.type != "cpu":  # on the CPU make_views converts only the crop boxes
-        images = to_reflectance(images)
-    gen.manual_seed(seed)
-    torch.manual_seed(seed)  # the shuffle-BN permutation under DDP
-    q, keys = recipe.make_views(images, gen=gen, size=aug.size, normalization=norm, augment_cfg=aug)
-    if channels_last:
-        q = q.contiguous(memory_format=torch.channels_last)
-        keys = [k.contiguous(memory_format=torch.channels_last) for k in keys]
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if precision == "bf16" else contextlib.nullcontext()
+def settled_run(store: Path, out: Path, device: torch.device, sizes: Sizes, workers: int = 0, **kw: Any) -> Run:
+    """A run as ``seco pretrain`` settles it (``settle_run``: the run's defaults for ``device``, its ring, model,
+    optimiser), whose steps ``seco.train.step.StepRunner`` runs; ``kw`` overrides config fields."""
+    cfg = PretrainConfig(
+        store=str(store), out=str(out), batch_size=sizes.batch, crop=sizes.crop, queue_size=sizes.queue,
+        num_workers=workers, device=str(device), tensorboard=False, progress=False, max_steps=10**6, **kw,
     )
-    with autocast:
-        res = model(q, keys)
-    optimizer.zero_grad(set_to_none=True)
-    res.loss.backward()
-    optimizer.step()
-    scheduler.step()
-    return res.loss.detach()
-
-
-@dataclass
-class StepSetup:
-    model: ContrastiveModel
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    norm: Normalization
-    aug: Augment
-    channels_last: bool
-    precision: str
-
-    def step(self, images: torch.Tensor, gen: torch.Generator, seed: int) -> torch.Tensor:
-        return training_step(self.model, self.optimizer, self.scheduler, images, gen, recipe=SECO, norm=self.norm,
-                             aug=self.aug, seed=seed, channels_last=self.channels_last, precision=self.precision)
-
-
-def step_setup(device: torch.device, bands: int, crop: int, queue: int, precision: str | None = None) -> StepSetup:
-    """A SeCo ResNet-18 with the run's defaults for ``device`` (bf16 + channels-last on CUDA)."""
-    cuda = device.type == "cuda"
-    torch.manual_seed(0)
-    model = ContrastiveModel("resnet18", in_chans=bands, num_heads=3, queue_size=queue).to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    opt = torch.optim.SGD(model.query_parameters(), lr=0.03, momentum=0.9, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    norm = Normalization(tuple(L2A[:bands]), (0.1,) * bands, (0.05,) * bands)
-    return StepSetup(model, opt, sched, norm, Augment(size=crop), cuda, precision or ("bf16" if cuda else "fp32"))
+    return settle_run(cfg, resume=False, given=set(), info=DistInfo(), device=device)
 
 
 # ------------------------------------------------------------------------------------------------ the checks
@@ -368,10 +315,10 @@ def check_uint16(ctx: Context) -> tuple[bool, str]:
         crop = min(ctx.sizes.crop, P - P % 8)
         norm = Normalization(L2A, (0.1,) * len(L2A), (0.05,) * len(L2A))
         aug = Augment(size=crop)
-        q_cpu, k_cpu = SECO.make_views(torch.from_numpy(ref), gen=torch.Generator().manual_seed(1), size=crop,
-                                       normalization=norm, augment_cfg=aug)
-        q_dev, k_dev = SECO.make_views(to_reflectance(dev), gen=torch.Generator().manual_seed(1), size=crop,
-                                       normalization=norm, augment_cfg=aug)
+        q_cpu, k_cpu = make_views(torch.from_numpy(ref), SECO.views, gen=torch.Generator().manual_seed(1),
+                                  size=crop, normalization=norm, augment_cfg=aug)
+        q_dev, k_dev = make_views(to_reflectance(dev), SECO.views, gen=torch.Generator().manual_seed(1),
+                                  size=crop, normalization=norm, augment_cfg=aug)
         # full-range random DN (reflectance up to 6.5, normalised up to ~130) make the bilinear crop's float
         # rounding of the sample points visible: compare relative to the largest value (CPU emulation of the
         # grid_sample path: 2.3e-5 at P=264)
@@ -386,47 +333,44 @@ def check_uint16(ctx: Context) -> tuple[bool, str]:
 
 
 def check_syncs(ctx: Context) -> tuple[bool, str]:
-    """One training step, fed by DevicePrefetcher from a pinned ring, under set_sync_debug_mode("warn")."""
+    """One step of a settled run (``StepRunner``), fed by ``DevicePrefetcher`` from the run's pinned ring, under
+    ``torch.cuda.set_sync_debug_mode("warn")``."""
     if not ctx.cuda:
         return False, "needs CUDA"
-    s = ctx.sizes
-    ds = PretrainDataset(ctx.store(), "all", num_dates=3, seed=0, drop_incomplete=True, as_dn=True)
-    assert ds.pack_spec is not None
-    ring = BatchRing(ring_slots(2, 2), (s.batch, 3, ds.pack_spec.length))
-    ring.pin(ctx.device)
-    ds.ring = ring
-    sampler = ResumableSampler(len(ds), s.batch, seed=0, with_epoch=True)
-    loader = DataLoader(ds, batch_sampler=RingBatches(sampler, ring), collate_fn=collate_pretrain, num_workers=2,
-                        persistent_workers=True, prefetch_factor=2)
-    pre = DevicePrefetcher(ctx.device, ring, ds.pack_spec)
-    setup = step_setup(ctx.device, len(ds.bands), s.crop, s.queue)
-    gen = torch.Generator()
+    run = settled_run(ctx.store(), ctx.work / "sync_run", ctx.device, ctx.sizes, workers=2)
+    from seco.train.loop import _loader  # the run's own DataLoader (workers and prefetch of the ring's plan)
+
+    loader = _loader(run)
+    pre = DevicePrefetcher(run.device, run.ring, run.dataset.pack_spec)
+    step_once = StepRunner(run)
     caught: list[warnings.WarningMessage] = []
     try:
-        batches = _forever(pre, loader, sampler)
-        for k in range(3):  # warm-up: cuDNN autotuning, the allocator, normalisation constants
-            setup.step(next(batches)["images"], gen, seed=k)
+        batches = _forever(pre, loader, run)
+        for _ in range(3):  # warm-up: cuDNN autotuning, the allocator, normalisation constants
+            step_once(next(batches)["images"])
         torch.cuda.synchronize(ctx.device)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                loss = setup.step(next(batches)["images"], gen, seed=3)
+                loss = step_once(next(batches)["images"]).loss.detach()
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         finite = bool(torch.isfinite(loss).item())
     finally:
-        teardown(pre, ring)
+        teardown(pre, run.ring)
     syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
     where = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})
     return len(syncs) == 0 and finite, f"{len(syncs)} synchronising calls in one step" + (
-        f" at {', '.join(where)}" if where else "") + f"; loss finite={finite}"
+        f" at {', '.join(where)}" if where else "") + (
+        f" ({run.cfg.precision}, channels-last {run.cfg.channels_last}); loss finite={finite}")
 
 
-def _forever(pre: DevicePrefetcher, loader: DataLoader, sampler: ResumableSampler) -> Iterator[dict[str, Any]]:
+def _forever(pre: DevicePrefetcher, loader: DataLoader, run: Run) -> Iterator[dict[str, Any]]:
     while True:
+        run.dataset.set_epoch(run.sampler.epoch)
         yield from pre.epoch(loader)
-        sampler.next_epoch()
+        run.sampler.next_epoch()
 
 
 def check_all_gather(ctx: Context) -> tuple[bool, str]:
@@ -486,19 +430,23 @@ def _leftovers(marker: str) -> list[str]:
 
 
 def _step_only_rate(ctx: Context) -> float:
-    """Samples/s of the training step alone (views included), on a batch already on the device."""
+    """Samples/s of the run's step alone (``StepRunner``: views, forward, backward, optimiser) on one batch
+    already on the device."""
     s = ctx.sizes
-    setup = step_setup(ctx.device, len(L2A), s.crop, s.queue)
-    images = torch.randint(0, 5000, (s.batch, 3, len(L2A), s.patch, s.patch), dtype=torch.int32).to(torch.uint16)
-    images = images.to(ctx.device)
-    gen = torch.Generator()
+    run = settled_run(ctx.store(), ctx.work / f"step_only_{os.getpid()}", ctx.device, s)
+    step_once = StepRunner(run)
+    n, P = len(run.bands), s.patch
+    images = torch.randint(0, 5000, (s.batch, 3, n, P, P), dtype=torch.int32).to(torch.uint16).to(ctx.device)
+    position = run.sampler.state_dict()
     times = []
-    for k in range(8):
+    for _ in range(8):
         t0 = time.perf_counter()
-        setup.step(images, gen, seed=k)
+        step_once(images)
         if ctx.cuda:
             torch.cuda.synchronize(ctx.device)
         times.append(time.perf_counter() - t0)
+        run.sampler.load_state_dict(position)  # the same batch again: the sampler must not run out
+    teardown(None, run.ring)
     return s.batch / statistics.median(times[3:])
 
 

@@ -43,7 +43,8 @@ def dask_executor(address: str, *, flag: str, instead: str,
     try:
         from distributed import Client
     except ImportError as e:
-        raise ConfigError(f"{flag} needs Dask distributed: pip install 'dask[distributed]==2026.8.0'") from e
+        raise ConfigError(f"{flag} needs Dask distributed: pip install 'dask[distributed]' (a dependency "
+                          "of seco: reinstall seco)") from e
 
     def fail(cause: str) -> SecoError:
         return error(f"cannot connect to the Dask scheduler at {address!r} ({cause}); start one "

@@ -17,9 +17,10 @@ from seco.collect.catalog import Catalog
 from seco.collect.config import ATTR, FINGERPRINT_FIELDS, CollectConfig, _local_path, is_url
 from seco.collect.dates import DateWindows
 from seco.collect.journal import CREATING, OWNER, STATE_DIR, lock_path
+from seco.collect.records import Failure, LocationTask
 from seco.collect.retry import Attempted, with_retries
 from seco.collect.sampling import Locations, read_locations, sample
-from seco.collect.worker import CatalogSpec, Failure, LocationTask
+from seco.collect.worker import CatalogSpec
 from seco.errors import CatalogError, CollectError, ConfigError, SecoError, StoreError
 from seco.fileutil import file_sha256
 
@@ -93,8 +94,8 @@ def _url_entries(url: str) -> list[str]:
 
         fs, path = fsspec.core.url_to_fs(url)
     except ImportError as e:
-        raise ConfigError(f"--out {url}: {e}; install the fsspec driver of that protocol (for s3://: pip install "
-                          "s3fs==2026.9.0)") from e
+        raise ConfigError(f"--out {url}: {e}; install the fsspec driver of that protocol (for s3://: "
+                          "pip install -e '.[s3]')") from e
     except (ValueError, TypeError) as e:
         raise ConfigError(f"--out {url!r} is not a usable fsspec URL ({e}); e.g. s3://bucket/stores/s2.zarr") from e
     try:

@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from seco.errors import CorpusError
+
 
 def _add_common(p: argparse.ArgumentParser, modality: bool) -> None:
     p.add_argument("root", help="the unpacked corpus folder")
@@ -49,6 +51,13 @@ def _run(a: argparse.Namespace) -> int:
         print("seco import: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
         return 130
     print(report.describe())
+    if report.imported == 0:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.skip_kinds.items(), key=lambda kv: -kv[1]))
+        raise CorpusError(
+            f"nothing was imported: every one of the {report.locations_found} locations was skipped ({kinds or '-'}; "
+            "the reasons are above)" + ("; the empty store was removed, so a rerun with other settings starts afresh"
+                                        if report.store_removed else "")
+        )
     print(f"report: {os.path.join(report.store, '_import', 'report.json')}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,7 +36,7 @@ def open_store(
     return Store(S.Location.parse(path, storage_options), verify=verify)
 
 
-class Store:
+class Store(S.StoreFacts):
     """A snapshot of the committed locations of a store.
 
     ``len(store)`` is the location count committed when the store was opened (``refresh`` re-reads it).
@@ -133,22 +134,6 @@ class Store:
         return self
 
     # ------------------------------------------------------------------------------------------ schema
-    @property
-    def path(self) -> str:
-        return self._loc.url
-
-    @property
-    def bands(self) -> tuple[str, ...]:
-        return self.config.bands
-
-    @property
-    def num_dates(self) -> int:
-        return self.config.num_dates
-
-    @property
-    def patch_size(self) -> int:
-        return self.config.patch_size
-
     @property
     def has_checksums(self) -> bool:
         """Whether the image chunks carry CRC32C checksums (``False`` for stores of an older seco)."""
@@ -382,6 +367,13 @@ class Store:
         if self._keys is None:
             self._keys = np.asarray(self._array(S.KEY)[: self._n]).astype(object)
         return [str(k) for k in self._keys]
+
+    def identity(self) -> dict[str, Any]:
+        """What makes this store's data these data, whatever its path, layout or grid: its size, dates, patch
+        side, bands and a sha256 of its location keys in order (a moved or migrated copy has the same one)."""
+        h = hashlib.sha256("\n".join(self.keys()).encode())
+        return {"num_locations": len(self), "num_dates": self.num_dates, "patch_size": self.patch_size,
+                "bands": list(self.bands), "keys_sha256": h.hexdigest()}
 
     def key(self, i: int) -> str:
         """The key of location ``i``."""

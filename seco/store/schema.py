@@ -528,3 +528,26 @@ def check_bands_spec(bands: str | Sequence[str]) -> tuple[str, ...]:
     from seco.bands import parse_bands
 
     return parse_bands(bands)
+
+
+class StoreFacts:
+    """What a store's reader and writer both say of it, from its ``config`` (:class:`StoreConfig`) and location."""
+
+    config: StoreConfig
+    _loc: Location
+
+    @property
+    def path(self) -> str:
+        return self._loc.url
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.config.bands
+
+    @property
+    def num_dates(self) -> int:
+        return self.config.num_dates
+
+    @property
+    def patch_size(self) -> int:
+        return self.config.patch_size

@@ -261,7 +261,7 @@ def _manifest(n: int, hist_slot: int, hist_locations: int) -> dict[str, Any]:
     }
 
 
-class StoreWriter:
+class StoreWriter(S.StoreFacts):
     """Appends locations to a store; each becomes visible to readers only once complete.
 
     Thread-safe (calls are serialised). One writer per store at a time.
@@ -318,22 +318,6 @@ class StoreWriter:
         self._sweep_partials()
 
     # ------------------------------------------------------------------------------------------ reading
-    @property
-    def bands(self) -> tuple[str, ...]:
-        return self.config.bands
-
-    @property
-    def num_dates(self) -> int:
-        return self.config.num_dates
-
-    @property
-    def patch_size(self) -> int:
-        return self.config.patch_size
-
-    @property
-    def path(self) -> str:
-        return self._loc.url
-
     def __len__(self) -> int:
         """Locations appended so far (committed and pending)."""
         return self._n + len(self._pending)

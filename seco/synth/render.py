@@ -16,7 +16,7 @@ import numpy as np
 from seco.bands import L1C
 from seco.collect import cloud as scl_codes
 from seco.synth import geo, spectra
-from seco.synth.scene import CROPLAND, GRASSLAND, MOUNTAIN, URBAN, WATER, _fields, _rotated_grid
+from seco.synth.scene import MOUNTAIN, WATER, _fields, _hill_shade, _parcels, _urban_blocks
 
 K = len(spectra.CLASSES)
 SITE_STREAM = 0xA5C1
@@ -66,35 +66,9 @@ def _make_site(seed: int, index: int, zone: int, P: int) -> dict[str, Any]:
     offset = np.zeros((P, P), np.float32)  # structure, ln units
     amp_fac = np.ones((P, P), np.float32)
     peak = tab["peak"][cls].copy()
-    crop, grass = cls == CROPLAND, cls == GRASSLAND
-    parcel, _ = _rotated_grid(rng, P, (14.0, 50.0))
-    uniq, inv = np.unique(parcel, return_inverse=True)
-    inv = inv.reshape(P, P)
-    cal = rng.choice(len(spectra.CROP_CALENDARS), size=len(uniq), p=[0.35, 0.3, 0.2, 0.15])
-    cal_peak = np.array([c[0] for c in spectra.CROP_CALENDARS], np.float32)[cal]
-    cal_amp = np.array([c[1] for c in spectra.CROP_CALENDARS], np.float32)[cal]
-    peak[crop] = cal_peak[inv[crop]]
-    amp_fac[crop] = cal_amp[inv[crop]]
-    offset[crop] += rng.normal(0, 0.08, len(uniq)).astype(np.float32)[inv[crop]]
-    peak[grass] += rng.normal(0, 12, len(uniq)).astype(np.float32)[inv[grass]]
-    amp_fac[grass] = rng.uniform(0.7, 1.3, len(uniq)).astype(np.float32)[inv[grass]]
-    offset[grass] += rng.normal(0, 0.05, len(uniq)).astype(np.float32)[inv[grass]]
-
-    block, dist = _rotated_grid(rng, P, (10.0, 28.0))
-    uniq, inv = np.unique(block, return_inverse=True)
-    inv = inv.reshape(P, P)
-    urban = cls == URBAN
-    park = (rng.random(len(uniq)) < 0.12)[inv] & urban & (dist >= 1.0)
-    road = urban & (dist < 1.0)
-    offset[urban] += rng.normal(0, 0.18, len(uniq)).astype(np.float32)[inv[urban]]
-    cls[park] = GRASSLAND
-    offset[road] = math.log(0.7)
-    amp_fac[road] = 0.0
-
-    mountain = cls == MOUNTAIN
-    gy, gx = np.gradient(elevation)
-    shade = gx - gy
-    offset[mountain] += 0.3 * (shade / (shade.std() + 1e-6))[mountain]
+    _parcels(rng, cls, peak, amp_fac, offset)
+    _urban_blocks(rng, cls, amp_fac, offset)
+    _hill_shade(cls, elevation, offset)
 
     rel_between = tab["between"] / tab["mean"]  # (K, 13)
     jitter = 0.5 * rel_between * (rng.normal(size=(K, 1)) + 0.5 * rng.normal(size=(K, 13)))

@@ -55,6 +55,7 @@ def test_eurosat_fast_probe_random_init(random_run: tuple[Path, str]) -> None:
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["weights"] == "random" and cfg["fractions"] == [20.0, 100.0] and cfg["task"] == "eurosat"
     assert "| 100 % | 30 |" in (out / "report.md").read_text()
+    assert any(n.startswith("Warning: the test split holds only 10 patch(es)") for n in m["notes"])
 
 
 def test_export_weights_and_feature_cache_hit(
@@ -141,6 +142,7 @@ def test_bigearthnet_fast_probe(run_cli, fake_bigearthnet: Path, tmp_path: Path)
     r = m["fractions"]["100"]
     assert 0 <= r["micro_map"] <= 1 and 0 <= r["macro_map"] <= 1 and len(r["per_class_ap"]) == 19
     assert m["headline"]["metric"] == "micro_map"
+    assert "warning: the test split holds only" in err
     l2a_shuffled = tuple(L2A[i] for i in np.random.default_rng(0).permutation(len(L2A)))
     weights = make_export(tmp_path / "l2a", l2a_shuffled)
     code, _, err = run_cli("eval", "bigearthnet", "--root", fake_bigearthnet, "--weights", weights, "--out",
@@ -225,8 +227,8 @@ def test_real_bigearthnet_sample(run_cli, tmp_path: Path) -> None:
 
 
 def test_official_checkpoint_weights(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
-    from seco.models.checkpoint import to_official_state_dict
-    from seco.models.seco import ContrastiveConfig, ContrastiveModel
+    from seco.models.contrastive import ContrastiveConfig, ContrastiveModel
+    from seco.models.official import to_official_state_dict
     from tests.eval._helpers import fakes
 
     torch.manual_seed(0)
@@ -266,3 +268,18 @@ def test_a_split_too_small_to_exist_is_a_clear_error(run_cli, tmp_path: Path) ->
     code, _, err = run_cli("eval", "bigearthnet", "--root", tmp_path / "ben", "--weights", "random",
                            "--out", tmp_path / "run", "--no-cache", "--no-progress")
     assert code == 2 and "is empty" in err and "--split-file" in err
+
+
+def test_small_split_warnings_only_for_small_or_incomplete_splits() -> None:
+    from seco.eval.classify import Splits, small_split_warnings
+
+    class DS:
+        def __init__(self, labels=None, targets=None):
+            self.labels, self.targets = labels, targets
+
+    big = Splits({"test": DS(labels=np.arange(500) % 10)}, tuple("abcdefghij"), False, False, "ms")
+    assert small_split_warnings(big) == []
+    one = np.zeros((1, 19), int)
+    one[0, 3] = 1  # a 1-patch BigEarthNet test split: micro 19 beside macro 100 in the report that found it
+    w = small_split_warnings(Splits({"test": DS(targets=one)}, tuple(map(str, range(19))), True, False, "l2a"))
+    assert len(w) == 2 and "only 1 patch(es)" in w[0] and "only 1 of the 19 classes" in w[1]

@@ -104,8 +104,7 @@ def require(*, binaries: dict[str, str | None] | None = None, modules: tuple[str
     if missing:
         pytest.skip(
             "not installed: " + ", ".join(missing) + ". CI installs them: apt-get install -y postgresql-15 "
-            "postgresql-15-postgis-3 nginx; pip install stac-fastapi.pgstac==7.2.0 'pypgstac[psycopg]==0.10.0' "
-            "uvicorn==0.54.0 'dask[distributed]==2026.8.0'"
+            "postgresql-15-postgis-3 nginx; pip install -c constraints.txt -e '.[dev]'"
         )
 
 

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from seco.errors import ConfigError
-from seco.models.seco import ContrastiveModel, batch_shuffle, batch_unshuffle, concat_all_gather
+from seco.models.contrastive import ContrastiveModel, batch_shuffle, batch_unshuffle, concat_all_gather
 
 WORLD = 2
 LOCAL_BATCH = 2
@@ -95,7 +95,7 @@ def test_all_gather_buffers_match_the_sent_layout(monkeypatch: pytest.MonkeyPatc
     """``concat_all_gather`` of channels-last key images: the receive buffers have the layout of the tensor it
     sends. The stand-in all_gather writes raw row-major bytes into each buffer, as NCCL does (gloo on the CPU
     honours strides and cannot show this, see issue 19): buffers laid out channels-last would scramble."""
-    import seco.models.seco as contrastive
+    import seco.models.contrastive as contrastive
 
     seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
 

@@ -86,6 +86,8 @@ class FakeCuda(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Iterable[type], args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if func is torch.device:  # naming a device is not using it
+            return func(*args, **kwargs)
         if func in _GETTERS and marked(args[0]):
             return _GETTERS[func]
         leaves = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)]

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from seco.models.seco import ContrastiveModel
+from seco.models.contrastive import ContrastiveModel
 from seco.train.distributed import DistInfo, wrap_ddp
 
 WORLD = 2

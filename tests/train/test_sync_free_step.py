@@ -9,16 +9,20 @@ recorded with its file and line. Where CUDA is present, the same step runs under
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import torch
 
-from bench.gpu_check import step_setup
+from bench.gpu_check import TINY, settled_run
 from seco.data import normalize
 from seco.data.transforms import Augment, augment, crop_only
 from seco.models.queue import NegativeQueue
+from seco.train.step import StepRunner
 from tests.train.sync_standin import FakeCuda, mark
 
-BANDS, PATCH, CROP, BATCH = 12, 40, 32, 4
+BANDS, PATCH, CROP, BATCH = 12, 48, 32, 4
 
 
 def _dn_batch(seed: int = 0) -> torch.Tensor:
@@ -59,42 +63,47 @@ def test_the_stand_in_sees_what_a_gpu_would_wait_for() -> None:
     assert [e[0] for e in fake.events] == ["blocking copy", "sync", "mixed"], _report(fake)
 
 
-def test_one_training_step_makes_no_host_device_sync() -> None:
-    """The loop's step (``bench.gpu_check.training_step``: to_reflectance, SeCo views, channels-last, forward
-    under autocast, backward, SGD, scheduler) after a warm-up step (the normalisation constants are copied
-    once and cached): zero synchronisations. (fp32: the stand-in has no CUDA autocast; the bf16 step is the
-    GPU test below and ``bench/gpu_check.py``.)"""
+def test_one_training_step_makes_no_host_device_sync(tiny_store: Path, tmp_path: Path) -> None:
+    """The run's own step (``seco.train.step.StepRunner`` on a run settled by ``settle_run``: to_reflectance,
+    the SeCo views, channels-last, forward, backward, SGD, scheduler) after a warm-up step (the normalisation
+    constants are copied once and cached): zero synchronisations. fp32: the stand-in has no CUDA autocast; the
+    bf16 step is the GPU test below and ``bench/gpu_check.py``."""
+    run = settled_run(tiny_store, tmp_path / "run", torch.device("cpu"), dataclasses.replace(TINY, batch=BATCH))
+    run.cfg = dataclasses.replace(run.cfg, channels_last=True)
+    run.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     fake = FakeCuda()
     normalize._cached_tensors.cache_clear()
     try:
         with fake:
-            setup = step_setup(torch.device("cpu"), BANDS, CROP, queue=16, precision="fp32")
-            setup.channels_last = True
-            fake.put(setup.model)
-            gen = torch.Generator()
-            setup.step(mark(_dn_batch(0)), gen, seed=0)  # warm-up
+            run.device = torch.device("cuda", 0)  # the stand-in's device: StepRunner takes its GPU branches
+            fake.put(run.model)
+            step_once = StepRunner(run)
+            step_once(mark(_dn_batch(0)))  # warm-up
             warm = fake.count()
-            loss = setup.step(mark(_dn_batch(1)), gen, seed=1)
-            assert loss.device.type == "cuda"  # the stand-in's device: the GPU branches ran
+            res = step_once(mark(_dn_batch(1)))
+            assert res.loss.device.type == "cuda"
         assert fake.events[warm:] == [], _report(fake)
-        assert setup.model.queue.ptr.tolist() == [2 * BATCH] * 3
+        assert run.step == 2 and run.model.queue.ptr.tolist() == [2 * BATCH] * 3
     finally:
         normalize._cached_tensors.cache_clear()  # entries keyed by the stand-in's device
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_one_training_step_on_cuda_raises_no_sync_error() -> None:  # pragma: no cover - GPU only
+def test_one_training_step_on_cuda_raises_no_sync_error(
+    tiny_store: Path, tmp_path: Path
+) -> None:  # pragma: no cover - GPU only
     dev = torch.device("cuda")
-    setup = step_setup(dev, BANDS, CROP, queue=16)
-    gen = torch.Generator()
-    setup.step(_dn_batch(0).to(dev), gen, seed=0)
+    run = settled_run(tiny_store, tmp_path / "run", dev, dataclasses.replace(TINY, batch=BATCH))  # bf16, channels-last
+    step_once = StepRunner(run)
+    step_once(_dn_batch(0).to(dev))
     images = _dn_batch(1).to(dev)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        setup.step(images, gen, seed=1)
+        step_once(images)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+        run.ring.unpin()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

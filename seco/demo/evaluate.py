@@ -82,13 +82,13 @@ def eurosat_from_env() -> tuple[Path, str] | None:
 
 
 def _rel(path: Path, out: Path) -> str:
+    """``path`` relative to ``out``, with forward slashes (a Markdown link from the demo report)."""
     return Path(os.path.relpath(path, out)).as_posix()
 
 
 def _eurosat(out: Path, weights: Path, bands: tuple[str, ...], backbone: str, seed: int, s: DemoEvalSettings,
              device: str, progress: bool) -> dict[str, Any]:
     """Both EuroSAT probes, or the reason they were skipped."""
-
     found = eurosat_from_env()
     if found is None:
         return {"status": "skipped", "reason": f"{EUROSAT_ENV} is not set; point it at a EuroSAT folder (the "
@@ -118,6 +118,7 @@ def _eurosat(out: Path, weights: Path, bands: tuple[str, ...], backbone: str, se
 
 def _oscd(out: Path, weights: Path, bands: tuple[str, ...], backbone: str, seed: int, s: DemoEvalSettings,
           device: str, progress: bool) -> dict[str, Any]:
+    """Make the simulated OSCD and run change detection on it with both backbones; the metrics per backbone."""
     from seco.eval.change import run_change_detection
     from seco.eval.config import ChangeConfig
     from seco.synth.changes import make_change_dataset, read_manifest
@@ -199,6 +200,7 @@ def run_demo_eval(
 
 
 def _pct(v: Any) -> str:
+    """A fraction as a percentage with one decimal, or ``n/a``."""
     from seco.eval.report import fmt
 
     text = fmt(v, digits=1)
@@ -206,10 +208,7 @@ def _pct(v: Any) -> str:
 
 
 def _markdown(r: dict[str, Any]) -> str:
-    from seco.eval.report import FN_COLOUR, FP_COLOUR, TP_COLOUR
-
-    e, o, s = r["eurosat"], r["oscd"], r["settings"]
-    names = dict(BACKBONES)
+    """The ``## Downstream evaluation`` section: the normalisation policy, then one subsection per task."""
     lines = [
         "## Downstream evaluation",
         "",
@@ -219,34 +218,45 @@ def _markdown(r: dict[str, Any]) -> str:
         "statistics describe its L2A pre-training store, not L1C EuroSAT / OSCD data; random init has none), "
         "so the rows differ only in the weights.",
         "",
-        "### EuroSAT linear probe",
+        *_eurosat_lines(r["eurosat"]),
+        *_oscd_lines(r["oscd"], r["settings"]),
+    ]
+    return "\n".join(lines)
+
+
+def _eurosat_lines(e: dict[str, Any]) -> list[str]:
+    """The EuroSAT subsection: the reason it was skipped, or the split and a row per backbone."""
+    lines = ["### EuroSAT linear probe", ""]
+    if e["status"] == "skipped":
+        return [*lines, f"Skipped: {e['reason']}.", ""]
+    names = dict(BACKBONES)
+    sp = e["seco"]["splits"]
+    return [
+        *lines,
+        f"`{EUROSAT_ENV}` = `{e['root']}` (multispectral release): {len(e['seco']['bands'])} bands matched by "
+        f"name out of the 13 in the files; stratified split train {sp['train']} / val {sp['val']} / test "
+        f"{sp['test']}; fast protocol: frozen features, logistic regression with C chosen on validation.",
+        "",
+        "| backbone | test accuracy | val accuracy | C | normalisation | time |",
+        "|---|---:|---:|---:|---|---:|",
+        *[f"| {names[k]} | {_pct(e[k]['accuracy'])} | {_pct(e[k]['val_accuracy'])} | {e[k]['best_c']:g} | "
+          f"{e[k]['normalization']} | {e[k]['time_s']:.0f} s |" for k in names],
         "",
     ]
-    if e["status"] == "skipped":
-        lines += [f"Skipped: {e['reason']}.", ""]
-    else:
-        sp = e["seco"]["splits"]
-        lines += [
-            f"`{EUROSAT_ENV}` = `{e['root']}` (multispectral release): {len(e['seco']['bands'])} bands matched by "
-            f"name out of the 13 in the files; stratified split train {sp['train']} / val {sp['val']} / test "
-            f"{sp['test']}; fast protocol: frozen features, logistic regression with C chosen on validation.",
-            "",
-            "| backbone | test accuracy | val accuracy | C | normalisation | time |",
-            "|---|---:|---:|---:|---|---:|",
-            *[f"| {names[k]} | {_pct(e[k]['accuracy'])} | {_pct(e[k]['val_accuracy'])} | {e[k]['best_c']:g} | "
-              f"{e[k]['normalization']} | {e[k]['time_s']:.0f} s |" for k in names],
-            "",
-        ]
+
+
+def _oscd_lines(o: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    """The change-detection subsection: the simulated data, the protocol, a row per backbone, the change maps."""
+    from seco.eval.report import FN_COLOUR, FP_COLOUR, TP_COLOUR
+
+    names = dict(BACKBONES)
     cities = o["cities"]
     train = [c for c, v in cities.items() if v["split"] == "train"]
     test = [c for c, v in cities.items() if v["split"] == "test"]
-    kinds: dict[str, int] = {}
-    for v in cities.values():
-        for ch in v["changes"]:
-            kinds[ch["kind"]] = kinds.get(ch["kind"], 0) + ch["pixels"]
+    kinds = _changed_pixels(cities)
     changed = sum(kinds.values()) / sum(v["shape"][0] * v["shape"][1] for v in cities.values())
     steps = o["seco"]["steps"]
-    lines += [
+    lines = [
         "### Change detection on a simulated OSCD (planted changes)",
         "",
         f"`{o['data']}/`: {len(cities)} simulated city pairs in the OSCD layout (13 L1C bands at native 10 / 20 / 60 m, "
@@ -275,7 +285,8 @@ def _markdown(r: dict[str, Any]) -> str:
     ]
     for k in names:
         lines += [f"![{names[k]}: {Path(p).stem}]({p})" for p in o[k]["change_maps"]]
-    lines += [
+    return [
+        *lines,
         "",
         f"What this shows and does not: a demo-sized run (one pre-training run of minutes, one seed, "
         f"{len(test)} test {'city' if len(test) == 1 else 'cities'}, {steps} decoder step(s)) compares this "
@@ -285,4 +296,12 @@ def _markdown(r: dict[str, Any]) -> str:
         "commands in docs/FIDELITY.md.",
         "",
     ]
-    return "\n".join(lines)
+
+
+def _changed_pixels(cities: dict[str, Any]) -> dict[str, int]:
+    """Planted changed pixels per change kind, over every city (in the order the kinds first appear)."""
+    kinds: dict[str, int] = {}
+    for v in cities.values():
+        for ch in v["changes"]:
+            kinds[ch["kind"]] = kinds.get(ch["kind"], 0) + ch["pixels"]
+    return kinds

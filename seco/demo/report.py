@@ -1,6 +1,7 @@
-"""The report of ``seco demo``: the Markdown sections, the stage timing table and the plots.
+"""The report of ``seco demo``: the Markdown sections and the stage timing table.
 
-Every number comes from the run (:func:`seco.demo.run_demo` passes what each stage returned).
+Every number comes from the run (:func:`seco.demo.run_demo` passes what each stage returned); the plots are in
+:mod:`seco.demo.plots`, the downstream evaluation's section in :mod:`seco.demo.evaluate`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 @dataclass
 class Stage:
@@ -29,6 +28,7 @@ class Stage:
 
 @contextmanager
 def timed(stages: list[Stage], name: str) -> Iterator[Stage]:
+    """Time the ``with`` block as stage ``name`` and append it to ``stages`` (also when the block raises)."""
     st = Stage(name)
     w, c = time.perf_counter(), time.process_time()
     try:
@@ -61,25 +61,32 @@ WHY_TEXT = {
 
 
 def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: dict[str, Any],
-            results: dict[str, dict[str, float]], names: list[str], probe_store: Any,
-            bands: tuple[str, ...], weights: Path, minutes: float, batch_size: int, crop: int,
-            paths: list[Path]) -> list[str]:
-    cfg = man["config"]
-    scenes = man["scenes"]
-    regimes = Counter(s["cloud_regime"] for s in scenes)
-    faults = Counter(f["kind"] for f in man["faults"])
-    sc = coll["sample"]
-    s = coll["summary"]
-    primary = {c[0] for c in coll["candidates"] if not c[3]}
-    rejected_primary = [lid for lid, _ in s.rejected if lid in primary]
-    why = Counter(_why(r) for _, r in s.rejected)
-    budget = f"{minutes:g} min budget" + (f", at most {train['max_steps']} steps" if train["max_steps"] else "")
-    lines = [
+                 results: dict[str, dict[str, float]], names: list[str], probe_store: Any,
+                 bands: tuple[str, ...], weights: Path, minutes: float, batch_size: int, crop: int,
+                 paths: list[Path]) -> list[str]:
+    """The report's title and sections 1-6, from what each stage of :func:`seco.demo.run_demo` returned."""
+    return [
         "# seco demo report",
         "",
         "Offline, end to end: simulated scene archive -> sampling -> `seco collect` -> SeCo pre-training on the "
         "collected store -> export -> linear probe. Every number below comes from this run.",
         "",
+        *archive_section(man),
+        *sampling_section(coll),
+        *collection_section(coll),
+        *pretraining_section(coll, train, bands, minutes, batch_size, crop),
+        *probe_section(man, results, names, probe_store),
+        *export_section(out, weights, paths),
+    ]
+
+
+def archive_section(man: dict[str, Any]) -> list[str]:
+    """Section 1: the scene archive's sites, dates and passes, its cloud regimes and broken assets."""
+    cfg = man["config"]
+    scenes = man["scenes"]
+    regimes = Counter(s["cloud_regime"] for s in scenes)
+    faults = Counter(f["kind"] for f in man["faults"])
+    return [
         "## 1. Scene archive",
         "",
         f"`archive/`: {len(scenes)} Sentinel-2 L2A scenes from `seco.synth.archive.make_archive` (seed {cfg['seed']}): "
@@ -91,6 +98,13 @@ def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: di
         f"{regimes.get('overcast', 0)} overcast; {sum(sc_['swath_edge'] for sc_ in scenes)} with a swath edge; "
         f"broken on purpose: {', '.join(f'{v} {k}' for k, v in sorted(faults.items())) or 'none'} asset(s).",
         "",
+    ]
+
+
+def sampling_section(coll: dict[str, Any]) -> list[str]:
+    """Section 2: the sampler's settings and the spares it drew."""
+    sc = coll["sample"]
+    return [
         "## 2. Sampling",
         "",
         f"`locations.parquet`: {sc.n} locations drawn by the SeCo sampler (seed {sc.seed}) with the {len(coll['centres'])} "
@@ -101,11 +115,21 @@ def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: di
         "",
         "![sampled locations](locations.png)",
         "",
+    ]
+
+
+def collection_section(coll: dict[str, Any]) -> list[str]:
+    """Section 3: the collection's settings and counts, why locations were rejected, and the failures table."""
+    s = coll["summary"]
+    cfg = coll["config"]
+    primary = {c[0] for c in coll["candidates"] if not c[3]}
+    rejected_primary = [lid for lid, _ in s.rejected if lid in primary]
+    return [
         "## 3. Collection",
         "",
-        f"`seco.collect.pipeline` (thread pool, {coll['config'].workers} threads) on the local stac-geoparquet catalog, "
-        f"{coll['config'].patch_size} px patches, 12 L2A bands, scene cloud <= {coll['config'].max_cloud:g} %, patch "
-        f"cloud <= {100 * coll['config'].patch_cloud_limit:g} %, no nodata, most recent scene first.",
+        f"`seco.collect.pipeline` (thread pool, {cfg.workers} threads) on the local stac-geoparquet catalog, "
+        f"{cfg.patch_size} px patches, 12 L2A bands, scene cloud <= {cfg.max_cloud:g} %, patch "
+        f"cloud <= {100 * cfg.patch_cloud_limit:g} %, no nodata, most recent scene first.",
         "",
         "| locations | count |",
         "|---|---:|",
@@ -122,6 +146,17 @@ def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: di
         + (f"; {s.resumed_from} locations were already in the store from an earlier run" if s.resumed_from else "")
         + (". The candidate stream ran out before the target." if s.exhausted else "."),
         "",
+        *_rejection_table(s.rejected),
+        *_failures_table(coll),
+        "![collected and rejected locations per tile](collect_sites.png)",
+        "",
+    ]
+
+
+def _rejection_table(rejected: list[tuple[Any, str]]) -> list[str]:
+    """Why locations were rejected: locations per cause, with what each cause means."""
+    why = Counter(_why(r) for _, r in rejected)
+    return [
         "Why locations were rejected (the failure kinds of the first date without a valid scene):",
         "",
         "| cause | locations | meaning |",
@@ -129,6 +164,12 @@ def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: di
         *[f"| {k} | {v} | {'; '.join(WHY_TEXT.get(p, p) for p in k.split(' + '))} |" for k, v in why.most_common()],
         *(["| (none) | 0 | |"] if not why else []),
         "",
+    ]
+
+
+def _failures_table(coll: dict[str, Any]) -> list[str]:
+    """The failures table per kind: rows, scenes, fault or passed over, and an example reason."""
+    return [
         f"Failures table (`collected/_collect/failures.parquet`, {coll['failure_rows']} rows: every candidate "
         "scene or search that gave no patch):",
         "",
@@ -140,8 +181,14 @@ def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: di
             for k, v in sorted(coll["failures"].items(), key=lambda kv: -kv[1]["rows"])
         ],
         "",
-        "![collected and rejected locations per tile](collect_sites.png)",
-        "",
+    ]
+
+
+def pretraining_section(coll: dict[str, Any], train: dict[str, Any], bands: tuple[str, ...], minutes: float,
+                        batch_size: int, crop: int) -> list[str]:
+    """Section 4: what was pre-trained on what, for how long, and the final loss."""
+    budget = f"{minutes:g} min budget" + (f", at most {train['max_steps']} steps" if train["max_steps"] else "")
+    return [
         "## 4. SeCo pre-training (on the collected store)",
         "",
         f"ResNet-18 on all {len(bands)} bands of `collected/` ({coll['collected']} locations x 5 dates x "
@@ -150,10 +197,18 @@ def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: di
         "",
         "![training curves](pretrain/curves.png)",
         "",
+    ]
+
+
+def probe_section(man: dict[str, Any], results: dict[str, dict[str, float]], names: list[str], probe_store: Any
+                  ) -> list[str]:
+    """Section 5: the linear probe's data and protocol, and its accuracy per backbone."""
+    return [
         "## 5. Linear probe",
         "",
         f"The collected store has no labels, so the probe runs on `probe_store/`: {len(probe_store)} locations of "
-        f"`seco.synth.make_store` (the same simulator, seed {cfg['seed']}), land-cover classes: {', '.join(names)}. "
+        f"`seco.synth.make_store` (the same simulator, seed {man['config']['seed']}), land-cover classes: "
+        f"{', '.join(names)}. "
         "One date per location, centre crop, stratified 60/20/20 split, C chosen on validation. Both backbones "
         "are normalised alike, with the per-band statistics of the probe's training split (not the export's "
         "own), so the rows differ only in the weights.",
@@ -167,13 +222,18 @@ def report_lines(out: Path, man: dict[str, Any], coll: dict[str, Any], train: di
         "",
         "![probe](probe.png)",
         "",
+    ]
+
+
+def export_section(out: Path, weights: Path, paths: list[Path]) -> list[str]:
+    """Section 6: the exported files."""
+    return [
         "## 6. Export",
         "",
         f"`{weights.relative_to(out)}` (+ {', '.join(f'`{p.suffix}`' for p in paths if p != weights)}: the "
         "torchvision-keyed state dict and the sidecar with bands and normalisation).",
         "",
     ]
-    return lines
 
 
 def _short(text: str, n: int = 90) -> str:
@@ -182,6 +242,7 @@ def _short(text: str, n: int = 90) -> str:
 
 
 def timing_lines(stages: list[Stage], total: float, load0: float) -> list[str]:
+    """The timing section: wall and CPU seconds per stage, the total, and the load average at start and end."""
     return [
         "## Timing",
         "",
@@ -192,60 +253,3 @@ def timing_lines(stages: list[Stage], total: float, load0: float) -> list[str]:
         "",
         f"{os.cpu_count()} CPUs; load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
     ]
-
-
-def plot_sites(man: dict[str, Any], coll: dict[str, Any], png: Path) -> None:
-    """One panel per tile: its footprint, and the candidates collected, rejected or not needed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = set(coll["keys"])
-    rejected = {lid for lid, _ in coll["summary"].rejected}
-    cands = coll["candidates"]
-    centres = coll["centres"]
-    sites = man["sites"]
-    fig, axes = plt.subplots(1, len(sites), figsize=(4.2 * len(sites), 4.2), squeeze=False)
-    for k, ax in enumerate(axes[0]):
-        boxes = np.array([s["bbox"] for s in man["scenes"] if s["site"] == sites[k]["index"]])
-        w, so, e, n = boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()
-        ax.plot([w, e, e, w, w], [so, so, n, n, so], color="0.5", lw=1, label="tile (bbox)")
-        near = [c for c in cands if int(np.argmin([(c[1] - x) ** 2 + (c[2] - yy) ** 2 for _, x, yy in centres])) == k]
-        for label, sel, kw in (
-            ("collected", lambda c: str(c[0]) in keys, dict(c="tab:green", marker="o", s=14)),
-            ("rejected", lambda c: c[0] in rejected, dict(c="tab:red", marker="x", s=22)),
-            ("spare, not needed", lambda c: str(c[0]) not in keys and c[0] not in rejected,
-             dict(c="0.6", marker=".", s=10)),
-        ):
-            pts = [c for c in near if sel(c)]
-            if pts:
-                ax.scatter([c[1] for c in pts], [c[2] for c in pts], label=f"{label} ({len(pts)})", **kw)
-        ax.set_title(centres[k][0], fontsize=9)
-        ax.set_xlabel("longitude")
-        ax.set_ylabel("latitude")
-        ax.set_aspect(1.0 / max(np.cos(np.radians(centres[k][2])), 0.1))
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    fig.tight_layout()
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
-
-
-def plot_probe(results: dict, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    names = list(results)
-    accs = [100 * results[n]["test_acc"] for n in names]
-    bars = ax.bar(names, accs, color=["tab:green", "tab:gray"][: len(names)])
-    for b, a in zip(bars, accs, strict=True):
-        ax.text(b.get_x() + b.get_width() / 2, a + 1, f"{a:.1f} %", ha="center")
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("linear probe on synth land cover")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)

@@ -28,7 +28,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_has_every_section_with_numbers_from_the_run(demo: Path) -> None:
-    from seco.collect.pipeline import read_failures
+    from seco.collect.journal import read_failures
     from seco.store import open_store
 
     text = (demo / "report.md").read_text()
@@ -86,13 +86,13 @@ def test_pretraining_ran_on_the_collected_store_and_was_exported(demo: Path) -> 
 
 
 def test_a_changed_archive_setting_is_refused(tmp_path: Path) -> None:
-    from seco.demo import _archive
+    from seco.demo.archive import make_or_reuse_archive
 
     root = tmp_path / "archive"
     root.mkdir()
     (root / "manifest.json").write_text(json.dumps({"config": {"seed": 1}}))
     with pytest.raises(ConfigError, match="other settings"):
-        _archive(root, seed=0, scene_px=360, passes=3)
+        make_or_reuse_archive(root, seed=0, scene_px=360, passes=3)
 
 
 def test_cli_refuses_a_non_positive_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,3 +137,48 @@ def test_inconsistent_sizes_are_refused_before_work(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="collect_locations"):
         run_demo(tmp_path / "c", collect_locations=8, batch_size=16, queue_size=64)
     assert not any(tmp_path.iterdir())
+
+
+def test_an_interrupted_archive_is_cleared_and_foreign_files_refused(tmp_path: Path) -> None:
+    from seco.demo.archive import _clear_interrupted
+
+    partial = tmp_path / "partial"
+    (partial / "S2A_31UDR_20211217_0_L2A").mkdir(parents=True)
+    (partial / "collection.json").write_text("{}")
+    _clear_interrupted(partial)
+    assert not partial.exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="notes.txt"):
+        _clear_interrupted(foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_a_saved_run_of_other_settings_is_refused(tmp_path: Path) -> None:
+    import yaml
+
+    from seco.demo.pretrain import GIVEN, _refuse_other_settings
+    from seco.train.config import PretrainConfig
+
+    cfg = PretrainConfig(store=str(tmp_path / "collected"), out=str(tmp_path / "pretrain"), crop=32,
+                         batch_size=8, queue_size=64)
+    (tmp_path / "pretrain").mkdir()
+    saved = {k: getattr(cfg, k) for k in GIVEN}
+    (tmp_path / "pretrain" / "config.yaml").write_text(yaml.safe_dump(saved))
+    _refuse_other_settings(tmp_path / "pretrain", cfg)  # the same settings: continued
+    (tmp_path / "pretrain" / "config.yaml").write_text(yaml.safe_dump({**saved, "crop": 48, "seed": 7}))
+    with pytest.raises(ConfigError, match=r"other settings \(crop, seed\)"):
+        _refuse_other_settings(tmp_path / "pretrain", cfg)
+
+
+def test_failures_are_grouped_by_kind_with_distinct_scenes() -> None:
+    from seco.demo.collect import failures_by_kind
+
+    rows = [{"kind": "missing", "reason": "first", "item_id": "a"},
+            {"kind": "missing", "reason": "second", "item_id": "a"},
+            {"kind": "patch", "reason": "cloudy", "item_id": "b"},
+            {"kind": "search", "reason": "no answer", "item_id": None}]
+    got = failures_by_kind(rows)
+    assert got["missing"] == {"rows": 2, "items": {"a"}, "example": "first"}
+    assert got["patch"]["rows"] == 1 and got["search"]["items"] == set()

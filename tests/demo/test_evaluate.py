@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from seco.bands import L2A
-from seco.demo_eval import EUROSAT_ENV, _eurosat, eurosat_from_env, run_demo_eval
+from seco.demo.evaluate import EUROSAT_ENV, _eurosat, eurosat_from_env, run_demo_eval
 from seco.errors import DatasetError
 from tests.eval._helpers import SHARED, make_export
 
@@ -74,7 +74,7 @@ def test_quick_without_eurosat(weights: Path, tmp_path: Path, monkeypatch: pytes
 def test_eurosat_rgb_is_skipped_and_a_bad_root_refused(
     weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from seco.demo_eval import QUICK
+    from seco.demo.evaluate import QUICK
 
     if (SHARED / "eurosat_rgb").is_dir():
         monkeypatch.setenv(EUROSAT_ENV, str(SHARED / "eurosat_rgb"))
