@@ -14,8 +14,9 @@ The checks, in order (each runs even when an earlier one failed; details in the 
    caught (else the check could not see a race).
 4. **uint16 on CUDA**: ``PackSpec.unpack`` against the NumPy unpack (P = 264 and 50, grid factors 1, 2, 6),
    ``to_reflectance`` bitwise equal to the CPU, ``make_views`` close to the CPU.
-5. **synchronisations**: one training step (the loop's, fed by ``DevicePrefetcher`` from the ring) under
-   ``torch.cuda.set_sync_debug_mode("warn")``; the warnings are counted (goal 0) and located.
+5. **synchronisations**: one step of a settled run (``settle_run`` + ``StepRunner``, the code ``seco pretrain``
+   runs), fed by ``DevicePrefetcher`` from its pinned ring, under ``torch.cuda.set_sync_debug_mode("warn")``;
+   the warnings are counted (goal 0) and located.
 6. **all_gather layout**: a 1-rank NCCL group gathers channels-last key images into ``concat_all_gather``'s
    buffers (and, for the record, into ``empty_like`` buffers as before issue 19).
 7. **end to end**: ``seco pretrain --device cuda`` on a native synth store, then ``--resume``: finite loss,
