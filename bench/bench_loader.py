@@ -111,7 +111,8 @@ class SecoRunner:
     def __init__(self, store: Any, bands: str, batch: int, size: int, seed: int, views: bool = True,
                  device: str = "cpu"):
         from seco.data.normalize import Normalization
-        from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain
+        from seco.data.pretrain import PretrainDataset, collate_pretrain
+        from seco.data.sampler import ResumableSampler
         from seco.data.views import recipe_for
 
         self.recipe = recipe_for("seco")

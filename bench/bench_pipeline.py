@@ -55,8 +55,9 @@ from torch.utils.data import DataLoader
 
 from bench.common import machine, table
 from seco.data.normalize import Normalization, to_reflectance
-from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain, unpack_batch
+from seco.data.pretrain import PretrainDataset, collate_pretrain, unpack_batch
 from seco.data.ring import BatchRing, RingBatches, SlotKeys, ring_slots
+from seco.data.sampler import ResumableSampler
 from seco.data.views import make_views, recipe_for
 from seco.errors import ConfigError
 from seco.models.contrastive import ContrastiveModel

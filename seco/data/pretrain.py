@@ -48,16 +48,13 @@ from seco.data.corrupt import (
     substitutes,
 )
 from seco.data.ring import BatchRing
-from seco.data.sampler import ResumableSampler, check_batch_size
 from seco.data.views import draw_dates
 from seco.errors import ConfigError, DatasetError, StoreCorruptError
 from seco.store import open_store
 from seco.store.packing import PackSpec
 from seco.store.source import ImageSource
 
-__all__ = [
-    "PretrainBatch", "PretrainDataset", "ResumableSampler", "check_batch_size", "collate_pretrain", "unpack_batch",
-]
+__all__ = ["PretrainBatch", "PretrainDataset", "collate_pretrain", "unpack_batch"]
 
 
 class PretrainDataset(Dataset):

@@ -29,7 +29,7 @@ from seco.train.progress import PretrainResult, RunReporter
 from seco.train.setup import PREFETCH_FACTOR, Run, run_lock, settle_run
 from seco.train.step import StepRunner
 
-__all__ = ["PretrainResult", "pretrain", "train"]
+__all__ = ["pretrain", "train"]
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, given: set[str] | None = None) -> PretrainResult:

@@ -20,8 +20,9 @@ import torch
 
 from seco.bands import BandSelection, parse_bands
 from seco.data.normalize import Normalization
-from seco.data.pretrain import PretrainDataset, ResumableSampler
+from seco.data.pretrain import PretrainDataset
 from seco.data.ring import BatchRing, plan_ring
+from seco.data.sampler import ResumableSampler
 from seco.data.transforms import Augment
 from seco.errors import ConfigError
 from seco.fileutil import exclusive_lock

@@ -10,13 +10,8 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from seco.data.normalize import to_reflectance
-from seco.data.pretrain import (
-    PretrainBatch,
-    PretrainDataset,
-    ResumableSampler,
-    check_batch_size,
-    collate_pretrain,
-)
+from seco.data.pretrain import PretrainBatch, PretrainDataset, collate_pretrain
+from seco.data.sampler import ResumableSampler, check_batch_size
 from seco.errors import BandError, ConfigError, DatasetError
 from seco.store.source import GridSource
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain, unpack_batch
+from seco.data.pretrain import PretrainDataset, collate_pretrain, unpack_batch
 from seco.data.ring import BatchRing, RingBatches, ring_slots
+from seco.data.sampler import ResumableSampler
 from seco.errors import ConfigError, StoreCorruptError
 from seco.train.prefetch import DevicePrefetcher
 
