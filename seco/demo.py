@@ -208,7 +208,7 @@ def run_demo(
     with timed(stages, "SeCo pre-training"):
         train = _pretrain(out, coll["store"], seed, minutes, crop, batch_size, queue_size, max_steps, progress)
     with timed(stages, "export"):
-        from seco.train.export import export_run
+        from seco.train.export_run import export_run
 
         print("[6/9] export")
         paths = export_run(train["checkpoint"], out / "weights" / "seco_resnet18")

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from seco.boundary import RERUN_CONTINUES, Output, declare
 from seco.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -56,6 +57,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
                    help="least distance between centres (default: patch diagonal, so patches never overlap)")
     p.add_argument("--plot", help="also draw the locations on a world map (PNG)")
     p.set_defaults(func=_run_sample)
+    declare(p, lambda a: [Output(a.out, kind="file"), *([Output(a.plot, "--plot", "file")] if a.plot else [])])
 
 
 def _run_sample(a: argparse.Namespace) -> int:
@@ -79,6 +81,7 @@ def _add_catalog(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="the .parquet file to write")
     b.add_argument("--collection", default="local", help="collection id of the items (default 'local')")
     b.set_defaults(func=_run_catalog_build)
+    declare(b, lambda a: [Output(a.out, kind="file")])
     s = csub.add_parser("search", help="search a STAC API, preset or stac-geoparquet file")
     s.add_argument("--catalog", required=True, help="STAC API URL, earth-search, planetary-computer, or .parquet")
     s.add_argument("--collection", default=None)
@@ -184,6 +187,8 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
                                                           "write nothing")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_collect)
+    # run_collect claims the store itself (seco.boundary.claim_output); main checks it and names it in errors
+    declare(p, lambda a: [] if a.dry_run else [Output(a.out, kind="dir")], lock=False, interrupt=RERUN_CONTINUES)
 
 
 def collect_config(a: argparse.Namespace) -> Any:

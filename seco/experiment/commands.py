@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from seco.boundary import RERUN_CONTINUES, Output, declare, keep_nonempty
 from seco.errors import ConfigError
 from seco.experiment.config import METHODS, SCALES
 
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     c.add_argument("--no-progress", dest="progress", action="store_false")
     c.set_defaults(func=_run)
+    declare(c, lambda a: [Output(a.out, kind="dir", keep=keep_nonempty)], interrupt=RERUN_CONTINUES)
 
 
 def _optional_root(value: str | None, default: Path | None) -> str:

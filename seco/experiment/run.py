@@ -108,7 +108,7 @@ def _data(cfg: CompareConfig, out: Path) -> dict[str, Path]:
 def _pretrain(cfg: CompareConfig, method: str, seed: int, store: Path, cell: Path) -> dict[str, Any]:
     """Pre-train one cell (resuming a half-done run) and export it; the weights path and training facts."""
     from seco.train.config import PretrainConfig
-    from seco.train.export import export_run
+    from seco.train.export_run import export_run
     from seco.train.loop import pretrain
 
     run = cell / "pretrain"

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from seco.boundary import RERUN_CONTINUES, Output, declare, keep_store
 from seco.errors import ConfigError
 
 
@@ -78,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a damaged source location stops the migration (error) or is left out (skip)")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_run_migrate)
+    declare(m, lambda a: [Output(a.dst, "DST", "dir", keep=keep_store)], interrupt=RERUN_CONTINUES)
 
     i = ssub.add_parser("info", help="print a store's size, bands, layout and checksums")
     i.add_argument("store")

@@ -80,11 +80,13 @@ def make_store(
     *,
     overwrite: bool = False,
     grid: str = "10m",
+    overwrite_real_data: bool = False,
 ) -> Path:
     """Simulate an archive into a new store at ``out`` and return its path.
 
     Rerunning with the same arguments on an interrupted store continues it (each location is written
-    exactly once); a store made with other arguments is refused unless ``overwrite``.
+    exactly once); a store made with other arguments is refused unless ``overwrite``, and a store synth did not
+    make (imported or collected data) unless ``overwrite_real_data`` too.
 
     Args:
         grid: the store grid, ``"10m"`` or ``"native"`` (20 m / 60 m bands at their own resolution,
@@ -92,7 +94,8 @@ def make_store(
 
     Raises:
         ConfigError / BandError: bad arguments.
-        StoreError: ``out`` holds something else, or a store of the other grid.
+        StoreError: ``out`` holds something else, or a store of the other grid, or (with ``overwrite``) a
+            store of real data without ``overwrite_real_data``.
     """
     from seco.store import StoreLayout, create_store, open_writer
     from seco.store.schema import GRIDS, Location, open_root
@@ -110,6 +113,8 @@ def make_store(
     attrs = {"synth": {**asdict(config), "bands": list(config.bands)}, "source": "seco.synth"}
     path = Path(os.fspath(out)).expanduser().absolute()
     writer = None
+    if overwrite and not overwrite_real_data:
+        _refuse_overwriting_real_data(path)
     if not overwrite and path.is_dir() and any(path.iterdir()):
         try:
             _, existing = open_root(Location.parse(path), read_only=True)
@@ -121,10 +126,10 @@ def make_store(
                 writer.close()
                 raise StoreError(f"{path} holds a synth store on the {writer.config.layout.grid!r} grid, not "
                                  f"{grid!r}; pass --grid {writer.config.layout.grid} to continue it, or choose a "
-                                 "new --out (or overwrite=True)")
+                                 "new --out (or --overwrite to replace it)")
         elif existing is not None:
             raise StoreError(
-                f"{path} holds a store made with other settings; choose a new --out or pass overwrite=True"
+                f"{path} holds a store made with other settings; choose a new --out, or --overwrite to replace it"
             )
     if writer is None:
         writer = create_store(
@@ -154,6 +159,30 @@ def make_store(
     if bar is not None:
         bar.close()
     return path
+
+
+def _refuse_overwriting_real_data(path: Path) -> None:
+    """Raise when ``path`` holds a seco store that synth did not make (what ``--overwrite`` would destroy)."""
+    from seco.store.schema import ATTR_USER, Location, open_root
+
+    if not (path / "zarr.json").is_file():
+        return
+    try:
+        _, attrs = open_root(Location.parse(path), read_only=True)
+    except StoreError:
+        return  # not a seco store: create_store refuses to touch it
+    user = attrs.get(ATTR_USER) or {}
+    if user.get("source") == "seco.synth":
+        return
+    if isinstance(user.get("import"), dict):
+        what = f"data imported from the {user['import'].get('corpus', '?')} corpus ({user['import'].get('root', '?')})"
+    elif isinstance(user.get("seco_collect"), dict):
+        cfg = user["seco_collect"].get("config") or {}
+        what = f"data collected by `seco collect` from {cfg.get('catalog', 'a catalog')}"
+    else:
+        what = "a store that `seco synth` did not make"
+    raise StoreError(f"{path} holds {what}; --overwrite would delete it. Choose another --out, or add "
+                     "--overwrite-real-data to replace it")
 
 
 def nodata_on_band_grids(images: np.ndarray, valid: np.ndarray, metas: Sequence[dict | None],
