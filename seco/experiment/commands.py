@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--out", required=True, help="experiment folder (rerun into it to continue)")
     c.add_argument("--scale", default="cpu", choices=sorted(SCALES),
-                   help="size preset: tiny (tests), cpu (default: <= 60 min on 2 quiet cores), gpu (one GPU)")
+                   help="size preset: tiny (tests), cpu (default: 33 min measured on 2 shared cores, docs/FIDELITY.md), "
+                        "gpu (one GPU)")
     c.add_argument("--store", help="pre-training store (default: a simulated one in <out>/store)")
     c.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     c.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
