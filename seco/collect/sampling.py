@@ -303,8 +303,8 @@ def _catalog_centres(p: Path) -> tuple[tuple[str, float, float], ...]:
         raw = [b.get(k) for k in ("xmin", "ymin", "xmax", "ymax")] if isinstance(b, dict) else b
         if not raw or len(raw) < 4 or any(v is None for v in raw):
             continue
-        w, s, e, n = (float(v) for v in raw[:4])
-        key = (round((w + e) / 2, 5), round((s + n) / 2, 5))
+        x0, y0, x1, y1 = (float(v) for v in raw[:4] if v is not None)
+        key = (round((x0 + x1) / 2, 5), round((y0 + y1) / 2, 5))
         out.setdefault(key, str(row.get("id")))
     if not out:
         raise ConfigError(f"--centres {p}: no item has a bbox; build the catalog with `seco catalog build`")
