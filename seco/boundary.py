@@ -158,7 +158,10 @@ def _check_kind(o: Output, p: Path, command: str) -> None:
 def _probe_writable(folder: Path) -> None:
     """Create and remove a small file in ``folder`` (raises the ``OSError`` of a folder that takes no files)."""
     probe = folder / f".seco-write-test-{os.getpid()}"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(folder)) from None  # the folder is what cannot be written
     os.close(fd)
     os.unlink(probe)
 
@@ -216,15 +219,30 @@ def _open_claim(o: Output, command: str, error: type[SecoError]) -> _Claim:
             claim.lock = _Lock(lock, command)
             claim.lock.acquire(lambda holder, pid: error(
                 f"another `{holder}` is writing to {o.path} (pid {pid}); wait for it, or choose another {o.flag}"))
+    except BaseException as e:  # not ours: touch nothing but the folders this claim made (when still empty)
+        for q in reversed(claim.made_parents):
+            with contextlib.suppress(OSError):
+                q.rmdir()
+        if isinstance(e, OSError):
+            raise OutputError(describe_os_error(e, [o])) from None
+        raise
+    try:
         if p is not None and p.is_dir():
             _probe_writable(p)
     except OSError as e:
-        claim.clean_up()
+        _close(claim)
         raise OutputError(describe_os_error(e, [o])) from None
-    except BaseException:
-        claim.clean_up()
-        raise
     return claim
+
+
+def _close(claim: _Claim, failed: bool = True) -> None:
+    """Release a claim, cleaning up first when the command failed."""
+    try:
+        if failed:
+            claim.clean_up()
+    finally:
+        if claim.lock is not None:
+            claim.lock.release()
 
 
 @contextlib.contextmanager
@@ -280,22 +298,13 @@ def claim_outputs(outputs: Sequence[Output], command: str, *,
     try:
         for o in outputs:
             claims.append(_open_claim(o, command, error))
-    except BaseException:
-        for c in reversed(claims):
-            c.clean_up()
-            if c.lock is not None:
-                c.lock.release()
-        raise
-    try:
         yield [c.path for c in claims]
     except BaseException:
         for c in reversed(claims):
-            c.clean_up()
+            _close(c)
         raise
-    finally:
-        for c in reversed(claims):
-            if c.lock is not None:
-                c.lock.release()
+    for c in reversed(claims):
+        _close(c, failed=False)
 
 
 # ---------------------------------------------------------------------------------------------- OS errors
@@ -358,14 +367,16 @@ def describe_os_error(e: OSError, outputs: Sequence[Output] = ()) -> str:
     if o is None and path is None and code in _WRITE_ONLY and outputs:
         o = outputs[0]
     if o is not None:
-        shown = path or o.path
         if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             fix = f"free space there, or choose another {o.flag} on a larger disk"
         elif code in (errno.ENOTDIR, errno.EEXIST):
             fix = f"remove or rename that file, or choose another {o.flag}"
         else:
             fix = f"choose a writable {o.flag}"
-        return f"cannot write {shown}: {reason}; {fix}"
+        q = o.local()
+        if path is None or q is None or _under(Path(path).expanduser().absolute(), q):
+            return f"cannot write {path or o.path}: {reason}; {fix}"
+        return f"cannot write {o.path}: {reason} ({path}); {fix}"  # a folder above it, or its lock
     if path is None:
         return f"{reason} ({e})"
     if code in _WRITE_ONLY:
