@@ -94,7 +94,8 @@ WRITERS: list[tuple[str, Callable[[Path, dict[str, Path]], list[object]], str]] 
     ("catalog build", lambda o, i: ["catalog", "build", i["archive"], "--out", o.with_suffix(".parquet")], "file"),
     ("collect", lambda o, i: ["collect", "--locations", i["locations"], "--catalog", i["catalog"], "--out", o,
                               "--patch-size", 32, "--max-cloud", "none", "--no-progress"], "absent"),
-    ("import", lambda o, i: ["import", "seco", i["corpus"], "--out", o, "--workers", 0, "--no-progress"], "absent"),
+    ("import", lambda o, i: ["import", "seco", i["corpus"], "--out", o, "--workers", 0, "--patch-size", 48,
+                             "--no-progress"], "absent"),
     ("store migrate", lambda o, i: ["store", "migrate", i["store"], o, "--no-progress"], "dir"),
     ("export", lambda o, i: ["export", i["ckpt"], "--out", o], "stem"),
     ("eval eurosat", lambda o, i: ["eval", "eurosat", "--root", i["archive"], "--weights", "random", "--out", o],
@@ -309,7 +310,7 @@ def test_ctrl_c_in_synth_is_one_line_and_a_plain_rerun_finishes(tmp_path):
 def test_ctrl_c_in_import_with_worker_processes_is_one_line_without_tracebacks(inputs, tmp_path):
     out = tmp_path / "i.zarr"
     cmd = ["import", "seco", str(inputs["corpus"]), "--out", str(out), "--workers", "2", "--commit-every", "1",
-           "--no-progress"]
+           "--patch-size", "48", "--no-progress"]
     code, err = _interrupt_once_committed(cmd, out, 1)
     assert code == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
@@ -366,7 +367,8 @@ def test_catalog_build_takes_single_band_files_named_by_their_description(tmp_pa
 
 def test_synth_overwrite_refuses_a_store_of_real_data_without_the_second_flag(inputs, tmp_path):
     out = tmp_path / "real.zarr"
-    r = seco("import", "seco", inputs["corpus"], "--out", out, "--workers", 0, "--limit", 3, "--no-progress")
+    r = seco("import", "seco", inputs["corpus"], "--out", out, "--workers", 0, "--limit", 3, "--patch-size", 48,
+             "--no-progress")
     assert r.returncode == 0, r.stderr
     synth = ["synth", "--out", out, "--locations", 2, "--dates", 2, "--patch-size", 32, "--no-progress", "--overwrite"]
     one_line_error(seco(*synth), "imported from the seco corpus", "--overwrite-real-data")
