@@ -445,3 +445,8 @@ def declare(
         interrupt: the line printed after Ctrl-C (exit status 130): how to continue.
     """
     parser.set_defaults(seco_command=parser.prog, seco_outputs=outputs, seco_lock=lock, seco_interrupt=interrupt)
+
+
+def keep_run(path: Path) -> bool:
+    """Keep a run folder that holds a checkpoint (``seco pretrain --resume`` continues it)."""
+    return path.is_dir() and any(path.glob("*.ckpt"))

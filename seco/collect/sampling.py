@@ -314,7 +314,7 @@ def _catalog_centres(p: Path) -> tuple[tuple[str, float, float], ...]:
 def _check_centres(centres: Any, mode: str) -> tuple[tuple[str, float, float], ...]:
     """``centres`` as a tuple of ``(name, lon, lat)``; ConfigError when malformed or not in cities mode."""
     if mode != "cities":
-        raise ConfigError(f"centres are for mode='cities', not mode={mode!r}")
+        raise ConfigError(f"centres (--centres) are for --mode cities, not --mode {mode}")
     try:
         out = tuple((str(name), float(lon), float(lat)) for name, lon, lat in centres)
     except (TypeError, ValueError):

@@ -73,7 +73,7 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
         if not (root / IMAGES_DIR).is_dir():
             raise DatasetError(f"--oscd {cfg.oscd} has no folder {IMAGES_DIR!r}; give the OSCD folder or leave it out")
         if cfg.oscd_test not in OSCD_LABELLED:
-            raise ConfigError(f"--oscd-test {cfg.oscd_test!r} must be a labelled city: {', '.join(OSCD_LABELLED)}")
+            raise ConfigError(f"--set oscd_test={cfg.oscd_test} must name a labelled city: {', '.join(OSCD_LABELLED)}")
     saved = Path(cfg.out) / "experiment.yaml"
     if saved.is_file():
         old = CompareConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
