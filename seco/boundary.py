@@ -184,7 +184,7 @@ class _Claim:
     lock: _Lock | None = None
 
     def clean_up(self) -> None:
-        """After a failure: remove the new output unless ``keep`` says it is worth keeping, then new folders."""
+        """After a failure: remove the new output unless ``keep`` says it is worth keeping."""
         p, o = self.path, self.output
         if p is None:
             return
@@ -197,19 +197,19 @@ class _Claim:
             q = Path(name).expanduser().absolute()
             if gone and not existed and os.path.lexists(q):
                 _remove(q)
+
+    def remove_made_parents(self) -> None:
+        """Remove the folders this claim created, those still empty (after the lock file is gone)."""
         for q in reversed(self.made_parents):
             with contextlib.suppress(OSError):
-                q.rmdir()  # only when empty
+                q.rmdir()
 
 
 def _open_claim(o: Output, command: str, error: type[SecoError]) -> _Claim:
     p = o.local()
-    if p is None:
-        claim = _Claim(o, None, True, ())
-    else:
+    claim = _Claim(o, p, True, (True,) * len(o.also), [] if p is None else _missing_parents(p))
+    if p is not None:
         _check_kind(o, p, command)
-        also = tuple(os.path.lexists(Path(a).expanduser().absolute()) for a in o.also)
-        claim = _Claim(o, p, os.path.lexists(p), also, _missing_parents(p))
     lock = o.lock_file()
     try:
         for q in claim.made_parents:
@@ -220,18 +220,23 @@ def _open_claim(o: Output, command: str, error: type[SecoError]) -> _Claim:
             claim.lock.acquire(lambda holder, pid: error(
                 f"another `{holder}` is writing to {o.path} (pid {pid}); wait for it, or choose another {o.flag}"))
     except BaseException as e:  # not ours: touch nothing but the folders this claim made (when still empty)
-        for q in reversed(claim.made_parents):
-            with contextlib.suppress(OSError):
-                q.rmdir()
+        claim.remove_made_parents()
         if isinstance(e, OSError):
             raise OutputError(describe_os_error(e, [o])) from None
         raise
+    if p is not None:  # what is there now, with the lock held, is what a failure must leave
+        claim.existed = os.path.lexists(p)
+        claim.also_existed = tuple(os.path.lexists(Path(a).expanduser().absolute()) for a in o.also)
     try:
-        if p is not None and p.is_dir():
-            _probe_writable(p)
-    except OSError as e:
+        if p is not None:
+            _check_kind(o, p, command)
+            if p.is_dir():
+                _probe_writable(p)
+    except BaseException as e:
         _close(claim)
-        raise OutputError(describe_os_error(e, [o])) from None
+        if isinstance(e, OSError):
+            raise OutputError(describe_os_error(e, [o])) from None
+        raise
     return claim
 
 
@@ -243,6 +248,8 @@ def _close(claim: _Claim, failed: bool = True) -> None:
     finally:
         if claim.lock is not None:
             claim.lock.release()
+    if failed:
+        claim.remove_made_parents()
 
 
 @contextlib.contextmanager

@@ -297,14 +297,14 @@ def _interrupt_once_committed(cmd: list[str], store: Path, least: int) -> tuple[
 
 def test_ctrl_c_in_synth_is_one_line_and_a_plain_rerun_finishes(tmp_path):
     out = tmp_path / "s.zarr"
-    cmd = ["synth", "--out", str(out), "--locations", "4000", "--dates", "2", "--patch-size", "32", "--no-progress"]
+    cmd = ["synth", "--out", str(out), "--locations", "800", "--dates", "2", "--patch-size", "32", "--no-progress"]
     code, err = _interrupt_once_committed(cmd, out, 16)
     assert code == 130 and err.strip() == "seco synth: interrupted; rerun the same command to continue where it stopped"
     kept = committed(out)
-    assert 16 <= kept < 4000
+    assert 16 <= kept < 800
     r = seco(*cmd)
     assert r.returncode == 0, r.stderr
-    assert committed(out) == 4000
+    assert committed(out) == 800
 
 
 def test_ctrl_c_in_import_with_worker_processes_is_one_line_without_tracebacks(inputs, tmp_path):
