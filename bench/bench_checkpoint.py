@@ -6,7 +6,7 @@ the same run, alternating:
 - *save, old*: ``torch.save`` of the checkpoint dict, to a file, fsynced (what ``_save_atomic`` did);
 - *save, new*: :func:`seco.train.run_checkpoint.save_run_checkpoint` (``to_safe`` + the same write);
 - *load, old*: ``torch.load(weights_only=False)`` (full pickle: what ``load_checkpoint`` did);
-- *load, new*: :func:`seco.train.loop.load_checkpoint` (``weights_only=True`` + validation + the model shape
+- *load, new*: :func:`seco.train.run_checkpoint.load_checkpoint` (``weights_only=True`` + validation + the model shape
   check on the meta device).
 
     .venv/bin/python -m bench.bench_checkpoint                       # resnet18 and resnet50, 5 repeats
@@ -26,11 +26,10 @@ from typing import Any
 import torch
 
 from seco.bands import L2A
+from seco.models.contrastive import ContrastiveModel
 from seco.models.safe_load import to_safe
-from seco.models.seco import ContrastiveModel
 from seco.train.config import PretrainConfig
-from seco.train.loop import CKPT_FORMAT, CKPT_VERSION, load_checkpoint
-from seco.train.run_checkpoint import save_run_checkpoint
+from seco.train.run_checkpoint import CKPT_FORMAT, CKPT_VERSION, load_checkpoint, save_run_checkpoint
 
 
 def _checkpoint(backbone: str, out: Path) -> dict[str, Any]:

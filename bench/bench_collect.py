@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from seco.bands import L2A
-from seco.collect.catalog import SCL, ParquetCatalog, SceneItem
+from seco.collect.catalog import ParquetCatalog
 from seco.collect.patches import Patch, dn_shift, harmonize_dn, read_patch
+from seco.collect.scene import SCL, SceneItem
 from seco.synth.archive import make_archive, read_manifest, write_index
 from tests.integration.servers import readable_tmpdir, run_nginx
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from bench.common import machine, table
+from seco.backbones import build_backbone
 from seco.eval.backbone import resolve_device
 from seco.eval.classify import run_classification
 from seco.eval.config import ClassifyConfig
 from seco.eval.features import extract_features
-from seco.models.resnet import build_backbone
 
 EUROSAT_MS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eurosat_ms"
 

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"(import skipped: no OSCD sample at {OSCD})")
 
-        from seco.collect.pipeline import CollectConfig, collect
+        from seco.collect.config import CollectConfig
+        from seco.collect.pipeline import collect
         from seco.synth.archive import make_archive
 
         arch = make_archive(tmp / "archive", seed=1, zones=(31, 32), dates=("2021-06-01", "2021-08-24", "2021-11-16"),

@@ -12,7 +12,7 @@ A *sample* is what one SeCo training example needs: 3 dates of one location turn
 - **seco (RGB)** and **seco (12 bands)**: what ``seco/train/loop.py`` does per step -- ``PretrainDataset``
   (``as_dn=True``: 3 distinct valid dates of each sample decoded straight into one uint16 batch tensor by
   ``__getitems__``) in a ``DataLoader`` with the ``ResumableSampler`` and ``collate_pretrain``, the batch to the
-  device, then ``recipe_for("seco").make_views(images, gen, 224, Normalization.from_store(...))`` (on the CPU
+  device, then ``make_views(images, recipe_for("seco"), gen, 224, Normalization.from_store(...))`` (on the CPU
   from the DN batch, converting only the crop boxes; elsewhere after ``to_reflectance`` on the device). The
   view making is counted here, on this CPU. Keep this in step with the loop.
 - **seco loader (...)**: the same without the views: store -> batch on the training device
@@ -142,7 +142,9 @@ class SecoRunner:
     def views(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         self.gen.manual_seed(self.seed * 1_000_003 + self.step)
         self.step += 1
-        return self.recipe.make_views(images, gen=self.gen, size=self.size, normalization=self.norm)
+        from seco.data.views import make_views
+
+        return make_views(images, self.recipe, gen=self.gen, size=self.size, normalization=self.norm)
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         """As the loop: uint16 DN to the device; converted to reflectance there, except on the CPU where

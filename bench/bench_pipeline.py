@@ -57,9 +57,9 @@ from bench.common import machine, table
 from seco.data.normalize import Normalization, to_reflectance
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain, unpack_batch
 from seco.data.ring import BatchRing, RingBatches, SlotKeys, ring_slots
-from seco.data.views import recipe_for
+from seco.data.views import make_views, recipe_for
 from seco.errors import ConfigError
-from seco.models.seco import ContrastiveModel
+from seco.models.contrastive import ContrastiveModel
 from seco.store import open_store
 from seco.train.config import PretrainConfig
 
@@ -117,7 +117,7 @@ def decode_rates(store: Path, a: argparse.Namespace) -> dict[str, tuple[float, f
     batch buffer (the ring slot of before packing), ``read_packed`` into a packed ring slot (and with
     ``--fresh`` the old fresh batch tensor per batch)."""
     ds = _dataset(store, a.bands)
-    st = ds._get_store()
+    ds._get_store()  # opened before timing
     spec = ds.pack_spec
     assert spec is not None
     ring = _ring(ds, a.batch_size, 0)
@@ -126,16 +126,15 @@ def decode_rates(store: Path, a: argparse.Namespace) -> dict[str, tuple[float, f
     grid = BatchRing(1, shape).view(0).numpy()  # (B, n, C, H, W)
     sampler = ResumableSampler(len(ds), a.batch_size, seed=0)
     batches = [list(b) for b in sampler][: a.decode_batches] or [list(next(iter(sampler)))]
-    bands = list(ds.bands)
 
     def read(k: int, keys: list[int]) -> None:
         for j, i in enumerate(keys):
-            ds._read_into(st, int(ds.locations[i]), ds.draw(i), bands, grid[j])
+            ds.read_drawn(int(ds.locations[i]), ds.draw(i), grid[j])
 
     def read_packed(k: int, keys: list[int]) -> None:
         slot = ring.view(k % ring.slots).numpy()  # (B, n, L)
         for j, i in enumerate(keys):
-            ds._read_packed_into(st, int(ds.locations[i]), ds.draw(i), bands, spec, slot[j])
+            ds.read_drawn_packed(int(ds.locations[i]), ds.draw(i), slot[j])
 
     def fresh(k: int, keys: list[int]) -> None:
         ds.__getitems__(keys)  # no ring: a new (B, n, C, H, W) tensor per batch
@@ -295,7 +294,7 @@ def views_rate(store: Path, a: argparse.Namespace, device: torch.device) -> tupl
         else:
             images = spec.unpack(host)  # on the CPU make_views reads the DN batch directly
         gen.manual_seed(0)
-        made["v"] = recipe.make_views(images, gen=gen, size=a.crop, normalization=norm)
+        made["v"] = make_views(images, recipe, gen=gen, size=a.crop, normalization=norm)
         if cuda:
             torch.cuda.synchronize(device)
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.common import machine, table, timeit
-from seco.models.seco import ContrastiveModel
+from seco.models.contrastive import ContrastiveModel
 
 
 class PaperStyleStep(nn.Module):

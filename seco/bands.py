@@ -78,7 +78,15 @@ def normalize_name(name: str) -> str:
     return n
 
 
-def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = None) -> tuple[str, ...]:
+class BandSelection(tuple[str, ...]):
+    """A band list resolved by :func:`parse_bands`: canonical names, no duplicates, checked against the source it
+    was resolved for. A run resolves ``--bands`` once and hands this value on; code that receives one uses it as
+    it is instead of parsing it again."""
+
+    __slots__ = ()
+
+
+def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = None) -> BandSelection:
     """Resolve a band specification to a tuple of canonical names.
 
     Args:
@@ -112,7 +120,7 @@ def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = Non
                 f"band(s) {', '.join(missing)} not available; this source has {', '.join(avail)}. "
                 "Choose --bands among those."
             )
-    return names
+    return BandSelection(names)
 
 
 def indices(names: Sequence[str], within: Sequence[str]) -> list[int]:

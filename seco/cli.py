@@ -16,8 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from seco import boundary
+from seco.backbones import backbone_names
 from seco.boundary import RERUN_CONTINUES, Output, declare
+from seco.configio import flag_type
 from seco.errors import ConfigError, SecoError
+from seco.methods import get_method, method_names
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -72,23 +75,25 @@ def _int_or_auto(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor an integer") from None
 
 
+#: Number flags of ``seco pretrain``: a bad value gets the words a ``--config`` file gets ("'eight' is not an integer").
+INT, FLOAT = flag_type(int), flag_type(float)
 PRETRAIN_FLAGS: dict[str, dict] = {
     "store": dict(help="the seco store to train on (from `seco synth` or `seco collect`)"),
     "out": dict(help="run folder: checkpoints, config.yaml, metrics.csv, curves.png, tensorboard/"),
-    "method": dict(choices=["seco", "moco", "moco-tp"], help="seco (default), moco (MoCo-v2), moco-tp (+temporal)"),
-    "backbone": dict(choices=["resnet18", "resnet50"], help="default resnet18"),
+    "method": {},  # choices and help from the method registry (_registry_flags), read when the parser is built
+    "backbone": {},
     "bands": dict(help="'all' (every band of the store, default), 'RGB', or a list like B02,B03,B04,B08"),
-    "crop": dict(type=int, help="view size in px after random resized crop (default 224)"),
-    "batch_size": dict(type=int, help="global batch size over all processes (default 256)"),
-    "epochs": dict(type=int, help="epochs (default 200); ignored when --max-steps is given"),
-    "max_steps": dict(type=int, help="stop after this many optimiser steps"),
-    "max_minutes": dict(type=float, help="stop (cleanly, with a checkpoint) after this many minutes"),
-    "lr": dict(type=float, help="SGD learning rate (default 0.03)"),
-    "weight_decay": dict(type=float, help="default 1e-4"),
+    "crop": dict(type=INT, help="view size in px after random resized crop (default 224)"),
+    "batch_size": dict(type=INT, help="global batch size over all processes (default 256)"),
+    "epochs": dict(type=INT, help="epochs (default 200); ignored when --max-steps is given"),
+    "max_steps": dict(type=INT, help="stop after this many optimiser steps"),
+    "max_minutes": dict(type=FLOAT, help="stop (cleanly, with a checkpoint) after this many minutes"),
+    "lr": dict(type=FLOAT, help="SGD learning rate (default 0.03)"),
+    "weight_decay": dict(type=FLOAT, help="default 1e-4"),
     "schedule": dict(choices=["step", "cosine", "constant"], help="lr schedule (default step: /10 at 60%%, 80%%)"),
-    "queue_size": dict(type=int, help="negatives per subspace, a multiple of the global batch (default 16384)"),
-    "temperature": dict(type=float, help="InfoNCE temperature (default 0.07)"),
-    "key_momentum": dict(type=float, help="EMA of the key encoder (default 0.999)"),
+    "queue_size": dict(type=INT, help="negatives per subspace, a multiple of the global batch (default 16384)"),
+    "temperature": dict(type=FLOAT, help="InfoNCE temperature (default 0.07)"),
+    "key_momentum": dict(type=FLOAT, help="EMA of the key encoder (default 0.999)"),
     "num_workers": dict(type=_int_or_auto, help="DataLoader worker processes, or auto (default: on CUDA the "
                         "CPUs of this process minus one, on the CPU 0)"),
     "precision": dict(choices=["auto", "fp32", "bf16"], help="auto (default): bf16 autocast on CUDA, fp32 on the "
@@ -96,16 +101,25 @@ PRETRAIN_FLAGS: dict[str, dict] = {
     "on_corrupt": dict(choices=["fail", "skip"], help="a location whose data cannot be decoded: fail (default, "
                        "naming it and its file) or skip it (logged, kept in the checkpoint)"),
     "device": dict(help="auto (default), cpu, cuda or cuda:N"),
-    "seed": dict(type=int, help="default 0"),
-    "log_every": dict(type=int, help="steps between metric rows (default 10)"),
-    "ckpt_every": dict(type=int, help="steps between checkpoints (default 200)"),
-    "plot_every": dict(type=int, help="steps between curve plots (default 500)"),
+    "seed": dict(type=INT, help="default 0"),
+    "log_every": dict(type=INT, help="steps between metric rows (default 10)"),
+    "ckpt_every": dict(type=INT, help="steps between checkpoints (default 200)"),
+    "plot_every": dict(type=INT, help="steps between curve plots (default 500)"),
 }
+
+
+def _registry_flags() -> dict[str, dict]:
+    """``--method`` and ``--backbone`` as the registries hold them now (methods registered by the user too)."""
+    methods = "; ".join(f"{n}: {get_method(n).help}" for n in method_names())
+    return {
+        "method": dict(choices=method_names(), help=f"{methods} (default seco)"),
+        "backbone": dict(choices=backbone_names(), help="default resnet18"),
+    }
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="self-supervised pre-training (SeCo, MoCo-v2, MoCo-v2+TP)")
-    for name, kw in PRETRAIN_FLAGS.items():
+    for name, kw in {**PRETRAIN_FLAGS, **_registry_flags()}.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
     p.add_argument("--config", help="a YAML file of options; command-line flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -130,7 +144,7 @@ def _run_pretrain(a: argparse.Namespace) -> int:
     given = {k for k, v in cli.items() if v is not None}
     res = pretrain(cfg, resume=a.resume, given=given)
     if os.environ.get("RANK", "0") == "0":
-        print(f"done: {res.steps} steps, final loss {res.final_loss:.4f}, checkpoint {res.checkpoint}")
+        print(res.summary())
     return 0
 
 

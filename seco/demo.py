@@ -253,7 +253,11 @@ def _sample(out: Path, man: dict[str, Any], seed: int, n: int, patch_px: int) ->
 def _collect(out: Path, archive: Path, locations: Path, patch_px: int, workers: int, progress: bool
              ) -> dict[str, Any]:
     """Run the collection pipeline into ``out/collected``; what the report needs."""
-    from seco.collect.pipeline import FAULT_KINDS, CollectConfig, plan_collect, read_failures, run_collect
+    from seco.collect.config import CollectConfig
+    from seco.collect.journal import read_failures
+    from seco.collect.pipeline import run_collect
+    from seco.collect.plan import plan_collect
+    from seco.collect.records import FAULT_KINDS
     from seco.store import open_store
     from seco.synth.archive import PARQUET
 

@@ -28,7 +28,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_has_every_section_with_numbers_from_the_run(demo: Path) -> None:
-    from seco.collect.pipeline import read_failures
+    from seco.collect.journal import read_failures
     from seco.store import open_store
 
     text = (demo / "report.md").read_text()

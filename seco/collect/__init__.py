@@ -3,19 +3,8 @@
 Never imports torch.
 """
 
-from seco.collect.catalog import (
-    PRESETS,
-    BuildReport,
-    Catalog,
-    ParquetCatalog,
-    SasSigner,
-    SceneItem,
-    StacApiCatalog,
-    build_catalog,
-    choose_scene,
-    open_catalog,
-    write_stac_geoparquet,
-)
+from seco.collect.build import BuildReport, build_catalog, write_stac_geoparquet
+from seco.collect.catalog import PRESETS, Catalog, ParquetCatalog, SasSigner, StacApiCatalog, open_catalog
 from seco.collect.dates import DateSchedule, DateWindows, date_windows
 from seco.collect.geo import LandMask, load_land_mask
 from seco.collect.sampling import (
@@ -31,6 +20,7 @@ from seco.collect.sampling import (
     sample_uniform_land,
     write_locations,
 )
+from seco.collect.scene import SceneItem, choose_scene
 
 __all__ = [
     "PRESETS", "BuildReport", "Catalog", "Cities", "DateSchedule", "DateWindows", "LandMask", "Locations",

@@ -20,6 +20,7 @@ from seco.bands import BY_NAME, L1C
 from seco.collect.geo import geo_metadata, wkb_polygon
 from seco.collect.scene import _RESERVED, SCL, _band_of_key, _parse_time
 from seco.errors import CatalogError, ConfigError
+from seco.fileutil import atomic_write
 
 # ---------------------------------------------------------------------------------------------- writing
 
@@ -94,10 +95,7 @@ def write_stac_geoparquet(items: Sequence[dict[str, Any]], out: str | Path,
     table = table.replace_schema_metadata(meta)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(out)
-    return out
+    return atomic_write(out, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 # ---------------------------------------------------------------------------------------------- build

@@ -1,21 +1,21 @@
 """One search interface over STAC APIs (pystac-client) and local stac-geoparquet files (pyarrow only).
 
 ``open_catalog`` checks, before any work, that the catalog can be reached and that its collection carries the
-bands collection needs; ``Catalog.search`` returns :class:`SceneItem` records whose assets are keyed by the
+bands collection needs; ``Catalog.search`` returns :class:`~seco.collect.scene.SceneItem` records whose assets are keyed by the
 canonical band names of :mod:`seco.bands` whatever the provider calls them:
 
 - Earth Search (``sentinel-2-l2a``, ``sentinel-2-c1-l2a``): ``coastal, blue, green, red, rededge1..3, nir,
   nir08, nir09, swir16, swir22, scl`` (the ``*-jp2`` duplicates are used only when no COG exists);
 - Planetary Computer (``sentinel-2-l2a``): ``B01 .. B12, B8A, SCL``; its Azure blob hrefs need a SAS token,
   fetched from the token endpoint and appended by :class:`SasSigner`;
-- local stac-geoparquet (e.g. from :func:`build_catalog`): asset keys ``B01`` .., or any asset whose
+- local stac-geoparquet (e.g. from :func:`seco.collect.build.build_catalog`): asset keys ``B01`` .., or any asset whose
   ``eo:bands``/``bands`` names Sentinel-2 bands (several bands in one file -> ``SceneItem.band_index``).
 
 Cloud filters are inclusive (``eo:cloud_cover <= max_cloud``) and, as in STAC APIs, drop items whose cloud cover
 is unknown; ``max_cloud=None`` keeps everything.
 
-Scene records live in :mod:`seco.collect.scene`, stac-geoparquet writing and ``build_catalog`` in
-:mod:`seco.collect.build`; both are re-exported here so ``from seco.collect.catalog import ...`` keeps working.
+Scene records (:class:`~seco.collect.scene.SceneItem`, ``choose_scene``) live in :mod:`seco.collect.scene`,
+stac-geoparquet writing and ``build_catalog`` in :mod:`seco.collect.build`.
 """
 
 from __future__ import annotations
@@ -38,25 +38,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from seco.bands import parse_bands
-from seco.collect.build import BuildReport, build_catalog, write_stac_geoparquet
-from seco.collect.scene import (
-    _RESERVED,
-    ASSET_ALIASES,
-    POLICIES,
-    SCL,
-    SceneItem,
-    _parse_time,
-    choose_scene,
-    map_assets,
-    scene_from_stac,
-)
+from seco.collect.scene import _RESERVED, SCL, SceneItem, _parse_time, map_assets, scene_from_stac
 from seco.errors import CatalogError, ConfigError
 
-__all__ = [
-    "ASSET_ALIASES", "DEFAULT_COLLECTION", "PC_SAS_TOKEN_URL", "POLICIES", "PRESETS", "SCL", "BuildReport",
-    "Catalog", "ParquetCatalog", "Preset", "SasSigner", "SceneItem", "StacApiCatalog", "build_catalog",
-    "choose_scene", "map_assets", "open_catalog", "scene_from_stac", "write_stac_geoparquet",
-]
+__all__ = ["DEFAULT_COLLECTION", "PC_SAS_TOKEN_URL", "PRESETS", "Catalog", "ParquetCatalog", "Preset", "SasSigner",
+           "SearchResult", "SkippedItem", "StacApiCatalog", "open_catalog"]
 
 # ---------------------------------------------------------------------------------------------- presets
 

@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seco.collect.patches import Patch
 from seco.errors import ConfigError
-
-if TYPE_CHECKING:
-    from seco.collect.patches import Patch
 
 SCL_NODATA = 0
 SCL_SATURATED = 1

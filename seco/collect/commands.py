@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from seco.boundary import RERUN_CONTINUES, Output, declare
-from seco.errors import ConfigError
+from seco.errors import CollectError, ConfigError
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -114,7 +114,7 @@ def _add_catalog(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_catalog_build(a: argparse.Namespace) -> int:
-    from seco.collect.catalog import build_catalog
+    from seco.collect.build import build_catalog
 
     rep = build_catalog(a.root, a.out, collection=a.collection)
     print(f"indexed {rep.items} scenes into {rep.out}; skipped {len(rep.skipped)} file(s)")
@@ -200,8 +200,8 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
 
 
 def collect_config(a: argparse.Namespace) -> Any:
-    """The :class:`~seco.collect.pipeline.CollectConfig` of parsed ``seco collect`` arguments."""
-    from seco.collect.pipeline import CollectConfig
+    """The :class:`~seco.collect.config.CollectConfig` of parsed ``seco collect`` arguments."""
+    from seco.collect.config import CollectConfig
 
     return CollectConfig(
         locations=a.locations, catalog=a.catalog, out=a.out, collection=a.collection, bands=a.bands,
@@ -214,7 +214,9 @@ def collect_config(a: argparse.Namespace) -> Any:
 
 
 def _run_collect(a: argparse.Namespace) -> int:
-    from seco.collect.pipeline import estimate, plan_collect, remaining, run_collect
+    from seco.collect.estimate import estimate
+    from seco.collect.pipeline import run_collect
+    from seco.collect.plan import plan_collect, remaining
 
     plan = plan_collect(collect_config(a))
     if a.dry_run:
@@ -224,6 +226,13 @@ def _run_collect(a: argparse.Namespace) -> int:
         return 0
     summary = run_collect(plan)
     print(summary.describe())
+    if summary.committed == 0 and not summary.stalled:
+        raise CollectError(
+            f"nothing was collected: every one of the {summary.candidates} candidate locations was rejected (the "
+            f"reasons are above and in {summary.failures_path}); widen the date windows (seco sample --window-days), "
+            "raise --max-cloud / --max-patch-cloud, or sample "
+            "other locations"
+        )
     return 1 if summary.stalled else 0
 
 

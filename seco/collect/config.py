@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seco.bands import BY_NAME, L1C, L2A
-from seco.collect.catalog import POLICIES
 from seco.collect.retry import RetryPolicy
+from seco.collect.scene import POLICIES
+from seco.configio import ConfigIO
 from seco.errors import ConfigError
 
 #: Band sets ``seco collect --bands`` accepts.
@@ -27,7 +27,7 @@ def _fraction(name: str, v: Any) -> None:
 
 
 @dataclass(frozen=True)
-class CollectConfig:
+class CollectConfig(ConfigIO):
     """Everything ``seco collect`` does (saved in the store's attributes).
 
     Attributes:
@@ -139,10 +139,6 @@ class CollectConfig:
     @property
     def retry(self) -> RetryPolicy:
         return RetryPolicy(self.retries, self.backoff_s, self.backoff_max_s)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dataclasses.asdict(self)
 
 
 #: Options that must not change between a run and its resumption (they change what the store holds).

@@ -8,13 +8,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from seco.collect.config import _local_path
+from seco.collect.records import Failure, LocationResult
 from seco.errors import CollectError, StoreError
-
-if TYPE_CHECKING:
-    from seco.collect.worker import Failure, LocationResult
+from seco.fileutil import atomic_write
 
 #: Folder inside a local store with the journal, the failures table and the summary (``--journal`` elsewhere).
 STATE_DIR = "_collect"
@@ -87,9 +86,7 @@ def write_failures(journal: Journal, path: Path, extra: Sequence[Failure] = ()) 
         "reason": pa.array([r["reason"] for r in rows], pa.string()),
         "attempts": pa.array([r["attempts"] for r in rows], pa.int32()),
     })
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return len(rows)
 
 

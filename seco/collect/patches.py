@@ -67,7 +67,6 @@ from seco.bands import BY_NAME, L1C, L2A, parse_bands
 from seco.collect.scene import SCL, SceneItem
 from seco.errors import CollectError, ConfigError, ReadError
 from seco.radiometry.providers import ShiftDecision, decide_shift
-from seco.radiometry.providers import parse_baseline as parse_baseline  # re-exported (older imports)
 
 #: GDAL configuration used around every read (see the module docstring).
 GDAL_ENV: dict[str, str | int] = {
@@ -141,16 +140,13 @@ class Patch:
         c, h, w = self.data.shape
         return c, h, w
 
-    def meta(self, cloud_fraction: float | None = None) -> dict[str, Any]:
+    def meta(self, cloud_fraction: float) -> dict[str, Any]:
         """The store's per-date metadata (``seco.store.schema.DATE_FIELDS`` and ``RADIOMETRY_FIELDS``).
 
         Args:
-            cloud_fraction: override; ``None`` = :func:`seco.collect.cloud.cloud_fraction` of the patch.
+            cloud_fraction: the patch's cloud fraction (:func:`seco.collect.cloud.cloud_fraction`, or the
+                scene's figure where the patch cannot tell).
         """
-        if cloud_fraction is None:
-            from seco.collect.cloud import cloud_fraction as _cf
-
-            cloud_fraction = _cf(self)
         return {
             "item_id": self.item_id, "datetime": self.datetime, "cloud_fraction": float(cloud_fraction),
             "nodata_fraction": self.nodata_fraction, "crs": f"EPSG:{self.crs}", "transform": self.transform,
@@ -355,6 +351,102 @@ def _unproject(x: float, y: float, crs: Any) -> tuple[float, float]:
     return float(lons[0]), float(lats[0])
 
 
+def _check_read_args(size_px: Any, resolution: int, align: Any, lon: float, lat: float) -> None:
+    if isinstance(size_px, bool) or not isinstance(size_px, int | np.integer) or size_px < 1:
+        raise ConfigError(f"size_px={size_px!r} must be a positive integer (SeCo uses 264)")
+    if resolution not in RESOLUTIONS:
+        raise ConfigError(f"resolution={resolution!r} must be one of {RESOLUTIONS} (metres)")
+    if isinstance(align, bool) or not isinstance(align, int | np.integer) or not 1 <= align <= 60:
+        raise ConfigError(f"align={align!r} must be an integer in 1..60 pixels (6 for native-resolution "
+                          "Sentinel-2 stores, 1 for none)")
+    if not (math.isfinite(lon) and math.isfinite(lat) and -90 <= lat <= 90):
+        raise ConfigError(f"lon/lat ({lon!r}, {lat!r}) is not a WGS84 position in degrees")
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The patch grid in the scene CRS: ``x = c + a * col``, ``y = f + e * row``, ``size`` x ``size`` pixels."""
+
+    epsg: int
+    crs: Any
+    a: float
+    e: float
+    c: float
+    f: float
+    size: int
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W,), (H,) x and y of the pixel centres."""
+        steps = np.arange(self.size, dtype=np.float64) + 0.5
+        return self.c + steps * self.a, self.f + steps * self.e
+
+
+def _patch_grid(item: SceneItem, names: Sequence[str], sources: _Sources, lon: float, lat: float, size: int,
+                resolution: int, align: int) -> _Grid:
+    """The ``size`` px window centred at (lon, lat) on the scene's ``resolution`` m grid, its origin snapped to
+    ``align`` pixels (module docstring).
+
+    Raises:
+        ReadError: a rotated grid or one without an EPSG CRS.
+        PatchOutsideScene: the window is not inside the raster.
+    """
+    ref_band, scale = _reference(item, names, resolution)
+    ref = sources.get(ref_band)
+    t = ref.transform
+    _axis_aligned(t, item, ref_band)
+    if ref.crs is None or ref.crs.to_epsg() is None:
+        raise ReadError(f"band {ref_band} of item {item.id!r} ({item.assets[ref_band]}) has no EPSG CRS "
+                        f"({ref.crs}); Sentinel-2 assets are in UTM (EPSG:326xx/327xx)")
+    a, e = t.a * scale, t.e * scale
+    width, height = int(ref.width / scale), int(ref.height / scale)
+    x, y = _project(lon, lat, ref.crs)
+    col0 = math.floor((x - t.c) / a - size / 2 + 0.5)
+    row0 = math.floor((y - t.f) / e - size / 2 + 0.5)
+    if align > 1:
+        col0, row0 = snap(col0, int(align)), snap(row0, int(align))
+    if col0 < 0 or row0 < 0 or col0 + size > width or row0 + size > height:
+        raise PatchOutsideScene(
+            f"a {size} px patch at lon {lon:.5f}, lat {lat:.5f} spans rows {row0}..{row0 + size - 1}, cols "
+            f"{col0}..{col0 + size - 1} of item {item.id!r}, whose {resolution} m grid is {height} x "
+            f"{width}; it must lie inside one scene: choose a scene covering it or move the location"
+        )
+    return _Grid(int(ref.crs.to_epsg()), ref.crs, a, e, t.c + col0 * a, t.f + row0 * e, size)
+
+
+def _read_bands(item: SceneItem, names: Sequence[str], sources: _Sources, grid: _Grid, shifts: Sequence[int],
+                lonlat: tuple[float, float]) -> np.ndarray:
+    """(C, H, W) uint16 DN of ``names`` sampled at the grid's pixel centres, each shifted by its harmonisation.
+
+    Raises:
+        ReadError: a band that is not uint16 DN (or any read error).
+    """
+    xs, ys = grid.centres()
+    data = np.empty((len(names), grid.size, grid.size), np.uint16)  # (C, H, W)
+    for i, band in enumerate(names):
+        arr = _sample(sources.get(band), item.band_index.get(band, 1), xs, ys, item, band, lonlat)
+        if arr.dtype != np.uint16:
+            raise ReadError(f"band {band} of item {item.id!r} ({item.assets[band]}) is {arr.dtype}, not "
+                            "uint16 Sentinel-2 DN; convert the archive to uint16 DN")
+        data[i] = harmonize_dn(arr, shifts[i])
+    return data
+
+
+def _read_scl(item: SceneItem, sources: _Sources, grid: _Grid, lonlat: tuple[float, float]) -> np.ndarray:
+    """(H, W) uint8 scene classification sampled at the grid's pixel centres.
+
+    Raises:
+        ReadError: values above 255 (not an SCL).
+    """
+    xs, ys = grid.centres()
+    scl = _sample(sources.get(SCL), item.band_index.get(SCL, 1), xs, ys, item, SCL, lonlat)
+    if scl.dtype != np.uint8:
+        if scl.max(initial=0) > 255:
+            raise ReadError(f"SCL of item {item.id!r} holds values above 255; it is not a scene "
+                            "classification layer")
+        scl = scl.astype(np.uint8)
+    return scl
+
+
 def read_patch(
     item: SceneItem,
     lon: float,
@@ -395,15 +487,7 @@ def read_patch(
     import rasterio
 
     names = parse_bands(bands)
-    if isinstance(size_px, bool) or not isinstance(size_px, int | np.integer) or size_px < 1:
-        raise ConfigError(f"size_px={size_px!r} must be a positive integer (SeCo uses 264)")
-    if resolution not in RESOLUTIONS:
-        raise ConfigError(f"resolution={resolution!r} must be one of {RESOLUTIONS} (metres)")
-    if isinstance(align, bool) or not isinstance(align, int | np.integer) or not 1 <= align <= 60:
-        raise ConfigError(f"align={align!r} must be an integer in 1..60 pixels (6 for native-resolution "
-                          "Sentinel-2 stores, 1 for none)")
-    if not (math.isfinite(lon) and math.isfinite(lat) and -90 <= lat <= 90):
-        raise ConfigError(f"lon/lat ({lon!r}, {lat!r}) is not a WGS84 position in degrees")
+    _check_read_args(size_px, resolution, align, lon, lat)
     missing = [b for b in names if b not in item.assets]
     if missing:
         raise ReadError(f"item {item.id!r} has no asset for band(s) {', '.join(missing)} (it has "
@@ -415,47 +499,10 @@ def read_patch(
     sources = _Sources(item)
     try:
         with rasterio.Env(**env):
-            ref_band, scale = _reference(item, names, resolution)
-            ref = sources.get(ref_band)
-            t = ref.transform
-            _axis_aligned(t, item, ref_band)
-            if ref.crs is None or ref.crs.to_epsg() is None:
-                raise ReadError(f"band {ref_band} of item {item.id!r} ({item.assets[ref_band]}) has no EPSG CRS "
-                                f"({ref.crs}); Sentinel-2 assets are in UTM (EPSG:326xx/327xx)")
-            epsg = int(ref.crs.to_epsg())
-            a, e = t.a * scale, t.e * scale
-            width, height = int(ref.width / scale), int(ref.height / scale)
-            x, y = _project(lon, lat, ref.crs)
-            col0 = math.floor((x - t.c) / a - size / 2 + 0.5)
-            row0 = math.floor((y - t.f) / e - size / 2 + 0.5)
-            if align > 1:
-                col0, row0 = snap(col0, int(align)), snap(row0, int(align))
-            if col0 < 0 or row0 < 0 or col0 + size > width or row0 + size > height:
-                raise PatchOutsideScene(
-                    f"a {size} px patch at lon {lon:.5f}, lat {lat:.5f} spans rows {row0}..{row0 + size - 1}, cols "
-                    f"{col0}..{col0 + size - 1} of item {item.id!r}, whose {resolution} m grid is {height} x "
-                    f"{width}; it must lie inside one scene: choose a scene covering it or move the location"
-                )
-            c, f = t.c + col0 * a, t.f + row0 * e
-            steps = np.arange(size, dtype=np.float64) + 0.5
-            xs, ys = c + steps * a, f + steps * e  # (W,), (H,) pixel centres
-            data = np.empty((len(names), size, size), np.uint16)  # (C, H, W)
-            for i, band in enumerate(names):
-                ds = sources.get(band)
-                arr = _sample(ds, item.band_index.get(band, 1), xs, ys, item, band, (lon, lat))
-                if arr.dtype != np.uint16:
-                    raise ReadError(f"band {band} of item {item.id!r} ({item.assets[band]}) is {arr.dtype}, not "
-                                    "uint16 Sentinel-2 DN; convert the archive to uint16 DN")
-                data[i] = harmonize_dn(arr, shifts[i])
-            scl_arr = None
-            if scl and SCL in item.assets:
-                scl_arr = _sample(sources.get(SCL), item.band_index.get(SCL, 1), xs, ys, item, SCL, (lon, lat))
-                if scl_arr.dtype != np.uint8:
-                    if scl_arr.max(initial=0) > 255:
-                        raise ReadError(f"SCL of item {item.id!r} holds values above 255; it is not a scene "
-                                        "classification layer")
-                    scl_arr = scl_arr.astype(np.uint8)
-            clon, clat = _unproject(c + size * a / 2, f + size * e / 2, ref.crs)
+            grid = _patch_grid(item, names, sources, lon, lat, size, resolution, int(align))
+            data = _read_bands(item, names, sources, grid, shifts, (lon, lat))
+            scl_arr = _read_scl(item, sources, grid, (lon, lat)) if scl and SCL in item.assets else None
+            clon, clat = _unproject(grid.c + size * grid.a / 2, grid.f + size * grid.e / 2, grid.crs)
     finally:
         sources.close()
     nod = (data == 0).any(axis=0)
@@ -463,9 +510,10 @@ def read_patch(
         nod |= scl_arr == 0
         scl_arr.setflags(write=False)
     data.setflags(write=False)
+    a, e, c, f = grid.a, grid.e, grid.c, grid.f
     xs_edge, ys_edge = (c, c + size * a), (f, f + size * e)
     return Patch(
-        data=data, bands=names, scl=scl_arr, crs=epsg, transform=(a, 0.0, c, 0.0, e, f),
+        data=data, bands=names, scl=scl_arr, crs=grid.epsg, transform=(a, 0.0, c, 0.0, e, f),
         bbox=(min(xs_edge), min(ys_edge), max(xs_edge), max(ys_edge)), nodata_fraction=float(nod.mean()),
         item_id=item.id, datetime=item.datetime, lon=clon, lat=clat, dn_shift=shifts,
         dn_rule=tuple(d.rule for d in decisions),

@@ -23,18 +23,19 @@ tried; nothing of that kind stops the run. Only a catalog that stays unreachable
 cleanly, at a location boundary (rerun to continue). Files in ``<store>/_collect/`` (or the ``--journal``
 folder): ``journal.jsonl`` (one line per decided candidate), ``failures.parquet`` (rebuilt from the journal at
 the end of each run) and ``summary.json``; one writer at a time is ensured by an ``flock`` on
-``.<store name>.collect-lock`` beside a local store (``<journal>/lock`` for a store on an object store).
+``.<store name>.seco-lock`` beside a local store (``<journal>/lock`` for a store on an object store).
 
 Object stores. ``--out`` may be an fsspec URL (``s3://bucket/x.zarr``); the journal then lives in the local
 ``--journal`` folder (``store.json`` there names the store it belongs to). Exactly-once holds without renames
 because each object PUT is atomic and the store commits its manifest last; only creating the store is not
 atomic there, so a ``creating`` file in the journal folder marks it and a rerun redoes an interrupted creation.
 
-Modules, one concern each (this one re-exports their public names): :mod:`seco.collect.config` (the
-options), :mod:`seco.collect.retry` (transient errors, backoff), :mod:`seco.collect.worker` (the
-per-location work), :mod:`seco.collect.plan` (input checks, the candidate stream), :mod:`seco.collect.estimate`
-(``--dry-run``), :mod:`seco.collect.journal` (journal, failures table, lock) and this one (executors, the
-in-order commit loop, the summary).
+Modules, one concern each (import each name from the module that defines it): :mod:`seco.collect.config`
+(the options), :mod:`seco.collect.retry` (transient errors, backoff), :mod:`seco.collect.records` (candidates,
+failures, results), :mod:`seco.collect.worker` (the per-location work), :mod:`seco.collect.dn_warnings` (the
+radiometry warnings of each location), :mod:`seco.collect.plan` (input checks, the candidate stream),
+:mod:`seco.collect.estimate` (``--dry-run``), :mod:`seco.collect.journal` (journal, failures table, lock) and
+this one (executors, the in-order commit loop, the summary).
 """
 
 
@@ -53,36 +54,12 @@ from pathlib import Path
 from typing import Any
 
 from seco.cluster import dask_executor
-from seco.collect.config import ATTR, BAND_CHOICES, FINGERPRINT_FIELDS, CollectConfig, is_url
-from seco.collect.estimate import HEADER_BYTES, Estimate, estimate
-from seco.collect.journal import (
-    CREATING,
-    FAILURE_COLUMNS,
-    JOURNAL_VERSION,
-    OWNER,
-    STATE_DIR,
-    Journal,
-    _locked,
-    lock_path,
-    read_failures,
-    write_failures,
-)
-from seco.collect.plan import Plan, _is_store, plan_collect, remaining
-from seco.collect.radiometry import RADIOMETRY_KINDS
-from seco.collect.radiometry import describe as describe_radiometry
-from seco.collect.retry import Attempted, RetryPolicy, is_transient, with_retries
-from seco.collect.worker import (
-    FAULT_KINDS,
-    POINT_EPS_DEG,
-    RETRIED,
-    CatalogSpec,
-    Failure,
-    Job,
-    LocationResult,
-    LocationTask,
-    collect_location,
-    point_box,
-)
+from seco.collect.config import ATTR, CollectConfig, is_url
+from seco.collect.dn_warnings import RADIOMETRY_KINDS, describe_warnings
+from seco.collect.journal import CREATING, OWNER, Journal, _locked, write_failures
+from seco.collect.plan import Plan, _is_store, plan_collect
+from seco.collect.records import FAULT_KINDS, RETRIED, LocationResult, LocationTask
+from seco.collect.worker import CatalogSpec, Job, collect_location
 from seco.errors import CollectError
 
 # ---------------------------------------------------------------------------------------------- run
@@ -149,7 +126,7 @@ class CollectSummary:
             lines.append(f"  rejected location {lid}: {why}")
         if len(self.rejected) > 5:
             lines.append(f"  ... and {len(self.rejected) - 5} more (see the failures table)")
-        rad = describe_radiometry(self.faults)
+        rad = describe_warnings(self.faults)
         lines += [rad] if rad else []
         lines += [f"note: {n}" for n in self.notes]
         if self.exhausted:
@@ -233,13 +210,77 @@ def _open_writer(plan: Plan) -> Any:
     return writer
 
 
+@dataclass
+class _Tally:
+    """Where the in-order commit stands: locations in the store, the next candidate to decide, counts."""
+
+    committed: int
+    head: int = 0  # index in the to-do list of the next candidate to decide
+    decided: int = 0
+    patches: int = 0
+    stalled: str | None = None
+
+
+def _commit(r: LocationResult, writer: Any, journal: Journal, tally: _Tally, progress: _Progress) -> bool:
+    """Decide one candidate in stream order: journal it, then append it when ok; False when the run must stop
+    here (the catalog stayed unreachable: undecided, ``tally.stalled`` says why)."""
+    if r.status == "error":
+        tally.stalled = f"location {r.task.id}: {r.reason}"
+        return False
+    journal.record(r)  # the decision first: a crash after it re-reads the location, no more
+    n_valid = 0
+    if r.status == "ok":
+        assert r.images is not None and r.valid is not None and r.dates_meta is not None
+        _append(writer, r)
+        tally.committed += 1
+        n_valid = int(r.valid.sum())
+        tally.patches += n_valid
+    tally.head += 1
+    tally.decided += 1
+    progress.update(r.status == "ok", n_valid, sum(f.is_fault for f in r.failures))
+    return True
+
+
+def _run_stream(plan: Plan, todo: list[LocationTask], limit: int, job: Job, writer: Any, journal: Journal,
+                tally: _Tally, progress: _Progress) -> None:
+    """Run ``todo`` on the executor, out of order within a bounded window, and commit the results in stream
+    order until ``limit`` locations are in the store, the stream ends or the run stalls."""
+    executor, slots, client = _executor(plan.config)
+    window = max(4, 2 * slots)  # bounded reorder buffer: in flight + waiting for their turn
+    futures: dict[cf.Future[LocationResult], int] = {}
+    ready: dict[int, LocationResult] = {}
+    nxt = 0
+    try:
+        while tally.committed < limit and tally.head < len(todo) and tally.stalled is None:
+            while nxt < len(todo) and nxt - tally.head < window and tally.committed + (nxt - tally.head) < limit:
+                futures[executor.submit(collect_location, todo[nxt], job)] = nxt
+                nxt += 1
+            if tally.head not in ready:
+                done, _ = cf.wait(list(futures), timeout=5.0, return_when=cf.FIRST_COMPLETED)
+                for f in done:
+                    i = futures.pop(f)
+                    ready[i] = _result(f, todo[i])
+            while tally.head in ready and tally.committed < limit:
+                if not _commit(ready.pop(tally.head), writer, journal, tally, progress):
+                    break
+    finally:
+        for f in futures:
+            f.cancel()
+        if isinstance(executor, cf.ThreadPoolExecutor):
+            executor.shutdown(wait=True, cancel_futures=True)  # running reads finish (bounded: one each)
+        else:
+            executor.shutdown(wait=False)
+        if client is not None:
+            client.close()
+
+
 def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
                 checker: Callable[..., Any] | None = None, share_catalog: bool = False,
                 stop_after: int | None = None) -> CollectSummary:
     """Collect the plan into its store (resuming what an earlier run left), committing in stream order.
 
     Args:
-        plan: from :func:`plan_collect`.
+        plan: from :func:`seco.collect.plan.plan_collect`.
         reader: stand-in for ``read_patch`` (tests).
         checker: stand-in for ``patch_ok`` (tests).
         share_catalog: workers use ``plan.catalog`` instead of opening their own (on a Dask cluster it must
@@ -261,63 +302,24 @@ def run_collect(plan: Plan, *, reader: Callable[..., Any] | None = None,
         writer = _open_writer(plan)
         state.mkdir(exist_ok=True)
         journal = Journal(state / "journal.jsonl")
-        resumed = committed = len(writer)
+        resumed = len(writer)
+        tally = _Tally(committed=resumed)
         todo = [t for t in plan.tasks if not writer.has(t.key) and journal.status(t.id) != "rejected"]
-        limit = plan.target if stop_after is None else min(plan.target, committed + stop_after)
-        futures: dict[cf.Future[LocationResult], int] = {}
-        ready: dict[int, LocationResult] = {}
-        head = nxt = decided = patches = 0
-        stalled: str | None = None
-        executor: cf.Executor | None = None
-        client = None
-        progress = _Progress(cfg.progress, plan.target, committed)
+        limit = plan.target if stop_after is None else min(plan.target, resumed + stop_after)
+        progress = _Progress(cfg.progress, plan.target, resumed)
         try:
-            if committed < limit and todo:
-                executor, slots, client = _executor(cfg)
-                job = _job(plan, reader, checker, share_catalog)
-                window = max(4, 2 * slots)  # bounded reorder buffer: in flight + waiting for their turn
-            while committed < limit and head < len(todo) and stalled is None:
-                assert executor is not None
-                while nxt < len(todo) and nxt - head < window and committed + (nxt - head) < limit:
-                    futures[executor.submit(collect_location, todo[nxt], job)] = nxt
-                    nxt += 1
-                if head not in ready:
-                    done, _ = cf.wait(list(futures), timeout=5.0, return_when=cf.FIRST_COMPLETED)
-                    for f in done:
-                        i = futures.pop(f)
-                        ready[i] = _result(f, todo[i])
-                while head in ready and committed < limit:
-                    r = ready.pop(head)
-                    if r.status == "error":
-                        stalled = f"location {r.task.id}: {r.reason}"
-                        break
-                    journal.record(r)  # the decision first: a crash after it re-reads the location, no more
-                    n_valid = 0
-                    if r.status == "ok":
-                        assert r.images is not None and r.valid is not None and r.dates_meta is not None
-                        _append(writer, r)
-                        committed += 1
-                        n_valid = int(r.valid.sum())
-                        patches += n_valid
-                    head += 1
-                    decided += 1
-                    progress.update(r.status == "ok", n_valid, sum(f.is_fault for f in r.failures))
+            if tally.committed < limit and todo:
+                _run_stream(plan, todo, limit, _job(plan, reader, checker, share_catalog), writer, journal, tally,
+                            progress)
         finally:
-            for f in futures:
-                f.cancel()
             progress.close()
-            if isinstance(executor, cf.ThreadPoolExecutor):
-                executor.shutdown(wait=True, cancel_futures=True)  # running reads finish (bounded: one each)
-            elif executor is not None:
-                executor.shutdown(wait=False)
-            if client is not None:
-                client.close()
             writer.close()
             n_fail = write_failures(journal, state / "failures.parquet", plan.catalog_skips)
             journal.close()
-        exhausted = committed < plan.target and head >= len(todo) and stalled is None and stop_after is None
-        summary = _summary(plan, journal, committed, resumed, decided, patches, time.monotonic() - t0, stalled,
-                           exhausted, state)
+        exhausted = (tally.committed < plan.target and tally.head >= len(todo) and tally.stalled is None
+                     and stop_after is None)
+        summary = _summary(plan, journal, tally.committed, resumed, tally.decided, tally.patches,
+                           time.monotonic() - t0, tally.stalled, exhausted, state)
         (state / "summary.json").write_text(json.dumps({**dataclasses.asdict(summary), "failure_rows": n_fail},
                                                        indent=1, default=str))
     return summary
@@ -365,11 +367,3 @@ def collect(cfg: CollectConfig, **kw: Any) -> CollectSummary:
     """Plan and run a collection (the library form of ``seco collect``); see :func:`run_collect`."""
     return run_collect(plan_collect(cfg), **kw)
 
-
-__all__ = [
-    "ATTR", "BAND_CHOICES", "FAILURE_COLUMNS", "FAULT_KINDS", "FINGERPRINT_FIELDS", "HEADER_BYTES",
-    "JOURNAL_VERSION", "POINT_EPS_DEG", "STATE_DIR", "Attempted", "CatalogSpec", "CollectConfig", "CollectSummary",
-    "Estimate", "Failure", "Job", "Journal", "LocationResult", "LocationTask", "Plan", "RetryPolicy", "collect",
-    "collect_location", "estimate", "is_transient", "lock_path", "plan_collect", "point_box", "read_failures",
-    "remaining", "run_collect", "with_retries", "write_failures",
-]

@@ -17,9 +17,10 @@ from seco.collect.catalog import Catalog
 from seco.collect.config import ATTR, FINGERPRINT_FIELDS, CollectConfig, _local_path, is_url
 from seco.collect.dates import DateWindows
 from seco.collect.journal import CREATING, OWNER, STATE_DIR, lock_path
+from seco.collect.records import Failure, LocationTask
 from seco.collect.retry import Attempted, with_retries
 from seco.collect.sampling import AreaFullError, Locations, read_locations, sample
-from seco.collect.worker import CatalogSpec, Failure, LocationTask
+from seco.collect.worker import CatalogSpec
 from seco.errors import CatalogError, CollectError, ConfigError, SecoError, StoreError
 from seco.fileutil import file_sha256
 

@@ -46,6 +46,7 @@ from seco.collect.geo import (
     wkb_points,
 )
 from seco.errors import CollectError, ConfigError
+from seco.fileutil import atomic_write
 
 #: 264 pixels at 10 m, the SeCo patch.
 PATCH_KM = 2.64
@@ -590,10 +591,8 @@ def write_locations(loc: Locations, path: str | Path) -> Path:
     if path.suffix.lower() not in (".parquet", ".geoparquet"):
         raise ConfigError(f"output {str(path)!r} should end in .parquet (it is written as GeoParquet)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(locations_table(loc), tmp, compression="zstd")
-    tmp.replace(path)
-    return path
+    table = locations_table(loc)
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def _fixed_lists(col: pa.ChunkedArray, name: str, path: Path) -> np.ndarray:

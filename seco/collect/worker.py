@@ -1,12 +1,11 @@
 """The per-location work of ``seco collect`` (runs on a worker thread or a Dask worker; never writes).
 
 For each date window: search the catalog at the location's point, try the candidate scenes in policy order,
-read the patch and check it; every failing candidate becomes a :class:`Failure` and the next one is tried.
+read the patch and check it; every failing candidate becomes a :class:`~seco.collect.records.Failure` and the next one is tried.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import math
 import re
@@ -18,106 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from seco.collect.catalog import Catalog, SceneItem, choose_scene, open_catalog
+from seco.collect.catalog import Catalog, open_catalog
 from seco.collect.cloud import cloud_fraction, patch_ok
+from seco.collect.dn_warnings import radiometry_failures
 from seco.collect.patches import PatchOutsideScene, read_patch
+from seco.collect.records import RETRIED, Failure, LocationResult, LocationTask
 from seco.collect.retry import Attempted, RetryPolicy, maybe_transient, with_retries
+from seco.collect.scene import SceneItem, choose_scene
 from seco.errors import ReadError, SecoError
 
-#: Failure kinds that are faults of the data or the servers (the rest are ordinary rejections).
-FAULT_KINDS = ("read", "missing", "transient", "catalog", "missing-asset", "malformed-item", "error")
-#: Kind of the rows that record a search or read which failed transiently and then succeeded on a retry
-#: (neither a fault that cost a scene nor a rejection: the data came through).
-RETRIED = "retried"
 _MISSING_TEXT = re.compile(r"(?i)no such file|does not exist|HTTP (response )?code:? *404|\b404 Not Found")
-
-
-@dataclass(frozen=True)
-class LocationTask:
-    """One candidate location of the stream.
-
-    Attributes:
-        order: position in the candidate stream (the file's locations, then the spares).
-        id: location id (the store key is ``str(id)``).
-        lon: longitude, degrees.
-        lat: latitude, degrees.
-        windows: T (start, end) search windows, timezone-aware UTC, oldest first.
-        spare: whether it is a replacement candidate.
-    """
-
-    order: int
-    id: int
-    lon: float
-    lat: float
-    windows: tuple[tuple[dt.datetime, dt.datetime], ...]
-    spare: bool = False
-
-    @property
-    def key(self) -> str:
-        return str(self.id)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One row of the failures table: a candidate scene (or search) that did not give a patch.
-
-    Attributes:
-        location_id: the location.
-        date_index: the date window (0-based, oldest first).
-        item_id: the STAC item, when known.
-        href: the asset or endpoint concerned, when known.
-        kind: ``read`` (corrupt or truncated asset), ``missing`` (asset file absent), ``transient`` (timeouts / 5xx beyond the
-            retries), ``catalog`` (a search or item the catalog could not serve), ``missing-asset`` (item lacks
-            a band), ``malformed-item`` (a catalog row that is not a usable STAC item: no datetime, bbox or
-            geometry, unparsable fields; ``location_id`` and ``date_index`` are -1 when it was found on opening
-            the catalog rather than by a search), ``error`` (an unexpected exception), ``outside`` (patch not
-            inside the scene), ``patch`` (cloud or nodata above the limits), ``window`` (no valid scene left for
-            the date), ``retried`` (a search or read that failed transiently, then succeeded: ``attempts`` says
-            after how many tries, ``reason`` the errors).
-        reason: human-readable detail.
-        attempts: attempts made (retries included).
-    """
-
-    location_id: int
-    date_index: int
-    item_id: str | None
-    href: str | None
-    kind: str
-    reason: str
-    attempts: int = 1
-
-    @property
-    def is_fault(self) -> bool:
-        return self.kind in FAULT_KINDS
-
-
-@dataclass
-class LocationResult:
-    """What a worker found for one candidate.
-
-    Attributes:
-        task: the candidate.
-        status: ``ok`` (every date has a patch), ``rejected`` (some date has none: replace the location) or
-            ``error`` (the catalog stayed unreachable: undecided, the run stops here and a rerun retries it).
-        reason: why it was rejected or failed.
-        images: (T, C, H, W) uint16 when ok.
-        valid: (T,) bool when ok.
-        dates_meta: T dicts of store metadata when ok.
-        failures: every candidate scene or search that failed on the way.
-        searches: catalog searches made.
-        reads: patch reads attempted.
-    """
-
-    task: LocationTask
-    status: str
-    reason: str = ""
-    images: np.ndarray | None = None
-    valid: np.ndarray | None = None
-    dates_meta: list[dict[str, Any]] | None = None
-    failures: list[Failure] = field(default_factory=list)
-    searches: int = 0
-    reads: int = 0
-    items: list[str | None] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- worker
@@ -217,8 +126,8 @@ def point_box(lon: float, lat: float) -> tuple[float, float, float, float]:
 def collect_location(task: LocationTask, job: Job) -> LocationResult:
     """Find, read and check one patch per date window of a location (runs on a worker; never writes).
 
-    Never raises for a data fault: every failing candidate becomes a :class:`Failure` and the next one is
-    tried. Returns status ``error`` only when the catalog cannot be reached after the retries.
+    Never raises for a data fault: every failing candidate becomes a :class:`~seco.collect.records.Failure` and
+    the next one is tried. Returns status ``error`` only when the catalog cannot be reached after the retries.
     """
     res = LocationResult(task=task, status="error")
     try:
@@ -228,14 +137,107 @@ def collect_location(task: LocationTask, job: Job) -> LocationResult:
         res.reason = res.reason or f"{type(e).__name__}: {e}"
         res.images = res.valid = res.dates_meta = None
         return res
-    from seco.collect.radiometry import radiometry_failures  # imports this module
-
     res.failures.extend(radiometry_failures(res, job.bands))  # warnings only (dates kept), on the worker
     return res
 
 
-def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
+def _record(res: LocationResult, t: int, kind: str, reason: str, item: SceneItem | None = None,
+            href: str | None = None, attempts: int = 1) -> None:
+    """Add a failure of date ``t`` to the result."""
+    res.failures.append(Failure(res.task.id, t, item.id if item else None, href, kind, reason, attempts))
+
+
+def _search(catalog: Catalog, task: LocationTask, job: Job, t: int, res: LocationResult) -> list[SceneItem] | None:
+    """The catalog's scenes for date window ``t`` at the location (retried); ``None`` when the catalog stays
+    down (``res.reason`` says why: no decision about this location). Failures and retries are recorded."""
+    start, end = task.windows[t]
+    res.searches += 1
+    search = functools.partial(catalog.search, point_box(task.lon, task.lat), start, end, max_cloud=job.max_cloud)
+    errors: list[BaseException] = []
+    try:
+        found, n = with_retries(search, job.retry, on_retry=functools.partial(_keep, errors))
+        if n > 1:
+            _record(res, t, RETRIED, f"search succeeded at attempt {n} after: {'; '.join(map(_brief, errors))}",
+                    attempts=n)
+    except Attempted as a:
+        if a.transient:  # the catalog is down: no decision about this location
+            res.reason = f"search of date {t} failed after {a.attempts} attempt(s): {a.error}"
+            return None
+        _record(res, t, "catalog", f"search failed: {a.error}", attempts=a.attempts)
+        found = []
+    for sk in getattr(found, "skipped", ()):  # malformed rows of a local catalog: recorded, never fatal
+        res.failures.append(Failure(task.id, t, sk.id, None, "malformed-item", sk.reason))
+    return found
+
+
+def _read_scene(catalog: Catalog, item: SceneItem, task: LocationTask, job: Job, t: int,
+                res: LocationResult) -> Any:
+    """Read and check the patch of one candidate scene (reads retried); the patch, or ``None`` with the
+    failure recorded by its kind."""
     reader, checker = job.reader or read_patch, job.checker or patch_ok
+    C, P = len(job.bands), job.patch_size
+    res.reads += 1
+    try:
+        read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
+                                 bands=job.bands, resolution=10, harmonize=job.harmonize,
+                                 gdal_env=job.gdal_env, align=job.align)
+        retried: list[BaseException] = []
+        p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried),
+                            retry_if=maybe_transient)
+        if n > 1:
+            _record(res, t, RETRIED, f"read succeeded at attempt {n} after: {'; '.join(_brief(e) for e in retried)}",
+                    item, _href_of(retried[-1], item), n)
+    except Attempted as a:
+        err = a.error
+        href = _href_of(err, item)
+        if isinstance(err, PatchOutsideScene):
+            _record(res, t, "outside", str(err), item, href)
+        elif a.transient:
+            _record(res, t, "transient", f"gave up after {a.attempts} attempt(s): {err}", item, href, a.attempts)
+        elif isinstance(err, ReadError):
+            _record(res, t, "missing" if _MISSING_TEXT.search(str(err)) else "read", str(err), item, href,
+                    a.attempts)
+        elif isinstance(err, SecoError):
+            _record(res, t, "catalog", f"{type(err).__name__}: {err}", item, href)
+        else:
+            _record(res, t, "error", f"{type(err).__name__}: {err}", item, href)
+        return None
+    data = np.asarray(p.data)
+    if data.shape != (C, P, P) or data.dtype != np.uint16:
+        _record(res, t, "error", f"read_patch returned {data.dtype} {data.shape}, expected uint16 {(C, P, P)}", item)
+        return None
+    ok, why = checker(p, job.max_patch_cloud, job.max_nodata)
+    if not ok:
+        _record(res, t, "patch", why, item)
+        return None
+    return p
+
+
+def _pick_scene(catalog: Catalog, found: list[SceneItem], task: LocationTask, job: Job, t: int,
+                res: LocationResult) -> tuple[Any, SceneItem | None]:
+    """Try the usable scenes of ``found`` in policy order (at most ``job.max_scenes``) until one gives a valid
+    patch: (patch, its scene), or (None, None)."""
+    usable = []
+    for it in found:
+        missing = [b for b in job.bands if b not in it.assets]
+        if missing:
+            _record(res, t, "missing-asset", f"item lacks asset(s) for {', '.join(missing)}", it)
+        else:
+            usable.append(it)
+    tried = 0
+    while usable and tried < job.max_scenes:
+        item = choose_scene(usable, job.policy, job.max_cloud, job.bands)
+        if item is None:
+            break
+        usable.remove(item)
+        tried += 1
+        patch = _read_scene(catalog, item, task, job, t, res)
+        if patch is not None:
+            return patch, item
+    return None, None
+
+
+def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
     try:
         catalog = _worker_catalog(job)
     except Attempted as a:
@@ -244,85 +246,18 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
     T, C, P = len(task.windows), len(job.bands), job.patch_size
     images = np.zeros((T, C, P, P), dtype=np.uint16)
     metas: list[dict[str, Any]] = []
-    box = point_box(task.lon, task.lat)
     for t, (start, end) in enumerate(task.windows):
-        def fail(kind: str, reason: str, item: SceneItem | None = None, href: str | None = None,
-                 attempts: int = 1, t: int = t) -> None:
-            res.failures.append(Failure(task.id, t, item.id if item else None, href, kind, reason, attempts))
-
-        res.searches += 1
-        search = functools.partial(catalog.search, box, start, end, max_cloud=job.max_cloud)
-        errors: list[BaseException] = []
-        try:
-            found, n = with_retries(search, job.retry, on_retry=functools.partial(_keep, errors))
-            if n > 1:
-                fail(RETRIED, f"search succeeded at attempt {n} after: {'; '.join(map(_brief, errors))}", attempts=n)
-        except Attempted as a:
-            if a.transient:  # the catalog is down: no decision about this location
-                res.reason = f"search of date {t} failed after {a.attempts} attempt(s): {a.error}"
-                return
-            fail("catalog", f"search failed: {a.error}", attempts=a.attempts)
-            found = []
-        for sk in getattr(found, "skipped", ()):  # malformed rows of a local catalog: recorded, never fatal
-            res.failures.append(Failure(task.id, t, sk.id, None, "malformed-item", sk.reason))
-        usable = []
-        for it in found:
-            missing = [b for b in job.bands if b not in it.assets]
-            if missing:
-                fail("missing-asset", f"item lacks asset(s) for {', '.join(missing)}", it)
-            else:
-                usable.append(it)
-        patch: Any = None
-        chosen: SceneItem | None = None
-        tried = 0
-        while usable and tried < job.max_scenes:
-            item = choose_scene(usable, job.policy, job.max_cloud, job.bands)
-            if item is None:
-                break
-            usable.remove(item)
-            tried += 1
-            res.reads += 1
-            try:
-                read = functools.partial(reader, catalog.sign(item), task.lon, task.lat, size_px=P,
-                                         bands=job.bands, resolution=10, harmonize=job.harmonize,
-                                         gdal_env=job.gdal_env, align=job.align)
-                retried: list[BaseException] = []
-                p, n = with_retries(read, job.retry, on_retry=functools.partial(_keep, retried),
-                                    retry_if=maybe_transient)
-                if n > 1:
-                    fail(RETRIED, f"read succeeded at attempt {n} after: {'; '.join(_brief(e) for e in retried)}",
-                         item, _href_of(retried[-1], item), n)
-            except Attempted as a:
-                err = a.error
-                href = _href_of(err, item)
-                if isinstance(err, PatchOutsideScene):
-                    fail("outside", str(err), item, href)
-                elif a.transient:
-                    fail("transient", f"gave up after {a.attempts} attempt(s): {err}", item, href, a.attempts)
-                elif isinstance(err, ReadError):
-                    fail("missing" if _MISSING_TEXT.search(str(err)) else "read", str(err), item, href, a.attempts)
-                elif isinstance(err, SecoError):
-                    fail("catalog", f"{type(err).__name__}: {err}", item, href)
-                else:
-                    fail("error", f"{type(err).__name__}: {err}", item, href)
-                continue
-            data = np.asarray(p.data)
-            if data.shape != (C, P, P) or data.dtype != np.uint16:
-                fail("error", f"read_patch returned {data.dtype} {data.shape}, expected uint16 {(C, P, P)}", item)
-                continue
-            ok, why = checker(p, job.max_patch_cloud, job.max_nodata)
-            if not ok:
-                fail("patch", why, item)
-                continue
-            patch, chosen = p, item
-            break
+        found = _search(catalog, task, job, t, res)
+        if found is None:
+            return
+        patch, chosen = _pick_scene(catalog, found, task, job, t, res)
         if patch is None or chosen is None:
             kinds = Counter(f.kind for f in res.failures if f.date_index == t)
             detail = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none found"
             res.status = "rejected"
             res.reason = (f"date {t} ({start:%Y-%m-%d}..{end:%Y-%m-%d}): no valid scene among {len(found)} "
                           f"found ({detail})")
-            fail("window", res.reason)
+            _record(res, t, "window", res.reason)
             return
         images[t] = patch.data
         metas.append(_date_meta(patch, chosen))

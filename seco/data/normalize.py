@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seco.bands import REFLECTANCE_SCALE, normalize_name, parse_bands
+from seco.bands import REFLECTANCE_SCALE, BandSelection, normalize_name, parse_bands
 from seco.errors import BandError, ConfigError
+from seco.store.source import ImageSource
 
 __all__ = ["METHODS", "Normalization", "to_reflectance"]
 
@@ -106,13 +107,17 @@ class Normalization:
         return cls(tuple(bands), tuple(mean.tolist()), tuple(std.tolist()), method=method)
 
     @classmethod
-    def from_store(cls, store: Any, bands: str | Sequence[str] = "all", method: str = "meanstd") -> Normalization:
-        """From ``store.stats(bands)`` (DN) of a ``seco.store.Store``; ``bands`` as ``seco.bands.parse_bands``.
+    def from_store(
+        cls, store: ImageSource, bands: BandSelection | str | Sequence[str] = "all", method: str = "meanstd"
+    ) -> Normalization:
+        """From ``store.stats(bands)`` (DN) of a ``seco.store.Store``; ``bands`` a ``BandSelection`` resolved for
+        the store (used as is) or a specification as ``seco.bands.parse_bands``.
 
         Raises:
             BandError: if a band is not in the store.
         """
-        names = parse_bands(bands, available=store.bands)
+        resolved = isinstance(bands, BandSelection) and set(bands) <= set(store.bands)
+        names = bands if resolved else parse_bands(bands, available=store.bands)
         return cls.from_stats(store.stats(bands=list(names)), names, method=method)
 
     def select(self, bands: str | Sequence[str]) -> Normalization:

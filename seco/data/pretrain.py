@@ -6,7 +6,7 @@ on the whole batch, on its device (``seco.data.views``). Per step the loop does:
     dataset.set_epoch(sampler.epoch)          # before iterating the loader (workers are re-created)
     for batch in DataLoader(dataset, batch_sampler=sampler, num_workers=..., collate_fn=collate_pretrain):
         images = to_reflectance(batch["images"].to(device, non_blocking=True))  # (B, n, C, H, W)
-        q, keys = recipe.make_views(images, gen, size, normalization)  # on the CPU: pass the DN batch as is
+        q, keys = make_views(images, recipe, gen, size, normalization)  # on the CPU: pass the DN batch as is
         ...  # optimiser step
         sampler.advance()                     # one batch consumed: what state_dict() will resume after
     sampler.next_epoch()                      # after a complete pass
@@ -26,7 +26,6 @@ samples and dates it would have seen.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import os
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from seco.bands import REFLECTANCE_SCALE, parse_bands
+from seco.bands import REFLECTANCE_SCALE, BandSelection, parse_bands
 from seco.data.corrupt import (
     MAX_SUBSTITUTES,
     ON_CORRUPT,
@@ -52,7 +51,9 @@ from seco.data.ring import BatchRing
 from seco.data.sampler import ResumableSampler, check_batch_size
 from seco.data.views import draw_dates
 from seco.errors import ConfigError, DatasetError, StoreCorruptError
+from seco.store import open_store
 from seco.store.packing import PackSpec
+from seco.store.source import ImageSource
 
 __all__ = [
     "PretrainBatch", "PretrainDataset", "ResumableSampler", "check_batch_size", "collate_pretrain", "unpack_batch",
@@ -71,15 +72,16 @@ class PretrainDataset(Dataset):
 
     With ``ring`` set (``seco pretrain``), ``__getitems__`` decodes packed samples into the ring instead
     (``pack_spec``: each band at the grid the store keeps it on); ``DevicePrefetcher`` unpacks them on the
-    training device. Every other path (``dataset[i]``, ``__getitems__`` without a ring, ``as_dn=False``, a
-    store-like object without ``read_packed``) gives (num_dates, C, H, W) images on the 10 m grid.
+    training device. Every other path (``dataset[i]``, ``__getitems__`` without a ring, ``as_dn=False``) gives
+    (num_dates, C, H, W) images on the 10 m grid (``ImageSource.read``).
 
     Only the drawn dates and the chosen bands are read. A store given by path is opened lazily in each worker
     (the open handle is not pickled); a ``Store`` object is used as given (stores are fork/pickle safe).
 
     Args:
-        store: a store path or an open ``seco.store.Store``.
-        bands: band specification, as ``seco.bands.parse_bands`` (``"all"`` = every band of the store).
+        store: a store path, an open ``seco.store.Store``, or another ``seco.store.source.ImageSource``.
+        bands: a ``BandSelection`` resolved for this store (used as is), or a band specification as
+            ``seco.bands.parse_bands`` (``"all"`` = every band of the store).
         num_dates: dates drawn per sample (``ViewRecipe.num_dates``: 3 for SeCo, 1 MoCo, 2 MoCo+TP).
         seed: seed of the date draws.
         replace: draw dates with replacement (the official SeCo code) instead of distinct dates.
@@ -96,8 +98,8 @@ class PretrainDataset(Dataset):
 
     def __init__(
         self,
-        store: str | os.PathLike[str] | Any,
-        bands: str | Sequence[str] = "all",
+        store: str | os.PathLike[str] | ImageSource,
+        bands: BandSelection | str | Sequence[str] = "all",
         num_dates: int = 3,
         seed: int = 0,
         *,
@@ -111,12 +113,20 @@ class PretrainDataset(Dataset):
             store = _open(self._path)
         else:
             self._path = None
-        self._store: Any = store
+        if not isinstance(store, ImageSource):
+            raise ConfigError(
+                f"{type(store).__name__} is not a store: PretrainDataset reads a seco store (a path or "
+                "seco.store.open_store(...)) or a seco.store.source.ImageSource (e.g. a GridSource subclass)"
+            )
+        self._store: ImageSource | None = store
         if num_dates < 1:
             raise ConfigError(f"num_dates={num_dates} must be >= 1 (3 for SeCo, 1 for MoCo, 2 for MoCo+TP)")
         if seed < 0:
             raise ConfigError(f"seed {seed} must be >= 0")
-        self.bands: tuple[str, ...] = parse_bands(bands, available=store.bands)
+        self.bands: BandSelection = (
+            bands if isinstance(bands, BandSelection) and _resolved_for(bands, store)
+            else parse_bands(bands, available=store.bands)
+        )
         self.num_dates = int(num_dates)
         self.seed = int(seed)
         self.replace = bool(replace)
@@ -129,10 +139,11 @@ class PretrainDataset(Dataset):
         #: batch buffers shared with the workers (``seco.data.ring``); set by the loop before the loader starts
         self.ring: BatchRing | None = None
         self.epoch = 0
-        self._reads_into = _has_out_argument(store)  # seco Stores decode into a caller's buffer (__getitems__)
-        #: layout of a ring slot's samples, (n, pack_spec.length) each: ``None`` for a store that cannot decode
-        #: into a caller's buffer (no ring then)
-        self.pack_spec: PackSpec | None = _pack_spec(store, self.bands) if self._reads_into else None
+        #: layout of a ring slot's samples, (n, pack_spec.length) each: each band at the grid the store keeps it on
+        self.pack_spec: PackSpec = store.pack_spec(list(self.bands))
+        if not isinstance(self.pack_spec, PackSpec) or self.pack_spec.bands != tuple(self.bands):
+            raise DatasetError(f"store.pack_spec({list(self.bands)}) gave {self.pack_spec!r}, not a PackSpec of "
+                               "those bands; the store is damaged or not a seco store")
         self._valid = np.asarray(store.valid_mask(), dtype=bool)  # (N, T)
         if self._valid.ndim != 2 or self._valid.shape[0] != len(store):
             raise DatasetError(
@@ -215,62 +226,75 @@ class PretrainDataset(Dataset):
         """
         store = self._get_store()
         parsed = [_parse_key(k) for k in keys]
-        b, n, c = len(parsed), self.num_dates, len(self.bands)
-        if b == 0:
+        if not parsed:
             return PretrainBatch([], None)
-        bands = list(self.bands)
         slot: int = int(getattr(keys, "slot", -1))
         ring = self.ring if slot >= 0 else None
         corrupt: list[dict[str, Any]] = []
-        used: list[tuple[int, int, list[int]]] = []  # (dataset index, location, dates) of each sample
         if ring is not None:
-            spec = self._ring_spec(ring)
-            images = ring.view(slot, b)  # (B, n, L) uint16 packed, shared with the main process
-            dst = images.numpy()
-            for k, (epoch, i) in enumerate(parsed):
-                got = self._read_guarded(
-                    store, epoch, i, corrupt,
-                    lambda loc, d, t=dst[k]: self._read_packed_into(store, loc, d, bands, spec, t),
-                )
-                if got is None:
-                    return self._failed(corrupt)
-                used.append(got)
-        elif self._reads_into and isinstance(getattr(store, "patch_size", None), int):
-            h = w = int(store.patch_size)
-            images = _batch_tensor((b, n, c, h, w), torch.uint16 if self.as_dn else torch.float32)
-            dn = images.numpy() if self.as_dn else None  # (B, n, C, H, W), shares memory with images
-            scratch = None if self.as_dn else np.empty((n, c, h, w), dtype=np.uint16)
-            for k, (epoch, i) in enumerate(parsed):
-                target = dn[k] if dn is not None else scratch
-                got = self._read_guarded(
-                    store, epoch, i, corrupt, lambda loc, d, t=target: self._read_into(store, loc, d, bands, t)
-                )
-                if got is None:
-                    return self._failed(corrupt)
-                used.append(got)
-                if scratch is not None:
-                    images[k].copy_(torch.from_numpy(scratch)).div_(REFLECTANCE_SCALE)  # as __getitem__
-        else:  # a store-like object without read(..., out=): read, then copy into the batch
-            arrs: list[np.ndarray] = []
-            for epoch, i in parsed:
-                got = self._read_guarded(
-                    store, epoch, i, corrupt, lambda loc, d: arrs.append(self._read_drawn(store, loc, d, bands))
-                )
-                if got is None:
-                    return self._failed(corrupt)
-                used.append(got)
-            shapes = {a.shape for a in arrs}
-            if len(shapes) != 1:
-                raise DatasetError(f"samples of one batch have different image shapes {sorted(shapes)}")
-            images = _batch_tensor((b, *arrs[0].shape), torch.uint16 if self.as_dn else torch.float32)
-            for k, a in enumerate(arrs):
-                t = torch.from_numpy(np.ascontiguousarray(a))
-                if self.as_dn:
-                    images[k].copy_(t)
-                else:
-                    images[k].copy_(t).div_(REFLECTANCE_SCALE)
-        dates_t = torch.tensor([d for _, _, d in used], dtype=torch.long).reshape(b, n)  # (B, n)
-        field = "images" if ring is None else "packed"
+            images = ring.view(slot, len(parsed))  # (B, n, L) uint16 packed, shared with the main process
+            used = self._fill_ring(store, parsed, ring, images.numpy(), corrupt)
+        else:
+            images, used = self._fill_batch(store, parsed, corrupt)
+        if used is None:
+            return self._failed(corrupt)
+        return self._collate(images, used, corrupt, slot if ring is not None else None)
+
+    def _fill_ring(
+        self, store: ImageSource, parsed: list[tuple[int | None, int]], ring: BatchRing, dst: np.ndarray,
+        corrupt: list[dict[str, Any]],
+    ) -> list[tuple[int, int, list[int]]] | None:
+        """Decode the samples packed into a ring slot ``dst`` (B, n, L); ``None`` when one is damaged (fail)."""
+        self._check_ring(ring)
+        used = []
+        for k, (epoch, i) in enumerate(parsed):
+            got = self._read_guarded(
+                store, epoch, i, corrupt, lambda loc, d, t=dst[k]: self.read_drawn_packed(loc, d, t)
+            )
+            if got is None:
+                return None
+            used.append(got)
+        return used
+
+    def _fill_batch(
+        self, store: ImageSource, parsed: list[tuple[int | None, int]], corrupt: list[dict[str, Any]]
+    ) -> tuple[torch.Tensor, list[tuple[int, int, list[int]]] | None]:
+        """Decode the samples into one fresh (B, n, C, H, W) batch tensor: uint16 DN with ``as_dn``, else float32
+        reflectance (each sample through a uint16 scratch)."""
+        b, n, c, p = len(parsed), self.num_dates, len(self.bands), int(store.patch_size)
+        images = _batch_tensor((b, n, c, p, p), torch.uint16 if self.as_dn else torch.float32)
+        dn = images.numpy() if self.as_dn else None  # (B, n, C, H, W), shares memory with images
+        scratch = None if self.as_dn else np.empty((n, c, p, p), dtype=np.uint16)
+        used = []
+        for k, (epoch, i) in enumerate(parsed):
+            target = dn[k] if dn is not None else scratch
+            got = self._read_guarded(store, epoch, i, corrupt, lambda loc, d, t=target: self.read_drawn(loc, d, t))
+            if got is None:
+                return images, None
+            used.append(got)
+            if scratch is not None:
+                images[k].copy_(torch.from_numpy(scratch)).div_(REFLECTANCE_SCALE)  # as __getitem__
+        return images, used
+
+    def read_drawn(self, loc: int, dates: list[int], out: np.ndarray) -> None:
+        """Decode ``dates`` (draw order, repeats allowed) of store location ``loc`` into ``out`` (n, C, H, W)
+        uint16 on the 10 m grid, each date once."""
+        store, bands = self._get_store(), list(self.bands)
+        _each_date_once(lambda d, o: store.read(loc, dates=d, bands=bands, out=o), dates, out)
+
+    def read_drawn_packed(self, loc: int, dates: list[int], out: np.ndarray) -> None:
+        """As :meth:`read_drawn`, packed into ``out`` (n, L) uint16 (``pack_spec``: each band at its grid)."""
+        store, bands = self._get_store(), list(self.bands)
+        _each_date_once(lambda d, o: store.read_packed(loc, dates=d, bands=bands, out=o), dates, out)
+
+    def _collate(
+        self, images: torch.Tensor, used: list[tuple[int, int, list[int]]], corrupt: list[dict[str, Any]],
+        slot: int | None,
+    ) -> PretrainBatch:
+        """The batch's items (views of ``images``) and its collated dict (``slot`` instead of ``images`` for a
+        ring batch, whose small fields travel as numpy arrays)."""
+        dates_t = torch.tensor([d for _, _, d in used], dtype=torch.long).reshape(len(used), self.num_dates)
+        field = "images" if slot is None else "packed"
         items = [
             {field: images[k], "dates": dates_t[k], "index": i, "location": loc} for k, (i, loc, _) in enumerate(used)
         ]
@@ -281,17 +305,17 @@ class PretrainDataset(Dataset):
         }
         if corrupt:
             collated["corrupt"] = corrupt  # damaged locations met (and substituted) in this batch
-        if ring is not None:
+        if slot is not None:
             collated["slot"] = slot  # the main process views its own mapping of the slot: nothing is sent
             # small fields as numpy: pickled inline, where a tensor would cost a shared-memory file per batch
-            for field in ("dates", "index", "location"):
-                collated[field] = collated[field].numpy()
+            for name in ("dates", "index", "location"):
+                collated[name] = collated[name].numpy()
         else:
             collated["images"] = images
         return PretrainBatch(items, collated)
 
     def _read_guarded(
-        self, store: Any, epoch: int | None, i: int, corrupt: list[dict[str, Any]], read: Any
+        self, store: ImageSource, epoch: int | None, i: int, corrupt: list[dict[str, Any]], read: Any
     ) -> tuple[int, int, list[int]] | None:
         """Read sample ``i`` with ``read(loc, dates)``; on damage, fail or substitute (see ``__getitems__``).
 
@@ -331,53 +355,17 @@ class PretrainDataset(Dataset):
             raise error_from_record(corrupt[-1])
         return PretrainBatch([], {"failed": True, "corrupt": corrupt})
 
-    def _read_drawn(self, store: Any, loc: int, dates: list[int], bands: list[str]) -> np.ndarray:
-        """(n, C, H, W) uint16 of ``dates`` in draw order, read as ``__getitem__`` reads (each date once)."""
-        uniq = sorted(set(dates))
-        arr = store.read(loc, dates=uniq, bands=bands)  # (t, C, H, W) uint16
-        if arr.ndim != 4 or arr.shape[:2] != (len(uniq), len(bands)):
-            raise DatasetError(
-                f"store read of location {loc} gave shape {arr.shape}, expected ({len(uniq)}, {len(bands)}, H, W)"
-            )
-        return arr if uniq == dates else arr[[uniq.index(d) for d in dates]]
-
-    def _ring_spec(self, ring: BatchRing) -> PackSpec:
-        """The packed layout of the ring's samples; raises when the ring cannot hold this dataset's samples."""
-        spec = self.pack_spec
-        want = None if spec is None else (self.num_dates, spec.length)
-        if spec is None or not self.as_dn or ring.shape[1:] != want or ring.dtype != torch.uint16:
+    def _check_ring(self, ring: BatchRing) -> None:
+        """Raises when the ring cannot hold this dataset's packed samples."""
+        want = (self.num_dates, self.pack_spec.length)
+        if not self.as_dn or ring.shape[1:] != want or ring.dtype != torch.uint16:
             raise DatasetError(
                 f"ring buffers of {ring.shape} {ring.dtype} cannot hold this dataset's samples "
                 + (f"(packed uint16 DN of {want}); make the ring with shape (B, {want[0]}, {want[1]})"
-                   if want is not None and self.as_dn else
-                   "(a ring needs as_dn=True and a store that decodes into a caller's buffer)")
-            )
-        return spec
-
-    @staticmethod
-    def _read_packed_into(
-        store: Any, loc: int, dates: list[int], bands: list[str], spec: PackSpec, out: np.ndarray
-    ) -> None:
-        """Decode ``dates`` (draw order) of ``loc`` packed into ``out`` (n, L) uint16, each date once.
-
-        A store without ``read_packed`` (store-like objects) is on the 10 m grid (``spec`` the identity): it
-        decodes into ``out`` viewed as (n, C, H, W).
-        """
-        if hasattr(store, "read_packed"):
-            _each_date_once(lambda d, o: store.read_packed(loc, dates=d, bands=bands, out=o), dates, out)
-        else:
-            P = spec.patch_size
-            _each_date_once(
-                lambda d, o: store.read(loc, dates=d, bands=bands, out=o.reshape(len(d), len(bands), P, P)),
-                dates, out,
+                   if self.as_dn else "(a ring needs as_dn=True)")
             )
 
-    @staticmethod
-    def _read_into(store: Any, loc: int, dates: list[int], bands: list[str], out: np.ndarray) -> None:
-        """Decode ``dates`` (draw order) of ``loc`` into ``out`` (n, C, H, W) uint16, each date once."""
-        _each_date_once(lambda d, o: store.read(loc, dates=d, bands=bands, out=o), dates, out)
-
-    def _get_store(self) -> Any:
+    def _get_store(self) -> ImageSource:
         if self._store is None:
             assert self._path is not None
             self._store = _open(self._path)
@@ -390,22 +378,18 @@ class PretrainDataset(Dataset):
         return state
 
 
-def _open(path: Path) -> Any:
-    from seco.store import open_store
-
+def _open(path: Path) -> ImageSource:
     return open_store(path)
+
+
+def _resolved_for(bands: BandSelection, store: ImageSource) -> bool:
+    """``bands`` is a :class:`BandSelection` (resolved once by the caller) of bands ``store`` holds."""
+    return isinstance(bands, BandSelection) and set(bands) <= set(store.bands)
 
 
 def _parse_key(key: int | tuple[int, int]) -> tuple[int | None, int]:
     """``i`` or ``(epoch, i)`` -> ``(epoch or None, i)``."""
     return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (None, int(key))
-
-
-def _has_out_argument(store: Any) -> bool:
-    try:
-        return "out" in inspect.signature(store.read).parameters
-    except (AttributeError, TypeError, ValueError):
-        return False
 
 
 def _each_date_once(read: Callable[[list[int], np.ndarray], Any], dates: list[int], out: np.ndarray) -> None:
@@ -420,20 +404,6 @@ def _each_date_once(read: Callable[[list[int], np.ndarray], Any], dates: list[in
     else:
         read(uniq, out[: len(uniq)])
         out[:] = out[[uniq.index(d) for d in dates]]  # fancy indexing copies first: no overlap issue
-
-
-def _pack_spec(store: Any, bands: Sequence[str]) -> PackSpec | None:
-    """The packed layout of ``bands`` of ``store``: the store's own (``Store.pack_spec``), the 10 m grid
-    (identity) for a store-like object without ``read_packed``, ``None`` without an integer ``patch_size``."""
-    if hasattr(store, "read_packed") and hasattr(store, "pack_spec"):
-        spec = store.pack_spec(list(bands))
-        if not isinstance(spec, PackSpec) or spec.bands != tuple(bands):
-            raise DatasetError(f"store.pack_spec({list(bands)}) gave {spec!r}, not a PackSpec of those bands")
-        return spec
-    size = getattr(store, "patch_size", None)
-    if not isinstance(size, int):
-        return None
-    return PackSpec.build(bands, size, {b: 1 for b in bands})
 
 
 def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The views of each pre-training method, as data (a ``ViewRecipe``), not as branches.
+"""The views of each pre-training method, made from its ``ViewRecipe`` (data, in :mod:`seco.methods`).
 
 A recipe says how many dates a sample draws and, for the query and each key, which drawn date it shows and
 whether it gets the full augmentation (``seco.data.transforms.augment``) or only a random resized crop.
@@ -32,8 +32,6 @@ which turns a "different season" positive into a same-image one); ``PretrainData
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -41,96 +39,18 @@ from torch import Tensor
 from seco.data.normalize import Normalization
 from seco.data.transforms import Augment, augment, crop_only
 from seco.errors import ConfigError, DatasetError
+from seco.methods import View, ViewRecipe, get_method
 
-__all__ = [
-    "MOCO",
-    "MOCO_TP",
-    "RECIPES",
-    "SECO",
-    "View",
-    "ViewRecipe",
-    "draw_dates",
-    "make_views",
-    "recipe_for",
-    "step_generator",
-]
-
-
-@dataclass(frozen=True)
-class View:
-    """One view: the position of its date among the drawn dates, and its transform.
-
-    Attributes:
-        date: index into the drawn dates (0 = t0).
-        augmented: True for the full augmentation, False for a random resized crop only.
-    """
-
-    date: int
-    augmented: bool
-
-
-@dataclass(frozen=True)
-class ViewRecipe:
-    """Which dates a method draws and which views it makes of them.
-
-    Attributes:
-        name: method name (``seco``, ``moco``, ``moco-tp``).
-        num_dates: dates drawn per sample.
-        query: the query view.
-        keys: the key views, one per embedding subspace / head.
-    """
-
-    name: str
-    num_dates: int
-    query: View
-    keys: tuple[View, ...]
-
-    def __post_init__(self) -> None:
-        if self.num_dates < 1 or not self.keys:
-            raise ConfigError(f"recipe {self.name!r} needs at least one date and one key view")
-        for v in (self.query, *self.keys):
-            if not 0 <= v.date < self.num_dates:
-                raise ConfigError(
-                    f"recipe {self.name!r}: a view uses date {v.date} but only {self.num_dates} are drawn"
-                )
-
-    @property
-    def num_keys(self) -> int:
-        """Number of key views (= embedding subspaces)."""
-        return len(self.keys)
-
-    def make_views(
-        self,
-        batch: Tensor,
-        gen: torch.Generator,
-        size: int,
-        normalization: Normalization | None,
-        augment_cfg: Augment | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
-        """Shorthand for ``make_views(batch, self, gen, size, normalization, augment_cfg)``."""
-        return make_views(batch, self, gen, size, normalization, augment_cfg)
-
-
-#: SeCo: q = crop(t0), k0 = aug(t1), k1 = crop(t2), k2 = aug(t0).
-SECO = ViewRecipe("seco", 3, View(0, False), (View(1, True), View(2, False), View(0, True)))
-#: MoCo-v2: two augmentations of one date.
-MOCO = ViewRecipe("moco", 1, View(0, True), (View(0, True),))
-#: MoCo-v2 + temporal positives: an augmentation of each of two dates.
-MOCO_TP = ViewRecipe("moco-tp", 2, View(0, True), (View(1, True),))
-
-RECIPES: dict[str, ViewRecipe] = {r.name: r for r in (SECO, MOCO, MOCO_TP)}
+__all__ = ["draw_dates", "make_views", "recipe_for", "step_generator"]
 
 
 def recipe_for(method: str) -> ViewRecipe:
-    """The recipe of a method name (``seco``, ``moco``, ``moco-tp``; ``moco_tp`` accepted).
+    """The view recipe of a registered method (``seco``, ``moco``, ``moco-tp``, or one a user registered).
 
     Raises:
         ConfigError: on an unknown method.
     """
-    key = method.strip().lower().replace("_", "-")
-    if key not in RECIPES:
-        raise ConfigError(f"unknown pre-training method {method!r}; choose one of {', '.join(RECIPES)}")
-    return RECIPES[key]
+    return get_method(method).views
 
 
 def draw_dates(valid: np.ndarray, n: int, rng: np.random.Generator, replace: bool = False) -> list[int]:

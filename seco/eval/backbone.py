@@ -18,8 +18,10 @@ bands by name), and a band set that differs from the weights' is refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,20 +29,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seco.backbones import build_backbone
 from seco.bands import BAND_SETS, parse_bands
 from seco.data.normalize import Normalization
 from seco.errors import BandError, CheckpointError, ConfigError, SecoError
 from seco.fileutil import file_sha256
-from seco.models.checkpoint import (
-    EXPORT_FORMAT,
-    EXPORT_SUFFIXES,
-    backbone_arch,
-    load_exported,
-    load_official_checkpoint,
-    official_normalization,
-    read_torch_file,
-)
-from seco.models.resnet import ResNet, build_backbone
+from seco.models.export import EXPORT_FORMAT, EXPORT_SUFFIXES, backbone_arch, load_exported
+from seco.models.official import load_official_checkpoint, official_normalization
+from seco.models.resnet import ResNet
+from seco.models.safe_load import read_torch_file
 
 #: Keys under which training scripts nest a state dict.
 _NESTING_KEYS = ("state_dict", "model", "backbone", "encoder")
@@ -238,7 +235,7 @@ def load_weights(
                 raise CheckpointError(
                     f"official checkpoint {str(path)!r} takes {in_chans} bands; name them with --weights-bands"
                 )
-            wb = BAND_SETS["rgb"]
+            wb = parse_bands(BAND_SETS["rgb"])
             norm, clip = normalization_from_meta(official_normalization())
         _check_count(wb, in_chans, weights)
         return WeightsSpec("official", weights, name, wb, sd, norm, clip, file_sha256(path), seed)
@@ -411,3 +408,14 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device!r} but CUDA is not available here; use --device cpu or auto")
     return dev
+
+
+def autocast_for(bf16: bool, device: torch.device) -> Callable[[], AbstractContextManager[Any]]:
+    """A factory of the forward passes' precision context: bfloat16 autocast on ``device``, or nothing."""
+
+    def autocast() -> AbstractContextManager[Any]:
+        if bf16:
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    return autocast

@@ -27,10 +27,10 @@ change signal.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seco.backbones import build_backbone
 from seco.bands import L1C
 from seco.data.oscd import IMAGES_DIR, OSCD, read_city_list
 from seco.errors import ConfigError, DatasetError
 from seco.eval.backbone import (
     InputTransform,
+    LoadedBackbone,
+    autocast_for,
     check_unchanged,
     load_weights,
     resolve_bands,
@@ -238,33 +241,12 @@ def threshold_free(prob: np.ndarray, mask: np.ndarray) -> dict[str, float]:
             "best_threshold": float(t[i]) if len(t) else float("nan")}
 
 
-def run_change_detection(
-    cfg: ChangeConfig, *, normalization: str = "weights", levels: str | tuple[int, ...] | None = None
-) -> dict[str, Any]:
-    """Train the decoder on the train cities, score the test cities, write the run folder.
-
-    Args:
-        cfg: the run's configuration.
-        normalization: ``"weights"`` or ``"data"`` (see the module docstring); recorded in ``metrics.json``.
-        levels: feature levels fed to the decoder (:func:`parse_levels`; default all five).
-
-    Raises:
-        SecoError subclasses on bad input; FrozenBackboneError when the encoder changed.
-    """
-    if normalization not in NORM_POLICIES:
-        raise ConfigError(f"normalization={normalization!r} is not one of {', '.join(NORM_POLICIES)}")
-    keep = parse_levels(levels)
-    t0 = time.perf_counter()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.yaml")
-    device = resolve_device(cfg.device)
-    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, cfg.seed)
-    bands = resolve_bands(spec.bands, cfg.bands, L1C, cfg.weights)
-    train_names, test_names = _cities(cfg)
-    train_raw = _load(cfg, train_names, bands, "train")
-    test_raw = _load(cfg, test_names, bands, "test")
-    lb = spec.build(bands)
+def _normalised_cities(
+    cfg: ChangeConfig, lb: LoadedBackbone, train_raw: list[dict[str, Any]], test_raw: list[dict[str, Any]],
+    bands: tuple[str, ...], normalization: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], InputTransform, str]:
+    """(train, test, transform, where its normalisation came from): the cities' dates normalised (``x1``,
+    ``x2`` (C, H, W)); the raw reflectance is kept for the test cities only, where a change map shows it."""
     transform = lb.transform
     norm_source = f"weights ({lb.kind})"
     if lb.normalization is None or normalization == "data":
@@ -272,36 +254,28 @@ def run_change_detection(
         norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
 
     def prep(cities: list[dict[str, Any]], keep_raw: bool) -> list[dict[str, Any]]:
-        """Normalised dates; the raw reflectance only where a change map will show it."""
         return [{"x1": transform.apply(c["image1"]), "x2": transform.apply(c["image2"]), "mask": c["mask"],
                  "city": c["city"], **({"raw1": c["image1"], "raw2": c["image2"]} if keep_raw else {})}
                 for c in cities]
 
-    train, test = prep(train_raw, keep_raw=False), prep(test_raw, keep_raw=True)
-    del train_raw, test_raw
-    before = snapshot(lb.model)
-    torch.manual_seed(cfg.seed)
-    model = ChangeDetector(lb.model, cfg.dropout)
-    if len(keep) < len(LEVEL_NAMES):
-        model.encoder = LevelSelect(model.encoder, keep)  # type: ignore[assignment]
-    model = model.to(device)
+    return prep(train_raw, keep_raw=False), prep(test_raw, keep_raw=True), transform, norm_source
+
+
+def _train_decoder(
+    model: ChangeDetector, train: list[dict[str, Any]], cfg: ChangeConfig, device: torch.device,
+    autocast: Callable[[], Any],
+) -> tuple[list[dict[str, float]], int]:
+    """Train the decoder on random patches of the train cities; (loss and lr per epoch, steps per epoch)."""
     opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
     sampler = PatchSampler(train, cfg.patch, cfg.seed)
     steps = max(1, sampler.tiles // cfg.batch_size)
-
-    def autocast() -> Any:
-        if cfg.bf16:
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     history: list[dict[str, float]] = []
     bar = None
     if cfg.progress:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.epochs, desc="oscd decoder", unit="epoch", leave=False)
-    t_train = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         total = 0.0
@@ -322,13 +296,28 @@ def run_change_detection(
             bar.set_postfix(loss=f"{total / steps:.4f}")
     if bar is not None:
         bar.close()
-    train_s = time.perf_counter() - t_train
+    return history, steps
 
-    # ---- test
+
+@dataclass
+class _TestScores:
+    """What the test cities gave: counts over all pixels and per city, every grid tile's (prediction, mask,
+    valid) for the paper's per-batch scores, and the threshold-free scores."""
+
+    overall: ChangeCounts
+    per_city: dict[str, dict[str, Any]]
+    tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    threshold_free: dict[str, float]
+
+
+def _test_cities(
+    model: ChangeDetector, test: list[dict[str, Any]], cfg: ChangeConfig, device: torch.device,
+    autocast: Callable[[], Any], bands: tuple[str, ...], maps: Path,
+) -> _TestScores:
+    """Predict every test city from grid tiles, score it, and save its change map panel under ``maps``."""
     overall = ChangeCounts()
     per_city: dict[str, dict[str, Any]] = {}
     tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (pred, mask, valid) per tile
-    maps = out / "change_maps"
     maps.mkdir(exist_ok=True)
     all_probs: list[np.ndarray] = []
     all_masks: list[np.ndarray] = []
@@ -352,18 +341,126 @@ def run_change_detection(
             rgb_preview(c["raw1"].numpy(), bands), rgb_preview(c["raw2"].numpy(), bands),
             change_map_rgb(pred, mask), maps / f"{c['city']}.png",
         )
-    order = np.random.default_rng(cfg.seed).permutation(len(tiles))
-    n_batches = len(tiles) // cfg.batch_size if len(tiles) >= cfg.batch_size else 1
+    return _TestScores(overall, per_city, tiles,
+                       threshold_free(np.concatenate(all_probs), np.concatenate(all_masks)))
+
+
+def _paper_batches(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]], batch_size: int,
+                  seed: int) -> list[ChangeCounts]:
+    """Counts per batch of ``batch_size`` tiles in a seeded shuffled order, the last partial batch dropped (all
+    tiles in one batch when there are fewer): what the official Lightning metrics average."""
+    order = np.random.default_rng(seed).permutation(len(tiles))
+    n_batches = len(tiles) // batch_size if len(tiles) >= batch_size else 1
     batch_counts = []
     for bi in range(n_batches):
-        sel = order[bi * cfg.batch_size : (bi + 1) * cfg.batch_size]
+        sel = order[bi * batch_size : (bi + 1) * batch_size]
         bc = ChangeCounts()
         for i in sel:
             bc = bc + change_counts(*tiles[i])
         batch_counts.append(bc)
+    return batch_counts
+
+
+def training_bytes(backbone: str, in_chans: int, patch: int, batch_size: int, dropout: float = 0.3) -> int:
+    """Estimated peak memory of one decoder training step at ``patch`` px and ``batch_size`` (bytes).
+
+    Shapes only (the model runs on the meta device, nothing is allocated): the decoder's layer outputs, kept for
+    the backward pass and matched by their gradients (x2), the five difference features, and three of the largest
+    encoder outputs in flight (the frozen encoder keeps nothing for backward), all float32.
+    """
+    with torch.device("meta"):
+        model = ChangeDetector(build_backbone(backbone, in_chans, num_classes=0), dropout)
+        sizes: dict[str, list[int]] = {"encoder": [], "decoder": []}
+        hooks = []
+        for part in ("encoder", "decoder"):
+            for m in getattr(model, part).modules():
+                if not list(m.children()):
+                    hooks.append(m.register_forward_hook(
+                        lambda _m, _i, o, part=part: sizes[part].append(o.numel() if isinstance(o, Tensor) else 0)))
+        x = torch.empty(batch_size, in_chans, patch, patch)
+        feats = model.encoder(x, x)
+        model.decoder(feats, (patch, patch))
+        for h in hooks:
+            h.remove()
+    elems = 2 * sum(sizes["decoder"]) + sum(f.numel() for f in feats) + 3 * max(sizes["encoder"], default=0)
+    return 4 * elems
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory free for a run on ``device``: the GPU's free memory, or the RAM available to processes."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_fits(cfg: ChangeConfig, backbone: str, in_chans: int, device: torch.device) -> None:
+    """Refuse a ``--patch`` / ``--batch-size`` whose training step would not fit in memory, before any work.
+
+    Raises:
+        ConfigError: with the estimate, what is free, and settings that fit.
+    """
+    need, free = training_bytes(backbone, in_chans, cfg.patch, cfg.batch_size, cfg.dropout), available_bytes(device)
+    if need <= 0.8 * free:
+        return
+    fit = cfg.batch_size
+    while fit > 1 and training_bytes(backbone, in_chans, cfg.patch, fit, cfg.dropout) > 0.8 * free:
+        fit //= 2
+    hint = (f"--batch-size {fit}" if training_bytes(backbone, in_chans, cfg.patch, fit, cfg.dropout) <= 0.8 * free
+            else "a smaller --patch (the paper uses 96)")
+    raise ConfigError(
+        f"--patch {cfg.patch} with --batch-size {cfg.batch_size} needs about {need / 2**30:.1f} GiB for a training "
+        f"step of the {backbone} U-Net on {in_chans} bands, and {device.type} has {free / 2**30:.1f} GiB free; "
+        f"use {hint}"
+    )
+
+
+def run_change_detection(
+    cfg: ChangeConfig, *, normalization: str = "weights", levels: str | tuple[int, ...] | None = None
+) -> dict[str, Any]:
+    """Train the decoder on the train cities, score the test cities, write the run folder.
+
+    Args:
+        cfg: the run's configuration.
+        normalization: ``"weights"`` or ``"data"`` (see the module docstring); recorded in ``metrics.json``.
+        levels: feature levels fed to the decoder (:func:`parse_levels`; default all five).
+
+    Raises:
+        SecoError subclasses on bad input; FrozenBackboneError when the encoder changed.
+    """
+    if normalization not in NORM_POLICIES:
+        raise ConfigError(f"normalization={normalization!r} is not one of {', '.join(NORM_POLICIES)}")
+    keep = parse_levels(levels)
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, cfg.seed)
+    bands = resolve_bands(spec.bands, cfg.bands, L1C, cfg.weights)
+    check_fits(cfg, spec.name, len(bands), device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+    train_names, test_names = _cities(cfg)
+    train_raw = _load(cfg, train_names, bands, "train")
+    test_raw = _load(cfg, test_names, bands, "test")
+    lb = spec.build(bands)
+    train, test, transform, norm_source = _normalised_cities(cfg, lb, train_raw, test_raw, bands, normalization)
+    del train_raw, test_raw
+    before = snapshot(lb.model)
+    torch.manual_seed(cfg.seed)
+    model = ChangeDetector(lb.model, cfg.dropout)
+    if len(keep) < len(LEVEL_NAMES):
+        model.encoder = LevelSelect(model.encoder, keep)  # type: ignore[assignment]
+    model = model.to(device)
+    autocast = autocast_for(cfg.bf16, device)
+    t_train = time.perf_counter()
+    history, steps = _train_decoder(model, train, cfg, device, autocast)
+    train_s = time.perf_counter() - t_train
+    scores = _test_cities(model, test, cfg, device, autocast, bands, out / "change_maps")
+    batch_counts = _paper_batches(scores.tiles, cfg.batch_size, cfg.seed)
     check_unchanged(before, lb.model, "OSCD decoder training")
 
-    g = overall.scores()
+    g = scores.overall.scores()
     metrics = {
         "task": "oscd",
         "protocol": "frozen encoder + U-Net decoder",
@@ -380,12 +477,12 @@ def run_change_detection(
                   "history": history},
         "test": {
             "cities": test_names,
-            "all_pixels": {**g, **asdict(overall)},
+            "all_pixels": {**g, **asdict(scores.overall)},
             "per_batch_average": per_batch_average(batch_counts),
             "batches": len(batch_counts),
-            "tiles": len(tiles),
-            "per_city": per_city,
-            "threshold_free": threshold_free(np.concatenate(all_probs), np.concatenate(all_masks)),
+            "tiles": len(scores.tiles),
+            "per_city": scores.per_city,
+            "threshold_free": scores.threshold_free,
         },
         "headline": {"metric": "f1", "value": g["f1"], "fraction": None, "by_fraction": {}},
         "timing": {"train_s": train_s, "total_s": time.perf_counter() - t0},

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset, Subset
 
 from seco.data.bigearthnet import FILE_BANDS as BEN_BANDS
@@ -150,6 +151,85 @@ def _val_score(splits: Splits):
     return lambda s: float((s.argmax(axis=1) == y).mean())
 
 
+def _split_features(
+    cfg: ClassifyConfig, lb: LoadedBackbone, splits: Splits, transform: InputTransform, cache_root: Path | None,
+    device: torch.device,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Features (N, D) of train / val / test through the frozen backbone, from the cache when it holds them;
+    and per split whether the cache was hit (``hit``, ``miss`` or ``off``)."""
+    cache = feats_mod.FeatureCache(cache_root)
+    x: dict[str, np.ndarray] = {}
+    cache_info: dict[str, str] = {}
+    for s in ("train", "val", "test"):
+        if s == "test" and splits.test_is_val:
+            x[s], cache_info[s] = x["val"], cache_info["val"]
+            continue
+        parts = {
+            "version": CACHE_VERSION, "weights": lb.sha256, "weights_kind": lb.kind, "backbone": lb.name,
+            "task": cfg.task, "root": str(Path(cfg.root).resolve()), "split": s,
+            "split_file": cfg.split_files.get(s), "names": feats_mod.names_digest(splits.names(s)),
+            "bands": list(lb.bands), "transform": transform.to_dict(), "bf16": cfg.bf16,
+            "size": cfg.size if cfg.task == "bigearthnet" else 64,
+        }
+        x[s], hit = feats_mod.cached_features(
+            cache, parts, splits.names(s), lb.model,
+            splits.data[s], transform, cfg.batch_size, cfg.num_workers, device, cfg.bf16, cfg.progress,
+        )
+        cache_info[s] = ("hit" if hit else "miss") if cache_root is not None else "off"
+    return x, cache_info
+
+
+def _probe_fractions(cfg: ClassifyConfig, splits: Splits, x: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """The ``fast`` protocol on features ``x``: a logistic-regression probe per label fraction (C chosen on val)."""
+    train_strata = splits.strata("train")
+    y = {s: splits.targets(s) for s in ("train", "val", "test")}
+    results: dict[str, dict[str, Any]] = {}
+    for pct in cfg.fractions:
+        idx = fraction_indices(train_strata, pct, cfg.seed)
+        if splits.multilabel:
+            r = multilabel_probe(x["train"][idx], y["train"][idx], x["val"], y["val"], x["test"], cfg.cs)
+            m = _metrics(splits, r.test_scores, scores=True)
+            m.update(val_micro_map=r.val_map, best_c=r.best_c, c_search={str(k): v for k, v in r.search.items()})
+        else:
+            r2 = linear_probe(x["train"][idx], y["train"][idx], x["val"], y["val"], x["test"], y["test"],
+                              cfg.cs, refit=False)
+            m = _metrics(splits, r2.test_pred, scores=False)
+            m.update(val_accuracy=r2.val_acc, best_c=r2.best_c, c_search={str(k): v for k, v in r2.search.items()})
+        m["n_train"] = int(len(idx))
+        results[pct_key(pct)] = m
+    return results
+
+
+def _train_fractions(
+    cfg: ClassifyConfig, lb: LoadedBackbone, splits: Splits, transform: InputTransform, device: torch.device,
+) -> tuple[dict[str, dict[str, Any]], dict[str, list]]:
+    """The ``paper`` (linear layer, frozen backbone) or ``finetune`` protocol per label fraction; (metrics,
+    training history) per fraction. Fine-tuning trains a copy of the backbone."""
+    finetune = cfg.protocol == "finetune"
+    train_strata = splits.strata("train")
+    results: dict[str, dict[str, Any]] = {}
+    history: dict[str, list] = {}
+    for pct in cfg.fractions:
+        idx = fraction_indices(train_strata, pct, cfg.seed)
+        hcfg = HeadConfig(
+            num_outputs=len(splits.classes), multilabel=splits.multilabel, epochs=cfg.epochs,
+            lr=cfg.lr or (1e-4 if finetune else 1e-3), batch_size=cfg.train_batch_size or _PAPER_BATCH[cfg.task],
+            dropout=_PAPER_DROPOUT[cfg.task], finetune=finetune, patience=cfg.patience, seed=cfg.seed,
+        )
+        model = copy.deepcopy(lb.model) if finetune else lb.model
+        r3 = train_head(
+            model, transform, Subset(splits.data["train"], idx.tolist()), splits.data["val"],
+            splits.data["test"], hcfg, _val_score(splits), device, cfg.bf16, cfg.num_workers,
+            cfg.batch_size, cfg.progress,
+        )
+        m = _metrics(splits, r3.test_scores, scores=True)
+        m["val_score"] = _val_score(splits)(r3.val_scores)
+        m.update(n_train=int(len(idx)), epochs_run=r3.epochs_run, best_epoch=r3.best_epoch)
+        results[pct_key(pct)] = m
+        history[pct_key(pct)] = r3.history
+    return results, history
+
+
 def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
     """Run one evaluation into ``cfg.out`` (see the module docstring) and return its metrics dict.
 
@@ -172,69 +252,17 @@ def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
                      "protocol); C / early stopping are then chosen on the reported set.")
     before = snapshot(lb.model)
     timing: dict[str, float] = {"setup_s": time.perf_counter() - t0}
-    train_strata = splits.strata("train")
-    results: dict[str, dict[str, Any]] = {}
     cache_info: dict[str, str] = {}
     history: dict[str, list] = {}
-
+    t = time.perf_counter()
     if cfg.protocol == "fast":
-        t = time.perf_counter()
-        cache = feats_mod.FeatureCache(cache_root)
-        x: dict[str, np.ndarray] = {}
-        for s in ("train", "val", "test"):
-            if s == "test" and splits.test_is_val:
-                x[s], cache_info[s] = x["val"], cache_info["val"]
-                continue
-            parts = {
-                "version": CACHE_VERSION, "weights": lb.sha256, "weights_kind": lb.kind, "backbone": lb.name,
-                "task": cfg.task, "root": str(Path(cfg.root).resolve()), "split": s,
-                "split_file": cfg.split_files.get(s), "names": feats_mod.names_digest(splits.names(s)),
-                "bands": list(lb.bands), "transform": transform.to_dict(), "bf16": cfg.bf16,
-                "size": cfg.size if cfg.task == "bigearthnet" else 64,
-            }
-            x[s], hit = feats_mod.cached_features(
-                cache, parts, splits.names(s), lb.model,
-                splits.data[s], transform, cfg.batch_size, cfg.num_workers, device, cfg.bf16, cfg.progress,
-            )
-            cache_info[s] = ("hit" if hit else "miss") if cache_root is not None else "off"
+        x, cache_info = _split_features(cfg, lb, splits, transform, cache_root, device)
         timing["features_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        y = {s: splits.targets(s) for s in ("train", "val", "test")}
-        for pct in cfg.fractions:
-            idx = fraction_indices(train_strata, pct, cfg.seed)
-            if splits.multilabel:
-                r = multilabel_probe(x["train"][idx], y["train"][idx], x["val"], y["val"], x["test"], cfg.cs)
-                m = _metrics(splits, r.test_scores, scores=True)
-                m.update(val_micro_map=r.val_map, best_c=r.best_c, c_search={str(k): v for k, v in r.search.items()})
-            else:
-                r2 = linear_probe(x["train"][idx], y["train"][idx], x["val"], y["val"], x["test"], y["test"],
-                                  cfg.cs, refit=False)
-                m = _metrics(splits, r2.test_pred, scores=False)
-                m.update(val_accuracy=r2.val_acc, best_c=r2.best_c, c_search={str(k): v for k, v in r2.search.items()})
-            m["n_train"] = int(len(idx))
-            results[pct_key(pct)] = m
+        results = _probe_fractions(cfg, splits, x)
         timing["probe_s"] = time.perf_counter() - t
     else:
-        t = time.perf_counter()
-        finetune = cfg.protocol == "finetune"
-        for pct in cfg.fractions:
-            idx = fraction_indices(train_strata, pct, cfg.seed)
-            hcfg = HeadConfig(
-                num_outputs=len(splits.classes), multilabel=splits.multilabel, epochs=cfg.epochs,
-                lr=cfg.lr or (1e-4 if finetune else 1e-3), batch_size=cfg.train_batch_size or _PAPER_BATCH[cfg.task],
-                dropout=_PAPER_DROPOUT[cfg.task], finetune=finetune, patience=cfg.patience, seed=cfg.seed,
-            )
-            model = copy.deepcopy(lb.model) if finetune else lb.model
-            r3 = train_head(
-                model, transform, Subset(splits.data["train"], idx.tolist()), splits.data["val"],
-                splits.data["test"], hcfg, _val_score(splits), device, cfg.bf16, cfg.num_workers,
-                cfg.batch_size, cfg.progress,
-            )
-            m = _metrics(splits, r3.test_scores, scores=True)
-            m["val_score"] = _val_score(splits)(r3.val_scores)
-            m.update(n_train=int(len(idx)), epochs_run=r3.epochs_run, best_epoch=r3.best_epoch)
-            results[pct_key(pct)] = m
-            history[pct_key(pct)] = r3.history
+        results, history = _train_fractions(cfg, lb, splits, transform, device)
         timing["train_s"] = time.perf_counter() - t
     check_unchanged(before, lb.model, f"the {cfg.protocol} protocol")
     timing["total_s"] = time.perf_counter() - t0

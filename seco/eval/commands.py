@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from seco.backbones import backbone_names
 from seco.boundary import Output, declare
 from seco.errors import ConfigError
 
@@ -39,7 +40,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="dataset folder in its official layout")
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--weights-bands", help="input bands of a plain state dict, in order, e.g. B04,B03,B02")
-    p.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet50"], help="for --weights random")
+    p.add_argument("--backbone", default="resnet18", choices=backbone_names(), help="for --weights random")
     p.add_argument("--bands", help="bands to use (default: the weights' bands; all bands for random)")
     p.add_argument("--out", required=True, help="run folder: metrics.json, report.md, config.yaml, PNGs")
     p.add_argument("--seed", type=int, default=0)
@@ -161,7 +162,7 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="one embedding per patch of a GeoTIFF -> GeoParquet (or a dense GeoTIFF)")
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--weights-bands", help="input bands of a plain state dict, in order")
-    p.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet50"], help="for --weights random")
+    p.add_argument("--backbone", default="resnet18", choices=backbone_names(), help="for --weights random")
     p.add_argument("--input", required=True, help="a GeoTIFF, or a folder of *.tif")
     p.add_argument("--out", help="GeoParquet file: one row per patch, WKB footprint in the raster's CRS")
     p.add_argument("--dense", help="feature GeoTIFF, one pixel per patch cell (a folder for a folder input)")

@@ -6,18 +6,14 @@ own folder (``seco eval ... `` with the same values).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import yaml
-
+from seco.backbones import backbone_names
+from seco.configio import ConfigIO
 from seco.errors import ConfigError
 
 TASKS = ("eurosat", "bigearthnet")
 PROTOCOLS = ("fast", "paper", "finetune")
-BACKBONES = ("resnet18", "resnet50")
 SPLIT_NAMES = ("train", "val", "test")
 #: L2 strengths (inverse, sklearn ``C``) searched on validation by the fast probe.
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
@@ -29,28 +25,8 @@ def _check(checks: list[tuple[bool, str]]) -> None:
             raise ConfigError(msg)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-class _Saveable:
-    def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
-
-    def save(self, path: str | Path) -> None:
-        """Write ``to_dict()`` as YAML (atomically)."""
-        p = Path(path)
-        tmp = p.parent / (p.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(p)
-
-
 @dataclass(frozen=True)
-class ClassifyConfig(_Saveable):
+class ClassifyConfig(ConfigIO):
     """A scene-classification evaluation (EuroSAT: multi-class; BigEarthNet: multi-label).
 
     Attributes:
@@ -125,7 +101,7 @@ class ClassifyConfig(_Saveable):
             [
                 (self.task in TASKS, f"task {self.task!r} is not one of {', '.join(TASKS)}"),
                 (self.protocol in PROTOCOLS, f"--protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}"),
-                (self.backbone in BACKBONES, f"--backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}"),
+                (self.backbone in backbone_names(), f"--backbone {self.backbone!r} is not one of {', '.join(backbone_names())}"),
                 (
                     bool(self.fractions) and all(0 < f <= 100 for f in self.fractions),
                     f"--fractions {list(self.fractions)} must be percentages in (0, 100], e.g. 1,10,50,100",
@@ -158,7 +134,7 @@ class ClassifyConfig(_Saveable):
 
 
 @dataclass(frozen=True)
-class ChangeConfig(_Saveable):
+class ChangeConfig(ConfigIO):
     """OSCD change detection as in the SeCo paper (frozen encoder, feature differences, U-Net decoder).
 
     Attributes:
@@ -206,7 +182,7 @@ class ChangeConfig(_Saveable):
                 object.__setattr__(self, name, tuple(str(c) for c in v))
         _check(
             [
-                (self.backbone in BACKBONES, f"--backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}"),
+                (self.backbone in backbone_names(), f"--backbone {self.backbone!r} is not one of {', '.join(backbone_names())}"),
                 (self.patch >= 32 and self.patch % 32 == 0, f"--patch {self.patch} must be a multiple of 32 (>= 32)"),
                 (self.epochs >= 1, f"--epochs {self.epochs} must be >= 1"),
                 (self.batch_size >= 1, f"--batch-size {self.batch_size} must be >= 1"),
@@ -229,7 +205,7 @@ class ChangeConfig(_Saveable):
 
 
 @dataclass(frozen=True)
-class EmbedConfig(_Saveable):
+class EmbedConfig(ConfigIO):
     """``seco embed``: one embedding per patch of a GeoTIFF (or a folder of them).
 
     Attributes:
@@ -266,7 +242,7 @@ class EmbedConfig(_Saveable):
         _check(
             [
                 (self.out is not None or self.dense is not None, "give --out FILE.parquet and/or --dense OUT.tif"),
-                (self.backbone in BACKBONES, f"--backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}"),
+                (self.backbone in backbone_names(), f"--backbone {self.backbone!r} is not one of {', '.join(backbone_names())}"),
                 (self.patch >= 32, f"--patch {self.patch} must be at least 32 px (a ResNet downsamples by 32)"),
                 (self.stride is None or self.stride >= 1, f"--stride {self.stride} must be >= 1"),
                 (self.batch_size >= 1, f"--batch-size {self.batch_size} must be >= 1"),

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from seco.errors import BandError, ConfigError, DatasetError
 from seco.eval.backbone import InputTransform, load_weights, resolve_bands, resolve_device
 from seco.eval.config import EmbedConfig
 from seco.eval.features import image_stats
+from seco.fileutil import AtomicFile
 
 GEOPARQUET_VERSION = "1.1.0"
 _BAND_IN_TEXT = re.compile(r"\bB(8A|\d{1,2})\b", re.IGNORECASE)
@@ -213,19 +213,13 @@ def footprints(transform: Affine, windows: np.ndarray) -> np.ndarray:
     return shapely.to_wkb(polys)
 
 
-def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
-    """Embed every patch of ``cfg.input`` (see the module docstring).
-
-    Returns:
-        ``{"patches": n, "files": k, "outputs": [paths], "feature_dim": D}``.
+def _scan_inputs(paths: list[Path], cfg: EmbedConfig) -> tuple[dict[Path, tuple[str, ...]], Any, list[float]]:
+    """(band names per file, the first file's CRS, the union of the files' bounds).
 
     Raises:
-        BandError, DatasetError, ConfigError, CheckpointError: before any output is written.
+        BandError: a file whose bands cannot be named.
+        ConfigError: files in different CRSs for one GeoParquet output.
     """
-    paths = _inputs(Path(cfg.input))
-    is_folder = Path(cfg.input).is_dir()
-    device = resolve_device(cfg.device)
-    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, 0)
     fbands: dict[Path, tuple[str, ...]] = {}
     crs = None
     bounds: list[float] = []
@@ -243,6 +237,77 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
             bounds = [b.left, b.bottom, b.right, b.top] if not bounds else [
                 min(bounds[0], b.left), min(bounds[1], b.bottom), max(bounds[2], b.right), max(bounds[3], b.top)
             ]
+    return fbands, crs, bounds
+
+
+#: Plausible surface reflectance: the median of a Sentinel-2 scene's valid pixels lies well inside this range.
+PLAUSIBLE_MEDIAN = (0.002, 1.5)
+
+
+def check_values(paths: list[Path], cfg: EmbedConfig, bands: tuple[str, ...], fbands: dict[Path, tuple[str, ...]]
+                 ) -> None:
+    """Refuse inputs whose values cannot be reflectance under the scaling in force, before any work: 8-bit
+    files without an explicit ``--scale`` (at most 255 DN: no Sentinel-2 reflectance x 10000), and files whose
+    median reflectance (decimated read, nodata excluded) is implausible, e.g. DN stored as float (median ~1500
+    with the float default ``--scale 1``).
+
+    Raises:
+        ConfigError: naming the file, what was seen, and the flag that fixes it.
+    """
+    for p in paths:
+        with _open(p) as src:
+            dtype = np.dtype(src.dtypes[0])
+            if dtype.itemsize == 1 and cfg.scale is None:
+                raise ConfigError(
+                    f"{p} is {dtype} (values up to {np.iinfo(dtype).max}): 8-bit data is no Sentinel-2 reflectance "
+                    "x 10000, and the weights expect reflectance. Pass --scale (and --offset) that turn its values "
+                    "into reflectance, e.g. --scale 255 for a 0-255 stretch of reflectance 0-1"
+                )
+            idx = [fbands[p].index(b) + 1 for b in bands]
+            oh, ow = min(src.height, 256), min(src.width, 256)
+            a = src.read(idx, out_shape=(len(idx), oh, ow), resampling=Resampling.nearest)  # (C, oh, ow)
+            keep = np.ones(a.shape[1:], bool) if src.nodata is None else ~np.all(a == src.nodata, axis=0)
+            if not keep.any():
+                continue
+            s = _scaling(src, cfg)
+            med = float(np.median((a[:, keep].astype(np.float64) + s.offset) / s.scale))
+            lo, hi = PLAUSIBLE_MEDIAN
+            if not lo <= med <= hi:
+                flags = f"--scale {s.scale:g}" + (f" --offset {s.offset:g}" if s.offset else "")
+                guess = (" It looks like DN (reflectance x 10000): pass --scale 10000" if med > 100 else
+                         " Check --scale and --offset")
+                raise ConfigError(
+                    f"{p} ({dtype}) has a median of {med:.4g} after {flags} ({'given' if cfg.scale else 'default'} "
+                    f"for {'float' if dtype.kind == 'f' else 'integer'} files), not surface reflectance "
+                    f"(median {lo:g}-{hi:g}).{guess}"
+                )
+
+
+def _count_patches(paths: list[Path], cfg: EmbedConfig) -> int:
+    """Patches of the tiling over every file (nodata patches included)."""
+    total = 0
+    for p in paths:
+        with _open(p) as src:
+            total += len(grid_positions(src.height, cfg.patch, cfg.step)) * len(
+                grid_positions(src.width, cfg.patch, cfg.step)
+            )
+    return total
+
+
+def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
+    """Embed every patch of ``cfg.input`` (see the module docstring).
+
+    Returns:
+        ``{"patches": n, "files": k, "outputs": [paths], "feature_dim": D}``.
+
+    Raises:
+        BandError, DatasetError, ConfigError, CheckpointError: before any output is written.
+    """
+    paths = _inputs(Path(cfg.input))
+    is_folder = Path(cfg.input).is_dir()
+    device = resolve_device(cfg.device)
+    spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, 0)
+    fbands, crs, bounds = _scan_inputs(paths, cfg)
     first = fbands[paths[0]]
     bands = resolve_bands(spec.bands, None, first if spec.bands is None else L1C, cfg.weights)
     for p in paths:  # every file must hold the model's bands
@@ -252,6 +317,7 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
                 f"{p} lacks band(s) {', '.join(missing)} that weights {cfg.weights!r} need (it has "
                 f"{', '.join(fbands[p])}); give files with those bands, or fix the names with --bands"
             )
+    check_values(paths, cfg, bands, fbands)
     lb = spec.build(bands)
     transform = lb.transform
     norm_source = f"weights ({lb.kind})"
@@ -269,17 +335,11 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
         dense_dir = Path(cfg.dense)
         dense_dir.mkdir(parents=True, exist_ok=True)
     writer = _ParquetSink(Path(cfg.out), crs, bounds, model.feature_dim, meta) if cfg.out is not None else None
-    total = 0
-    for p in paths:
-        with _open(p) as src:
-            total += len(grid_positions(src.height, cfg.patch, cfg.step)) * len(
-                grid_positions(src.width, cfg.patch, cfg.step)
-            )
     bar = None
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc="embed", unit="patch", dynamic_ncols=True)
+        bar = tqdm(total=_count_patches(paths, cfg), desc="embed", unit="patch", dynamic_ncols=True)
     outputs: list[str] = []
     n_done = 0
     try:
@@ -311,9 +371,7 @@ class _ParquetSink:
     """Streams rows to ``<out>`` through a temporary file renamed on success."""
 
     def __init__(self, out: Path, crs: Any, bbox: list[float], dim: int, meta: dict[str, Any]) -> None:
-        self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
         self.schema = pa.schema(
             [
                 ("source", pa.string()),
@@ -329,7 +387,12 @@ class _ParquetSink:
             ],
             metadata={b"geo": json.dumps(_geo_metadata(crs, bbox)).encode(), b"seco": json.dumps(meta).encode()},
         )
-        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        self.file = AtomicFile(out)
+        try:
+            self.writer = pq.ParquetWriter(self.file.tmp, self.schema)
+        except BaseException:
+            self.file.discard()
+            raise
         self.dim = dim
 
     def write(self, cols: dict[str, Any], emb: np.ndarray) -> None:
@@ -341,13 +404,13 @@ class _ParquetSink:
 
     def close(self) -> None:
         self.writer.close()
-        os.replace(self.tmp, self.out)
+        self.file.commit()
 
     def abort(self) -> None:
         try:
             self.writer.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self.file.discard()
 
 
 @torch.no_grad()
@@ -424,15 +487,18 @@ class _DenseSink:
     def __init__(self, path: Path, src: Any, nrows: int, ncols: int, dim: int, patch: int, step: int,
                  meta: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.tmp = path.parent / f".{path.name}.{os.getpid()}.tmp.tif"
         shift = (patch - step) / 2.0  # centre the step-sized cell on the patch centre
         self.ncols = ncols
-        self.dst = rasterio.open(
-            self.tmp, "w", driver="GTiff", width=ncols, height=nrows, count=dim, dtype="float32", crs=src.crs,
-            transform=src.transform @ Affine.translation(shift, shift) @ Affine.scale(step), nodata=float("nan"),
-            interleave="pixel", BIGTIFF="IF_SAFER",
-        )
+        self.file = AtomicFile(path)
+        try:
+            self.dst = rasterio.open(
+                self.file.tmp, "w", driver="GTiff", width=ncols, height=nrows, count=dim, dtype="float32",
+                crs=src.crs, transform=src.transform @ Affine.translation(shift, shift) @ Affine.scale(step),
+                nodata=float("nan"), interleave="pixel", BIGTIFF="IF_SAFER",
+            )
+        except BaseException:
+            self.file.discard()
+            raise
         self.dst.update_tags(**{k: json.dumps(v) for k, v in meta.items() if k != "config"})
 
     def write_row(self, r: int, line: np.ndarray) -> None:
@@ -442,8 +508,12 @@ class _DenseSink:
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.dst.close()
+        try:
+            self.dst.close()
+        except BaseException:
+            self.file.discard()
+            raise
         if exc_type is None:
-            os.replace(self.tmp, self.path)
+            self.file.commit()
         else:
-            self.tmp.unlink(missing_ok=True)
+            self.file.discard()

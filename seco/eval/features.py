@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from seco.data.normalize import Normalization
+from seco.fileutil import atomic_open, atomic_write
 from seco.models.resnet import ResNet
 
 
@@ -140,13 +141,9 @@ class FeatureCache:
         if p is None:
             return
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.parent / f".{p.stem}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, features=features.astype(np.float32), names=np.asarray(names, dtype=str))
-        os.replace(tmp, p)
-        meta = p.with_suffix(".json")
-        meta_tmp = p.parent / f".{p.stem}.{os.getpid()}.tmp.json"
-        meta_tmp.write_text(json.dumps(dict(parts), indent=2, sort_keys=True, default=str))
-        os.replace(meta_tmp, meta)
+        with atomic_open(p, "wb") as f:
+            np.savez(f, features=features.astype(np.float32), names=np.asarray(names, dtype=str))
+        atomic_write(p.with_suffix(".json"), json.dumps(dict(parts), indent=2, sort_keys=True, default=str))
 
 
 def cached_features(
@@ -230,7 +227,5 @@ def dataset_stats(
     norm = image_stats(image_batches(subset, batch_size, num_workers), bands)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(norm.to_dict()))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(norm.to_dict()))
     return norm

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from seco.errors import ConfigError
+from seco.fileutil import atomic_write
 
 #: Colours of the change maps (RGB): true positives, false positives, misses, true negatives.
 TP_COLOUR = (0, 200, 0)
@@ -42,10 +42,7 @@ def _clean(obj: Any) -> Any:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Strict JSON (NaN written as null), atomically."""
-    p = Path(path)
-    tmp = p.parent / f".{p.name}.tmp"
-    tmp.write_text(json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, p)
+    atomic_write(path, json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n")
 
 
 def pct_key(percent: float) -> str:

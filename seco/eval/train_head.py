@@ -14,7 +14,6 @@ best validation epoch, and stops after ``patience`` epochs without improvement.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from seco.eval.backbone import autocast_for
 from seco.eval.features import Transform
 from seco.models.resnet import ResNet
 
@@ -90,6 +90,30 @@ def _scores(
     return np.concatenate(out) if out else np.zeros((0, clf.num_outputs), np.float32)
 
 
+def _train_epoch(
+    clf: _Classifier, loader: DataLoader, loss_fn: nn.Module, opt: torch.optim.Optimizer,
+    transform: Transform | None, device: torch.device, autocast: Callable[[], Any], multilabel: bool,
+) -> float:
+    """One pass over ``loader``; the mean training loss per sample."""
+    clf.train()
+    if not clf.finetune:
+        clf.backbone.eval()  # frozen: BatchNorm statistics stay as trained
+    total, n = 0.0, 0
+    for x, y in loader:
+        x = x.to(device).float()
+        x = transform.apply(x) if transform is not None else x
+        y = y.to(device)
+        with autocast():
+            logits = clf(x)
+        loss = loss_fn(logits.float(), y.float() if multilabel else y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(x)
+        n += len(x)
+    return total / max(n, 1)
+
+
 def train_head(
     backbone: ResNet,
     transform: Transform | None,
@@ -130,11 +154,10 @@ def train_head(
         train, batch_size=cfg.batch_size, shuffle=True, drop_last=drop_last, generator=gen,
         num_workers=num_workers, collate_fn=_collate,
     )
+    autocast = autocast_for(bf16, device)
 
-    def autocast() -> Any:
-        if bf16:
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def scores(dataset: Dataset) -> np.ndarray:
+        return _scores(clf, dataset, transform, eval_batch_size, device, autocast, num_workers)
 
     history: list[dict[str, float]] = []
     best, best_epoch, best_state, stale = -np.inf, 0, None, 0
@@ -145,27 +168,11 @@ def train_head(
         bar = tqdm(total=cfg.epochs, desc="finetune" if cfg.finetune else "linear (paper)", unit="epoch", leave=False)
     epoch = 0
     for epoch in range(1, cfg.epochs + 1):
-        clf.train()
-        if not cfg.finetune:
-            clf.backbone.eval()  # frozen: BatchNorm statistics stay as trained
-        total, n = 0.0, 0
-        for x, y in loader:
-            x = x.to(device).float()
-            x = transform.apply(x) if transform is not None else x
-            y = y.to(device)
-            with autocast():
-                logits = clf(x)
-            loss = loss_fn(logits.float(), y.float() if cfg.multilabel else y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(x)
-            n += len(x)
+        row = {"epoch": float(epoch),
+               "train_loss": _train_epoch(clf, loader, loss_fn, opt, transform, device, autocast, cfg.multilabel)}
         sched.step()
-        row = {"epoch": float(epoch), "train_loss": total / max(n, 1)}
         if cfg.finetune:
-            score = val_score(_scores(clf, val, transform, eval_batch_size, device, autocast, num_workers))
-            row["val_score"] = score
+            row["val_score"] = score = val_score(scores(val))
             if score > best:
                 best, best_epoch, stale = score, epoch, 0
                 best_state = copy.deepcopy(clf.state_dict())
@@ -183,10 +190,4 @@ def train_head(
         clf.load_state_dict(best_state)
     else:
         best_epoch = epoch
-    return HeadResult(
-        _scores(clf, val, transform, eval_batch_size, device, autocast, num_workers),
-        _scores(clf, test, transform, eval_batch_size, device, autocast, num_workers),
-        history,
-        best_epoch,
-        epoch,
-    )
+    return HeadResult(scores(val), scores(test), history, best_epoch, epoch)

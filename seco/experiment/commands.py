@@ -8,7 +8,7 @@ from typing import Any
 
 from seco.boundary import RERUN_CONTINUES, Output, declare, keep_nonempty
 from seco.errors import ConfigError
-from seco.experiment.config import METHODS, SCALES
+from seco.experiment.config import SCALES, compared_methods
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="size preset: tiny (tests), cpu (default: 33 min measured on 2 shared cores, docs/FIDELITY.md), "
                         "gpu (one GPU)")
     c.add_argument("--store", help="pre-training store (default: a simulated one in <out>/store)")
-    c.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    c.add_argument("--methods", default=",".join(compared_methods()),
+                   help=f"comma-separated, of {', '.join(compared_methods())}")
     c.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     c.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
     for flag, typ, what in (("--steps", int, "pre-training steps per run"), ("--batch-size", int, "batch"),
@@ -64,23 +65,20 @@ def _settings(items: list[str]) -> dict[str, Any]:
     Raises:
         ConfigError: not KEY=VALUE, an unknown key, or a value of the wrong type.
     """
-    from dataclasses import fields
-
+    from seco.configio import field_types, parse_text
     from seco.experiment.config import CompareConfig
 
-    kinds: dict[str, type] = {f.name: type(f.default) for f in fields(CompareConfig)
-                              if f.name not in ("out", "store", "methods")}
+    kinds = {k: t for k, t in field_types(CompareConfig).items() if k not in ("out", "store", "methods")}
     out: dict[str, Any] = {}
     for item in items:
         key, eq, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not eq or key not in kinds:
             raise ConfigError(f"--set {item!r}: use KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
-        kind = kinds[key]
         try:
-            out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
-        except ValueError as e:
-            raise ConfigError(f"--set {item!r}: {value!r} is not of type {kind.__name__}") from e
+            out[key] = parse_text(kinds[key], value)
+        except ConfigError as e:
+            raise ConfigError(f"--set {item!r}: {e}") from None
     return out
 
 

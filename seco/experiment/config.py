@@ -6,30 +6,41 @@ same settings (or it is refused), and then continues: finished (method, seed) ce
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from seco.configio import ConfigIO
 from seco.errors import ConfigError
+from seco.methods import get_method, method_names
 
-#: Methods the experiment compares: the three pre-training methods of seco and a random-init backbone.
-METHODS: tuple[str, ...] = ("seco", "moco", "moco-tp", "random")
-#: Display names (the paper's).
-METHOD_NAMES: dict[str, str] = {"seco": "SeCo", "moco": "MoCo-v2", "moco-tp": "MoCo-v2+TP", "random": "random init"}
+#: The random-initialisation baseline a comparison can include beside the registered pre-training methods.
+RANDOM = "random"
+
+
+def compared_methods() -> tuple[str, ...]:
+    """What an experiment can compare: every registered pre-training method, then the random-init baseline."""
+    return (*method_names(), RANDOM)
+
+
+def display_name(method: str) -> str:
+    """A method's name in reports (the paper's: SeCo, MoCo-v2, MoCo-v2+TP; "random init")."""
+    return "random init" if method == RANDOM else get_method(method).display
+
+
+def colour(method: str) -> str:
+    """A method's colour in plots."""
+    return "tab:gray" if method == RANDOM else get_method(method).colour
 
 
 @dataclass(frozen=True)
-class CompareConfig:
+class CompareConfig(ConfigIO):
     """Everything that defines one comparison (the ``--scale`` presets fill the sizes).
 
     Attributes:
         out: the experiment folder.
         store: the pre-training store; None: a simulated store ``<out>/store`` of ``synth_locations`` x
             ``synth_patch`` px (L2A bands), made once.
-        methods: any of :data:`METHODS`.
+        methods: any of :func:`compared_methods` (default: all of them).
         seeds: number of seeds per method (seeds ``seed0 .. seed0 + seeds - 1``).
         seed0: the first seed.
         steps, batch_size, crop, bands, queue_size, lr: the one pre-training budget every method gets
@@ -52,7 +63,7 @@ class CompareConfig:
 
     out: str
     store: str | None = None
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = field(default_factory=compared_methods)
     seeds: int = 3
     seed0: int = 0
     steps: int = 40
@@ -81,10 +92,11 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(str(m).strip().lower() for m in self.methods))
-        unknown = [m for m in self.methods if m not in METHODS]
+        known = compared_methods()
+        unknown = [m for m in self.methods if m not in known]
         checks: list[tuple[bool, str]] = [
-            (not unknown, f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}"),
-            (len(self.methods) > 0, f"--methods is empty; choose some of {', '.join(METHODS)}"),
+            (not unknown, f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(known)}"),
+            (len(self.methods) > 0, f"--methods is empty; choose some of {', '.join(known)}"),
             (len(set(self.methods)) == len(self.methods), f"--methods {','.join(self.methods)} lists one twice"),
             (_int(self.seeds) and self.seeds >= 1, f"--seeds {self.seeds!r} must be an integer >= 1 (default 3)"),
             (_int(self.steps) and self.steps >= 1, f"--steps {self.steps!r} must be an integer >= 1"),
@@ -114,22 +126,6 @@ class CompareConfig:
         """Every (method, seed) of the experiment, method-major."""
         return [(m, s) for m in self.methods for s in self.seed_list]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["methods"] = list(self.methods)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CompareConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown experiment setting(s) {', '.join(unknown)}")
-        d = dict(d)
-        if "methods" in d:
-            d["methods"] = tuple(d["methods"])
-        return cls(**d)
-
     def comparable(self) -> dict[str, Any]:
         """The settings a resumed experiment must share (not the output-only ones)."""
         d = self.to_dict()
@@ -139,11 +135,6 @@ class CompareConfig:
             d.pop("oscd_test")
             d.pop("oscd_epochs")
         return d
-
-    def save(self, path: Path) -> None:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(path)
 
 
 def _int(v: Any) -> bool:

@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from seco.experiment.config import METHOD_NAMES, CompareConfig
+from seco.experiment.config import RANDOM, CompareConfig, colour, display_name
 from seco.experiment.evaluate import TASKS
+from seco.methods import get_method, method_names
 
-#: The paper's OSCD F1 (Mañas et al. 2021, Table 4), and its ordering on land cover (BigEarthNet, EuroSAT
+#: The paper's OSCD F1 of a random-init backbone (Mañas et al. 2021, Table 4; each method's own is in its
+#: record, ``seco.methods.Method.paper_oscd_f1``), and the paper's ordering on land cover (BigEarthNet, EuroSAT
 #: linear probes: SeCo > MoCo-v2+TP > MoCo-v2 > random init).
-PAPER_OSCD_F1 = {"seco": 46.94, "moco": 40.71, "moco-tp": 40.12, "random": 29.44}
+PAPER_RANDOM_OSCD_F1 = 29.44
 PAPER_LANDCOVER_ORDER = ("seco", "moco-tp", "moco", "random")
 PAPER_CHANGE_ORDER = ("seco", "moco", "moco-tp", "random")
 
@@ -34,6 +36,12 @@ CLAIMS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("SeCo >= MoCo-v2+TP on land cover", "seco", ">=", "moco-tp", True),
     ("SeCo > MoCo-v2+TP on change detection", "seco", ">", "moco-tp", False),
 )
+
+
+def paper_oscd_f1() -> dict[str, float]:
+    """The paper's OSCD F1 of every registered method that has one, and of random init."""
+    known = {m: get_method(m).paper_oscd_f1 for m in method_names()}
+    return {**{m: v for m, v in known.items() if v is not None}, RANDOM: PAPER_RANDOM_OSCD_F1}
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -71,7 +79,7 @@ def verdicts(table: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]
         for task, per in table.items():
             if TASKS[task]["invariant"] != invariant or b not in per:
                 continue
-            lhs = [m for m in per if m not in ("random",)] if a == "ssl" else [a]
+            lhs = [m for m in per if m != RANDOM] if a == "ssl" else [a]
             for m in lhs:
                 if m not in per:
                     continue
@@ -88,7 +96,7 @@ def _pm(s: dict[str, Any] | None) -> str:
 
 
 def _rank(per: dict[str, dict[str, Any]]) -> str:
-    return " > ".join(METHOD_NAMES[m] for m in sorted(per, key=lambda m: -per[m]["mean"]))
+    return " > ".join(display_name(m) for m in sorted(per, key=lambda m: -per[m]["mean"]))
 
 
 def plot(table: dict[str, dict[str, dict[str, Any]]], methods: tuple[str, ...], png: Path) -> None:
@@ -100,16 +108,15 @@ def plot(table: dict[str, dict[str, dict[str, Any]]], methods: tuple[str, ...], 
 
     tasks = list(table)
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
-    colours = {"seco": "tab:green", "moco": "tab:blue", "moco-tp": "tab:purple", "random": "tab:gray"}
     for ax, task in zip(axes[0], tasks, strict=True):
         per = table[task]
         ms = [m for m in methods if m in per]
         x = np.arange(len(ms))
         ax.bar(x, [per[m]["mean"] for m in ms], yerr=[0 if per[m]["n"] < 2 else per[m]["std"] for m in ms],
-               color=[colours[m] for m in ms], alpha=0.75, capsize=3)
+               color=[colour(m) for m in ms], alpha=0.75, capsize=3)
         for i, m in enumerate(ms):
             ax.scatter(np.full(per[m]["n"], i), per[m]["values"], color="k", s=10, zorder=3)
-        ax.set_xticks(x, [METHOD_NAMES[m] for m in ms], rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(x, [display_name(m) for m in ms], rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(f"{TASKS[task]['metric']} (%)")
         ax.set_title(TASKS[task]["title"], fontsize=8)
     fig.tight_layout()
@@ -144,7 +151,7 @@ def _subspace_lines(results: list[dict[str, Any]]) -> list[str]:
         "",
         "| method | space | land cover (%) | season consistency |",
         "|---|---|---:|---:|",
-        *[f"| {METHOD_NAMES[m]} | {space} | {pm(v['landcover'], 1)} | {pm(v['season_consistency'], 3)} |"
+        *[f"| {display_name(m)} | {space} | {pm(v['landcover'], 1)} | {pm(v['season_consistency'], 3)} |"
           for (m, space), v in acc.items()],
         "",
     ]
@@ -159,25 +166,25 @@ def write_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dict[st
                                                   "verdicts": rows, "cells": results}, indent=2))
     plot(table, cfg.methods, out / "comparison.png")
     seeds = ", ".join(str(s) for s in cfg.seed_list)
-    steps = {r["method"]: r["train"]["steps"] for r in results if r["method"] != "random"}
+    steps = {r["method"]: r["train"]["steps"] for r in results if r["method"] != RANDOM}
     lines = [
         "# seco experiment compare",
         "",
         f"One store (`{env['store']}`, bands {', '.join(env['bands'])}), one budget for every pre-trained method: "
         f"ResNet-18, {cfg.steps} steps of batch {cfg.batch_size} at {cfg.crop} px, queue {cfg.queue_size}, "
-        f"lr {cfg.lr:g} cosine (steps done: {', '.join(f'{METHOD_NAMES[m]} {s}' for m, s in steps.items()) or '-'}). "
+        f"lr {cfg.lr:g} cosine (steps done: {', '.join(f'{display_name(m)} {s}' for m, s in steps.items()) or '-'}). "
         f"Seeds {seeds} (the seed sets the pre-training, or the random init). Every backbone is frozen and "
         "normalised with the statistics of the evaluation data's own training part (one policy for all).",
         "",
         "## Results (mean ± std over seeds, %)",
         "",
-        "| task | " + " | ".join(METHOD_NAMES[m] for m in cfg.methods) + " | ranking here | paper |",
+        "| task | " + " | ".join(display_name(m) for m in cfg.methods) + " | ranking here | paper |",
         "|---|" + "---:|" * len(cfg.methods) + "---|---|",
     ]
     for task, per in table.items():
-        paper = ("OSCD F1: " + ", ".join(f"{METHOD_NAMES[m]} {v}" for m, v in PAPER_OSCD_F1.items())
+        paper = ("OSCD F1: " + ", ".join(f"{display_name(m)} {v}" for m, v in paper_oscd_f1().items())
                  if not TASKS[task]["invariant"] else
-                 " > ".join(METHOD_NAMES[m] for m in PAPER_LANDCOVER_ORDER) + " (BigEarthNet, EuroSAT)")
+                 " > ".join(display_name(m) for m in PAPER_LANDCOVER_ORDER) + " (BigEarthNet, EuroSAT)")
         lines.append(f"| {TASKS[task]['title']} ({TASKS[task]['metric']}) | "
                      + " | ".join(_pm(per.get(m)) for m in cfg.methods) + f" | {_rank(per)} | {paper} |")
     lines += [
@@ -192,7 +199,7 @@ def write_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dict[st
         "",
         "| claim | task | comparison | difference (points) | 2 SE | verdict |",
         "|---|---|---|---:|---:|---|",
-        *[f"| {r['claim']} | {r['task']} | {METHOD_NAMES[r['a']]} {r['relation']} {METHOD_NAMES[r['b']]} | "
+        *[f"| {r['claim']} | {r['task']} | {display_name(r['a'])} {r['relation']} {display_name(r['b'])} | "
           f"{r['diff']:+.1f} | {r['two_se']:.1f} | **{r['verdict']}** |" for r in rows],
         "",
         *_subspace_lines(results),

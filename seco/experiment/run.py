@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from seco.errors import ConfigError, DatasetError
 from seco.experiment.config import CompareConfig
+from seco.fileutil import atomic_write
 
 OSCD_LABELLED = ("bercy", "paris", "rennes")
 #: Settings of the OSCD task, which a rerun may add to an experiment run without it.
@@ -76,7 +75,7 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
             raise ConfigError(f"--set oscd_test={cfg.oscd_test} must name a labelled city: {', '.join(OSCD_LABELLED)}")
     saved = Path(cfg.out) / "experiment.yaml"
     if saved.is_file():
-        old = CompareConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
+        old = CompareConfig.load(saved)
         keys = set(cfg.comparable()) | set(old.comparable())
         diff = sorted(k for k in keys if old.comparable().get(k) != cfg.comparable().get(k))
         if not old.oscd and cfg.oscd:  # adding OSCD to an experiment run without it: finished cells get it too
@@ -132,7 +131,7 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
              bands: tuple[str, ...]) -> dict[str, Any]:
     """Pre-train (unless random) and evaluate one (method, seed); writes and returns ``result.json``."""
     from seco.experiment import evaluate as ev
-    from seco.experiment.config import METHOD_NAMES
+    from seco.experiment.config import RANDOM, display_name
 
     cell = Path(cfg.out) / "cells" / f"{method}-seed{seed}"
     done = cell / "result.json"
@@ -140,7 +139,7 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
         result = json.loads(done.read_text())
         added = _subspaces(cfg, result, cell, data, bands)  # a cell finished before subspaces were asked for
         if cfg.oscd and "oscd" not in result["tasks"]:  # ... or before OSCD was
-            print(f"[cell] {METHOD_NAMES[method]}, seed {seed}: adding OSCD", flush=True)
+            print(f"[cell] {display_name(method)}, seed {seed}: adding OSCD", flush=True)
             t = time.perf_counter()
             result["tasks"].update(_oscd(cfg, result["train"]["weights"], bands, seed, cell))
             result["oscd_added_s"] = time.perf_counter() - t
@@ -150,8 +149,8 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
         return result
     cell.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    print(f"[cell] {METHOD_NAMES[method]}, seed {seed}", flush=True)
-    if method == "random":
+    print(f"[cell] {display_name(method)}, seed {seed}", flush=True)
+    if method == RANDOM:
         train: dict[str, Any] = {"weights": "random", "steps": 0, "final_loss": None, "pretrain_s": 0.0}
     else:
         train = _pretrain(cfg, method, seed, paths["store"], cell)
@@ -184,9 +183,7 @@ def _oscd(cfg: CompareConfig, weights: str, bands: tuple[str, ...], seed: int, c
 
 
 def _write(path: Path, result: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(result, indent=2))
 
 
 def _subspaces(cfg: CompareConfig, result: dict[str, Any], cell: Path, data: dict[str, Any],

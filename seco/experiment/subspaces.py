@@ -47,7 +47,7 @@ def probe_pairs(store: Any, bands: tuple[str, ...], crop: int, seed: int
 def _heads(ckpt: Path) -> list[torch.nn.Module]:
     """The query projection heads of a training checkpoint, in order."""
     from seco.models.heads import ProjectionHead
-    from seco.train.loop import load_checkpoint
+    from seco.train.run_checkpoint import load_checkpoint
 
     sd = load_checkpoint(ckpt)["model"]
     heads: list[torch.nn.Module] = []

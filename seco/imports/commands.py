@@ -10,6 +10,7 @@ import argparse
 import os
 
 from seco.boundary import RERUN_CONTINUES, Output, declare
+from seco.errors import CorpusError
 
 
 def _add_common(p: argparse.ArgumentParser, modality: bool) -> None:
@@ -46,6 +47,13 @@ def _run(a: argparse.Namespace) -> int:
                        limit=a.limit, commit_every=a.commit_every, progress=not a.no_progress, grid=a.grid)
     report = run_import(cfg)  # Ctrl-C: seco.cli.main says how to continue
     print(report.describe())
+    if report.imported == 0:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.skip_kinds.items(), key=lambda kv: -kv[1]))
+        raise CorpusError(
+            f"nothing was imported: every one of the {report.locations_found} locations was skipped ({kinds or '-'}; "
+            "the reasons are above)" + ("; the empty store was removed, so a rerun with other settings starts afresh"
+                                        if report.store_removed else "")
+        )
     print(f"report: {os.path.join(report.store, '_import', 'report.json')}")
     return 0
 

@@ -20,6 +20,8 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import sys
 import time
 from collections import Counter
@@ -150,6 +152,8 @@ class ImportReport:
     radiometry: str
     skipped_this_run: int = 0
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: nothing was imported into a store this run created, so the store was removed again
+    store_removed: bool = False
 
     @property
     def rate(self) -> float:
@@ -314,6 +318,43 @@ def _probe(corpus: Corpus, ref: LocationRef) -> None:
             return
 
 
+#: A date left out for its size (``seco.imports.readers._fit``): band, height, width, expected side.
+_SIZE = re.compile(r"^(?:[^:]*: )?(B\w+) is (\d+)x(\d+) px, expected (\d+)x\d+")
+#: Locations read before the store is created to recognise a --patch-size that fits no patch of the corpus.
+SIZE_PROBE = 3
+
+
+def _probe_patch_size(refs: list[LocationRef], job: ReadJob) -> None:
+    """Read the first locations before any store exists; when every date of each is left out for its size,
+    and the sizes agree on another patch side, refuse with that side (an empty store would lock the wrong
+    --patch-size in).
+
+    Raises:
+        ConfigError: naming the corpus' patch side and the flag to pass.
+    """
+    implied: set[int] = set()
+    example = ""
+    for ref in refs[:SIZE_PROBE]:
+        res = read_location(ref, job)
+        if res.status == "ok" or not res.date_problems:
+            return
+        for problem in res.date_problems:
+            m = _SIZE.match(problem)
+            if m is None:
+                return  # something else is wrong with this location: the per-location report says what
+            band, h, w, n = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+            if h != w:
+                return
+            implied.add(h * job.patch_size // n)
+            example = example or f"{band} is {h}x{w} px where --patch-size {job.patch_size} expects {n}x{n}"
+    if len(implied) == 1:
+        side = implied.pop()
+        raise ConfigError(
+            f"the corpus' patches are {side} px at 10 m, not --patch-size {job.patch_size} ({example}, in every date "
+            f"of its first {min(len(refs), SIZE_PROBE)} locations); pass --patch-size {side}"
+        )
+
+
 def _attrs(cfg: ImportConfig, corpus: Corpus, base: Path) -> dict[str, Any]:
     return {
         "source": "seco.imports",
@@ -403,9 +444,12 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
         refs = refs[: cfg.limit]
     _probe(corpus, refs[0])
     out = Path(cfg.out).expanduser()
+    created = not (out / "zarr.json").is_file()
     out.parent.mkdir(parents=True, exist_ok=True)
     job = ReadJob(corpus=corpus, patch_size=cfg.patch_size, min_dates=cfg.min_dates,
                   size_tolerance=cfg.size_tolerance)
+    if created:
+        _probe_patch_size(refs, job)
     with _locked(out):
         executor, slots, client, desc = _executor(cfg)  # before the store: a bad --dask writes nothing
         window = max(4, 2 * slots)  # bounded: in flight + waiting for their turn
@@ -458,6 +502,9 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
         report = _report(cfg, corpus, base, out, len(refs), resumed, imported, skipped_now, dates, journal,
                          time.monotonic() - t0, desc)
         (state / "report.json").write_text(json.dumps(_report_json(report), indent=1, default=str))
+    if created and report.imported == 0 and stop_after is None:
+        shutil.rmtree(out, ignore_errors=True)  # an empty store would lock this run's settings in for the next
+        report.store_removed = True
     return report
 
 

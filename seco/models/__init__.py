@@ -1,26 +1,7 @@
-"""Models: ResNet backbones, projection heads, the negative queue, the EMA key side and the SeCo/MoCo model.
+"""Models: ResNet backbones (``resnet``), projection heads, the negative queue, the EMA key side, the
+contrastive model of every method (``contrastive``), the change-detection decoder (``unet``), safe reading of
+torch files (``safe_load``), the official SeCo checkpoints (``official``) and exported backbones (``export``).
 
-Imports torch only (never ``seco.data``, ``seco.store`` or ``seco.collect``).
+Imports torch only (never ``seco.data``, ``seco.store`` or ``seco.collect``). Import the submodules directly;
+this package imports nothing.
 """
-
-from seco.models.heads import ProjectionHead
-from seco.models.losses import contrastive_logits, info_nce, top1_accuracy
-from seco.models.momentum import frozen_copy, momentum_update
-from seco.models.queue import NegativeQueue
-from seco.models.resnet import ResNet, build_backbone
-from seco.models.seco import ContrastiveConfig, ContrastiveModel, ContrastiveOutput
-
-__all__ = [
-    "ContrastiveConfig",
-    "ContrastiveModel",
-    "ContrastiveOutput",
-    "NegativeQueue",
-    "ProjectionHead",
-    "ResNet",
-    "build_backbone",
-    "contrastive_logits",
-    "frozen_copy",
-    "info_nce",
-    "momentum_update",
-    "top1_accuracy",
-]

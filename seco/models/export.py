@@ -18,10 +18,8 @@ sidecar field it uses, so a damaged or hand-edited export is one :class:`Checkpo
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,10 @@ from safetensors.torch import save_file as st_save_file
 from torch import Tensor
 
 import seco
+from seco.backbones import get_backbone
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, SecoError
-from seco.fileutil import file_sha256
+from seco.fileutil import atomic_open, atomic_write, file_sha256
 from seco.models.resnet import ARCHS, ResNet
 from seco.models.safe_load import read_torch_file
 
@@ -54,11 +53,6 @@ def _stem(path: str | Path) -> Path:
 
 def _with(stem: Path, suffix: str) -> Path:
     return stem.parent / (stem.name + suffix)
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def backbone_arch(sd: Mapping[str, Tensor]) -> tuple[str, int]:
@@ -186,7 +180,7 @@ def export_backbone(
         "seco_version": seco.__version__,
         "backbone": name,
         "in_chans": in_chans,
-        "feature_dim": 512 * (4 if name == "resnet50" else 1),
+        "feature_dim": get_backbone(name).feature_dim,
     }
     full.update({k: v for k, v in _check_meta(meta, name, in_chans).items() if k not in full})
     try:
@@ -199,17 +193,14 @@ def export_backbone(
     stem = _stem(out)
     stem.parent.mkdir(parents=True, exist_ok=True)
     st_path, pth_path, json_path = (_with(stem, s) for s in EXPORT_SUFFIXES)
-    tmp = st_path.parent / f".{st_path.name}.tmp-{os.getpid()}"
-    st_save_file(sd, str(tmp), metadata={"format": "pt", "seco_meta": meta_json})
-    os.replace(tmp, st_path)
-    buf = io.BytesIO()
-    torch.save(sd, buf)
-    _atomic_write(pth_path, buf.getvalue())
+    atomic_write(st_path, lambda tmp: st_save_file(sd, str(tmp), metadata={"format": "pt", "seco_meta": meta_json}))
+    with atomic_open(pth_path, "wb") as f:
+        torch.save(sd, f)
     full["files"] = {
         "safetensors": {"name": st_path.name, "sha256": file_sha256(st_path)},
         "pth": {"name": pth_path.name, "sha256": file_sha256(pth_path)},
     }
-    _atomic_write(json_path, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(json_path, json.dumps(full, indent=2, sort_keys=True) + "\n")
     return [st_path, pth_path, json_path]
 
 

@@ -21,10 +21,11 @@ import torch
 from torch import Tensor
 
 from seco.errors import CheckpointError, SecoError
+from seco.methods import get_method, method_names
+from seco.models.contrastive import ContrastiveConfig, ContrastiveModel
 from seco.models.export import export_backbone
 from seco.models.resnet import ARCHS
 from seco.models.safe_load import plain, read_torch_file
-from seco.models.seco import ContrastiveConfig, ContrastiveModel
 
 # index in the official nn.Sequential encoder -> torchvision ResNet attribute
 _OFFICIAL_ENCODER_INDEX = {
@@ -48,7 +49,6 @@ _OFFICIAL_RGB = ("B04", "B03", "B02")
 _OFFICIAL_QUANTILES = {"B04": (0.0, 129.0), "B03": (2.0, 103.0), "B02": (3.0, 88.0)}
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-_OFFICIAL_METHOD = {"seco": "seco", "moco": "moco", "moco_tp": "moco-tp"}
 
 
 def map_official_key(name: str) -> str:
@@ -289,6 +289,17 @@ def official_normalization() -> dict[str, Any]:
     }
 
 
+def _official_method(data_mode: Any, num_heads: int) -> str:
+    """The registered method whose ``official_data_mode`` is ``data_mode``; without one, the registered method
+    with that many heads that the official code has (SeCo for 3, MoCo-v2 for 1)."""
+    methods = [get_method(n) for n in method_names()]
+    for m in methods:
+        if m.official_data_mode is not None and m.official_data_mode == str(data_mode):
+            return m.name
+    same = [m.name for m in methods if m.official_data_mode is not None and m.num_heads == num_heads]
+    return same[0] if same else "seco"
+
+
 def official_meta(hparams: Mapping[str, Any], in_chans: int) -> dict[str, Any]:
     """Export metadata of an official checkpoint (RGB bands, official normalisation, 224 px crops).
 
@@ -306,7 +317,7 @@ def official_meta(hparams: Mapping[str, Any], in_chans: int) -> dict[str, Any]:
         "bands": list(_OFFICIAL_RGB),
         "normalization": official_normalization(),
         "input_size": 224,
-        "method": _OFFICIAL_METHOD.get(str(hparams.get("data_mode")), "seco" if num_heads == 3 else "moco"),
+        "method": _official_method(hparams.get("data_mode"), num_heads),
         "training_steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
         "source": "official SeCo checkpoint (ServiceNow/seasonal-contrast)",
     }
@@ -337,7 +348,7 @@ def backbone_from_official(
         derived = {
             "input_size": 224,
             "training_steps": None,
-            "method": "seco" if model.config.num_heads == 3 else "moco",
+            "method": _official_method(hp.get("data_mode"), model.config.num_heads),
         }
     full = {**derived, **overrides, "source_checkpoint": Path(path).name}
     return export_backbone(model.backbone.state_dict(), out, full)

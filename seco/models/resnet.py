@@ -180,17 +180,3 @@ class ResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Classifier logits (N, num_classes), or features (N, feature_dim) when ``num_classes == 0``."""
         return self.fc(self.forward_features(x))
-
-
-def build_backbone(name: str, in_chans: int, num_classes: int = 1000) -> ResNet:
-    """Build a randomly initialised ResNet.
-
-    Args:
-        name: ``"resnet18"`` or ``"resnet50"``.
-        in_chans: number of input bands (e.g. 12 for the L2A bands, 3 for RGB).
-        num_classes: classifier size; 1000 matches torchvision's default, 0 builds no classifier.
-
-    Raises:
-        ConfigError: on an unknown name or a non-positive ``in_chans``.
-    """
-    return ResNet(name, in_chans, num_classes)

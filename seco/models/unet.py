@@ -21,13 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seco.backbones import get_backbone
 from seco.models.resnet import ResNet
-
-#: Channels of the five encoder features per architecture.
-PYRAMID_CHANNELS: dict[str, tuple[int, ...]] = {
-    "resnet18": (64, 64, 128, 256, 512),
-    "resnet50": (64, 256, 512, 1024, 2048),
-}
 
 
 class SiameseDifferenceEncoder(nn.Module):
@@ -42,7 +37,7 @@ class SiameseDifferenceEncoder(nn.Module):
         self.backbone = backbone.eval()
         for p in self.backbone.parameters():
             p.requires_grad_(False)
-        self.channels = PYRAMID_CHANNELS[backbone.name]
+        self.channels = get_backbone(backbone.name).pyramid_channels
 
     def train(self, mode: bool = True) -> SiameseDifferenceEncoder:
         """The encoder stays in eval mode whatever the caller asks (frozen BatchNorm statistics)."""

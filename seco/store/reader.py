@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -382,6 +383,13 @@ class Store:
         if self._keys is None:
             self._keys = np.asarray(self._array(S.KEY)[: self._n]).astype(object)
         return [str(k) for k in self._keys]
+
+    def identity(self) -> dict[str, Any]:
+        """What makes this store's data these data, whatever its path, layout or grid: its size, dates, patch
+        side, bands and a sha256 of its location keys in order (a moved or migrated copy has the same one)."""
+        h = hashlib.sha256("\n".join(self.keys()).encode())
+        return {"num_locations": len(self), "num_dates": self.num_dates, "patch_size": self.patch_size,
+                "bands": list(self.bands), "keys_sha256": h.hexdigest()}
 
     def key(self, i: int) -> str:
         """The key of location ``i``."""

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from seco.bands import BY_NAME, L2A, parse_bands
 from seco.errors import ConfigError, StoreError
 from seco.synth.scene import STEP_DAYS, simulate_location
 from seco.synth.spectra import CLASSES
+
+if TYPE_CHECKING:
+    from seco.store.writer import StoreWriter
 
 __all__ = ["CLASSES", "STEP_DAYS", "SynthConfig", "make_store", "simulate_location"]
 
@@ -97,8 +101,7 @@ def make_store(
         StoreError: ``out`` holds something else, or a store of the other grid, or (with ``overwrite``) a
             store of real data without ``overwrite_real_data``.
     """
-    from seco.store import StoreLayout, create_store, open_writer
-    from seco.store.schema import GRIDS, Location, open_root
+    from seco.store.schema import GRIDS
 
     if grid not in GRIDS:
         raise ConfigError(f"--grid {grid!r} is unknown; choose one of {', '.join(GRIDS)}")
@@ -110,32 +113,10 @@ def make_store(
         bands=parse_bands(bands),
         seed=seed,
     )
-    attrs = {"synth": {**asdict(config), "bands": list(config.bands)}, "source": "seco.synth"}
     path = Path(os.fspath(out)).expanduser().absolute()
-    writer = None
     if overwrite and not overwrite_real_data:
         _refuse_overwriting_real_data(path)
-    if not overwrite and path.is_dir() and any(path.iterdir()):
-        try:
-            _, existing = open_root(Location.parse(path), read_only=True)
-        except StoreError:
-            existing = None
-        if existing is not None and existing.get("user_attrs", {}).get("synth") == attrs["synth"]:
-            writer = open_writer(path, commit_every=16)
-            if writer.config.layout.grid != grid:
-                writer.close()
-                raise StoreError(f"{path} holds a synth store on the {writer.config.layout.grid!r} grid, not "
-                                 f"{grid!r}; pass --grid {writer.config.layout.grid} to continue it, or choose a "
-                                 "new --out (or --overwrite to replace it)")
-        elif existing is not None:
-            raise StoreError(
-                f"{path} holds a store made with other settings; choose a new --out, or --overwrite to replace it"
-            )
-    if writer is None:
-        writer = create_store(
-            path, config.bands, config.num_dates, config.patch_size, attrs=attrs,
-            label_names=CLASSES, overwrite=overwrite, commit_every=16, layout=StoreLayout(grid=grid),
-        )
+    writer = _writer(path, config, overwrite, grid)
     todo = [i for i in range(config.num_locations) if not writer.has(f"synth-{seed}-{i:06d}")]
 
     def simulate(i: int) -> dict:
@@ -159,6 +140,39 @@ def make_store(
     if bar is not None:
         bar.close()
     return path
+
+
+def _writer(path: Path, config: SynthConfig, overwrite: bool, grid: str) -> StoreWriter:
+    """A writer continuing the synth store of ``config`` at ``path``, or of a new store there.
+
+    Raises:
+        StoreError: ``path`` holds another store, or this one on the other grid.
+    """
+    from seco.store import StoreLayout, create_store, open_writer
+    from seco.store.schema import Location, open_root
+
+    attrs = {"synth": {**asdict(config), "bands": list(config.bands)}, "source": "seco.synth"}
+    if not overwrite and path.is_dir() and any(path.iterdir()):
+        try:
+            _, existing = open_root(Location.parse(path), read_only=True)
+        except StoreError:
+            existing = None
+        if existing is not None and existing.get("user_attrs", {}).get("synth") == attrs["synth"]:
+            writer = open_writer(path, commit_every=16)
+            if writer.config.layout.grid != grid:
+                writer.close()
+                raise StoreError(f"{path} holds a synth store on the {writer.config.layout.grid!r} grid, not "
+                                 f"{grid!r}; pass --grid {writer.config.layout.grid} to continue it, or choose a "
+                                 "new --out (or --overwrite to replace it)")
+            return writer
+        if existing is not None:
+            raise StoreError(
+                f"{path} holds a store made with other settings; choose a new --out, or --overwrite to replace it"
+            )
+    return create_store(
+        path, config.bands, config.num_dates, config.patch_size, attrs=attrs,
+        label_names=CLASSES, overwrite=overwrite, commit_every=16, layout=StoreLayout(grid=grid),
+    )
 
 
 def _refuse_overwriting_real_data(path: Path) -> None:

@@ -51,6 +51,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ import numpy as np
 
 from seco.bands import BY_NAME, L1C, L2A, parse_bands
 from seco.collect import cloud as scl_codes
-from seco.collect.catalog import ASSET_ALIASES, write_stac_geoparquet
+from seco.collect.build import write_stac_geoparquet
+from seco.collect.scene import ASSET_ALIASES
 from seco.errors import ConfigError
 from seco.synth.render import (
     _block_any,
@@ -194,7 +196,8 @@ def _item(scene: dict[str, Any], site: dict[str, Any], bands: Sequence[str], sty
 
 
 def _check_args(zones: Sequence[int], dates: Sequence[Any], scene_px: int, num_scenes: int, corrupt: int,
-                missing: int, asset_keys: str, level: str, blocksize: int) -> None:
+                missing: int, asset_keys: str, level: str, blocksize: int, baseline: str | None,
+                mislabel: str | None) -> None:
     if not zones or any(isinstance(z, bool) or not isinstance(z, int) or not 1 <= z <= 60 for z in zones):
         raise ConfigError(f"zones={tuple(zones)!r} must be UTM zone numbers 1..60, e.g. (31, 32, 33)")
     if len(set(zones)) != len(zones):
@@ -215,6 +218,10 @@ def _check_args(zones: Sequence[int], dates: Sequence[Any], scene_px: int, num_s
         raise ConfigError(f"level={level!r} must be 'L2A' or 'L1C'")
     if blocksize not in (256, 512, 1024):
         raise ConfigError(f"blocksize={blocksize!r} must be 256, 512 or 1024")
+    if baseline is not None:
+        _baseline_tuple(baseline)
+    if mislabel not in MISLABELS:
+        raise ConfigError(f"mislabel={mislabel!r} must be one of {', '.join(map(str, MISLABELS))}")
 
 
 def _as_date(d: Any) -> dt.date:
@@ -228,6 +235,144 @@ def _as_date(d: Any) -> dt.date:
         except ValueError:
             pass
     raise ConfigError(f"date {d!r} is not a date; give datetime.date objects or ISO strings like '2022-03-01'")
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The settled arguments of :func:`make_archive` that shape every scene."""
+
+    seed: int
+    scene_px: int
+    bands: tuple[str, ...]
+    level: str
+    asset_keys: str
+    raster_offsets: bool
+    baseline: str | None
+    blocksize: int
+    overviews: bool
+
+    @property
+    def collection_id(self) -> str:
+        return "sentinel-2-l2a" if self.level == "L2A" else "sentinel-2-l1c"
+
+
+def _scene_plan(rng: np.random.Generator, n_scenes: int, n_zones: int, dates: Sequence[dt.date],
+                cloud_probs: tuple[float, float, float], edge_prob: float) -> list[dict[str, Any]]:
+    """Site, day, cloud regime and swath edge of every scene; with 3 scenes or more, at least one is cloudy
+    and one has an edge."""
+    plan: list[dict[str, Any]] = []
+    for i in range(n_scenes):
+        rep, rest = divmod(i, n_zones * len(dates))
+        d_idx, s_idx = divmod(rest, n_zones)
+        regime = str(rng.choice(["clear", "scattered", "overcast"], p=list(cloud_probs)))
+        plan.append({"i": i, "site": s_idx, "date": dates[d_idx] + dt.timedelta(days=REVISIT_DAYS * rep),
+                     "regime": regime, "edge": bool(rng.random() < edge_prob)})
+    if n_scenes >= 3:
+        if all(p["regime"] == "clear" for p in plan):
+            plan[1]["regime"] = "scattered"
+        if not any(p["edge"] for p in plan):
+            plan[2]["edge"] = True
+    return plan
+
+
+def _acquisition(opts: _Options, p: dict[str, Any], site: dict[str, Any],
+                 ids: set[str]) -> tuple[np.random.Generator, dt.datetime, str, str, str]:
+    """The scene's generator (its conditions are drawn from it next), acquisition time, platform, processing
+    baseline and item id (unique among ``ids``, which it joins)."""
+    srng = np.random.default_rng([opts.seed, _SCENE_STREAM, p["i"]])
+    hour = 10.5 - site["lon"] / 15.0
+    when = dt.datetime.combine(p["date"], dt.time(0), tzinfo=dt.UTC) + dt.timedelta(
+        hours=hour, minutes=float(srng.uniform(-3, 3)), microseconds=int(srng.integers(0, 10**6)))
+    platform = "sentinel-2a" if srng.random() < 0.5 else "sentinel-2b"
+    pb = opts.baseline or processing_baseline(when)
+    level = opts.level
+    base_id = f"S2{platform[-1].upper()}_{site['tile']}_{when:%Y%m%d}_0_{level}"
+    iid, k = base_id, 1
+    while iid in ids:
+        iid, k = f"{base_id[:-4]}_{k}_{level}", k + 1
+    ids.add(iid)
+    return srng, when, platform, pb, iid
+
+
+def _write_assets(opts: _Options, sdir: Path, site: dict[str, Any], cond: dict[str, Any],
+                  add: int) -> dict[str, float]:
+    """Write the scene's band COGs (DN + ``add``) and, for L2A, its SCL; the SCL percentages of cloud,
+    shadow and nodata."""
+    for band in opts.bands:
+        img = _render_band(site, cond, band)
+        f = BY_NAME[band].resolution_m // 10
+        nod = cond["nodata"]
+        if f > 1:
+            img, nod = _block_mean(img, f), _block_any(nod, f)
+        res = 10 * f
+        _write_cog(sdir / f"{_asset_key(band, opts.asset_keys)}.tif", _to_dn(img, nod, add), site["epsg"],
+                   (float(res), 0.0, site["x0"], 0.0, -float(res), site["y0"]), blocksize=opts.blocksize,
+                   overviews=opts.overviews, resampling="AVERAGE", description=band)
+    scl = _scl(site, cond)
+    valid = scl != scl_codes.SCL_NODATA
+    nvalid = max(int(valid.sum()), 1)
+    counts = {
+        "cloud": 100.0 * float(np.isin(scl, (8, 9, 10)).sum()) / nvalid,
+        "shadow": 100.0 * float((scl == scl_codes.SCL_CLOUD_SHADOW).sum()) / nvalid,
+        "nodata": 100.0 * float((~valid).mean()),
+    }
+    if opts.level == "L2A":
+        _write_cog(sdir / f"{_asset_key('SCL', opts.asset_keys)}.tif", scl, site["epsg"],
+                   (20.0, 0.0, site["x0"], 0.0, -20.0, site["y0"]), blocksize=opts.blocksize,
+                   overviews=opts.overviews, resampling="MODE", description="SCL")
+    return counts
+
+
+def _make_scene(opts: _Options, out: Path, p: dict[str, Any], site: dict[str, Any], ids: set[str],
+                lie: str | None) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """Render and write one scene of the plan: (its STAC item, its manifest record, the mislabel record when
+    the lying flag ``lie`` was planted on it, else ``None``); a lie is planted on a >= 04.00 scene only."""
+    srng, when, platform, pb, iid = _acquisition(opts, p, site, ids)
+    sdir = out / iid
+    sdir.mkdir()
+    cond = _scene_conditions(site, srng, opts.scene_px, when, p["regime"], p["edge"])
+    add = baseline_offset(pb)
+    lie = lie if add else None
+    if lie == "flag-false":
+        add = 0  # flag-false: DN already harmonised, the flag says not
+    counts = _write_assets(opts, sdir, site, cond, add)
+    geometry = _footprint(site, opts.scene_px, cond["edge_line"])
+    scene = {"id": iid, "datetime": when, "processing_baseline": pb, "platform": platform,
+             "collection": opts.collection_id, "dir": sdir}
+    item = _item(scene, site, opts.bands, opts.asset_keys, opts.level, opts.raster_offsets, opts.scene_px,
+                 geometry, counts)
+    mislabeled = None
+    if lie is not None:
+        item.properties["earthsearch:boa_offset_applied"] = lie == "flag-true"
+        mislabeled = {"item": iid, "kind": lie, "dn_offset": add}
+    item.set_self_href(str(sdir / f"{iid}.json"))
+    item.make_asset_hrefs_relative()
+    record = {
+        "id": iid, "site": site["index"], "zone": site["zone"], "epsg": site["epsg"], "tile": site["tile"],
+        "datetime": when.isoformat().replace("+00:00", "Z"), "processing_baseline": pb, "dn_offset": add,
+        "cloud_regime": p["regime"], "cloud_cover": counts["cloud"], "shadow_percentage": counts["shadow"],
+        "nodata_percentage": counts["nodata"], "swath_edge": p["edge"], "bbox": item.bbox,
+    }
+    return item, record, mislabeled
+
+
+def _save_collection(out: Path, items: Sequence[Any], opts: _Options) -> None:
+    """The self-contained pystac Collection of the items (``collection.json``, item JSONs beside their assets)."""
+    import pystac
+
+    coll = pystac.Collection(
+        id=opts.collection_id,
+        description=f"Simulated Sentinel-2 {opts.level} archive (seco.synth.archive, seed {opts.seed})",
+        extent=pystac.Extent(
+            pystac.SpatialExtent([_union([it.bbox for it in items])]),
+            pystac.TemporalExtent([[min(it.datetime for it in items), max(it.datetime for it in items)]]),
+        ),
+        license="CC0-1.0",
+    )
+    for it in items:
+        coll.add_item(it)
+    coll.normalize_hrefs(str(out))
+    coll.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
 
 
 def make_archive(
@@ -287,126 +432,44 @@ def make_archive(
     Returns:
         ``out_dir`` as a Path.
     """
-    import pystac
-
     out = Path(out_dir).resolve()  # item and asset hrefs are resolved against it
     dates_ = [_as_date(d) for d in dates]
     n_scenes = len(zones) * len(dates_) if num_scenes is None else int(num_scenes)
-    _check_args(tuple(zones), dates_, scene_px, n_scenes, corrupt, missing, asset_keys, level, blocksize)
-    if baseline is not None:
-        _baseline_tuple(baseline)
-    if mislabel not in MISLABELS:
-        raise ConfigError(f"mislabel={mislabel!r} must be one of {', '.join(map(str, MISLABELS))}")
+    _check_args(tuple(zones), dates_, scene_px, n_scenes, corrupt, missing, asset_keys, level, blocksize, baseline,
+                mislabel)
     band_list = parse_bands(bands if bands is not None else (L2A if level == "L2A" else L1C))
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; give a new folder for the archive")
     out.mkdir(parents=True, exist_ok=True)
-    P = scene_px
-    collection_id = "sentinel-2-l2a" if level == "L2A" else "sentinel-2-l1c"
+    opts = _Options(seed, scene_px, tuple(band_list), level, asset_keys, raster_offsets, baseline, blocksize,
+                    overviews)
 
-    sites = [_make_site(seed, i, z, P) for i, z in enumerate(zones)]
-    rng = np.random.default_rng([seed, _SCENE_STREAM])
-    plan: list[dict[str, Any]] = []
-    for i in range(n_scenes):
-        rep, rest = divmod(i, len(zones) * len(dates_))
-        d_idx, s_idx = divmod(rest, len(zones))
-        regime = str(rng.choice(["clear", "scattered", "overcast"], p=list(cloud_probs)))
-        plan.append({"i": i, "site": s_idx, "date": dates_[d_idx] + dt.timedelta(days=REVISIT_DAYS * rep),
-                     "regime": regime, "edge": bool(rng.random() < edge_prob)})
-    if n_scenes >= 3:
-        if all(p["regime"] == "clear" for p in plan):
-            plan[1]["regime"] = "scattered"
-        if not any(p["edge"] for p in plan):
-            plan[2]["edge"] = True
-
-    items, scenes_meta, ids = [], [], set()
-    planted: str | None = None
+    sites = [_make_site(seed, i, z, scene_px) for i, z in enumerate(zones)]
+    plan = _scene_plan(np.random.default_rng([seed, _SCENE_STREAM]), n_scenes, len(zones), dates_, cloud_probs,
+                       edge_prob)
+    items, scenes_meta = [], []
+    ids: set[str] = set()
     mislabeled: dict[str, Any] | None = None
     for p in plan:
-        site = sites[p["site"]]
-        srng = np.random.default_rng([seed, _SCENE_STREAM, p["i"]])
-        hour = 10.5 - site["lon"] / 15.0
-        when = dt.datetime.combine(p["date"], dt.time(0), tzinfo=dt.UTC) + dt.timedelta(
-            hours=hour, minutes=float(srng.uniform(-3, 3)), microseconds=int(srng.integers(0, 10**6)))
-        platform = "sentinel-2a" if srng.random() < 0.5 else "sentinel-2b"
-        pb = baseline or processing_baseline(when)
-        base_id = f"S2{platform[-1].upper()}_{site['tile']}_{when:%Y%m%d}_0_{level}"
-        iid, k = base_id, 1
-        while iid in ids:
-            iid, k = f"{base_id[:-4]}_{k}_{level}", k + 1
-        ids.add(iid)
-        sdir = out / iid
-        sdir.mkdir()
-        cond = _scene_conditions(site, srng, P, when, p["regime"], p["edge"])
-        add = baseline_offset(pb)
-        lie = None
-        if mislabel and planted is None and add and p["site"] == 0 and p["date"] != dates_[0]:
-            lie = planted = mislabel
-            add = 0 if mislabel == "flag-false" else add  # flag-false: DN already harmonised, the flag says not
-        for band in band_list:
-            img = _render_band(site, cond, band)
-            f = BY_NAME[band].resolution_m // 10
-            nod = cond["nodata"]
-            if f > 1:
-                img, nod = _block_mean(img, f), _block_any(nod, f)
-            res = 10 * f
-            _write_cog(sdir / f"{_asset_key(band, asset_keys)}.tif", _to_dn(img, nod, add), site["epsg"],
-                       (float(res), 0.0, site["x0"], 0.0, -float(res), site["y0"]), blocksize=blocksize,
-                       overviews=overviews, resampling="AVERAGE", description=band)
-        scl = _scl(site, cond)
-        valid = scl != scl_codes.SCL_NODATA
-        nvalid = max(int(valid.sum()), 1)
-        counts = {
-            "cloud": 100.0 * float(np.isin(scl, (8, 9, 10)).sum()) / nvalid,
-            "shadow": 100.0 * float((scl == scl_codes.SCL_CLOUD_SHADOW).sum()) / nvalid,
-            "nodata": 100.0 * float((~valid).mean()),
-        }
-        if level == "L2A":
-            _write_cog(sdir / f"{_asset_key('SCL', asset_keys)}.tif", scl, site["epsg"],
-                       (20.0, 0.0, site["x0"], 0.0, -20.0, site["y0"]), blocksize=blocksize, overviews=overviews,
-                       resampling="MODE", description="SCL")
-        geometry = _footprint(site, P, cond["edge_line"])
-        scene = {"id": iid, "datetime": when, "processing_baseline": pb, "platform": platform,
-                 "collection": collection_id, "dir": sdir}
-        item = _item(scene, site, band_list, asset_keys, level, raster_offsets, P, geometry, counts)
-        if lie is not None:
-            item.properties["earthsearch:boa_offset_applied"] = lie == "flag-true"
-            mislabeled = {"item": iid, "kind": lie, "dn_offset": add}
-        item.set_self_href(str(sdir / f"{iid}.json"))
-        item.make_asset_hrefs_relative()
+        eligible = mislabeled is None and p["site"] == 0 and p["date"] != dates_[0]  # the first such scene only
+        item, record, planted = _make_scene(opts, out, p, sites[p["site"]], ids, mislabel if eligible else None)
+        mislabeled = mislabeled or planted
         items.append(item)
-        scenes_meta.append({
-            "id": iid, "site": site["index"], "zone": site["zone"], "epsg": site["epsg"], "tile": site["tile"],
-            "datetime": when.isoformat().replace("+00:00", "Z"), "processing_baseline": pb, "dn_offset": add,
-            "cloud_regime": p["regime"], "cloud_cover": counts["cloud"], "shadow_percentage": counts["shadow"],
-            "nodata_percentage": counts["nodata"], "swath_edge": p["edge"], "bbox": item.bbox,
-        })
+        scenes_meta.append(record)
         if progress:
-            print(f"synth archive: scene {p['i'] + 1}/{n_scenes} {iid} cloud {counts['cloud']:.1f}% "
-                  f"nodata {counts['nodata']:.1f}%", file=sys.stderr)
-
-    coll = pystac.Collection(
-        id=collection_id, description=f"Simulated Sentinel-2 {level} archive (seco.synth.archive, seed {seed})",
-        extent=pystac.Extent(
-            pystac.SpatialExtent([_union([it.bbox for it in items])]),
-            pystac.TemporalExtent([[min(it.datetime for it in items), max(it.datetime for it in items)]]),
-        ),
-        license="CC0-1.0",
-    )
-    for it in items:
-        coll.add_item(it)
-    coll.normalize_hrefs(str(out))
-    coll.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+            print(f"synth archive: scene {p['i'] + 1}/{n_scenes} {record['id']} cloud {record['cloud_cover']:.1f}% "
+                  f"nodata {record['nodata_percentage']:.1f}%", file=sys.stderr)
+    _save_collection(out, items, opts)
 
     faults = _break_assets(out, items, seed, corrupt, missing)
     manifest = {
         "version": 1,
         "config": {"seed": seed, "num_scenes": n_scenes, "zones": list(zones), "dates": [d.isoformat() for d in dates_],
-                   "scene_px": P, "bands": list(band_list), "corrupt": corrupt, "missing": missing, "level": level,
-                   "asset_keys": asset_keys, "raster_offsets": raster_offsets, "baseline": baseline,
-                   "blocksize": blocksize, "overviews": overviews, "cloud_probs": list(cloud_probs), "edge_prob": edge_prob,
-                   "mislabel": mislabel},
-        "collection": collection_id,
+                   "scene_px": scene_px, "bands": list(band_list), "corrupt": corrupt, "missing": missing,
+                   "level": level, "asset_keys": asset_keys, "raster_offsets": raster_offsets, "baseline": baseline,
+                   "blocksize": blocksize, "overviews": overviews, "cloud_probs": list(cloud_probs),
+                   "edge_prob": edge_prob, "mislabel": mislabel},
+        "collection": opts.collection_id,
         "sites": [{k: s[k] for k in ("index", "zone", "epsg", "lat", "lon", "x0", "y0", "tile")} for s in sites],
         "scenes": scenes_meta,
         "faults": faults,

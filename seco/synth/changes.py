@@ -36,6 +36,7 @@ import numpy as np
 
 from seco.bands import BY_NAME, L1C, TEN_M, parse_bands
 from seco.errors import ConfigError, DatasetError
+from seco.fileutil import atomic_write
 from seco.synth import geo, seasons, spectra
 from seco.synth.scene import CROPLAND, FOREST, GRASSLAND, URBAN, WATER, _fields, _rotated_grid
 
@@ -124,40 +125,43 @@ def _river(rng: np.random.Generator, S: int) -> np.ndarray:
     return np.abs(u - c - meander) < rng.uniform(1.5, 3.5)
 
 
-def simulate_change_pair(
-    seed: int,
-    index: int,
-    size: int = 192,
-    bands: Sequence[str] = L1C,
-    change_fraction: float = 0.075,
-) -> dict[str, Any]:
-    """Simulate one city pair (see the module docstring), drawn from ``default_rng([seed, index])``.
+@dataclass
+class _City:
+    """One simulated city on its (H, W) grid: date-1 land cover and the per-pixel and per-parcel structure.
 
-    Returns:
-        ``planes1``, ``planes2`` (band -> uint16 DN array at the band's native shape), ``mask`` (H, W) bool,
-        ``cover1``, ``cover2`` (H, W) uint8 land cover (:data:`COVER` codes), ``ndvi1``, ``ndvi2`` (H, W)
-        float32 of the 10 m bands as written (haze included), ``surface_ndvi1``, ``surface_ndvi2`` the same
-        before the atmosphere, ``effects`` (the two dates' :class:`seco.synth.seasons.DateEffects` as dicts), ``dates`` (date, date), ``changes`` (one dict per planted change: kind,
-        pixels), ``target_fraction``, ``lat``, ``lon``, ``tile``.
+    Per-parcel arrays are indexed by ``pinv`` (the parcel of each pixel); ``*2`` are the calendars of date 2
+    (crop rotation, not a change).
     """
-    rng = np.random.default_rng([seed, index])
-    bands = tuple(bands)
-    tab = spectra.table(bands)
-    C = len(bands)
-    jit = max(1, size // 8)
-    H, W = (int(size + v) for v in rng.integers(-jit, jit + 1, size=2))
+
+    cover: np.ndarray  # (H, W) intp land cover of date 1 (COVER codes)
+    pinv: np.ndarray  # (H, W) parcel index
+    n_parcels: int
+    urban: np.ndarray  # (H, W) bool
+    town: np.ndarray  # (H, W) smooth field, high in the town
+    pond_noise: np.ndarray  # (H, W) smooth field roughening pond shores
+    tex: np.ndarray  # (H, W) texture field
+    vigour: np.ndarray  # (H, W) vigour field
+    hinv: np.ndarray  # (H, W) cell of the fine block grid of new construction
+    hdist: np.ndarray  # (H, W) distance to that grid's nearest cut
+    n_houses: int
+    offset: np.ndarray  # (H, W) float32 structure, ln units
+    amp_fac: np.ndarray  # (H, W) float32 factor on the seasonal amplitude
+    crop_cal: np.ndarray  # (n_parcels,) index into spectra.CROP_CALENDARS, date 1
+    crop_off: np.ndarray  # (n_parcels,) float32
+    crop_cal2: np.ndarray  # (n_parcels,) date 2
+    crop_off2: np.ndarray  # (n_parcels,) date 2
+    grass_peak: np.ndarray  # (n_parcels,) float32 days
+    grass_amp: np.ndarray  # (n_parcels,) float32
+    grass_off: np.ndarray  # (n_parcels,) float32
+
+
+_P_CAL = [0.35, 0.3, 0.2, 0.15]  # chances of the crop calendars of spectra.CROP_CALENDARS
+
+
+def _draw_city(rng: np.random.Generator, H: int, W: int) -> _City:
+    """The land cover of date 1 (an urban core of blocks, roads and parks; crop and grass parcels; forest; a
+    river) and its structure and crop calendars, drawn on an (S, S) canvas and cut to (H, W)."""
     S = max(H, W)  # the random fields are square; everything is cut to (H, W) at the end
-
-    # ---- where and when
-    lat, lon = float(rng.uniform(40.0, 55.0)), float(rng.uniform(-5.0, 20.0))
-    d1 = _FIRST + timedelta(days=int(rng.integers(0, 365)))
-    d2 = d1 + timedelta(days=int(rng.integers(365 + 90, 365 + 276)))  # another season, 1.25-1.75 years on
-    doys = (d1.timetuple().tm_yday, d2.timetuple().tm_yday)
-    srng = np.random.default_rng([seed, index, seasons.SEASON_STREAM])  # per-date effects, own stream
-    zx, zy = seasons.slopes(_fields(srng, 1, S, 3.2, cutoff=0.08)[0], 0.0)  # (S, S) gently rolling ground
-    effects = [seasons.draw(srng, lat, d) for d in doys]
-
-    # ---- land cover of date 1
     tex, vigour = _fields(rng, 2, S, 2.2)
     smooth = _fields(rng, 3, S, 3.2, cutoff=0.08)
     town, wild, pond_noise = smooth[0], smooth[1], smooth[2]
@@ -180,123 +184,169 @@ def simulate_change_pair(
     cover[_river(rng, S)] = WATER
     house, hdist = _rotated_grid(rng, S, (6.0, 14.0))  # the block grid of new construction
     hid, hinv = np.unique(house[:H, :W], return_inverse=True)
-    hinv, hdist = hinv.reshape(H, W), hdist[:H, :W]
 
     offset = np.zeros((S, S), np.float32)  # structure, ln units
     offset[urban] += rng.normal(0, 0.18, len(bid)).astype(np.float32)[binv[urban]]
     offset[road] = math.log(0.7)
     amp_fac = np.ones((S, S), np.float32)
     amp_fac[road] = 0.0
-    cal = np.array(spectra.CROP_CALENDARS, np.float32)  # (n, 2): peak doy, amplitude factor
-    p_cal = [0.35, 0.3, 0.2, 0.15]
-    crop_cal = rng.choice(len(cal), size=len(pid), p=p_cal)
+    n_cal = len(spectra.CROP_CALENDARS)
+    crop_cal = rng.choice(n_cal, size=len(pid), p=_P_CAL)
     crop_off = rng.normal(0, 0.08, len(pid)).astype(np.float32)
     grass_peak = rng.normal(0, 12, len(pid)).astype(np.float32)
     grass_amp = rng.uniform(0.7, 1.3, len(pid)).astype(np.float32)
     grass_off = rng.normal(0, 0.05, len(pid)).astype(np.float32)
     # crop rotation (not a change): half the parcels follow another calendar on date 2
     rotated = rng.random(len(pid)) < 0.5
-    crop_cal2 = np.where(rotated, rng.choice(len(cal), size=len(pid), p=p_cal), crop_cal)
+    crop_cal2 = np.where(rotated, rng.choice(n_cal, size=len(pid), p=_P_CAL), crop_cal)
     crop_off2 = np.where(rotated, rng.normal(0, 0.08, len(pid)).astype(np.float32), crop_off)
 
     sl = (slice(0, H), slice(0, W))
-    cover1 = cover[sl].copy()
-    pinv, binv, tex, vigour, offset, amp_fac = pinv[sl], binv[sl], tex[sl], vigour[sl], offset[sl], amp_fac[sl]
-    zx, zy = zx[sl], zy[sl]
-    town, pond_noise, urban = town[sl], pond_noise[sl], urban[sl]
+    return _City(
+        cover=cover[sl].copy(), pinv=pinv[sl], n_parcels=len(pid), urban=urban[sl], town=town[sl],
+        pond_noise=pond_noise[sl], tex=tex[sl], vigour=vigour[sl], hinv=hinv.reshape(H, W), hdist=hdist[:H, :W],
+        n_houses=len(hid), offset=offset[sl], amp_fac=amp_fac[sl], crop_cal=crop_cal, crop_off=crop_off,
+        crop_cal2=crop_cal2, crop_off2=crop_off2, grass_peak=grass_peak, grass_amp=grass_amp, grass_off=grass_off,
+    )
 
-    # ---- planted changes (date 2)
-    cover2 = cover1.copy()
-    offset2 = offset.copy()
-    amp_fac2 = amp_fac.copy()
-    target = float(change_fraction * rng.uniform(2 / 3, 4 / 3))
-    budget = {k: share * target * H * W for k, share in CHANGE_KINDS.items()}
-    changes: list[dict[str, Any]] = []
-    fields_ = np.isin(cover1, (CROPLAND, GRASSLAND))
 
-    def plant(kind: str, where: np.ndarray, new: int) -> int:
+class _Planter:
+    """The planted changes of date 2: land cover, structure and amplitude copied from date 1, then changed."""
+
+    def __init__(self, rng: np.random.Generator, city: _City) -> None:
+        self.rng = rng
+        self.city = city
+        self.cover2 = city.cover.copy()
+        self.offset2 = city.offset.copy()
+        self.amp_fac2 = city.amp_fac.copy()
+        self.changes: list[dict[str, Any]] = []
+
+    def unchanged(self) -> np.ndarray:
+        """(H, W) bool: pixels no change has taken yet."""
+        return self.cover2 == self.city.cover
+
+    def plant(self, kind: str, where: np.ndarray, new: int) -> int:
         n = int(where.sum())
-        cover2[where] = new
-        changes.append({"kind": kind, "pixels": n})
+        self.cover2[where] = new
+        self.changes.append({"kind": kind, "pixels": n})
         return n
 
-    def parcels(kind: str, eligible: np.ndarray, order: np.ndarray, new: int, budget_px: float) -> float:
+    def parcels(self, kind: str, eligible: np.ndarray, order: np.ndarray, new: int, budget_px: float) -> float:
         """Convert whole parcels (their eligible pixels) in ``order`` until ``budget_px`` is used; the rest."""
+        city, rng = self.city, self.rng
         done = 0
-        counts = np.bincount(pinv[eligible], minlength=len(pid))
-        totals = np.bincount(pinv.ravel(), minlength=len(pid))
+        counts = np.bincount(city.pinv[eligible], minlength=city.n_parcels)
+        totals = np.bincount(city.pinv.ravel(), minlength=city.n_parcels)
         for p in order:
             if done >= 0.9 * budget_px:
                 break
             n = int(counts[p])
             if n < 40 or n < 0.6 * totals[p] or done + n > 1.15 * budget_px:
                 continue
-            where = eligible & (pinv == p) & (cover2 == cover1)
+            where = eligible & (city.pinv == p) & self.unchanged()
             if new == URBAN:  # new houses on a fine block grid, with access roads
-                offset2[where] = 0.1 + rng.normal(0, 0.18, len(hid)).astype(np.float32)[hinv[where]]
-                new_road = where & (hdist < 1.0)
-                offset2[new_road] = math.log(0.7)
-                amp_fac2[where] = np.where(new_road[where], 0.0, 0.3)
+                self.offset2[where] = 0.1 + rng.normal(0, 0.18, city.n_houses).astype(np.float32)[city.hinv[where]]
+                new_road = where & (city.hdist < 1.0)
+                self.offset2[new_road] = math.log(0.7)
+                self.amp_fac2[where] = np.where(new_road[where], 0.0, 0.3)
             else:
-                offset2[where] = float(rng.normal(0, 0.05))
-            done += plant(kind, where, new)
+                self.offset2[where] = float(rng.normal(0, 0.05))
+            done += self.plant(kind, where, new)
         return budget_px - done
 
-    near_town = np.bincount(pinv.ravel(), weights=town.ravel(), minlength=len(pid)) / np.maximum(
-        np.bincount(pinv.ravel(), minlength=len(pid)), 1)
-    left = parcels("clearing", cover1 == FOREST, rng.permutation(len(pid)), BARE, budget["clearing"])
-    pond_budget = budget["water"]
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    for _ in range(20):  # ponds: irregular ellipses in fields
-        if pond_budget <= 0.3 * budget["water"]:
-            break
-        cand = np.flatnonzero(fields_ & (cover2 == cover1))
-        if not len(cand):
-            break
-        cy, cx = np.unravel_index(int(rng.choice(cand)), (H, W))
-        r = min(math.sqrt(max(pond_budget, 60.0) / math.pi), 16.0) * rng.uniform(0.8, 1.1)
-        ang, ecc = rng.uniform(0, math.pi), rng.uniform(0.6, 1.0)
-        du, dv = (xx - cx) * math.cos(ang) + (yy - cy) * math.sin(ang), -(xx - cx) * math.sin(ang) + (yy - cy) * math.cos(ang)
-        rr = np.sqrt(du**2 + (dv / ecc) ** 2) / r
-        where = (rr < 1 + 0.25 * pond_noise) & fields_ & (cover2 == cover1)
-        if where.sum() < 30:
-            continue
-        offset2[where] = 0.0
-        pond_budget -= plant("water", where, WATER)
-    left += max(pond_budget, 0.0)
-    order = np.argsort(-(near_town + 0.5 * rng.standard_normal(len(pid))))  # sprawl: near the town first
-    parcels("construction", fields_ & (cover2 == cover1), order, URBAN, budget["construction"] + left)
-    mask = cover1 != cover2
+    def ponds(self, fields_: np.ndarray, budget_px: float) -> float:
+        """Dig ponds (irregular ellipses in fields) until about ``budget_px`` is used; the rest (may be < 0)."""
+        rng = self.rng
+        H, W = fields_.shape
+        left = budget_px
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        for _ in range(20):
+            if left <= 0.3 * budget_px:
+                break
+            cand = np.flatnonzero(fields_ & self.unchanged())
+            if not len(cand):
+                break
+            cy, cx = np.unravel_index(int(rng.choice(cand)), (H, W))
+            r = min(math.sqrt(max(left, 60.0) / math.pi), 16.0) * rng.uniform(0.8, 1.1)
+            ang, ecc = rng.uniform(0, math.pi), rng.uniform(0.6, 1.0)
+            du = (xx - cx) * math.cos(ang) + (yy - cy) * math.sin(ang)
+            dv = -(xx - cx) * math.sin(ang) + (yy - cy) * math.cos(ang)
+            rr = np.sqrt(du**2 + (dv / ecc) ** 2) / r
+            where = (rr < 1 + 0.25 * self.city.pond_noise) & fields_ & self.unchanged()
+            if where.sum() < 30:
+                continue
+            self.offset2[where] = 0.0
+            left -= self.plant("water", where, WATER)
+        return left
 
-    # ---- rendering: ln rho = ln mean + within * texture + structure + slope * NDVI deviation
-    ln_mean = np.log(tab["mean"])  # (K, C)
-    ln_mean += (0.5 * tab["between"] / tab["mean"]) * (rng.normal(size=(len(ln_mean), 1))
-                                                       + 0.5 * rng.normal(size=ln_mean.shape))
-    ln_mean = np.vstack([ln_mean, ln_mean[CROPLAND] + tab["slope"] * BARE_DEV]).astype(np.float32)  # + bare
-    rel_within = np.vstack([tab["within"] / tab["mean"], tab["within"][CROPLAND] / tab["mean"][CROPLAND]])
-    amp_k = np.append(tab["amp"], 0.0).astype(np.float32)
-    peak_k = np.append(tab["peak"], 190.0).astype(np.float32)
-    area = {f: (_area_matrix(round(H / f), H), _area_matrix(round(W / f), W)) for f in (2, 6)}
 
-    def render(cv: np.ndarray, off: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, c_off: np.ndarray,
-               doy: int, eff: seasons.DateEffects) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        peak = peak_k[cv].copy()
-        amp = amp_k[cv] * afac
+def _plant_changes(rng: np.random.Generator, city: _City, change_fraction: float) -> tuple[_Planter, float]:
+    """Plant the labelled changes of date 2 (clearing, then ponds, then construction near the town, each within
+    its share of the budget, a budget left over passing on to construction); the planter and the target."""
+    H, W = city.cover.shape
+    target = float(change_fraction * rng.uniform(2 / 3, 4 / 3))
+    budget = {k: share * target * H * W for k, share in CHANGE_KINDS.items()}
+    planter = _Planter(rng, city)
+    fields_ = np.isin(city.cover, (CROPLAND, GRASSLAND))
+    pinv, n = city.pinv.ravel(), city.n_parcels
+    near_town = np.bincount(pinv, weights=city.town.ravel(), minlength=n) / np.maximum(
+        np.bincount(pinv, minlength=n), 1)
+    left = planter.parcels("clearing", city.cover == FOREST, rng.permutation(n), BARE, budget["clearing"])
+    left += max(planter.ponds(fields_, budget["water"]), 0.0)
+    order = np.argsort(-(near_town + 0.5 * rng.standard_normal(n)))  # sprawl: near the town first
+    planter.parcels("construction", fields_ & planter.unchanged(), order, URBAN, budget["construction"] + left)
+    return planter, target
+
+
+class _Renderer:
+    """Renders a city's date: ln rho = ln mean + within * texture + structure + slope * NDVI deviation, then
+    the date's sun, moisture and haze, area-averaged to 20 / 60 m, with a calibration gain and sensor noise.
+
+    The per-city spread of the class spectra is drawn when it is made.
+    """
+
+    def __init__(self, rng: np.random.Generator, bands: tuple[str, ...], city: _City, zx: np.ndarray,
+                 zy: np.ndarray) -> None:
+        tab = spectra.table(bands)
+        self.rng, self.bands, self.city, self.zx, self.zy, self.tab = rng, bands, city, zx, zy, tab
+        ln_mean = np.log(tab["mean"])  # (K, C)
+        ln_mean += (0.5 * tab["between"] / tab["mean"]) * (rng.normal(size=(len(ln_mean), 1))
+                                                           + 0.5 * rng.normal(size=ln_mean.shape))
+        self.ln_mean = np.vstack([ln_mean, ln_mean[CROPLAND] + tab["slope"] * BARE_DEV]).astype(np.float32)  # + bare
+        self.rel_within = np.vstack([tab["within"] / tab["mean"], tab["within"][CROPLAND] / tab["mean"][CROPLAND]])
+        self.amp_k = np.append(tab["amp"], 0.0).astype(np.float32)
+        self.peak_k = np.append(tab["peak"], 190.0).astype(np.float32)
+        H, W = city.cover.shape
+        self.area = {f: (_area_matrix(round(H / f), H), _area_matrix(round(W / f), W)) for f in (2, 6)}
+
+    def _ndvi_deviation(self, cv: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, doy: int) -> np.ndarray:
+        """(H, W) seasonal NDVI change of land cover ``cv`` on day of year ``doy``."""
+        city = self.city
+        cal = np.array(spectra.CROP_CALENDARS, np.float32)  # (n, 2): peak doy, amplitude factor
+        peak = self.peak_k[cv].copy()
+        amp = self.amp_k[cv] * afac
         crop, grass = cv == CROPLAND, cv == GRASSLAND
-        peak[crop] = cal[cal_idx[pinv[crop]], 0]
-        amp[crop] *= cal[cal_idx[pinv[crop]], 1]
-        peak[grass] += grass_peak[pinv[grass]]
-        amp[grass] *= grass_amp[pinv[grass]]
-        off = off + np.where(crop, c_off[pinv], 0.0) + np.where(grass, grass_off[pinv], 0.0)
-        dev = amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)  # (H, W) NDVI change
-        gain = rng.normal(0, 0.04) + rng.normal(0, 0.015, C)  # calibration / residual gain of this date
+        peak[crop] = cal[cal_idx[city.pinv[crop]], 0]
+        amp[crop] *= cal[cal_idx[city.pinv[crop]], 1]
+        peak[grass] += city.grass_peak[city.pinv[grass]]
+        amp[grass] *= city.grass_amp[city.pinv[grass]]
+        return amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * city.vigour)
+
+    def render(self, cv: np.ndarray, off: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, c_off: np.ndarray,
+               doy: int, eff: seasons.DateEffects) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(band -> uint16 plane at its native shape, NDVI as written (H, W), surface NDVI (H, W))."""
+        rng, tab, bands, city = self.rng, self.tab, self.bands, self.city
+        crop, grass = cv == CROPLAND, cv == GRASSLAND
+        off = off + np.where(crop, c_off[city.pinv], 0.0) + np.where(grass, city.grass_off[city.pinv], 0.0)
+        dev = self._ndvi_deviation(cv, afac, cal_idx, doy)  # (H, W) NDVI change
+        gain = rng.normal(0, 0.04) + rng.normal(0, 0.015, len(bands))  # calibration / residual gain of this date
         terms = seasons.band_terms(bands, eff)
-        ln_sun = np.log(seasons.shading(zx, zy, eff)) + eff.gain  # (H, W) terrain shading and illumination
+        ln_sun = np.log(seasons.shading(self.zx, self.zy, eff)) + eff.gain  # (H, W) terrain shading, illumination
         bare = seasons.bareness(dev, np.isin(cv, (CROPLAND, GRASSLAND, BARE)).astype(np.float32))  # (H, W)
         planes: dict[str, np.ndarray] = {}
         refl, surface = {}, {}
         for c, b in enumerate(bands):
-            ln = ln_mean[cv, c] + rel_within[cv, c] * tex + off + tab["slope"][c] * dev + gain[c]
+            ln = self.ln_mean[cv, c] + self.rel_within[cv, c] * city.tex + off + tab["slope"][c] * dev + gain[c]
             ln += ln_sun - terms["wet_k"][c] * bare
             img = np.exp(ln.astype(np.float32))  # (H, W) DN at 10 m
             if b in ("B04", "B08"):
@@ -304,7 +354,7 @@ def simulate_change_pair(
             img = img * terms["transmit"][c] + terms["path"][c]  # haze
             f = BY_NAME[b].resolution_m // 10
             if f > 1:
-                ah, aw = area[f]
+                ah, aw = self.area[f]
                 img = ah @ img @ aw.T  # area average over the same extent
             img *= np.exp(rng.normal(0, 0.01, img.shape)).astype(np.float32)  # sensor noise
             planes[b] = (np.clip(img, 1.0, 65535.0) + 0.5).astype(np.uint16)
@@ -314,14 +364,50 @@ def simulate_change_pair(
         ground = (surface["B08"] - surface["B04"]) / (surface["B08"] + surface["B04"])
         return planes, ndvi, ground.astype(np.float32)
 
-    planes1, ndvi1, ground1 = render(cover1, offset, amp_fac, crop_cal, crop_off, doys[0], effects[0])
-    planes2, ndvi2, ground2 = render(cover2, offset2, amp_fac2, crop_cal2, crop_off2, doys[1], effects[1])
+
+def simulate_change_pair(
+    seed: int,
+    index: int,
+    size: int = 192,
+    bands: Sequence[str] = L1C,
+    change_fraction: float = 0.075,
+) -> dict[str, Any]:
+    """Simulate one city pair (see the module docstring), drawn from ``default_rng([seed, index])``.
+
+    Returns:
+        ``planes1``, ``planes2`` (band -> uint16 DN array at the band's native shape), ``mask`` (H, W) bool,
+        ``cover1``, ``cover2`` (H, W) uint8 land cover (:data:`COVER` codes), ``ndvi1``, ``ndvi2`` (H, W)
+        float32 of the 10 m bands as written (haze included), ``surface_ndvi1``, ``surface_ndvi2`` the same
+        before the atmosphere, ``effects`` (the two dates' :class:`seco.synth.seasons.DateEffects` as dicts),
+        ``dates`` (date, date), ``changes`` (one dict per planted change: kind, pixels), ``target_fraction``,
+        ``lat``, ``lon``, ``tile``.
+    """
+    rng = np.random.default_rng([seed, index])
+    jit = max(1, size // 8)
+    H, W = (int(size + v) for v in rng.integers(-jit, jit + 1, size=2))
+
+    # ---- where and when
+    lat, lon = float(rng.uniform(40.0, 55.0)), float(rng.uniform(-5.0, 20.0))
+    d1 = _FIRST + timedelta(days=int(rng.integers(0, 365)))
+    d2 = d1 + timedelta(days=int(rng.integers(365 + 90, 365 + 276)))  # another season, 1.25-1.75 years on
+    doys = (d1.timetuple().tm_yday, d2.timetuple().tm_yday)
+    srng = np.random.default_rng([seed, index, seasons.SEASON_STREAM])  # per-date effects, own stream
+    zx, zy = seasons.slopes(_fields(srng, 1, max(H, W), 3.2, cutoff=0.08)[0], 0.0)  # gently rolling ground
+    effects = [seasons.draw(srng, lat, d) for d in doys]
+
+    city = _draw_city(rng, H, W)
+    planter, target = _plant_changes(rng, city, change_fraction)
+    renderer = _Renderer(rng, tuple(bands), city, zx[:H, :W], zy[:H, :W])
+    planes1, ndvi1, ground1 = renderer.render(city.cover, city.offset, city.amp_fac, city.crop_cal, city.crop_off,
+                                              doys[0], effects[0])
+    planes2, ndvi2, ground2 = renderer.render(planter.cover2, planter.offset2, planter.amp_fac2, city.crop_cal2,
+                                              city.crop_off2, doys[1], effects[1])
     return {
-        "planes1": planes1, "planes2": planes2, "mask": mask,
-        "cover1": cover1.astype(np.uint8), "cover2": cover2.astype(np.uint8),
+        "planes1": planes1, "planes2": planes2, "mask": city.cover != planter.cover2,
+        "cover1": city.cover.astype(np.uint8), "cover2": planter.cover2.astype(np.uint8),
         "ndvi1": ndvi1, "ndvi2": ndvi2, "surface_ndvi1": ground1, "surface_ndvi2": ground2,
-        "effects": [asdict(e) for e in effects], "dates": (d1, d2), "changes": changes, "target_fraction": target,
-        "lat": lat, "lon": lon, "tile": geo.mgrs_tile(lat, lon),
+        "effects": [asdict(e) for e in effects], "dates": (d1, d2), "changes": planter.changes,
+        "target_fraction": target, "lat": lat, "lon": lon, "tile": geo.mgrs_tile(lat, lon),
     }
 
 
@@ -372,6 +458,72 @@ def _ours(path: Path) -> list[Path]:
     return [path / n for n in (IMAGES_DIR, TRAIN_LABELS_DIR, TEST_LABELS_DIR, MANIFEST)]
 
 
+def _reusable(path: Path, cfg: ChangeDatasetConfig, want: dict[str, Any], overwrite: bool) -> bool:
+    """Whether ``path`` already holds the finished dataset ``want``; else clear our own folders there.
+
+    Raises:
+        DatasetError: a dataset of other settings (without ``overwrite``), or foreign OSCD folders.
+    """
+    manifest = path / MANIFEST
+    if manifest.is_file():
+        try:
+            have = json.loads(manifest.read_text(encoding="utf-8")).get("config")
+        except ValueError:
+            have = None
+        if have == want:
+            return True
+        if not overwrite:
+            raise DatasetError(
+                f"{path} holds a synthetic OSCD made with other settings ({have}); choose another folder (or "
+                "another --out of the command that made it), or remove it"
+            )
+    elif (path / IMAGES_DIR).exists() and not overwrite and not any(
+        (path / IMAGES_DIR / c).is_dir() for c in cfg.city_names()
+    ):
+        raise DatasetError(
+            f"{path / IMAGES_DIR} exists but was not written by make_change_dataset; choose another folder"
+        )
+    for p in _ours(path):  # an interrupted or replaced dataset: only our own folders go
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    return False
+
+
+def _write_city(path: Path, cfg: ChangeDatasetConfig, i: int, city: str, test: bool) -> dict[str, Any]:
+    """Simulate city ``i`` and write its two dates, previews and change map; its manifest record."""
+    sim = simulate_change_pair(cfg.seed, i, cfg.size, cfg.bands, cfg.change_fraction)
+    d1, d2 = sim["dates"]
+    shape10 = sim["mask"].shape
+    orbit = int(np.random.default_rng([cfg.seed, i, 1]).integers(1, 20000))
+    prefixes = (f"S2A_OPER_MSI_L1C_TL_EPA__{d1:%Y%m%d}T103021_A{orbit:06d}_T{sim['tile']}",
+                f"T{sim['tile']}_{d2:%Y%m%d}T103021")
+    city_dir = path / IMAGES_DIR / city
+    for folder, prefix, planes in zip(("imgs_1", "imgs_2"), prefixes, (sim["planes1"], sim["planes2"]),
+                                      strict=True):
+        (city_dir / folder).mkdir(parents=True)
+        for b in cfg.bands:
+            _write_band(city_dir / folder / f"{prefix}_{b}.tif", planes[b], sim["lat"], sim["lon"], shape10)
+    (city_dir / "dates.txt").write_text(f"date_1: {d1:%Y%m%d}\ndate_2: {d2:%Y%m%d}\n", encoding="utf-8")
+    (city_dir / "pair").mkdir()
+    _preview(sim["planes1"], city_dir / "pair" / "img1.png")
+    _preview(sim["planes2"], city_dir / "pair" / "img2.png")
+    _write_change_map(path / (TEST_LABELS_DIR if test else TRAIN_LABELS_DIR) / city / "cm", city, sim["mask"])
+    return {
+        "split": "test" if test else "train",
+        "dates": [d1.isoformat(), d2.isoformat()],
+        "shape": list(shape10),
+        "lat": sim["lat"], "lon": sim["lon"], "tile": sim["tile"],
+        "target_fraction": sim["target_fraction"],
+        "changed_fraction": float(sim["mask"].mean()),
+        "changes": sim["changes"],
+        "cover_fractions": {
+            COVER[k]: float(np.mean(sim["cover1"] == k)) for k in range(len(COVER)) if (sim["cover1"] == k).any()
+        },
+    }
+
+
 def make_change_dataset(
     out: str | os.PathLike[str],
     num_cities: int = 4,
@@ -397,29 +549,8 @@ def make_change_dataset(
     want = {**asdict(cfg), "bands": list(cfg.bands)}
     path = Path(os.fspath(out)).expanduser().absolute()
     manifest = path / MANIFEST
-    if manifest.is_file():
-        try:
-            have = json.loads(manifest.read_text(encoding="utf-8")).get("config")
-        except ValueError:
-            have = None
-        if have == want:
-            return path
-        if not overwrite:
-            raise DatasetError(
-                f"{path} holds a synthetic OSCD made with other settings ({have}); choose another folder (or "
-                "another --out of the command that made it), or remove it"
-            )
-    elif (path / IMAGES_DIR).exists() and not overwrite and not any(
-        (path / IMAGES_DIR / c).is_dir() for c in cfg.city_names()
-    ):
-        raise DatasetError(
-            f"{path / IMAGES_DIR} exists but was not written by make_change_dataset; choose another folder"
-        )
-    for p in _ours(path):  # an interrupted or replaced dataset: only our own folders go
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+    if _reusable(path, cfg, want, overwrite):
+        return path
 
     names = cfg.city_names()
     test = names[-cfg.test_cities :]
@@ -435,39 +566,8 @@ def make_change_dataset(
 
         it = tqdm(it, total=len(names), desc="synth oscd", unit="city")
     for i, city in it:
-        sim = simulate_change_pair(cfg.seed, i, cfg.size, cfg.bands, cfg.change_fraction)
-        d1, d2 = sim["dates"]
-        shape10 = sim["mask"].shape
-        orbit = int(np.random.default_rng([cfg.seed, i, 1]).integers(1, 20000))
-        prefixes = (f"S2A_OPER_MSI_L1C_TL_EPA__{d1:%Y%m%d}T103021_A{orbit:06d}_T{sim['tile']}",
-                    f"T{sim['tile']}_{d2:%Y%m%d}T103021")
-        city_dir = images / city
-        for folder, prefix, planes in zip(("imgs_1", "imgs_2"), prefixes, (sim["planes1"], sim["planes2"]),
-                                          strict=True):
-            (city_dir / folder).mkdir(parents=True)
-            for b in cfg.bands:
-                _write_band(city_dir / folder / f"{prefix}_{b}.tif", planes[b], sim["lat"], sim["lon"], shape10)
-        (city_dir / "dates.txt").write_text(f"date_1: {d1:%Y%m%d}\ndate_2: {d2:%Y%m%d}\n", encoding="utf-8")
-        (city_dir / "pair").mkdir()
-        _preview(sim["planes1"], city_dir / "pair" / "img1.png")
-        _preview(sim["planes2"], city_dir / "pair" / "img2.png")
-        labels = TEST_LABELS_DIR if city in test else TRAIN_LABELS_DIR
-        _write_change_map(path / labels / city / "cm", city, sim["mask"])
-        cities[city] = {
-            "split": "test" if city in test else "train",
-            "dates": [d1.isoformat(), d2.isoformat()],
-            "shape": list(shape10),
-            "lat": sim["lat"], "lon": sim["lon"], "tile": sim["tile"],
-            "target_fraction": sim["target_fraction"],
-            "changed_fraction": float(sim["mask"].mean()),
-            "changes": sim["changes"],
-            "cover_fractions": {
-                COVER[k]: float(np.mean(sim["cover1"] == k)) for k in range(len(COVER)) if (sim["cover1"] == k).any()
-            },
-        }
-    tmp = path / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"config": want, "cities": cities}, indent=2), encoding="utf-8")
-    tmp.replace(manifest)  # written last: its presence marks a finished dataset
+        cities[city] = _write_city(path, cfg, i, city, city in test)
+    atomic_write(manifest, json.dumps({"config": want, "cities": cities}, indent=2))  # last: marks a finished dataset
     return path
 
 

@@ -110,49 +110,27 @@ def _acquisitions(rng: np.random.Generator, lat: float, lon: float, num_dates: i
     return out
 
 
-def simulate_location(
-    seed: int,
-    index: int,
-    num_dates: int = 5,
-    patch_size: int = 264,
-    bands: tuple[str, ...] = L2A,
-    *,
-    cloud_prob: float = 0.3,
-    nodata_prob: float = 0.1,
-    missing_prob: float = 0.05,
-) -> dict[str, Any]:
-    """Simulate one location.
-
-    Returns:
-        ``key`` (str), ``images`` (T, C, H, W) uint16 DN, ``valid`` (T,) bool, ``dates_meta`` (T dicts in
-        the store's metadata format, ``None`` for a missing date), ``label`` (dominant class index) and
-        ``class_fractions`` (K,) the area share of each class.
-    """
-    rng = np.random.default_rng([seed, index])
-    P, T = patch_size, num_dates
-    tab = spectra.table(tuple(bands))
-    C = len(bands)
-
-    # ---- where and when
-    lat, lon = float(rng.uniform(36.0, 60.0)), float(rng.uniform(-9.0, 28.0))
-    zone = geo.utm_zone(lat, lon)
-    east, north = geo.to_utm(lat, lon, zone)
-    x0, y0 = math.floor((east - P * 5) / 10) * 10.0, math.floor((north + P * 5) / 10) * 10.0
-    tile = geo.mgrs_tile(lat, lon)
-    times = _acquisitions(rng, lat, lon, T)
-
-    # ---- land cover
+def _land_cover(rng: np.random.Generator, P: int, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dominant class with a blob of a secondary one, (P, P) intp; the random fields of the location:
+    (3, P, P) textures (texture, vigour, cloud texture) and (2 + T, P, P) smooth ones (class blob, elevation,
+    one cloud field per date)."""
     dominant = int(rng.integers(K))
     secondary = int(rng.choice([k for k in range(K) if k != dominant]))
-    tex, vigour, cloud_tex = _fields(rng, 3, P, 2.2)  # (P, P) each
+    textures = _fields(rng, 3, P, 2.2)  # texture, vigour, cloud texture: (P, P) each
     smooth = _fields(rng, 2 + T, P, 3.2, cutoff=0.08)  # class blob, elevation, one cloud field per date
-    blob, elevation, clouds = smooth[0], smooth[1], smooth[2:]
+    blob = smooth[0]
     frac2 = float(rng.uniform(0.0, 0.4))
     cls = np.where(blob > np.quantile(blob, 1 - frac2), secondary, dominant).astype(np.intp)  # (P, P)
+    return cls, textures, smooth
 
+
+def _structure(rng: np.random.Generator, cls: np.ndarray, elevation: np.ndarray, peak: np.ndarray,
+               lat: float) -> tuple[np.ndarray, np.ndarray]:
+    """Parcels with their crop calendars, urban blocks with roads and parks, hill shade, in place of ``cls``
+    (parks become grassland) and ``peak`` (greenest day); returns (offset, amp_fac), (P, P) float32 each."""
+    P = cls.shape[0]
     offset = np.zeros((P, P), np.float32)  # structure, ln units
     amp_fac = np.ones((P, P), np.float32)
-    peak = tab["peak"][cls].copy()
     present = set(np.unique(cls).tolist())
     if CROPLAND in present or GRASSLAND in present:
         parcel, _ = _rotated_grid(rng, P, (14.0, 50.0))
@@ -187,72 +165,85 @@ def simulate_location(
         offset[mountain] += 0.3 * (shade / (shade.std() + 1e-6))[mountain]
     if lat < 0:
         peak += 182.0
+    return offset, amp_fac
 
-    # per-location spread of each class's spectrum: a common brightness factor and a little per band
-    rel_between = tab["between"] / tab["mean"]  # (K, C)
-    jitter = 0.5 * rel_between * (rng.normal(size=(K, 1)) + 0.5 * rng.normal(size=(K, C)))
-    ln_mean = (np.log(tab["mean"]) + jitter).astype(np.float32)  # (K, C)
-    rel_within = (tab["within"] / tab["mean"]).astype(np.float32)  # (K, C)
-    amp = tab["amp"][cls] * amp_fac  # (P, P)
-    is_mountain = (cls == MOUNTAIN).astype(np.float32)
-    elev01 = (elevation - elevation.min()) / (np.ptp(elevation) + 1e-6)
-    srng = np.random.default_rng([seed, index, seasons.SEASON_STREAM])  # per-date effects, own stream
-    effects = [seasons.draw(srng, lat, times[t].timetuple().tm_yday) for t in range(T)]
-    zx, zy = seasons.slopes(elevation, float(is_mountain.mean()))  # (P, P) tan-slopes
-    soil = np.isin(cls, (CROPLAND, GRASSLAND)).astype(np.float32)
 
-    # 20 m and 60 m bands are rendered on their own coarser grid (as the sensor sees them) and
-    # nearest-upsampled into the 10 m store grid, like a real collection does.
-    groups = []
-    for f in (1, 2, 6):
-        idx = [i for i, b in enumerate(bands) if BY_NAME[b].resolution_m == 10 * f]
-        if idx:
-            ln_base = ln_mean.T[idx][:, cls] + rel_within.T[idx][:, cls] * tex + offset  # (c, P, P)
-            groups.append((f, idx, _block_mean(ln_base, f), _block_mean(tex, f)))
-    spec = {name: tab[name][:, None, None] for name in ("slope", "snow", "cloud")}  # (C, 1, 1)
+def _clouds(rng: np.random.Generator, field: np.ndarray, cloud_tex: np.ndarray,
+            cloud_prob: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A date's clouds (chance ``cloud_prob``, 3-60 % cover of the smooth ``field``) and their shadows, shifted
+    up to 25 px: the maps ``alpha`` (opacity), ``shadow`` and ``cloud_tex`` ({} when clear), and (P, P) cloudy."""
+    P = field.shape[0]
+    if rng.random() >= cloud_prob:
+        return {}, np.zeros((P, P), bool)
+    cov = float(rng.uniform(0.03, 0.6))
+    alpha = np.clip((field - np.quantile(field, 1 - cov)) / 0.6 + 0.5, 0.0, 1.0)  # (P, P) opacity
+    dy, dx = (int(v) for v in rng.integers(-25, 26, size=2))
+    shadow = np.zeros_like(alpha)
+    shadow[max(dy, 0) : P + min(dy, 0), max(dx, 0) : P + min(dx, 0)] = alpha[
+        max(-dy, 0) : P - max(dy, 0), max(-dx, 0) : P - max(dx, 0)
+    ]
+    shadow *= 1.0 - alpha
+    return {"alpha": alpha, "shadow": shadow, "cloud_tex": cloud_tex}, (alpha > 0.5) | (shadow > 0.5)
 
-    images = np.zeros((T, C, P, P), np.uint16)  # (T, C, H, W)
-    valid = rng.random(T) >= missing_prob
-    need = min(3, T) - int(valid.sum())
-    if need > 0:
-        valid[rng.choice(np.flatnonzero(~valid), need, replace=False)] = True
-    metas: list[dict[str, Any] | None] = []
-    for t in range(T):
-        if not valid[t]:  # no scene found for this date: nothing stored
-            metas.append(None)
-            continue
-        doy = times[t].timetuple().tm_yday
-        maps = {"dev": amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * vigour)}  # (P, P) NDVI change
-        eff = effects[t]
-        terms = seasons.band_terms(tuple(bands), eff)
-        maps["shade"] = seasons.shading(zx, zy, eff)
-        maps["bare"] = seasons.bareness(maps["dev"], soil)
-        if is_mountain.any():
-            south = 182 if lat < 0 else 0
+
+def _swath_edge(rng: np.random.Generator, P: int, nodata_prob: float) -> np.ndarray:
+    """(P, P) bool nodata beyond a straight edge (5-50 % of the patch) with chance ``nodata_prob``."""
+    if rng.random() >= nodata_prob:  # the edge of the satellite's swath or of the tile's data
+        return np.zeros((P, P), bool)
+    theta = rng.uniform(0, 2 * math.pi)
+    y, x = np.mgrid[0:P, 0:P]
+    u = x * math.cos(theta) + y * math.sin(theta)
+    return u > np.quantile(u, 1 - rng.uniform(0.05, 0.5))
+
+
+class _Surface:
+    """What a location looks like at any date: classes, spectra, phenology, terrain and snow; renders a date.
+
+    20 m and 60 m bands are rendered on their own coarser grid (as the sensor sees them) and nearest-upsampled
+    into the 10 m store grid, like a real collection does.
+    """
+
+    def __init__(self, rng: np.random.Generator, bands: tuple[str, ...], tab: dict[str, np.ndarray],
+                 cls: np.ndarray, tex: np.ndarray, vigour: np.ndarray, elevation: np.ndarray, offset: np.ndarray,
+                 amp_fac: np.ndarray, peak: np.ndarray, lat: float) -> None:
+        C = len(bands)
+        self.bands, self.lat, self.peak, self.vigour = bands, lat, peak, vigour
+        # per-location spread of each class's spectrum: a common brightness factor and a little per band
+        rel_between = tab["between"] / tab["mean"]  # (K, C)
+        jitter = 0.5 * rel_between * (rng.normal(size=(K, 1)) + 0.5 * rng.normal(size=(K, C)))
+        ln_mean = (np.log(tab["mean"]) + jitter).astype(np.float32)  # (K, C)
+        rel_within = (tab["within"] / tab["mean"]).astype(np.float32)  # (K, C)
+        self.amp = tab["amp"][cls] * amp_fac  # (P, P)
+        self.is_mountain = (cls == MOUNTAIN).astype(np.float32)
+        self.elev01 = (elevation - elevation.min()) / (np.ptp(elevation) + 1e-6)
+        self.zx, self.zy = seasons.slopes(elevation, float(self.is_mountain.mean()))  # (P, P) tan-slopes
+        self.soil = np.isin(cls, (CROPLAND, GRASSLAND)).astype(np.float32)
+        self.groups = []
+        for f in (1, 2, 6):
+            idx = [i for i, b in enumerate(bands) if BY_NAME[b].resolution_m == 10 * f]
+            if idx:
+                ln_base = ln_mean.T[idx][:, cls] + rel_within.T[idx][:, cls] * tex + offset  # (c, P, P)
+                self.groups.append((f, idx, _block_mean(ln_base, f), _block_mean(tex, f)))
+        self.spec = {name: tab[name][:, None, None] for name in ("slope", "snow", "cloud")}  # (C, 1, 1)
+
+    def maps(self, doy: int, eff: seasons.DateEffects) -> dict[str, np.ndarray]:
+        """(P, P) maps of a date: NDVI change ``dev``, terrain ``shade``, soil ``bare``-ness, ``snow`` if any."""
+        maps = {"dev": self.amp * (np.cos((2 * math.pi / 365.0) * (doy - self.peak)) + 0.35 * self.vigour)}
+        maps["shade"] = seasons.shading(self.zx, self.zy, eff)
+        maps["bare"] = seasons.bareness(maps["dev"], self.soil)
+        if self.is_mountain.any():
+            south = 182 if self.lat < 0 else 0
             cover = 0.15 + 0.75 * (0.5 + 0.5 * math.cos(2 * math.pi * (doy - 15 + south) / 365.0))
-            snow = np.clip((elev01 - (1.0 - cover)) / 0.04, 0.0, 1.0) * is_mountain
+            snow = np.clip((self.elev01 - (1.0 - cover)) / 0.04, 0.0, 1.0) * self.is_mountain
             if snow.any():
                 maps["snow"] = snow
-        cloudy = np.zeros((P, P), bool)
-        if rng.random() < cloud_prob:
-            cov = float(rng.uniform(0.03, 0.6))
-            field = clouds[t]
-            alpha = np.clip((field - np.quantile(field, 1 - cov)) / 0.6 + 0.5, 0.0, 1.0)  # (P, P) opacity
-            dy, dx = (int(v) for v in rng.integers(-25, 26, size=2))
-            shadow = np.zeros_like(alpha)
-            shadow[max(dy, 0) : P + min(dy, 0), max(dx, 0) : P + min(dx, 0)] = alpha[
-                max(-dy, 0) : P - max(dy, 0), max(-dx, 0) : P - max(dx, 0)
-            ]
-            shadow *= 1.0 - alpha
-            maps["alpha"], maps["shadow"], maps["cloud_tex"] = alpha, shadow, cloud_tex
-            cloudy = (alpha > 0.5) | (shadow > 0.5)
-        nodata = np.zeros((P, P), bool)
-        if rng.random() < nodata_prob:  # the edge of the satellite's swath or of the tile's data
-            theta = rng.uniform(0, 2 * math.pi)
-            y, x = np.mgrid[0:P, 0:P]
-            u = x * math.cos(theta) + y * math.sin(theta)
-            nodata = u > np.quantile(u, 1 - rng.uniform(0.05, 0.5))
-        for f, idx, ln_base, tex_f in groups:
+        return maps
+
+    def render(self, out: np.ndarray, maps: dict[str, np.ndarray], eff: seasons.DateEffects) -> None:
+        """Render a date with its ``maps`` (:meth:`maps`, plus clouds) into ``out`` (C, P, P) uint16 DN."""
+        terms = seasons.band_terms(self.bands, eff)
+        spec = self.spec
+        for f, idx, ln_base, tex_f in self.groups:
             m = {k: _block_mean(v, f) for k, v in maps.items()}  # (n, n) each
             img = np.exp(ln_base + spec["slope"][idx] * m["dev"])  # (c, n, n)
             seasons.apply_moisture(img, eff, terms, idx, m["bare"])
@@ -266,7 +257,70 @@ def simulate_location(
                 img += m["alpha"] * (spec["cloud"][idx] * (0.92 + 0.08 * m["cloud_tex"]) - img)
             np.clip(img, 1.0, 65535.0, out=img)  # 0 is reserved for nodata
             img += 0.5
-            _upsample_into(images[t], idx, img.astype(np.uint16), f)
+            _upsample_into(out, idx, img.astype(np.uint16), f)
+
+
+def _valid_dates(rng: np.random.Generator, T: int, missing_prob: float) -> np.ndarray:
+    """(T,) bool: dates with a scene; each is missing with chance ``missing_prob``, at least 3 stay."""
+    valid = rng.random(T) >= missing_prob
+    need = min(3, T) - int(valid.sum())
+    if need > 0:
+        valid[rng.choice(np.flatnonzero(~valid), need, replace=False)] = True
+    return valid
+
+
+def simulate_location(
+    seed: int,
+    index: int,
+    num_dates: int = 5,
+    patch_size: int = 264,
+    bands: tuple[str, ...] = L2A,
+    *,
+    cloud_prob: float = 0.3,
+    nodata_prob: float = 0.1,
+    missing_prob: float = 0.05,
+) -> dict[str, Any]:
+    """Simulate one location.
+
+    Returns:
+        ``key`` (str), ``images`` (T, C, H, W) uint16 DN, ``valid`` (T,) bool, ``dates_meta`` (T dicts in
+        the store's metadata format, ``None`` for a missing date), ``label`` (dominant class index) and
+        ``class_fractions`` (K,) the area share of each class.
+    """
+    rng = np.random.default_rng([seed, index])
+    P, T = patch_size, num_dates
+    bands = tuple(bands)
+    tab = spectra.table(bands)
+
+    # ---- where and when
+    lat, lon = float(rng.uniform(36.0, 60.0)), float(rng.uniform(-9.0, 28.0))
+    zone = geo.utm_zone(lat, lon)
+    east, north = geo.to_utm(lat, lon, zone)
+    x0, y0 = math.floor((east - P * 5) / 10) * 10.0, math.floor((north + P * 5) / 10) * 10.0
+    tile = geo.mgrs_tile(lat, lon)
+    times = _acquisitions(rng, lat, lon, T)
+
+    # ---- land cover and the surface it makes
+    cls, (tex, vigour, cloud_tex), smooth = _land_cover(rng, P, T)
+    elevation, clouds = smooth[1], smooth[2:]
+    peak = tab["peak"][cls].copy()
+    offset, amp_fac = _structure(rng, cls, elevation, peak, lat)
+    surface = _Surface(rng, bands, tab, cls, tex, vigour, elevation, offset, amp_fac, peak, lat)
+    srng = np.random.default_rng([seed, index, seasons.SEASON_STREAM])  # per-date effects, own stream
+    effects = [seasons.draw(srng, lat, times[t].timetuple().tm_yday) for t in range(T)]
+
+    # ---- dates
+    images = np.zeros((T, len(bands), P, P), np.uint16)  # (T, C, H, W)
+    valid = _valid_dates(rng, T, missing_prob)
+    metas: list[dict[str, Any] | None] = []
+    for t in range(T):
+        if not valid[t]:  # no scene found for this date: nothing stored
+            metas.append(None)
+            continue
+        maps = surface.maps(times[t].timetuple().tm_yday, effects[t])
+        cloud_maps, cloudy = _clouds(rng, clouds[t], cloud_tex, cloud_prob)
+        nodata = _swath_edge(rng, P, nodata_prob)
+        surface.render(images[t], {**maps, **cloud_maps}, effects[t])
         images[t][:, nodata] = 0
         sat = "S2A" if rng.random() < 0.5 else "S2B"
         metas.append(

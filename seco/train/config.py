@@ -11,20 +11,19 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from seco.backbones import backbone_names
+from seco.configio import ConfigIO, check_dict, load_yaml
 from seco.data.corrupt import ON_CORRUPT
 from seco.data.transforms import Augment
 from seco.errors import ConfigError
+from seco.methods import method_names
 
-METHODS = ("seco", "moco", "moco-tp")
-BACKBONES = ("resnet18", "resnet50")
 PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("step", "cosine", "constant")
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(ConfigIO):
     """Everything that defines a pre-training run.
 
     Defaults follow the SeCo paper's code: SGD lr 0.03, momentum 0.9, weight decay 1e-4, batch 256,
@@ -71,8 +70,11 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
-            (self.method in METHODS, f"--method {self.method!r} is not one of {', '.join(METHODS)}"),
-            (self.backbone in BACKBONES, f"--backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}"),
+            (self.method in method_names(), f"--method {self.method!r} is not one of {', '.join(method_names())}"),
+            (
+                self.backbone in backbone_names(),
+                f"--backbone {self.backbone!r} is not one of {', '.join(backbone_names())}",
+            ),
             (self.precision in PRECISIONS, f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"),
             (self.schedule in SCHEDULES, f"--schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}"),
             (self.crop >= 32, f"--crop {self.crop} is too small; use at least 32 px (the paper uses 224)"),
@@ -113,29 +115,6 @@ class PretrainConfig:
         kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
         return Augment(size=self.crop, **kw)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["lr_milestones"] = list(self.lr_milestones)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown configuration key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(known))}"
-            )
-        d = dict(d)
-        if "lr_milestones" in d and d["lr_milestones"] is not None:
-            d["lr_milestones"] = tuple(float(x) for x in d["lr_milestones"])
-        return cls(**d)
-
-    def save(self, path: Path) -> None:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(path)
-
 
 def for_device(cfg: PretrainConfig, device_type: str, cpus: int, bf16_ok: bool = True) -> PretrainConfig:
     """``cfg`` with its automatic settings settled for a device (what the run saves and a resume keeps).
@@ -169,25 +148,14 @@ def for_device(cfg: PretrainConfig, device_type: str, cpus: int, bf16_ok: bool =
     return dataclasses.replace(cfg, num_workers=int(workers), precision=precision, channels_last=channels_last)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file (a mapping of PretrainConfig keys; dashes or underscores)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist; pass an existing YAML file to --config")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of options, got {type(data).__name__}")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 def resolve(cli: dict[str, Any], config_file: str | Path | None = None) -> PretrainConfig:
-    """Merge defaults <- YAML <- explicit CLI values (``None`` in ``cli`` means 'not given')."""
+    """Merge defaults <- YAML <- explicit CLI values (``None`` in ``cli`` means 'not given').
+
+    The YAML file's keys and value types are checked first, so a mistake there is named with the file.
+    """
     merged: dict[str, Any] = {}
     if config_file is not None:
-        merged.update(load_yaml(config_file))
+        merged.update(check_dict(PretrainConfig, load_yaml(config_file), source=str(config_file), partial=True))
     merged.update({k: v for k, v in cli.items() if v is not None})
     for required in ("store", "out"):
         if not merged.get(required):

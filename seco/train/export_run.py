@@ -16,10 +16,9 @@ from safetensors import SafetensorError
 from seco import __version__
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, ConfigError, OutputError
-from seco.models.checkpoint import backbone_from_official, export_backbone
-from seco.models.export import EXPORT_SUFFIXES
-from seco.train.loop import CKPT_FORMAT, CKPT_VERSION
-from seco.train.run_checkpoint import read_run_checkpoint
+from seco.models.export import EXPORT_SUFFIXES, export_backbone
+from seco.models.official import backbone_from_official
+from seco.train.run_checkpoint import CKPT_FORMAT, CKPT_VERSION, read_run_checkpoint
 
 BACKBONE_PREFIX = "backbone."
 __all__ = ["EXPORT_SUFFIXES", "export_official", "export_run", "export_stem"]

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from seco.fileutil import atomic_open
+
 
 class MetricsLog:
     """Append-only metrics log of one run, safe to resume.
@@ -35,13 +37,11 @@ class MetricsLog:
                 self.tb = None
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_open(self.path, "w", newline="") as f:
             if self._columns:
                 w = csv.DictWriter(f, fieldnames=self._columns)
                 w.writeheader()
                 w.writerows(self.rows)
-        tmp.replace(self.path)
 
     def log(self, row: dict[str, Any]) -> None:
         new_cols = [k for k in row if k not in self._columns]
@@ -100,10 +100,11 @@ class MetricsLog:
         if title:
             fig.suptitle(title)
         fig.tight_layout()
-        tmp = out_png.with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        tmp.replace(out_png)
+        try:
+            with atomic_open(out_png, "wb") as f:
+                fig.savefig(f, dpi=100, format="png")
+        finally:
+            plt.close(fig)
         return out_png
 
 

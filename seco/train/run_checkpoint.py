@@ -1,8 +1,17 @@
-"""The ``<run>/last.ckpt`` of ``seco pretrain``: written as plain types, read without executing code, validated.
+"""The ``<run>/last.ckpt`` of ``seco pretrain``: its schema, written as plain types, read without executing code,
+validated.
+
+Schema (:func:`run_state` builds it, :func:`read_run_checkpoint` checks it): ``format`` (``seco-pretrain``),
+``version`` (1), ``seco_version``, ``config`` (the settled :class:`PretrainConfig`), ``step``, ``model``,
+``optimizer``, ``scheduler``, ``sampler`` (state dicts), ``bands``, ``normalization``, ``num_locations``,
+``loss`` (the last step's), ``corrupt_locations`` (skipped damaged locations, run state) and ``store`` (the
+identity of the data it trains on, :func:`seco.store.identity.store_identity`; absent in checkpoints of
+earlier releases).
 
 Writing (:func:`save_run_checkpoint`): the dict is passed through :func:`seco.models.safe_load.to_safe`
 (only tensors, dicts, lists, tuples, sets, numbers, strings, bytes), so ``torch.load(weights_only=True)``
-reads it; the file is written to ``<name>.tmp``, fsynced and renamed, so a kill leaves the previous one.
+reads it; the file is written through :func:`seco.fileutil.atomic_open` (a temporary file beside it, fsynced
+and renamed), so a kill leaves the previous one.
 
 Reading (:func:`read_run_checkpoint`): :func:`seco.models.safe_load.read_torch_file` (``weights_only=True``;
 the restricted unpickler for older files holding other objects; never full pickle), then every entry that
@@ -12,7 +21,6 @@ the restricted unpickler for older files holding other objects; never full pickl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +28,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seco import __version__
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, SecoError
+from seco.fileutil import atomic_open
+from seco.models.contrastive import ContrastiveModel
 from seco.models.safe_load import read_torch_file, to_safe
-from seco.models.seco import ContrastiveModel
 from seco.train.config import PretrainConfig
+from seco.train.model import build_model
+
+CKPT_FORMAT = "seco-pretrain"
+CKPT_VERSION = 1
 
 #: What the user can do about a run checkpoint that is damaged or not one.
 FIX = "use an intact copy of the run's last.ckpt, or start a new run with another --out"
@@ -37,12 +51,55 @@ def save_run_checkpoint(obj: Mapping[str, Any], path: Path) -> None:
         CheckpointError: an entry of a type the safe loader could not read (named by its key).
     """
     safe = to_safe(obj, "checkpoint")
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
+    with atomic_open(path, "wb") as f:
         torch.save(safe, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+
+
+def run_state(
+    cfg: PretrainConfig,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    sampler: Any,
+    bands: tuple[str, ...],
+    normalization: Mapping[str, Any],
+    num_locations: int,
+    loss: float,
+    corrupt_locations: list[dict[str, Any]],
+    store: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The checkpoint dict of a run at ``step`` (everything ``--resume`` and ``seco export`` need)."""
+    return {
+        "format": CKPT_FORMAT,
+        "version": CKPT_VERSION,
+        "seco_version": __version__,
+        "config": cfg.to_dict(),
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler": sampler.state_dict(),
+        "bands": list(bands),
+        "normalization": dict(normalization),
+        "num_locations": num_locations,
+        "loss": loss,
+        "corrupt_locations": corrupt_locations,
+        "store": dict(store),
+    }
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a training checkpoint without executing code, and check it is whole and fits its own config.
+
+    Raises:
+        CheckpointError: naming the file, what is wrong with it and what to do.
+    """
+    ckpt, cfg = read_run_checkpoint(path, CKPT_FORMAT, CKPT_VERSION)
+    with torch.device("meta"):  # shapes only: the model the run builds from this config
+        reference = build_model(cfg, len(ckpt["bands"]))
+    check_model_fits(ckpt, path, reference)
+    return ckpt
 
 
 def _bad(path: Path, what: str) -> CheckpointError:
@@ -53,7 +110,9 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def read_run_checkpoint(path: Path, fmt: str, version: int) -> tuple[dict[str, Any], PretrainConfig]:
+def read_run_checkpoint(
+    path: Path, fmt: str = CKPT_FORMAT, version: int = CKPT_VERSION
+) -> tuple[dict[str, Any], PretrainConfig]:
     """Read and validate a pre-training checkpoint.
 
     Args:
@@ -99,6 +158,12 @@ def read_run_checkpoint(path: Path, fmt: str, version: int) -> tuple[dict[str, A
         cfg = PretrainConfig.from_dict(dict(ckpt["config"]))
     except (SecoError, TypeError, ValueError) as e:
         raise _bad(path, f"its 'config' is invalid ({e})") from e
+    _check_entries(ckpt, path)
+    return ckpt, cfg
+
+
+def _check_entries(ckpt: Mapping[str, Any], path: Path) -> None:
+    """Every entry ``--resume`` and ``seco export`` use has the type they expect (CheckpointError if not)."""
     step = ckpt["step"]
     if not _is_int(step) or step < 0:
         raise _bad(path, f"'step' is {step!r}, not an int >= 0")
@@ -136,7 +201,6 @@ def read_run_checkpoint(path: Path, fmt: str, version: int) -> tuple[dict[str, A
     bad = ckpt.get("corrupt_locations", [])  # locations skipped with --on-corrupt skip (run state)
     if not isinstance(bad, list) or not all(isinstance(r, Mapping) and _is_int(r.get("location")) for r in bad):
         raise _bad(path, "'corrupt_locations' is not a list of records with an int 'location'")
-    return ckpt, cfg
 
 
 def check_model_fits(ckpt: Mapping[str, Any], path: Path, reference: ContrastiveModel) -> None:

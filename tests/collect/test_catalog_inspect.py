@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from seco.cli import main
-from seco.collect.catalog import write_stac_geoparquet
+from seco.collect.build import write_stac_geoparquet
 from seco.collect.inspect import inspect_item
 
 ITEMS = Path(__file__).parent / "fixtures" / "items"

@@ -19,7 +19,7 @@ import pytest
 from seco.cli import main
 from seco.collect.build import write_stac_geoparquet
 from seco.collect.catalog import ParquetCatalog, SearchResult
-from seco.collect.pipeline import read_failures
+from seco.collect.journal import read_failures
 from seco.store import open_store
 from seco.synth.archive import archive_items
 from tests.integration.servers import archive_locations, make_test_archive

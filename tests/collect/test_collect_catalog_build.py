@@ -12,7 +12,8 @@ import rasterio
 from affine import Affine
 
 from seco.bands import L1C, L2A
-from seco.collect.catalog import build_catalog, open_catalog
+from seco.collect.build import build_catalog
+from seco.collect.catalog import open_catalog
 from seco.errors import CatalogError, ConfigError
 from tests.collect.conftest import SHARED_DATA
 

@@ -9,14 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from seco.collect.catalog import (
-    ParquetCatalog,
-    SceneItem,
-    choose_scene,
-    map_assets,
-    open_catalog,
-    write_stac_geoparquet,
-)
+from seco.collect.build import write_stac_geoparquet
+from seco.collect.catalog import ParquetCatalog, open_catalog
+from seco.collect.scene import SceneItem, choose_scene, map_assets
 from seco.errors import CatalogError, ConfigError
 from tests.collect.conftest import brute_force, make_items, random_queries
 

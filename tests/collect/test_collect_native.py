@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from seco.cli import main
+from seco.collect.config import CollectConfig
 from seco.collect.patches import read_patch
-from seco.collect.pipeline import CollectConfig, plan_collect, run_collect
+from seco.collect.pipeline import run_collect
+from seco.collect.plan import plan_collect
 from seco.store import open_store
 from seco.store.packing import NotNativeError
 from seco.synth.archive import make_archive, read_manifest

@@ -15,8 +15,8 @@ import pytest
 
 from seco.cli import build_parser, main
 from seco.collect.catalog import open_catalog
+from seco.collect.journal import STATE_DIR, read_failures
 from seco.collect.patches import read_patch
-from seco.collect.pipeline import STATE_DIR, read_failures
 from seco.collect.sampling import read_locations
 from seco.store import open_store
 from seco.synth.archive import read_manifest
@@ -214,3 +214,15 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_store(archive, locs, 
     np.testing.assert_array_equal(a.histogram(), b.histogram())
     assert read_failures(full) == read_failures(killed)
     assert (killed / STATE_DIR / "summary.json").is_file()
+
+
+def test_collect_that_collects_nothing_fails_with_the_reason(archive, tmp_path, capsys):
+    """Locations around cities far from the archive's three sites: every one is rejected (no scene in its
+    windows). The run says so and exits 2 instead of 0."""
+    far = tmp_path / "far.parquet"
+    assert main(["sample", "--out", str(far), "--n", "3", "--seed", "5", "--end", "2024-01-01"]) == 0
+    capsys.readouterr()
+    assert main(collect_args(far, archive, tmp_path / "s.zarr", "--workers", "2")) == 2
+    captured = capsys.readouterr()
+    assert "nothing was collected: every one of the" in captured.err and "--window-days" in captured.err
+    assert "rejected location" in captured.out

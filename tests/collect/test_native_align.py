@@ -12,8 +12,9 @@ from rasterio.transform import Affine
 from rasterio.warp import transform as warp_transform
 
 from seco.bands import L2A
-from seco.collect.catalog import ParquetCatalog, SceneItem
+from seco.collect.catalog import ParquetCatalog
 from seco.collect.patches import read_patch, snap
+from seco.collect.scene import SceneItem
 from seco.errors import ConfigError
 from seco.store.packing import NotNativeError, PackSpec
 from seco.synth.archive import make_archive, read_manifest
@@ -126,7 +127,7 @@ def test_real_oscd_rasters_do_not_nest_so_the_native_check_refuses_them(tmp_path
     read leaves 20 m bands that are not whole blocks, and the native store's check says so."""
     if not OSCD_CITY.is_dir():
         pytest.skip(f"OSCD sample not found at {OSCD_CITY}; it lives in ../shared/data beside the repository")
-    from seco.collect.catalog import build_catalog
+    from seco.collect.build import build_catalog
 
     build_catalog(OSCD_CITY, tmp_path / "bercy.parquet")
     item = ParquetCatalog(tmp_path / "bercy.parquet").search([-180, -90, 180, 90], "2015-01-01", "2020-01-01")[0]

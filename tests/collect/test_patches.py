@@ -18,7 +18,8 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from seco.bands import L2A
-from seco.collect.catalog import ParquetCatalog, SceneItem, build_catalog
+from seco.collect.build import build_catalog
+from seco.collect.catalog import ParquetCatalog
 from seco.collect.patches import (
     PatchOutsideScene,
     TransientReadError,
@@ -26,6 +27,7 @@ from seco.collect.patches import (
     harmonize_dn,
     read_patch,
 )
+from seco.collect.scene import SceneItem
 from seco.errors import BandError, CollectError, ConfigError, ReadError
 from seco.synth.archive import make_archive, read_manifest, write_index
 
@@ -235,16 +237,17 @@ def test_missing_asset_key_and_bad_arguments(archive):
 
 
 def test_meta_has_the_store_fields(archive):
+    from seco.collect.cloud import cloud_fraction
     from seco.store.schema import FIELD_NAMES, RADIOMETRY_NAMES
 
     scene = _clean(archive)[0]
     site = _site(archive, scene)
     p = read_patch(_items(archive)[scene["id"]], site["lon"], site["lat"], size_px=32)
-    meta = p.meta()
+    meta = p.meta(cloud_fraction(p))
     assert set(meta) == set(FIELD_NAMES) | set(RADIOMETRY_NAMES)
     assert meta["dn_shift"] == p.dn_shift and len(meta["dn_shift"]) == 12 and meta["dn_rule"] == p.dn_rule[0]
     assert meta["crs"] == f"EPSG:{scene['epsg']}" and meta["item_id"] == scene["id"]
-    assert 0.0 <= meta["cloud_fraction"] <= 1.0
+    assert 0.0 <= meta["cloud_fraction"] <= 1.0 and meta["cloud_fraction"] == cloud_fraction(p)
 
 
 # ---------------------------------------------------------------------------------------------- HTTP

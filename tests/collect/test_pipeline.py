@@ -22,22 +22,17 @@ import numpy as np
 import pytest
 
 from seco.bands import L2A
-from seco.collect.catalog import Catalog, SceneItem
+from seco.collect.catalog import Catalog
+from seco.collect.config import CollectConfig
 from seco.collect.dates import DateWindows
+from seco.collect.estimate import estimate
+from seco.collect.journal import STATE_DIR, read_failures
 from seco.collect.patches import Patch, PatchOutsideScene, TransientReadError
-from seco.collect.pipeline import (
-    STATE_DIR,
-    CollectConfig,
-    RetryPolicy,
-    estimate,
-    is_transient,
-    plan_collect,
-    read_failures,
-    remaining,
-    run_collect,
-    with_retries,
-)
+from seco.collect.pipeline import run_collect
+from seco.collect.plan import plan_collect, remaining
+from seco.collect.retry import RetryPolicy, is_transient, with_retries
 from seco.collect.sampling import Locations, read_locations, run_sample, write_locations
+from seco.collect.scene import SceneItem
 from seco.errors import CatalogError, CollectError, ConfigError, ReadError, StoreError
 from seco.store import open_store
 
@@ -403,7 +398,7 @@ def test_unreachable_catalog_stops_cleanly_and_a_rerun_continues(locations, tmp_
 
 
 def test_a_second_writer_is_refused(locations, tmp_path):
-    from seco.collect.pipeline import _locked, lock_path
+    from seco.collect.journal import _locked, lock_path
 
     out = tmp_path / "s.zarr"
     run(config(locations, out), stop_after=1)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from seco.cli import main
+from seco.collect.dn_warnings import INCONSISTENT
 from seco.collect.journal import read_failures
-from seco.collect.radiometry import INCONSISTENT
 from seco.errors import ConfigError
 from seco.radiometry.consistency import (
     ConsistencyConfig,
@@ -120,8 +120,8 @@ def test_mislabel_is_checked(tmp_path):
 
 
 def test_radiometry_failures_rows():
-    from seco.collect.radiometry import RULE_WARNING, describe, radiometry_failures
-    from seco.collect.worker import LocationResult, LocationTask
+    from seco.collect.dn_warnings import RULE_WARNING, describe_warnings, radiometry_failures
+    from seco.collect.records import LocationResult, LocationTask
 
     imgs = stack([300, 420, 1350, 380, 330])
     metas = [{"item_id": f"it{t}", "dn_rule": "local:baseline>=04.00" if t == 4 else "local:raster-offset",
@@ -134,7 +134,7 @@ def test_radiometry_failures_rows():
     assert not any(f.is_fault for f in rows)
     assert radiometry_failures(r, ("B04", "B08"))[1:] == []  # no B02/B03: only the rule warning
     assert radiometry_failures(LocationResult(task=task, status="rejected"), ("B02", "B03")) == []
-    assert "1 date(s) ~1000 DN off" in describe({INCONSISTENT: 1, RULE_WARNING: 1}) and describe({}) is None
+    assert "1 date(s) ~1000 DN off" in describe_warnings({INCONSISTENT: 1, RULE_WARNING: 1}) and describe_warnings({}) is None
 
 
 def test_stride_sample_agrees_with_every_pixel():

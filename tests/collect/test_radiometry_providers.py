@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seco.collect.catalog import ParquetCatalog, write_stac_geoparquet
+from seco.collect.build import write_stac_geoparquet
+from seco.collect.catalog import ParquetCatalog
 from seco.collect.patches import dn_shift, read_patch, shift_decision
 from seco.collect.scene import SceneItem, scene_from_stac
 from seco.errors import ReadError

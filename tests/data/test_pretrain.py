@@ -18,11 +18,12 @@ from seco.data.pretrain import (
     collate_pretrain,
 )
 from seco.errors import BandError, ConfigError, DatasetError
+from seco.store.source import GridSource
 
 BANDS = ("B02", "B03", "B04", "B08")
 
 
-class FakeStore:
+class FakeStore(GridSource):
     """The ``seco.store.Store`` reading API over an in-memory array.
 
     Pixel value ``DN = 1000 * (date + 1) + 100 * band + location`` (uint16), so a read reveals which
@@ -44,12 +45,16 @@ class FakeStore:
     def __len__(self) -> int:
         return len(self._valid)
 
-    def read(self, i, dates=None, bands=None):
+    def read(self, i, dates=None, bands=None, *, out=None):
         dates = list(range(self.num_dates)) if dates is None else [int(d) for d in dates]
         bands = list(self.bands) if bands is None else list(bands)
         self.reads.append((i, dates, bands))
         b = [self.bands.index(x) for x in bands]
-        return np.ascontiguousarray(self._images[i][dates][:, b])
+        arr = np.ascontiguousarray(self._images[i][dates][:, b])
+        if out is None:
+            return arr
+        out[...] = arr
+        return out
 
     def valid(self, i):
         return self._valid[i].copy()
@@ -393,7 +398,6 @@ def test_getitems_reads_a_real_store_into_one_buffer(tmp_path, as_dn: bool, repl
     w.close()
     ds = PretrainDataset(path, "B04,B08,B02", num_dates=3, seed=2, replace=replace, drop_incomplete=True,
                          as_dn=as_dn)
-    assert ds._reads_into  # the decode-into-the-batch path
     assert replace == any(len(set(ds.draw(i))) < 3 for i in range(len(ds)))  # repeats are read too
     assert_same_batch(ds, list(range(len(ds))))
     assert_same_batch(ds, [(3, 0), (1, 0), (3, len(ds) - 1)])

@@ -15,8 +15,9 @@ from torch.utils.data import DataLoader
 
 from seco.data.pretrain import PretrainDataset, ResumableSampler, collate_pretrain, unpack_batch
 from seco.data.ring import BatchRing, RingBatches, SlotKeys, ring_slots
-from seco.errors import DatasetError
+from seco.errors import ConfigError, DatasetError
 from seco.store import open_store
+from seco.store.source import GridSource
 from seco.train.prefetch import DevicePrefetcher
 
 
@@ -162,11 +163,11 @@ def test_cuda_branch_logic_with_stand_in_streams(stores: tuple[Path, Path], monk
     assert log.count("synchronize") == 3
 
 
-def test_store_like_without_read_packed_fills_the_ring_on_the_10m_grid(stores: tuple[Path, Path]) -> None:
-    class Plain:  # read(..., out=) but no read_packed / pack_spec
+def test_grid_source_with_read_only_fills_the_ring_on_the_10m_grid(stores: tuple[Path, Path]) -> None:
+    class Plain(GridSource):  # implements read(..., out=) only; read_packed / pack_spec come from GridSource
         def __init__(self, store: Any) -> None:
             self.s = store
-            self.bands, self.patch_size = store.bands, store.patch_size
+            self.bands, self.num_dates, self.patch_size = store.bands, store.num_dates, store.patch_size
 
         def __len__(self) -> int:
             return len(self.s)
@@ -174,13 +175,16 @@ def test_store_like_without_read_packed_fills_the_ring_on_the_10m_grid(stores: t
         def valid_mask(self) -> np.ndarray:
             return self.s.valid_mask()
 
+        def stats(self, bands: Any = None) -> dict[str, np.ndarray]:
+            return self.s.stats(bands)
+
         def read(self, i: int, dates: Any = None, bands: Any = None, *, out: np.ndarray | None = None) -> np.ndarray:
             return self.s.read(i, dates, bands, out=out)
 
     ds = _dataset(stores[1])
     plain = PretrainDataset(Plain(open_store(stores[1])), "all", num_dates=3, seed=4, as_dn=True,
                             drop_incomplete=True)
-    assert plain.pack_spec is not None and plain.pack_spec.is_identity
+    assert plain.pack_spec.is_identity
     keys = [(0, 1), (0, 2)]
     ring = _ring(plain, 2)
     got = unpack_batch(collate_pretrain(plain.__getitems__(SlotKeys(keys, 0))), ring)
@@ -188,6 +192,17 @@ def test_store_like_without_read_packed_fills_the_ring_on_the_10m_grid(stores: t
     assert torch.equal(plain.pack_spec.unpack(got["packed"]), want["images"])
     plain.ring = None  # without a ring: (B, n, C, H, W) as before
     assert torch.equal(collate_pretrain(plain.__getitems__(keys))["images"], want["images"])
+
+
+def test_an_object_that_is_no_store_is_refused() -> None:
+    class NotAStore:  # read() but none of the rest of ImageSource
+        bands = ("B02",)
+
+        def read(self, i: int) -> np.ndarray:
+            return np.zeros((1, 1, 4, 4), np.uint16)
+
+    with pytest.raises(ConfigError, match="NotAStore is not a store"):
+        PretrainDataset(NotAStore())  # type: ignore[arg-type]
 
 
 def test_mismatched_ring_and_missing_spec_are_refused(stores: tuple[Path, Path]) -> None:

@@ -10,18 +10,11 @@ import torch
 
 from seco.data.normalize import Normalization
 from seco.data.transforms import Augment
-from seco.data.views import (
-    MOCO,
-    MOCO_TP,
-    SECO,
-    View,
-    ViewRecipe,
-    draw_dates,
-    make_views,
-    recipe_for,
-    step_generator,
-)
+from seco.data.views import draw_dates, make_views, recipe_for, step_generator
 from seco.errors import ConfigError, DatasetError
+from seco.methods import View, ViewRecipe
+
+SECO, MOCO, MOCO_TP = (recipe_for(m) for m in ("seco", "moco", "moco-tp"))
 
 #: Only the (always-on) flip marks an augmented view; the rest keeps values readable.
 FLIP_ONLY = Augment(size=12, jitter_p=0, grayscale_p=0, blur_p=0, flip_p=1.0)
@@ -75,7 +68,7 @@ def test_views_are_normalised_and_deterministic() -> None:
     batch = dated_batch(n=3) + 1.0
     norm = Normalization(("B02", "B03"), (0.5, 2.0), (2.0, 4.0))
     g = step_generator(1, 0, 5)
-    q, keys = SECO.make_views(batch, g, 12, norm, FLIP_ONLY)
+    q, keys = make_views(batch, SECO, g, 12, norm, FLIP_ONLY)
     raw_q, raw_keys = make_views(batch, SECO, step_generator(1, 0, 5), 12, None, FLIP_ONLY)
     torch.testing.assert_close(q, norm.apply(raw_q))
     for k, rk in zip(keys, raw_keys, strict=True):
@@ -106,7 +99,7 @@ def test_recipe_lookup_and_validation() -> None:
     with pytest.raises(ConfigError, match="simclr"):
         recipe_for("simclr")
     with pytest.raises(ConfigError, match="date 2"):
-        ViewRecipe("bad", 2, View(0, False), (View(2, True),))
+        ViewRecipe(2, View(0, False), (View(2, True),), "bad")
 
 
 def test_draw_dates_distinct_valid_and_deterministic() -> None:

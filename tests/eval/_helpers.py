@@ -13,9 +13,9 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
     import fakes  # type: ignore[no-redef]
 
+from seco.backbones import build_backbone
 from seco.data.normalize import Normalization
-from seco.models.checkpoint import export_backbone
-from seco.models.resnet import build_backbone
+from seco.models.export import export_backbone
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

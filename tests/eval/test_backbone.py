@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from seco.backbones import build_backbone
 from seco.bands import L1C, L2A, RGB
 from seco.data.eurosat import EuroSAT
 from seco.errors import BandError, CheckpointError
@@ -20,8 +21,7 @@ from seco.eval.backbone import (
     resolve_bands,
     snapshot,
 )
-from seco.models.checkpoint import official_normalization
-from seco.models.resnet import build_backbone
+from seco.models.official import official_normalization
 from tests.eval._helpers import fakes, make_export
 
 

@@ -225,8 +225,8 @@ def test_real_bigearthnet_sample(run_cli, tmp_path: Path) -> None:
 
 
 def test_official_checkpoint_weights(run_cli, fake_eurosat: Path, tmp_path: Path) -> None:
-    from seco.models.checkpoint import to_official_state_dict
-    from seco.models.seco import ContrastiveConfig, ContrastiveModel
+    from seco.models.contrastive import ContrastiveConfig, ContrastiveModel
+    from seco.models.official import to_official_state_dict
     from tests.eval._helpers import fakes
 
     torch.manual_seed(0)

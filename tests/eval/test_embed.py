@@ -159,3 +159,29 @@ def test_folder_input_needs_one_crs(run_cli, tmp_path: Path) -> None:
     code, _, err = run_cli("embed", "--weights", "random", "--input", folder, "--out", out, "--patch", "64",
                            "--no-progress")
     assert code == 2 and "one CRS" in err
+
+
+def _write_dtype(path: Path, data: np.ndarray) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", height=H, width=W, count=data.shape[0], dtype=data.dtype.name,
+                       crs="EPSG:32633", transform=TRANSFORM) as dst:
+        dst.write(data)
+        dst.descriptions = tuple(RGB)
+    return path
+
+
+def test_values_that_cannot_be_reflectance_are_refused(run_cli, tmp_path: Path) -> None:
+    """A float64 file of DN (median ~1500: reflectance x 10000 with the float default --scale 1) and an int8
+    file are refused before any output, naming the flag; the DN file with --scale 10000 embeds."""
+    rng = np.random.default_rng(0)
+    dn = (1000 + rng.integers(0, 1000, (3, H, W))).astype(np.float64)
+    f64 = _write_dtype(tmp_path / "dn_f64.tif", dn)
+    out = tmp_path / "e.parquet"
+    args = ("embed", "--weights", "random", "--input", f64, "--out", out, "--patch", "64", "--no-progress")
+    code, _, err = run_cli(*args)
+    assert code == 2 and "has a median of" in err and "pass --scale 10000" in err and not out.exists()
+    code, _, err = run_cli(*args, "--scale", "10000")
+    assert code == 0, err
+    i8 = _write_dtype(tmp_path / "i8.tif", rng.integers(-100, 100, (3, H, W)).astype(np.int8))
+    code, _, err = run_cli("embed", "--weights", "random", "--input", i8, "--out", tmp_path / "g.parquet",
+                           "--no-progress")
+    assert code == 2 and "8-bit data is no Sentinel-2 reflectance" in err and "--scale" in err

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from seco.backbones import build_backbone
 from seco.eval.change import PatchSampler, tile_grid
 from seco.eval.report import FN_COLOUR, FP_COLOUR, TN_COLOUR, TP_COLOUR
-from seco.models.resnet import build_backbone
 from seco.models.unet import ChangeDetector, ChangeUNet
 from tests.eval._helpers import SHARED, fakes
 
@@ -184,3 +184,31 @@ def test_level_selection_and_threshold_free_scores() -> None:
     inverted = threshold_free(np.array([0.9, 0.8, 0.1, 0.2, 0.7, 0.3]), mask)
     assert inverted["average_precision"] < 0.6
     assert math.isnan(threshold_free(np.zeros(3), np.zeros(3, bool))["average_precision"])
+
+
+def test_memory_estimate_scales_with_the_step() -> None:
+    """Shapes only (meta device): four times the pixels, four times the memory; twice the batch, twice."""
+    from seco.eval.change import training_bytes
+
+    base = training_bytes("resnet18", 13, 128, 4)
+    assert 0.95 * 4 * base <= training_bytes("resnet18", 13, 256, 4) <= 1.05 * 4 * base
+    assert 0.95 * 2 * base <= training_bytes("resnet18", 13, 128, 8) <= 1.05 * 2 * base
+    assert training_bytes("resnet50", 13, 128, 4) > base
+
+
+def test_cli_oscd_refuses_a_step_that_cannot_fit(run_cli, fake_oscd: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`eval oscd --patch 2048` (about 180 GiB at batch 32) stops before any work with the estimate and a setting
+    that fits, instead of being killed by the kernel; here the free memory is set to 2 GiB."""
+    import seco.eval.change as change
+
+    monkeypatch.setattr(change, "available_bytes", lambda device: 2 * 2**30)
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "oscd", "--root", fake_oscd, "--weights", "random", "--out", out,
+                           "--patch", "2048", "--no-progress")
+    assert code == 2
+    assert "--patch 2048 with --batch-size 32 needs about" in err and "GiB free" in err
+    assert "a smaller --patch" in err and not out.exists()
+    code, _, err = run_cli("eval", "oscd", "--root", fake_oscd, "--weights", "random", "--out", out,
+                           "--patch", "512", "--no-progress")
+    assert code == 2 and "use --batch-size" in err

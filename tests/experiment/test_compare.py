@@ -114,7 +114,7 @@ def test_rerun_with_oscd_adds_it_to_finished_cells(tiny: Path) -> None:
         (["--batch-size", "64"], "fewer than one batch of 64"),
         (["--eurosat", "/nonexistent/eurosat"], "is not a folder"),
         (["--set", "nope=1"], "use KEY=VALUE with KEY one of"),
-        (["--set", "cd_cities=many"], "'many' is not of type int"),
+        (["--set", "cd_cities=many"], "'many' is not an integer"),
         (["--set", "cd_patch=48"], "cd_patch 48 must be a multiple of 32"),
     ],
 )

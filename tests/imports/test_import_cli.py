@@ -77,7 +77,7 @@ def test_import_then_pretrain_through_the_cli(seco_fake, tmp_path, capsys):
                  "--batch-size", "4", "--queue-size", "16", "--log-every", "1", "--ckpt-every", "1",
                  "--no-tensorboard", "--no-progress", "--max-steps", "2"]) == 0
     assert (run / "last.ckpt").is_file()
-    assert "done: 2 steps" in capsys.readouterr().out
+    assert "done: step 2 " in capsys.readouterr().out
 
 
 def test_seco_import_never_imports_torch(seco_fake, tmp_path):
@@ -87,3 +87,37 @@ def test_seco_import_never_imports_torch(seco_fake, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.stdout.strip().splitlines()[-1] == "0 False", r.stderr
+
+
+def test_a_patch_size_that_fits_no_patch_is_refused_before_any_store(seco_fake, tmp_path):
+    """The fake corpus has 48 px patches: --patch-size 36 leaves out every date of every location. Recognised
+    from the first locations, before a store exists, with the side to pass; the rerun with it then works."""
+    out = tmp_path / "s.zarr"
+    args = ["import", "seco", str(seco_fake.root.parent), "--out", str(out), "--workers", "0", "--no-progress"]
+    r = subprocess.run([sys.executable, "-m", "seco", *args, "--patch-size", "36"], capture_output=True, text=True,
+                       timeout=300, cwd=REPO)
+    assert r.returncode == 2, r.stderr
+    assert "the corpus' patches are 48 px at 10 m, not --patch-size 36" in r.stderr
+    assert "pass --patch-size 48" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+    assert main([*args, "--patch-size", "48"]) == 0
+
+
+def test_an_import_that_imports_nothing_fails_and_locks_nothing_in(tmp_path, capsys):
+    """A corpus whose only location is short (2 dates, fewer than --min-dates 3): exit 2 with the reason, and no
+    empty store left behind to refuse the rerun with other settings ("created with other settings")."""
+    import shutil
+
+    from fakes import make_seco
+
+    fake = make_seco(tmp_path / "corpus" / "seasonal_contrast_100k", locations=2, seed=1)
+    shutil.rmtree(fake.root / "000000")  # keep location 1, the short one
+    out = tmp_path / "s.zarr"
+    args = ["import", "seco", str(fake.root.parent), "--out", str(out), "--workers", "0", "--no-progress",
+            "--patch-size", "48"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "nothing was imported: every one of the 1 locations was skipped" in err
+    assert "the empty store was removed" in err and not out.exists()
+    assert main([*args, "--min-dates", "2"]) == 0
+    assert len(open_store(out)) == 1

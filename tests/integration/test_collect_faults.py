@@ -17,7 +17,7 @@ import pytest
 
 from seco.cli import main
 from seco.collect import patches
-from seco.collect.pipeline import read_failures
+from seco.collect.journal import read_failures
 from seco.store import open_store
 from seco.synth.archive import write_index
 from tests.integration.faulty_http import FaultPlan, run_faulty_server

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from seco.cli import main
-from seco.collect.pipeline import read_failures
+from seco.collect.journal import read_failures
 from seco.errors import StoreError
 from seco.store import open_store
 from tests.integration.s3server import run_moto

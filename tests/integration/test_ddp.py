@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seco.train.loop import load_checkpoint
+from seco.train.run_checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.integration
 

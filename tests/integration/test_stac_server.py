@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from seco.cli import main
-from seco.collect.pipeline import read_failures
+from seco.collect.journal import read_failures
 from seco.collect.sampling import Locations, read_locations, write_locations
 from seco.store import open_store
 from seco.synth.archive import read_manifest, write_index

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from seco.errors import ConfigError
-from seco.models.seco import ContrastiveConfig, ContrastiveModel
+from seco.models.contrastive import ContrastiveConfig, ContrastiveModel
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from seco.errors import ConfigError
-from seco.models.seco import ContrastiveModel, batch_shuffle, batch_unshuffle, concat_all_gather
+from seco.models.contrastive import ContrastiveModel, batch_shuffle, batch_unshuffle, concat_all_gather
 
 WORLD = 2
 LOCAL_BATCH = 2

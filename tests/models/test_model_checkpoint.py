@@ -11,17 +11,16 @@ import pytest
 import torch
 
 import seco
+from seco.backbones import build_backbone
 from seco.errors import CheckpointError
-from seco.models.checkpoint import (
+from seco.models.contrastive import ContrastiveModel
+from seco.models.export import export_backbone, load_exported
+from seco.models.official import (
     backbone_from_official,
-    export_backbone,
-    load_exported,
     load_official_checkpoint,
     load_official_state_dict,
     to_official_state_dict,
 )
-from seco.models.resnet import build_backbone
-from seco.models.seco import ContrastiveModel
 
 torch.set_num_threads(1)
 

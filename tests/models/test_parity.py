@@ -24,7 +24,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seco.models.checkpoint import load_official_checkpoint, map_official_key
+from seco.models.official import load_official_checkpoint, map_official_key
 
 DEFAULT_GOLDEN = (
     Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "seco_official_golden.pt.gz"

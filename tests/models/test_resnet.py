@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from seco.backbones import build_backbone
 from seco.errors import ConfigError
-from seco.models.resnet import build_backbone
 
 torch.set_num_threads(1)
 

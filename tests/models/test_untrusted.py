@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
+from seco.backbones import build_backbone
 from seco.cli import main
 from seco.errors import CheckpointError
 from seco.models.export import export_backbone, load_exported
-from seco.models.resnet import build_backbone
 from seco.models.safe_load import read_torch_file, to_safe
-from seco.train.loop import load_checkpoint
+from seco.train.run_checkpoint import load_checkpoint
 from tests.conftest import tiny_pretrain_args
 
 torch.set_num_threads(1)

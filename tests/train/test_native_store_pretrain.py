@@ -17,7 +17,7 @@ import torch
 
 from seco.cli import main
 from seco.store import open_store
-from seco.train.loop import load_checkpoint
+from seco.train.run_checkpoint import load_checkpoint
 from tests.conftest import sigkill_after_checkpoint
 from tests.conftest import tiny_pretrain_args as tiny_args
 

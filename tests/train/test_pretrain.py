@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from seco.cli import main
-from seco.train.loop import load_checkpoint
+from seco.train.run_checkpoint import load_checkpoint
 from tests.conftest import sigkill_after_checkpoint
 from tests.conftest import tiny_pretrain_args as tiny_args
 
@@ -40,7 +40,7 @@ def test_rgb_subset_and_export(tiny_store: Path, tmp_path: Path) -> None:
     assert ckpt["bands"] == ["B04", "B03", "B02"]
     assert ckpt["model"]["backbone.conv1.weight"].shape[1] == 3
     assert main(["export", str(out / "last.ckpt"), "--out", str(tmp_path / "w" / "r18")]) == 0
-    from seco.models.checkpoint import load_exported
+    from seco.models.export import load_exported
 
     state, meta = load_exported(tmp_path / "w" / "r18.safetensors")
     assert meta["bands"] == ["B04", "B03", "B02"] and meta["training_steps"] == 2 and meta["method"] == "seco"

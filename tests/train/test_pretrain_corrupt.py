@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seco.cli import main
-from seco.train.loop import load_checkpoint
+from seco.train.run_checkpoint import load_checkpoint
 from tests.conftest import tiny_pretrain_args as tiny_args
 from tests.data.test_pretrain_ring import BAD, damage
 

@@ -22,12 +22,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seco.backbones import build_backbone, get_backbone
 from seco.errors import ConfigError
 from seco.models.heads import ProjectionHead
 from seco.models.losses import contrastive_logits, info_nce, top1_accuracy
 from seco.models.momentum import frozen_copy, momentum_update
 from seco.models.queue import NegativeQueue
-from seco.models.resnet import ARCHS, ResNet, build_backbone
+from seco.models.resnet import ResNet
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,7 @@ class ContrastiveConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_negatives_heads", tuple(self.extra_negatives_heads))
-        if self.backbone not in ARCHS:
-            raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(sorted(ARCHS))}")
+        get_backbone(self.backbone)  # ConfigError naming the registered ones
         for label in ("in_chans", "num_heads", "emb_dim", "queue_size"):
             v = getattr(self, label)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:

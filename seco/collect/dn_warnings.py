@@ -1,4 +1,4 @@
-"""Radiometry at collection time: what the provider rules could not decide, and dates that disagree.
+"""The DN warnings of collection: what the provider rules could not decide, and dates that disagree.
 
 For every collected location, before it is journalled, two kinds of rows join the failures table (they are
 warnings: the dates are kept and the location is committed):
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from seco.collect.worker import Failure, LocationResult
+from seco.collect.records import Failure, LocationResult
 from seco.radiometry.consistency import ConsistencyConfig, check_dates
 
 RULE_WARNING = "radiometry-rule"
@@ -52,7 +52,7 @@ def radiometry_failures(r: LocationResult, bands: Sequence[str],
     return out
 
 
-def describe(faults: Mapping[str, int]) -> str | None:
+def describe_warnings(faults: Mapping[str, int]) -> str | None:
     """The summary line of the radiometry warnings counted in ``faults`` (kind -> rows), ``None`` when none."""
     n_rule, n_bad = faults.get(RULE_WARNING, 0), faults.get(INCONSISTENT, 0)
     if not n_rule and not n_bad:

@@ -1,0 +1,203 @@
+"""The pre-training methods: one :class:`Method` record per method, in one registry.
+
+A record names everything a method is: its views (which dates a sample draws, which view each embedding
+subspace contrasts with the query, and which views are augmented), the subspaces that take the batch's other
+key views as extra negatives, its display name, its name in the official SeCo code's checkpoints, and what the
+experiment report shows beside it. The CLI, configs, the training run, the model, the official-checkpoint import
+and the experiment report read the registry; none of them spells a method out. Adding a method is one
+:func:`register_method` call::
+
+    from seco.methods import Method, View, ViewRecipe, register_method
+
+    register_method(Method(
+        name="moco-3d", display="MoCo-v2 (3 dates)",
+        views=ViewRecipe(num_dates=3, query=View(0, True), keys=(View(2, True),)),
+    ))
+
+This module is plain data (no torch, no numpy), so everything may import it: the views are *made* by
+:func:`seco.data.views.make_views` from a record's :class:`ViewRecipe`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from seco.errors import ConfigError
+
+__all__ = [
+    "MOCO",
+    "MOCO_TP",
+    "Method",
+    "SECO",
+    "View",
+    "ViewRecipe",
+    "get_method",
+    "method_names",
+    "register_method",
+    "unregister_method",
+]
+
+
+@dataclass(frozen=True)
+class View:
+    """One view: the position of its date among the drawn dates, and its transform.
+
+    Attributes:
+        date: index into the drawn dates (0 = t0).
+        augmented: True for the full augmentation, False for a random resized crop only.
+    """
+
+    date: int
+    augmented: bool
+
+
+@dataclass(frozen=True)
+class ViewRecipe:
+    """Which dates a method draws and which views it makes of them.
+
+    Attributes:
+        num_dates: dates drawn per sample.
+        query: the query view.
+        keys: the key views, one per embedding subspace / head.
+        name: the method's name (set by :class:`Method`; used in messages).
+    """
+
+    num_dates: int
+    query: View
+    keys: tuple[View, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(self.keys))
+        if self.num_dates < 1 or not self.keys:
+            raise ConfigError(f"recipe {self.name!r} needs at least one date and one key view")
+        for v in (self.query, *self.keys):
+            if not 0 <= v.date < self.num_dates:
+                raise ConfigError(
+                    f"recipe {self.name!r}: a view uses date {v.date} but only {self.num_dates} are drawn"
+                )
+
+    @property
+    def num_keys(self) -> int:
+        """Number of key views (= embedding subspaces)."""
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class Method:
+    """Everything that defines one pre-training method.
+
+    Attributes:
+        name: the key in configs and on the command line (``--method``), lower case.
+        display: the name in reports and plots (the paper's).
+        views: the view recipe; one embedding subspace (projection head) per key view.
+        extra_negatives_heads: subspaces that also take the batch's other key views as negatives (SeCo's heads
+            1 and 2, which makes them variant to what those views differ in).
+        help: one line for ``seco pretrain --help``.
+        official_data_mode: the method's ``data_mode`` in the official code's checkpoints (``None``: not there).
+        paper_oscd_f1: the paper's OSCD F1 (Table 4), shown beside the experiment's results (``None``: none).
+        colour: its colour in plots (a matplotlib colour).
+    """
+
+    name: str
+    display: str
+    views: ViewRecipe
+    extra_negatives_heads: tuple[int, ...] = ()
+    help: str = ""
+    official_data_mode: str | None = None
+    paper_oscd_f1: float | None = None
+    colour: str = "tab:olive"
+    aliases: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip().lower() or "," in self.name:
+            raise ConfigError(f"method name {self.name!r} must be non-empty lower case without commas or spaces")
+        object.__setattr__(self, "extra_negatives_heads", tuple(self.extra_negatives_heads))
+        object.__setattr__(self, "views", ViewRecipe(self.views.num_dates, self.views.query, self.views.keys,
+                                                     self.name))
+        bad = [h for h in self.extra_negatives_heads if not 0 <= h < self.num_heads]
+        if bad:
+            raise ConfigError(
+                f"method {self.name!r}: extra_negatives_heads {self.extra_negatives_heads} name heads outside "
+                f"0..{self.num_heads - 1} (one head per key view)"
+            )
+
+    @property
+    def num_heads(self) -> int:
+        """Embedding subspaces (projection heads): one per key view."""
+        return self.views.num_keys
+
+    @property
+    def num_dates(self) -> int:
+        """Dates a sample draws (a location needs this many valid dates)."""
+        return self.views.num_dates
+
+
+#: SeCo: q = crop(t0), k0 = aug(t1), k1 = crop(t2), k2 = aug(t0); heads 1 and 2 take extra negatives.
+SECO = Method(
+    name="seco", display="SeCo",
+    views=ViewRecipe(3, View(0, False), (View(1, True), View(2, False), View(0, True))),
+    extra_negatives_heads=(1, 2),
+    help="Seasonal Contrast: 3 subspaces, invariant to season and augmentation, season, augmentation",
+    official_data_mode="seco", paper_oscd_f1=46.94, colour="tab:green",
+)
+#: MoCo-v2: two augmentations of one date.
+MOCO = Method(
+    name="moco", display="MoCo-v2", views=ViewRecipe(1, View(0, True), (View(0, True),)),
+    help="MoCo-v2: two augmentations of one date", official_data_mode="moco", paper_oscd_f1=40.71,
+    colour="tab:blue",
+)
+#: MoCo-v2 + temporal positives: an augmentation of each of two dates.
+MOCO_TP = Method(
+    name="moco-tp", display="MoCo-v2+TP", views=ViewRecipe(2, View(0, True), (View(1, True),)),
+    help="MoCo-v2 with temporal positives: an augmentation of each of two dates", official_data_mode="moco_tp",
+    paper_oscd_f1=40.12, colour="tab:purple", aliases=("moco_tp",),
+)
+
+_REGISTRY: dict[str, Method] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_method(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to the registry (every command, config and report then knows it).
+
+    Raises:
+        ConfigError: a method of that name (or alias) is registered and ``replace`` is False.
+    """
+    taken = [n for n in (method.name, *method.aliases) if (n in _REGISTRY or n in _ALIASES)
+             and _ALIASES.get(n, n) != method.name]
+    if not replace and (method.name in _REGISTRY or taken):
+        raise ConfigError(f"a method named {method.name!r} is already registered; pass replace=True to redefine it")
+    _REGISTRY[method.name] = method
+    for a in method.aliases:
+        _ALIASES[a] = method.name
+    return method
+
+
+def unregister_method(name: str) -> None:
+    """Remove a registered method (tests that register their own)."""
+    m = _REGISTRY.pop(name, None)
+    for a in m.aliases if m is not None else ():
+        _ALIASES.pop(a, None)
+
+
+def method_names() -> tuple[str, ...]:
+    """The registered methods' names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get_method(name: str) -> Method:
+    """The record of a method name (case-insensitive; aliases such as ``moco_tp`` accepted).
+
+    Raises:
+        ConfigError: the name is not registered (the message lists the registered ones).
+    """
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown pre-training method {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[key]
+
+
+for _m in (SECO, MOCO, MOCO_TP):
+    register_method(_m)
