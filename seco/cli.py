@@ -1,18 +1,23 @@
 """The ``seco`` command line: ``seco synth | sample | catalog | collect | pretrain | export | eval | embed | demo``.
 
 Each subcommand validates its input and exits with status 2 and a one-line message on a
-:class:`seco.errors.SecoError`, before doing any work.
+:class:`seco.errors.SecoError` or an OS error (read-only or full disk, a file where a folder is expected), before
+doing any work where it can; after Ctrl-C it says how to continue and exits with 130. Every command that writes
+declares its outputs (:func:`seco.boundary.declare`), and ``main`` claims them for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from seco import boundary
 from seco.backbones import backbone_names
+from seco.boundary import RERUN_CONTINUES, Output, declare
 from seco.configio import flag_type
 from seco.errors import ConfigError, SecoError
 from seco.methods import get_method, method_names
@@ -28,18 +33,23 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patch-size", type=int, default=264, help="patch side in 10 m pixels (default 264)")
     p.add_argument("--bands", default="all", help="'all' (12 L2A bands), 'l1c', 'RGB' or a list B02,B03,...")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--overwrite", action="store_true", help="replace a simulated store made with other settings")
+    p.add_argument("--overwrite-real-data", action="store_true",
+                   help="with --overwrite: also replace a store synth did not make (imported or collected data)")
     p.add_argument("--grid", choices=["10m", "native"], default="10m",
                    help="store grid: 10m (every band on the 10 m grid, default) or native (20 m / 60 m bands at "
                         "their own resolution: 2.16x fewer pixels to decode; same imagery through Store.read)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_synth)
+    declare(p, lambda a: [Output(a.out, kind="dir", keep=boundary.keep_store)], interrupt=RERUN_CONTINUES)
 
 
 def _run_synth(a: argparse.Namespace) -> int:
     from seco.bands import parse_bands
     from seco.synth import make_store
 
+    if a.overwrite_real_data and not a.overwrite:
+        raise ConfigError("--overwrite-real-data only widens --overwrite; give both to replace a store of real data")
     path = make_store(
         a.out,
         num_locations=a.locations,
@@ -50,6 +60,7 @@ def _run_synth(a: argparse.Namespace) -> int:
         progress=not a.no_progress,
         overwrite=a.overwrite,
         grid=a.grid,
+        overwrite_real_data=a.overwrite_real_data,
     )
     print(f"wrote {a.locations} locations x {a.dates} dates to {path}" + (" (native grid)" if a.grid == "native" else ""))
     return 0
@@ -118,6 +129,9 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None)
     p.set_defaults(func=_run_pretrain)
+    # the run claims its --out itself (rank 0 only under DDP); main checks it and names it in OS errors
+    declare(p, lambda a: [Output(a.out, kind="dir")] if a.out else [], lock=False,
+            interrupt="interrupted; rerun with --resume to continue from the last checkpoint")
 
 
 def _run_pretrain(a: argparse.Namespace) -> int:
@@ -140,17 +154,30 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", nargs="?", help="a seco pretrain checkpoint (last.ckpt)")
     p.add_argument("--from-official", metavar="CKPT", help="convert a checkpoint of the paper's code instead")
-    p.add_argument("--bands", help="with --from-official: the band list it was trained on (default RGB)")
-    p.add_argument("--out", required=True, help="output path without extension, e.g. weights/seco_r18")
+    p.add_argument("--bands", help="with --from-official: the band list it was trained on (default RGB); with a "
+                                   "seco checkpoint only its own bands (the first convolution's input channels)")
+    p.add_argument("--out", required=True, help="output path without extension, e.g. weights/seco_r18; an existing "
+                                                "folder (or a path ending in /) gets <run folder name>.* inside it")
     p.set_defaults(func=_run_export)
+    declare(p, _export_outputs)
+
+
+def _export_outputs(a: argparse.Namespace) -> list[Output]:
+    from seco.train.export_run import EXPORT_SUFFIXES, export_stem
+
+    stem = export_stem(a.out, a.from_official or a.checkpoint or "weights", official=bool(a.from_official))
+    return [Output(str(stem), also=tuple(str(stem) + s for s in EXPORT_SUFFIXES))]
 
 
 def _run_export(a: argparse.Namespace) -> int:
-    from seco.train.export import export_official, export_run
+    from seco.train.export_run import export_official, export_run, export_stem
 
     if bool(a.checkpoint) == bool(a.from_official):
         raise ConfigError("give either a seco checkpoint or --from-official CKPT (exactly one)")
-    paths = export_official(a.from_official, a.out, a.bands) if a.from_official else export_run(a.checkpoint, a.out)
+    if a.from_official:
+        paths = export_official(a.from_official, export_stem(a.out, a.from_official, official=True), a.bands)
+    else:
+        paths = export_run(a.checkpoint, export_stem(a.out, a.checkpoint, official=False), bands=a.bands)
     for p in paths:
         print(p)
     return 0
@@ -167,6 +194,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                    help="tiny sizes (small archive, 12 locations, 5 training steps): about a minute, for a first look")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_demo)
+    declare(p, lambda a: [Output(a.out, kind="dir", keep=boundary.keep_nonempty)], interrupt=RERUN_CONTINUES)
 
 
 def _run_demo(a: argparse.Namespace) -> int:
@@ -181,9 +209,12 @@ def _run_demo(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seco import __version__
+
     parser = argparse.ArgumentParser(
         prog="seco", description="Seasonal Contrast pre-training on multispectral Sentinel-2 imagery"
     )
+    parser.add_argument("--version", action="version", version=f"seco {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     from seco.collect.commands import register as add_collect
     from seco.eval.commands import register as add_eval
@@ -200,16 +231,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NUMBER_LIST = re.compile(r"^-(\d+\.?\d*|\.\d+)(,-?(\d+\.?\d*|\.\d+))+$")
+
+
+def _negative_numbers_as_values(argv: list[str]) -> list[str]:
+    """``--bbox -180,-90,180,90`` as ``--bbox=-180,-90,180,90``: argparse takes a value that starts with ``-``
+    and is not a single number for a flag ("expected one argument")."""
+    out: list[str] = []
+    for tok in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NUMBER_LIST.match(tok):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``seco`` command: exit status 0, 1 (a check that found problems), 2 (a one-line error) or 130
+    (Ctrl-C). Every command's outputs are claimed for it (:mod:`seco.boundary`): a second process writing the
+    same output is refused, and an ``OSError`` (read-only, full disk, a file where a folder is expected)
+    becomes one line naming the path and the fix."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negative_numbers_as_values(list(sys.argv[1:] if argv is None else argv)))
+    command = getattr(args, "seco_command", f"seco {args.command}")
+    declared = getattr(args, "seco_outputs", None)
+    outputs: list[Output] = []
     try:
-        return int(args.func(args))
+        outputs = declared(args) if declared is not None else []
+        if not getattr(args, "seco_lock", True):
+            boundary.check_outputs(outputs, command)
+            return int(args.func(args))
+        with boundary.claim_outputs(outputs, command):
+            return int(args.func(args))
     except SecoError as e:
         print(f"seco {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno is None and e.filename is None:
+            raise  # not an error of the file system (a socket, a library's own): its traceback says more
+        print(f"seco {args.command}: error: {boundary.describe_os_error(e, outputs)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted; rerun with --resume to continue where it stopped", file=sys.stderr)
+        print(f"{command}: {getattr(args, 'seco_interrupt', boundary.INTERRUPTED)}", file=sys.stderr)
         return 130
 
 

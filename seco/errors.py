@@ -63,3 +63,12 @@ class StoreCorruptError(StoreError):
 
 class CorpusError(SecoError):
     """A published corpus (SeCo 100k/1M, SSL4EO-S12) whose root or files do not have the expected layout."""
+
+
+class OutputError(SecoError):
+    """An output that cannot be written where it was asked for (read-only, no permission, a file where a
+    folder is expected, a full disk)."""
+
+
+class OutputBusyError(OutputError):
+    """Another seco process is writing the same output."""

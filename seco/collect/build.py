@@ -210,22 +210,40 @@ def _read_band_files(path: Path) -> tuple[list[_BandFile], str | None]:
                 return [_BandFile(path, str(_band_of_key(token.group(1))), 1, **common)], None
             names = [_band_of_key(d.strip()) if d else None for d in src.descriptions]
             known = [b for b in names if b is not None]
-            if src.count > 1 and len(known) == len(names) == len(set(known)):
+            if len(known) == len(names) == len(set(known)):  # one band or several, each described
                 return [_BandFile(path, b, i + 1, **common) for i, b in enumerate(known)], None
             if token:
                 return [], f"{src.count} bands in a file named like a single band"
-            return [], ("no band token in the file name (e.g. _B02) and band descriptions "
-                        f"{list(src.descriptions)} do not name Sentinel-2 bands")
+            unnamed = [i + 1 for i, b in enumerate(names) if b is None]
+            what = (f"band(s) {unnamed} have descriptions {[src.descriptions[i - 1] for i in unnamed]} that are no "
+                    "Sentinel-2 band name" if unnamed else f"descriptions {list(src.descriptions)} repeat a band")
+            return [], (f"no band token in the file name (e.g. _B02), and {what}; name the file <scene>_B02.tif or "
+                        "set each band's description to its band (B02...)")
     except rasterio.errors.RasterioError as e:
         return [], f"unreadable ({e})"
+
+
+def _scene_prefix(f: Path, entries: list[_BandFile]) -> str:
+    """The scene a file belongs to, within its folder: the name before its band token (``T33_20200601_B02``
+    -> ``T33_20200601``); for a single-band file named without one (band from its description), the name before
+    its last ``_`` / ``-`` / ``.`` part (``T33_20200601_blue`` -> ``T33_20200601``; ``blue`` -> the folder's
+    scene); a multi-band file is a scene of its own."""
+    token = _BAND_TOKEN.search(f.stem)
+    if token and len(entries) == 1:
+        return f.stem[: token.start()].rstrip("_-. ")
+    if len(entries) == 1:
+        head, sep, _ = max((f.stem.rpartition(c) for c in "_-."), key=lambda t: len(t[0]))
+        return head.rstrip("_-. ") if sep else ""
+    return f.stem
 
 
 def build_catalog(root: str | Path, out: str | Path, *, collection: str = "local") -> BuildReport:
     """Index a folder of GeoTIFF/COG scenes into stac-geoparquet (``seco catalog build DIR --out FILE``).
 
     Scenes are either one file per band (``<prefix>_B02.tif`` or ``B2.tif``, as OSCD, SAFE granules and the
-    official SeCo downloader lay them out; the files of a scene share a folder and a prefix) or multi-band files
-    whose band descriptions are band names (``B02``, ``blue``...). The acquisition time comes, in this order,
+    official SeCo downloader lay them out, or any name when the band's description names it, ``<prefix>_blue.tif``
+    described ``B02``; the files of a scene share a folder and a prefix) or multi-band files whose band
+    descriptions are band names (``B02``, ``blue``...). The acquisition time comes, in this order,
     from a sidecar JSON (``<prefix>.json`` or ``metadata.json`` with ``datetime`` or Earth Engine's
     ``system:time_start``), from OSCD's ``dates.txt`` (``date_1`` for ``imgs_1``...), or from a sensing time in
     the file or folder name (``T33TUH_20171018T100031``). Note that the old Sentinel-2 product names
@@ -253,8 +271,7 @@ def build_catalog(root: str | Path, out: str | Path, *, collection: str = "local
         if reason:
             skipped.append((str(f), reason))
             continue
-        token = _BAND_TOKEN.search(f.stem)
-        stem = f.stem[: token.start()].rstrip("_-. ") if (token and len(entries) == 1) else f.stem
+        stem = _scene_prefix(f, entries)
         g = groups.setdefault((f.parent, stem), {})
         for e in entries:
             if e.band in g:

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from seco.boundary import RERUN_CONTINUES, Output, declare
 from seco.errors import CollectError, ConfigError
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -54,8 +55,16 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--land-only", action="store_true", help="cities mode: drop candidates at sea")
     p.add_argument("--min-separation-km", type=float, default=None,
                    help="least distance between centres (default: patch diagonal, so patches never overlap)")
+    p.add_argument("--bbox", type=_bbox, default=None,
+                   help="W,S,E,N in degrees: every location inside this box (uniform: over its land; cities: around "
+                        "the cities or --centres inside it)")
+    p.add_argument("--centres", metavar="FILE", default=None,
+                   help="cities mode: draw around these centres instead of the bundled cities: a CSV of name,lon,lat "
+                        "(or lon,lat), or a catalog .parquet (`seco catalog build`) whose scene centres are used, so "
+                        "sampling targets a local archive")
     p.add_argument("--plot", help="also draw the locations on a world map (PNG)")
     p.set_defaults(func=_run_sample)
+    declare(p, lambda a: [Output(a.out, kind="file"), *([Output(a.plot, "--plot", "file")] if a.plot else [])])
 
 
 def _run_sample(a: argparse.Namespace) -> int:
@@ -63,7 +72,8 @@ def _run_sample(a: argparse.Namespace) -> int:
 
     path = run_sample(a.out, a.n, mode=a.mode, seed=a.seed, sigma_km=a.sigma_km, window_days=a.window_days,
                       plot=a.plot, end=a.end, top_cities=a.top_cities, n_dates=a.n_dates,
-                      step_weeks=a.step_weeks, land_only=a.land_only, min_separation_km=a.min_separation_km)
+                      step_weeks=a.step_weeks, land_only=a.land_only, min_separation_km=a.min_separation_km,
+                      bbox=a.bbox, centres=a.centres)
     print(f"wrote {a.n} locations x {a.n_dates} date windows to {path}" + (f" (map: {a.plot})" if a.plot else ""))
     return 0
 
@@ -79,6 +89,7 @@ def _add_catalog(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="the .parquet file to write")
     b.add_argument("--collection", default="local", help="collection id of the items (default 'local')")
     b.set_defaults(func=_run_catalog_build)
+    declare(b, lambda a: [Output(a.out, kind="file")])
     s = csub.add_parser("search", help="search a STAC API, preset or stac-geoparquet file")
     s.add_argument("--catalog", required=True, help="STAC API URL, earth-search, planetary-computer, or .parquet")
     s.add_argument("--collection", default=None)
@@ -184,6 +195,8 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
                                                           "write nothing")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_collect)
+    # run_collect claims the store itself (seco.boundary.claim_output); main checks it and names it in errors
+    declare(p, lambda a: [] if a.dry_run else [Output(a.out, kind="dir")], lock=False, interrupt=RERUN_CONTINUES)
 
 
 def collect_config(a: argparse.Namespace) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from seco.collect.config import _local_path
 from seco.collect.records import Failure, LocationResult
 from seco.errors import CollectError, StoreError
-from seco.fileutil import atomic_write, exclusive_lock
+from seco.fileutil import atomic_write
 
 #: Folder inside a local store with the journal, the failures table and the summary (``--journal`` elsewhere).
 STATE_DIR = "_collect"
@@ -113,11 +113,15 @@ def read_failures(store: str | os.PathLike[str] | None = None, *, journal: str |
 
 
 def lock_path(out: Path) -> Path:
-    """The lock file of a store: beside it (``.<name>.collect-lock``), as it must exist before the store."""
-    return out.parent / f".{out.name}.collect-lock"
+    """The lock file of a store: beside it (``.<name>.seco-lock``, the one every seco command that writes the
+    store takes: :func:`seco.boundary.claim_output`), as it must exist before the store."""
+    return out.parent / f".{out.name}.seco-lock"
 
 
-def _locked(path: Path, store: str | None = None) -> contextlib.AbstractContextManager[None]:
-    name = store or str(path.parent / path.name[1:].removesuffix(".collect-lock"))
-    return exclusive_lock(path, lambda pid: CollectError(
-        f"another `seco collect` is writing to {name} (pid {pid}); wait for it, or choose another --out"))
+def _locked(path: Path, store: str | None = None) -> contextlib.AbstractContextManager[Any]:
+    """Claim the store (lock file ``path``) for ``seco collect``; a store that fails before its first location
+    is committed is removed (a rerun starts it again with the settings then given)."""
+    from seco.boundary import claim_output, keep_store
+
+    name = store or str(path.parent / path.name[1:].removesuffix(".seco-lock"))
+    return claim_output(name, "seco collect", kind="dir", keep=keep_store, lock=path, error=CollectError)

@@ -23,7 +23,7 @@ tried; nothing of that kind stops the run. Only a catalog that stays unreachable
 cleanly, at a location boundary (rerun to continue). Files in ``<store>/_collect/`` (or the ``--journal``
 folder): ``journal.jsonl`` (one line per decided candidate), ``failures.parquet`` (rebuilt from the journal at
 the end of each run) and ``summary.json``; one writer at a time is ensured by an ``flock`` on
-``.<store name>.collect-lock`` beside a local store (``<journal>/lock`` for a store on an object store).
+``.<store name>.seco-lock`` beside a local store (``<journal>/lock`` for a store on an object store).
 
 Object stores. ``--out`` may be an fsspec URL (``s3://bucket/x.zarr``); the journal then lives in the local
 ``--journal`` folder (``store.json`` there names the store it belongs to). Exactly-once holds without renames

@@ -19,7 +19,7 @@ from seco.collect.dates import DateWindows
 from seco.collect.journal import CREATING, OWNER, STATE_DIR, lock_path
 from seco.collect.records import Failure, LocationTask
 from seco.collect.retry import Attempted, with_retries
-from seco.collect.sampling import Locations, read_locations, sample
+from seco.collect.sampling import AreaFullError, Locations, read_locations, sample
 from seco.collect.worker import CatalogSpec
 from seco.errors import CatalogError, CollectError, ConfigError, SecoError, StoreError
 from seco.fileutil import file_sha256
@@ -143,8 +143,17 @@ def _spares(loc: Locations, k: int, first_order: int, source: str) -> tuple[list
     if len(loc) != loc.config.n:
         return [], (f"{source} has {len(loc)} rows but its sampling config says n={loc.config.n} (edited?), so "
                     "no replacement locations can be drawn; rejected locations are dropped")
-    more = sample(dataclasses.replace(loc.config, n=loc.config.n + k))
     n = len(loc)
+    note = None
+    try:
+        more = sample(dataclasses.replace(loc.config, n=n + k))
+    except AreaFullError as e:  # the area holds fewer replacements than asked for: take those that fit
+        if e.placed <= n:
+            return [], (f"no replacement location fits beside the {n} of {source} (its area is full at this "
+                        "separation); rejected locations are dropped")
+        more = sample(dataclasses.replace(loc.config, n=e.placed))
+        note = (f"only {e.placed - n} of the {k} replacement locations (--spares) fit beside the {n} of {source} "
+                "(its area is full at this separation); rejected locations beyond that are dropped")
     mw, lw = more.windows, loc.windows
     assert mw is not None and lw is not None  # sample() always draws windows; the file's were checked
     if not (np.allclose(more.lon[:n], loc.lon) and np.allclose(more.lat[:n], loc.lat)
@@ -158,7 +167,7 @@ def _spares(loc: Locations, k: int, first_order: int, source: str) -> tuple[list
                       windows=DateWindows(centre=mw.centre[n:], start=mw.start[n:], end=mw.end[n:]))
     taken = set(int(i) for i in loc.id)
     tasks = [t for t in _tasks_of(extra, first_order, True, f"spares of {source}") if t.id not in taken]
-    return tasks, None
+    return tasks, note
 
 
 def _check_output(cfg: CollectConfig, fingerprint: dict[str, Any], num_dates: int) -> str | None:

@@ -168,6 +168,9 @@ class SampleConfig:
         centres: cities mode: ``(name, lon, lat)`` centres to draw around instead of the bundled city list
             (e.g. the scene centres of a local archive), all equally likely; ``top_cities`` is capped at their
             number. Saved with the file, so replacement locations can be drawn again.
+        bbox: ``(west, south, east, north)`` in degrees, west < east: every location lies inside it. Uniform
+            mode samples uniformly by area over the land inside it (and within ``lat_min``..``lat_max``);
+            cities mode draws around the cities (or ``centres``) inside it and drops candidates outside it.
     """
 
     n: int
@@ -182,6 +185,7 @@ class SampleConfig:
     lat_max: float = S2_LAT_RANGE[1]
     dates: DateSchedule = field(default_factory=DateSchedule)
     centres: tuple[tuple[str, float, float], ...] | None = None
+    bbox: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 1:
@@ -208,6 +212,11 @@ class SampleConfig:
             raise ConfigError(f"dates={self.dates!r} must be a DateSchedule")
         if self.centres is not None:
             object.__setattr__(self, "centres", _check_centres(self.centres, self.mode))
+        if self.bbox is not None:
+            object.__setattr__(self, "bbox", check_bbox(self.bbox))
+            if self.mode == "uniform" and not max(self.bbox[1], self.lat_min) < min(self.bbox[3], self.lat_max):
+                raise ConfigError(f"--bbox {_show(self.bbox)} lies outside latitudes {self.lat_min:g}..{self.lat_max:g} "
+                                  "(Sentinel-2's land coverage); move it")
 
     @property
     def separation_km(self) -> float:
@@ -227,13 +236,86 @@ class SampleConfig:
         d["dates"] = DateSchedule.from_dict(d.get("dates", {}))
         if d.get("centres") is not None:
             d["centres"] = tuple(tuple(c) for c in d["centres"])
+        if d.get("bbox") is not None:
+            d["bbox"] = tuple(d["bbox"])
         return cls(**d)
+
+
+def _show(bbox: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in bbox)
+
+
+def check_bbox(bbox: Any) -> tuple[float, float, float, float]:
+    """``(west, south, east, north)`` in degrees as floats; ConfigError when malformed."""
+    try:
+        w, s, e, n = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--bbox {bbox!r} must be 4 numbers W,S,E,N in degrees, e.g. 2.2,48.8,2.5,48.9") from None
+    if not (all(map(math.isfinite, (w, s, e, n))) and -180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise ConfigError(f"--bbox {_show((w, s, e, n))} must satisfy -180 <= W < E <= 180 and -90 <= S < N <= 90 "
+                          "(a box across the antimeridian: sample each side into its own file)")
+    return w, s, e, n
+
+
+def _inside(lon: np.ndarray, lat: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    w, s, e, n = bbox
+    return (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)
+
+
+def read_centres(path: str | Path) -> tuple[tuple[str, float, float], ...]:
+    """Centres for cities mode (``seco sample --centres FILE``), as ``(name, lon, lat)``.
+
+    ``FILE`` is a CSV with columns ``lon,lat`` or ``name,lon,lat`` (a header line naming them, or none), or a
+    stac-geoparquet catalog (``seco catalog build``): the centre of each distinct scene footprint, so a local
+    archive's tiles become the centres.
+
+    Raises:
+        ConfigError: a missing or unreadable file, or one without positions.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--centres {path}: no such file; give a CSV of name,lon,lat or a catalog .parquet")
+    if p.suffix.lower() in (".parquet", ".geoparquet"):
+        return _catalog_centres(p)
+    rows = [r for r in csv.reader(p.read_text(encoding="utf-8").splitlines()) if r and any(x.strip() for x in r)]
+    if rows and {c.strip().lower() for c in rows[0]} >= {"lon", "lat"}:
+        head = [c.strip().lower() for c in rows.pop(0)]
+        rows = [[r[head.index("name")] if "name" in head else f"centre {k}", r[head.index("lon")],
+                 r[head.index("lat")]] for k, r in enumerate(rows)]
+    elif rows and len(rows[0]) == 2:
+        rows = [[f"centre {k}", *r] for k, r in enumerate(rows)]
+    try:
+        out = tuple((str(name).strip(), float(lon), float(lat)) for name, lon, lat in rows)
+    except ValueError as e:
+        raise ConfigError(f"--centres {path}: {e}; each row must be lon,lat or name,lon,lat in degrees") from None
+    if not out:
+        raise ConfigError(f"--centres {path} holds no rows; give one centre per line as name,lon,lat")
+    return out
+
+
+def _catalog_centres(p: Path) -> tuple[tuple[str, float, float], ...]:
+    try:
+        table = pq.read_table(p, columns=["id", "bbox"]).to_pylist()
+    except (OSError, KeyError, pa.ArrowException) as e:
+        raise ConfigError(f"--centres {p} is not a stac-geoparquet catalog with id and bbox columns ({e})") from None
+    out: dict[tuple[float, float], str] = {}
+    for row in table:
+        b = row.get("bbox")
+        raw = [b.get(k) for k in ("xmin", "ymin", "xmax", "ymax")] if isinstance(b, dict) else b
+        if not raw or len(raw) < 4 or any(v is None for v in raw):
+            continue
+        x0, y0, x1, y1 = (float(v) for v in raw[:4] if v is not None)
+        key = (round((x0 + x1) / 2, 5), round((y0 + y1) / 2, 5))
+        out.setdefault(key, str(row.get("id")))
+    if not out:
+        raise ConfigError(f"--centres {p}: no item has a bbox; build the catalog with `seco catalog build`")
+    return tuple((name, lon, lat) for (lon, lat), name in sorted(out.items(), key=lambda kv: kv[1]))
 
 
 def _check_centres(centres: Any, mode: str) -> tuple[tuple[str, float, float], ...]:
     """``centres`` as a tuple of ``(name, lon, lat)``; ConfigError when malformed or not in cities mode."""
     if mode != "cities":
-        raise ConfigError(f"centres are for mode='cities', not mode={mode!r}")
+        raise ConfigError(f"centres (--centres) are for --mode cities, not --mode {mode}")
     try:
         out = tuple((str(name), float(lon), float(lat)) for name, lon, lat in centres)
     except (TypeError, ValueError):
@@ -275,6 +357,18 @@ class Locations:
 # ---------------------------------------------------------------------------------------------- sampling
 
 
+class AreaFullError(CollectError):
+    """Fewer non-overlapping locations fit than asked for.
+
+    Attributes:
+        placed: how many were placed (the first ``placed`` of the stream, as a run with ``n=placed`` gives).
+    """
+
+    def __init__(self, message: str, *, placed: int):
+        super().__init__(message)
+        self.placed = placed
+
+
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
@@ -292,11 +386,10 @@ def _accept(n: int, draw: Any, separation_km: float, max_candidates: int, what: 
     seen = 0
     while len(lon_out) < n:
         if seen >= max_candidates:
-            raise CollectError(
-                f"placed only {len(lon_out)} of n={n} non-overlapping {what} locations after {seen} candidates "
-                f"(min separation {separation_km:.2f} km); lower n, or widen the area (sigma_km, top_cities, "
-                "latitude limits), or lower min_separation_km"
-            )
+            raise AreaFullError(
+                f"placed only {len(lon_out)} of --n {n} non-overlapping {what} locations after {seen} candidates "
+                f"(min separation {separation_km:.2f} km); lower --n, or widen the area (--sigma-km, --top-cities, "
+                "--bbox), or lower --min-separation-km", placed=len(lon_out))
         lon, lat, idx = draw()  # (B,), (B,), (B,)
         seen += _BATCH
         xyz = unit_vectors(lon, lat).tolist()
@@ -327,6 +420,7 @@ def sample_cities(
     min_separation_km: float | None = None,
     land_only: bool = False,
     land_mask: LandMask | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
 ) -> Locations:
     """Gaussian locations around populous cities (the SeCo sampler), non-overlapping.
 
@@ -340,6 +434,7 @@ def sample_cities(
         min_separation_km: least centre distance; ``None`` = ``patch_km * sqrt(2)``.
         land_only: drop candidates at sea according to the land mask.
         land_mask: the mask for ``land_only`` (default: the bundled one).
+        bbox: keep only candidates inside ``(west, south, east, north)``.
 
     Returns:
         Locations with ``city``/``country`` set and no windows.
@@ -356,6 +451,8 @@ def sample_cities(
         lon, lat = offset_to_lonlat(table.lon[idx], table.lat[idx], en[:, 0], en[:, 1])
         if mask is not None:
             idx = np.where(mask.contains(lon, lat), idx, -1)
+        if bbox is not None:
+            idx = np.where(_inside(lon, lat, bbox), idx, -1)
         return lon, lat, idx
 
     lon, lat, idx = _accept(n, draw, cfg.separation_km, _max_candidates(n), "city")
@@ -372,6 +469,7 @@ def sample_uniform_land(
     patch_km: float = PATCH_KM,
     min_separation_km: float | None = None,
     land_mask: LandMask | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
 ) -> Locations:
     """Locations uniform by area over land, non-overlapping.
 
@@ -386,10 +484,14 @@ def sample_uniform_land(
         patch_km: patch side in km.
         min_separation_km: least centre distance; ``None`` = ``patch_km * sqrt(2)``.
         land_mask: the mask (default: the bundled 0.1 degree GLOBE-derived one).
+        bbox: ``(west, south, east, north)``: sample inside it only (latitudes also within the limits).
     """
     cfg = SampleConfig(n=n, mode="uniform", patch_km=patch_km, min_separation_km=min_separation_km,
-                       lat_min=lat_min, lat_max=lat_max)
+                       lat_min=lat_min, lat_max=lat_max, bbox=bbox)
     mask = land_mask or load_land_mask()
+    w, e = (-180.0, 180.0) if cfg.bbox is None else (cfg.bbox[0], cfg.bbox[2])
+    if cfg.bbox is not None:
+        lat_min, lat_max = max(lat_min, cfg.bbox[1]), min(lat_max, cfg.bbox[3])
     if mask.land_area_fraction(lat_min, lat_max) == 0.0:
         raise ConfigError(f"the land mask has no land between latitudes {lat_min} and {lat_max}; widen them")
     rng = _rng(seed)
@@ -397,7 +499,7 @@ def sample_uniform_land(
 
     def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         u = rng.random((_BATCH, 2))  # (B, 2)
-        lon = u[:, 0] * 360.0 - 180.0
+        lon = w + u[:, 0] * (e - w)
         lat = np.rad2deg(np.arcsin(s0 + (s1 - s0) * u[:, 1]))
         idx = np.where(mask.contains(lon, lat), 0, -1)
         return lon, lat, idx
@@ -414,15 +516,27 @@ def sample(config: SampleConfig, *, cities: Cities | None = None, land_mask: Lan
     if cfg.mode == "cities" and cities is None and cfg.centres is not None:
         cities = Cities.from_records([{"name": n, "lon": lo, "lat": la} for n, lo, la in cfg.centres])
         top = min(top, len(cities))
+    if cfg.mode == "cities" and cfg.bbox is not None:
+        cities = _cities_inside(cities if cities is not None else load_cities().top(top), cfg.bbox)
+        top = min(top, len(cities))
     if cfg.mode == "cities":
         loc = sample_cities(cfg.n, cfg.seed, cfg.sigma_km, top, cities=cities, patch_km=cfg.patch_km,
-                            min_separation_km=cfg.min_separation_km, land_only=cfg.land_only, land_mask=land_mask)
+                            min_separation_km=cfg.min_separation_km, land_only=cfg.land_only, land_mask=land_mask,
+                            bbox=cfg.bbox)
     else:
         loc = sample_uniform_land(cfg.n, cfg.seed, lat_min=cfg.lat_min, lat_max=cfg.lat_max, patch_km=cfg.patch_km,
-                                  min_separation_km=cfg.min_separation_km, land_mask=land_mask)
+                                  min_separation_km=cfg.min_separation_km, land_mask=land_mask, bbox=cfg.bbox)
     win = date_windows(cfg.n, cfg.seed, cfg.dates)
     return Locations(id=loc.id, lon=loc.lon, lat=loc.lat, city=loc.city, country=loc.country, windows=win,
                      config=cfg)
+
+
+def _cities_inside(cities: Cities, bbox: tuple[float, float, float, float]) -> Cities:
+    keep = _inside(cities.lon, cities.lat, bbox)
+    if not keep.any():
+        raise ConfigError(f"no city (or centre) lies inside --bbox {_show(bbox)}; widen it, give --centres, or "
+                          "use --mode uniform")
+    return Cities(*(getattr(cities, f)[keep] for f in ("geonameid", "name", "country", "lon", "lat", "population")))
 
 
 def _fields(cfg: SampleConfig) -> dict[str, Any]:
@@ -591,6 +705,8 @@ def run_sample(
     land_only: bool = False,
     patch_km: float = PATCH_KM,
     min_separation_km: float | None = None,
+    bbox: Sequence[float] | None = None,
+    centres: str | Path | Sequence[tuple[str, float, float]] | None = None,
 ) -> Path:
     """``seco sample``: sample locations and date windows, write GeoParquet, optionally a PNG map.
 
@@ -609,6 +725,9 @@ def run_sample(
         land_only: cities mode: drop candidates at sea.
         patch_km: patch side in km.
         min_separation_km: least centre distance (default ``patch_km * sqrt(2)``).
+        bbox: ``(west, south, east, north)``: every location inside it (see :class:`SampleConfig`).
+        centres: cities mode: the centres to draw around, ``(name, lon, lat)`` or a file for
+            :func:`read_centres` (a CSV, or a catalog of a local archive).
 
     Returns:
         The path written.
@@ -623,8 +742,12 @@ def run_sample(
     if plot is not None and Path(plot).suffix.lower() != ".png":
         raise ConfigError(f"--plot {str(plot)!r} should end in .png")
     schedule = DateSchedule(n_dates=n_dates, step_weeks=step_weeks, window_days=window_days, end=end)
+    if isinstance(centres, str | Path):
+        centres = read_centres(centres)
     cfg = SampleConfig(n=n, mode=mode, seed=seed, sigma_km=sigma_km, top_cities=top_cities, land_only=land_only,
-                       patch_km=patch_km, min_separation_km=min_separation_km, dates=schedule)
+                       patch_km=patch_km, min_separation_km=min_separation_km, dates=schedule,
+                       centres=None if centres is None else tuple(centres),
+                       bbox=None if bbox is None else check_bbox(bbox))
     path = write_locations(sample(cfg), out)
     if plot is not None:
         plot_locations(path, plot)

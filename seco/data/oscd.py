@@ -174,7 +174,8 @@ class OSCD(Dataset):
                 )
                 raise DatasetError(
                     f"no change map for OSCD city {city!r} (looked for {expected}, and cm.png beside it); "
-                    "unpack the labels archive, or pass require_labels=False to load images only"
+                    "unpack the labels archive, or leave the city out (`seco eval oscd --train-cities/--test-cities`; "
+                    "in Python, require_labels=False loads images only)"
                 )
             self.mask_paths.append(mask)
         self.has_mask: list[bool] = [m is not None for m in self.mask_paths]

@@ -66,7 +66,7 @@ def _last_logged_loss(run: Path, default: float) -> float:
 
 def export_weights(checkpoint: Path, out: Path) -> tuple[list[Path], Path]:
     """Export ``checkpoint`` as ``out/weights/seco_resnet18.*``: every written path, and the ``.safetensors`` one."""
-    from seco.train.export import export_run
+    from seco.train.export_run import export_run
 
     print("[6/9] export")
     paths = export_run(checkpoint, out / "weights" / "seco_resnet18")

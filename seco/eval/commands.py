@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from seco.backbones import backbone_names
+from seco.boundary import Output, declare
 from seco.errors import ConfigError
 
 WEIGHTS_HELP = (
@@ -50,6 +51,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
+def _run_folder(a: argparse.Namespace) -> list[Output]:
+    return [Output(a.out, kind="dir")]
+
+
 def _add_classify(sub: argparse._SubParsersAction, task: str, help_: str) -> None:
     p = sub.add_parser(task, help=help_)
     _common(p)
@@ -73,6 +78,7 @@ def _add_classify(sub: argparse._SubParsersAction, task: str, help_: str) -> Non
         p.add_argument("--num-classes", type=int, default=19, choices=[19, 43])
         p.add_argument("--exclude", action="append", default=[], help="list of patches to leave out (repeatable)")
     p.set_defaults(func=_run_classify, task=task)
+    declare(p, _run_folder)
 
 
 def _run_classify(a: argparse.Namespace) -> int:
@@ -113,6 +119,7 @@ def _add_oscd(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--threshold", type=float, default=0.5)
     p.set_defaults(func=_run_oscd)
+    declare(p, _run_folder)
 
 
 def _run_oscd(a: argparse.Namespace) -> int:
@@ -139,6 +146,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", help="run folders (--out of seco eval)")
     p.add_argument("--out", default="seco_compare", help="folder for compare.md and compare.png")
     p.set_defaults(func=_run_compare)
+    declare(p, _run_folder)
 
 
 def _run_compare(a: argparse.Namespace) -> int:
@@ -169,6 +177,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=_run_embed)
+    declare(p, lambda a: [*([Output(a.out, kind="file")] if a.out else []),
+                          *([Output(a.dense, "--dense")] if a.dense else [])])
 
 
 def _run_embed(a: argparse.Namespace) -> int:

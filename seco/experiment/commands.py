@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from seco.boundary import RERUN_CONTINUES, Output, declare, keep_nonempty
 from seco.errors import ConfigError
 from seco.experiment.config import SCALES, compared_methods
 
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--out", required=True, help="experiment folder (rerun into it to continue)")
     c.add_argument("--scale", default="cpu", choices=sorted(SCALES),
-                   help="size preset: tiny (tests), cpu (default: <= 60 min on 2 quiet cores), gpu (one GPU)")
+                   help="size preset: tiny (tests), cpu (default: 33 min measured on 2 shared cores, docs/FIDELITY.md), "
+                        "gpu (one GPU)")
     c.add_argument("--store", help="pre-training store (default: a simulated one in <out>/store)")
     c.add_argument("--methods", default=",".join(compared_methods()),
                    help=f"comma-separated, of {', '.join(compared_methods())}")
@@ -47,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     c.add_argument("--no-progress", dest="progress", action="store_false")
     c.set_defaults(func=_run)
+    declare(c, lambda a: [Output(a.out, kind="dir", keep=keep_nonempty)], interrupt=RERUN_CONTINUES)
 
 
 def _optional_root(value: str | None, default: Path | None) -> str:

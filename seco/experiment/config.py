@@ -98,7 +98,7 @@ class CompareConfig(ConfigIO):
             (not unknown, f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(known)}"),
             (len(self.methods) > 0, f"--methods is empty; choose some of {', '.join(known)}"),
             (len(set(self.methods)) == len(self.methods), f"--methods {','.join(self.methods)} lists one twice"),
-            (_int(self.seeds) and self.seeds >= 1, f"--seeds {self.seeds!r} must be an integer >= 1 (the issue asks 3)"),
+            (_int(self.seeds) and self.seeds >= 1, f"--seeds {self.seeds!r} must be an integer >= 1 (default 3)"),
             (_int(self.steps) and self.steps >= 1, f"--steps {self.steps!r} must be an integer >= 1"),
             (_int(self.batch_size) and self.batch_size >= 2, f"--batch-size {self.batch_size!r} must be >= 2"),
             (_int(self.crop) and self.crop >= 32, f"--crop {self.crop!r} must be >= 32 px"),

@@ -72,7 +72,7 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
         if not (root / IMAGES_DIR).is_dir():
             raise DatasetError(f"--oscd {cfg.oscd} has no folder {IMAGES_DIR!r}; give the OSCD folder or leave it out")
         if cfg.oscd_test not in OSCD_LABELLED:
-            raise ConfigError(f"--oscd-test {cfg.oscd_test!r} must be a labelled city: {', '.join(OSCD_LABELLED)}")
+            raise ConfigError(f"--set oscd_test={cfg.oscd_test} must name a labelled city: {', '.join(OSCD_LABELLED)}")
     saved = Path(cfg.out) / "experiment.yaml"
     if saved.is_file():
         old = CompareConfig.load(saved)
@@ -107,7 +107,7 @@ def _data(cfg: CompareConfig, out: Path) -> dict[str, Path]:
 def _pretrain(cfg: CompareConfig, method: str, seed: int, store: Path, cell: Path) -> dict[str, Any]:
     """Pre-train one cell (resuming a half-done run) and export it; the weights path and training facts."""
     from seco.train.config import PretrainConfig
-    from seco.train.export import export_run
+    from seco.train.export_run import export_run
     from seco.train.loop import pretrain
 
     run = cell / "pretrain"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
+from seco.boundary import RERUN_CONTINUES, Output, declare
 from seco.errors import CorpusError
 
 
@@ -45,11 +45,7 @@ def _run(a: argparse.Namespace) -> int:
     cfg = ImportConfig(corpus=a.corpus, root=a.root, out=a.out, modality=getattr(a, "modality", None),
                        workers=workers, dask=a.dask, min_dates=a.min_dates, patch_size=a.patch_size,
                        limit=a.limit, commit_every=a.commit_every, progress=not a.no_progress, grid=a.grid)
-    try:
-        report = run_import(cfg)
-    except KeyboardInterrupt:
-        print("seco import: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
-        return 130
+    report = run_import(cfg)  # Ctrl-C: seco.cli.main says how to continue
     print(report.describe())
     if report.imported == 0:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.skip_kinds.items(), key=lambda kv: -kv[1]))
@@ -74,3 +70,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(t, modality=True)
     for q in (s, t):
         q.set_defaults(func=_run)
+        # run_import claims the store itself (seco.boundary.claim_output); main checks it and names it in errors
+        declare(q, lambda a: [Output(a.out, kind="dir")], lock=False, interrupt=RERUN_CONTINUES)

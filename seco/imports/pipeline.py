@@ -5,7 +5,8 @@ Workers (a process pool, ``workers`` processes, or a Dask cluster) read and deco
 reorder window. Each decision is written to ``<store>/_import/journal.jsonl`` before the store append, and a
 rerun skips keys already in the store (``StoreWriter.has``) and locations the journal skipped, so killing the
 run at any moment (SIGKILL) and rerunning gives the same store as an uninterrupted run. Nothing is
-downloaded. One importer per store at a time (an ``flock`` on ``.<store name>.import-lock`` beside it).
+downloaded. One writer per store at a time (:func:`seco.boundary.claim_output`: an ``flock`` on
+``.<store name>.seco-lock`` beside it).
 
 Files in ``<store>/_import/``: ``journal.jsonl`` (one line per decided location) and ``report.json`` (the
 report of the last run, covering every run).
@@ -31,7 +32,6 @@ from typing import Any
 
 from seco.cluster import dask_executor
 from seco.errors import ConfigError, CorpusError, SecoError, StoreError
-from seco.fileutil import exclusive_lock
 from seco.imports.layouts import Corpus, LocationRef, corpus_for, find_locations
 from seco.imports.readers import QA60_CLOUD_FRACTION, ReadJob, ReadResult, read_location
 
@@ -252,10 +252,13 @@ class Journal:
         self._f.close()
 
 
-def _locked(out: Path) -> contextlib.AbstractContextManager[None]:
-    lock = out.parent / f".{out.name}.import-lock"
-    return exclusive_lock(lock, lambda pid: StoreError(
-        f"another `seco import` is writing {out} (lock {lock}); wait for it or stop it"))
+def _locked(out: Path) -> contextlib.AbstractContextManager[Any]:
+    """Claim the store for ``seco import`` (:func:`seco.boundary.claim_output`: one writer per store, whatever
+    the command); a store that fails before its first location is committed is removed, so a rerun with other
+    settings (``--patch-size``) is not refused by an empty store."""
+    from seco.boundary import claim_output, keep_store
+
+    return claim_output(out, "seco import", kind="dir", keep=keep_store, error=StoreError)
 
 
 # ---------------------------------------------------------------------------------------------- executors
@@ -274,13 +277,15 @@ class _Inline(cf.Executor):
 
 
 def _executor(cfg: ImportConfig) -> tuple[cf.Executor, int, Any, str]:
-    """(executor, parallel slots, dask client or None, description)."""
+    """(executor, parallel slots, dask client or None, description). Worker processes leave Ctrl-C to this one."""
+    from seco.boundary import ignore_interrupts
+
     if cfg.dask is None:
         if cfg.workers == 0:
             return _Inline(), 1, None, "in-process"
         ctx = multiprocessing.get_context("forkserver")  # clean children: the driver holds zarr's I/O thread
-        return (cf.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx), cfg.workers, None,
-                f"{cfg.workers} worker processes")
+        procs = cf.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=ignore_interrupts)
+        return procs, cfg.workers, None, f"{cfg.workers} worker processes"
     pool, slots, client = dask_executor(cfg.dask, flag="--dask", instead="use --workers N")
     return pool, slots, client, f"Dask {cfg.dask} ({slots} threads)"
 

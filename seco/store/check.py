@@ -236,7 +236,10 @@ def check_store(
                 bar.update(len(part))
         else:  # spawn: zarr keeps an event-loop thread, which a fork would copy in an unknown state
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(parts)), mp_context=ctx) as pool:
+            from seco.boundary import ignore_interrupts
+
+            with ProcessPoolExecutor(max_workers=min(workers, len(parts)), mp_context=ctx,
+                                     initializer=ignore_interrupts) as pool:
                 futures = {pool.submit(_run, s, checks, part): len(part) for part in parts}
                 for fut in as_completed(futures):
                     report.findings += fut.result()

@@ -12,7 +12,8 @@ import os
 import sys
 from typing import Any
 
-from seco.errors import ConfigError
+from seco.boundary import RERUN_CONTINUES, Output, declare, keep_store
+from seco.errors import ConfigError, StoreError
 
 
 def location_checks() -> dict[str, Any]:
@@ -78,8 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a damaged source location stops the migration (error) or is left out (skip)")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_run_migrate)
+    declare(m, lambda a: [Output(a.dst, "DST", "dir", keep=keep_store)], interrupt=RERUN_CONTINUES)
 
-    i = ssub.add_parser("info", help="print a store's size, bands, layout and checksums")
+    i = ssub.add_parser("info", help="print a store's size, bands, layout, checksums, valid dates, date range and "
+                                     "per-band statistics")
     i.add_argument("store")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_run_info)
@@ -90,6 +93,9 @@ def _run_check(a: argparse.Namespace) -> int:
     from seco.store.check import check_store
 
     store = open_store(a.store)
+    if len(store) == 0:
+        raise StoreError(f"{store.path} holds no locations, so there is nothing to check (a run stopped before its "
+                         "first location, or one that rejected every location); rerun the command that writes it")
     names = None if not a.checks else [n.strip() for n in a.checks.split(",") if n.strip()]
     checks, notes = applicable_checks(store, names)
     report = check_store(store, checks=checks, workers=a.workers, progress=not a.no_progress)
@@ -137,6 +143,37 @@ def _run_migrate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _dates_summary(s: Any) -> dict[str, Any]:
+    """Valid dates per location (min / mean / max and how many locations have k valid dates) and the range of
+    the valid dates' acquisition times."""
+    import numpy as np
+
+    valid = s.valid_mask()  # (N, T)
+    if not len(s):
+        return {"valid_dates": None, "date_range": None}
+    per = valid.sum(axis=1)  # (N,)
+    counts = np.bincount(per, minlength=s.num_dates + 1)
+    when = s.meta_array("datetime")[valid]  # (V,) datetime64[us]
+    when = when[~np.isnat(when)]
+    return {
+        "valid_dates": {"total": int(per.sum()), "per_location_min": int(per.min()),
+                        "per_location_mean": round(float(per.mean()), 3), "per_location_max": int(per.max()),
+                        "locations_with": {str(k): int(c) for k, c in enumerate(counts) if c}},
+        "date_range": ([str(when.min())[:19] + "Z", str(when.max())[:19] + "Z"] if when.size else None),
+    }
+
+
+def _band_stats(s: Any) -> dict[str, dict[str, float]] | str:
+    """Per-band mean, std, 2nd and 98th percentile in DN over the valid dates (nodata 0 left out), or why not."""
+    if not len(s):
+        return "none: the store holds no locations"
+    try:
+        st = s.stats()
+    except StoreError as e:
+        return f"none: {e}"
+    return {b: {k: round(float(st[k][i]), 1) for k in ("mean", "std", "p2", "p98")} for i, b in enumerate(s.bands)}
+
+
 def _run_info(a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -152,10 +189,17 @@ def _run_info(a: argparse.Namespace) -> int:
         "schema_version": s.config.schema_version,
         "image_bytes": nbytes,
         "mb_per_location": round(nbytes / len(s) / 1e6, 3) if nbytes is not None and len(s) else None,
+        **_dates_summary(s),
+        "band_stats_dn": _band_stats(s),
     }
     if a.json:
         print(json.dumps(info, indent=2))
-    else:
-        for k, v in info.items():
+        return 0
+    for k, v in info.items():
+        if k == "band_stats_dn" and isinstance(v, dict):
+            print("band_stats_dn: (mean, std, p2, p98 over valid dates; nodata 0 left out)")
+            for b, st in v.items():
+                print(f"  {b}: " + ", ".join(f"{n} {x:g}" for n, x in st.items()))
+        else:
             print(f"{k}: {v}")
     return 0

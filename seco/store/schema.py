@@ -279,7 +279,7 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in DATE_FIELDS)
 
 #: ``dn_shift`` where it is not known (stores written before seco recorded it, dates without data).
 DN_SHIFT_UNKNOWN = -32768
-#: Optional per-date radiometry record (issue 7), never required by ``append``. Stores written before it have
+#: Optional per-date radiometry record, never required by ``append``. Stores written before it have
 #: no such arrays: readers report ``None`` (unknown) and a writer adds them, filled with unknown, at its
 #: first append. ``trailing`` ``(-1,)`` means one value per band of the store.
 RADIOMETRY_FIELDS: tuple[DateField, ...] = (

@@ -84,11 +84,13 @@ def make_store(
     *,
     overwrite: bool = False,
     grid: str = "10m",
+    overwrite_real_data: bool = False,
 ) -> Path:
     """Simulate an archive into a new store at ``out`` and return its path.
 
     Rerunning with the same arguments on an interrupted store continues it (each location is written
-    exactly once); a store made with other arguments is refused unless ``overwrite``.
+    exactly once); a store made with other arguments is refused unless ``overwrite``, and a store synth did not
+    make (imported or collected data) unless ``overwrite_real_data`` too.
 
     Args:
         grid: the store grid, ``"10m"`` or ``"native"`` (20 m / 60 m bands at their own resolution,
@@ -96,7 +98,8 @@ def make_store(
 
     Raises:
         ConfigError / BandError: bad arguments.
-        StoreError: ``out`` holds something else, or a store of the other grid.
+        StoreError: ``out`` holds something else, or a store of the other grid, or (with ``overwrite``) a
+            store of real data without ``overwrite_real_data``.
     """
     from seco.store.schema import GRIDS
 
@@ -111,6 +114,8 @@ def make_store(
         seed=seed,
     )
     path = Path(os.fspath(out)).expanduser().absolute()
+    if overwrite and not overwrite_real_data:
+        _refuse_overwriting_real_data(path)
     writer = _writer(path, config, overwrite, grid)
     todo = [i for i in range(config.num_locations) if not writer.has(f"synth-{seed}-{i:06d}")]
 
@@ -158,16 +163,40 @@ def _writer(path: Path, config: SynthConfig, overwrite: bool, grid: str) -> Stor
                 writer.close()
                 raise StoreError(f"{path} holds a synth store on the {writer.config.layout.grid!r} grid, not "
                                  f"{grid!r}; pass --grid {writer.config.layout.grid} to continue it, or choose a "
-                                 "new --out (or overwrite=True)")
+                                 "new --out (or --overwrite to replace it)")
             return writer
         if existing is not None:
             raise StoreError(
-                f"{path} holds a store made with other settings; choose a new --out or pass overwrite=True"
+                f"{path} holds a store made with other settings; choose a new --out, or --overwrite to replace it"
             )
     return create_store(
         path, config.bands, config.num_dates, config.patch_size, attrs=attrs,
         label_names=CLASSES, overwrite=overwrite, commit_every=16, layout=StoreLayout(grid=grid),
     )
+
+
+def _refuse_overwriting_real_data(path: Path) -> None:
+    """Raise when ``path`` holds a seco store that synth did not make (what ``--overwrite`` would destroy)."""
+    from seco.store.schema import ATTR_USER, Location, open_root
+
+    if not (path / "zarr.json").is_file():
+        return
+    try:
+        _, attrs = open_root(Location.parse(path), read_only=True)
+    except StoreError:
+        return  # not a seco store: create_store refuses to touch it
+    user = attrs.get(ATTR_USER) or {}
+    if user.get("source") == "seco.synth":
+        return
+    if isinstance(user.get("import"), dict):
+        what = f"data imported from the {user['import'].get('corpus', '?')} corpus ({user['import'].get('root', '?')})"
+    elif isinstance(user.get("seco_collect"), dict):
+        cfg = user["seco_collect"].get("config") or {}
+        what = f"data collected by `seco collect` from {cfg.get('catalog', 'a catalog')}"
+    else:
+        what = "a store that `seco synth` did not make"
+    raise StoreError(f"{path} holds {what}; --overwrite would delete it. Choose another --out, or add "
+                     "--overwrite-real-data to replace it")
 
 
 def nodata_on_band_grids(images: np.ndarray, valid: np.ndarray, metas: Sequence[dict | None],

@@ -474,8 +474,8 @@ def _reusable(path: Path, cfg: ChangeDatasetConfig, want: dict[str, Any], overwr
             return True
         if not overwrite:
             raise DatasetError(
-                f"{path} holds a synthetic OSCD made with other settings ({have}); choose another folder or "
-                "pass overwrite=True"
+                f"{path} holds a synthetic OSCD made with other settings ({have}); choose another folder (or "
+                "another --out of the command that made it), or remove it"
             )
     elif (path / IMAGES_DIR).exists() and not overwrite and not any(
         (path / IMAGES_DIR / c).is_dir() for c in cfg.city_names()

@@ -132,7 +132,7 @@ def for_device(cfg: PretrainConfig, device_type: str, cpus: int, bf16_ok: bool =
     workers = cfg.num_workers
     if workers == "auto":
         # CUDA: every CPU but the one driving the GPU decodes. CPU: the step already uses every core
-        # (intra-op threads) and a worker only competes with it (docs/BENCHMARKS.md, "Pipeline (issue 8)").
+        # (intra-op threads) and a worker only competes with it (docs/BENCHMARKS.md, "Pipeline").
         workers = max(1, cpus - 1) if cuda else 0
     elif int(workers) > cpus:
         raise ConfigError(
