@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seco.errors import ConfigError
+from seco.methods import load_plugins
 
 __all__ = ["Backbone", "backbone_names", "build_backbone", "get_backbone", "register_backbone"]
 
@@ -63,7 +64,8 @@ def register_backbone(backbone: Backbone, *, replace: bool = False) -> Backbone:
 
 
 def backbone_names() -> tuple[str, ...]:
-    """The registered backbones' names, in registration order."""
+    """The registered backbones' names, in registration order (plugins loaded first, see ``seco.methods``)."""
+    load_plugins()
     return tuple(_REGISTRY)
 
 
@@ -73,8 +75,12 @@ def get_backbone(name: str) -> Backbone:
     Raises:
         ConfigError: the name is not registered (the message lists the registered ones).
     """
+    load_plugins()
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(_REGISTRY)}")
+        raise ConfigError(
+            f"unknown backbone {name!r}; choose one of {', '.join(_REGISTRY)} (one of your own: name the module "
+            "that registers it in SECO_PLUGINS)"
+        )
     return _REGISTRY[name]
 
 

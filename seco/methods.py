@@ -14,6 +14,11 @@ and the experiment report read the registry; none of them spells a method out. A
         views=ViewRecipe(num_dates=3, query=View(0, True), keys=(View(2, True),)),
     ))
 
+A method registered in your own module reaches every ``seco`` command (``seco export`` of its checkpoint,
+``seco experiment compare --methods``) when the module is named in ``SECO_PLUGINS`` (comma-separated module
+names, imported on first use of the registry) or is an entry point of the ``seco.plugins`` group of an installed
+package.
+
 This module is plain data (no torch, no numpy), so everything may import it: the views are *made* by
 :func:`seco.data.views.make_views` from a record's :class:`ViewRecipe`.
 """
@@ -158,6 +163,35 @@ _REGISTRY: dict[str, Method] = {}
 _ALIASES: dict[str, str] = {}
 
 
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the modules named in ``SECO_PLUGINS`` and the ``seco.plugins`` entry points (once per process):
+    they register their methods and backbones on import.
+
+    Raises:
+        ConfigError: a module that cannot be imported (named, with the error).
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import importlib
+    import os
+    from importlib.metadata import entry_points
+
+    names = [n.strip() for n in os.environ.get("SECO_PLUGINS", "").split(",") if n.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"SECO_PLUGINS names {name!r}, which cannot be imported ({e}); fix the name or "
+                              "PYTHONPATH") from e
+    for ep in entry_points(group="seco.plugins"):
+        ep.load()
+
+
 def register_method(method: Method, *, replace: bool = False) -> Method:
     """Add ``method`` to the registry (every command, config and report then knows it).
 
@@ -183,6 +217,7 @@ def unregister_method(name: str) -> None:
 
 def method_names() -> tuple[str, ...]:
     """The registered methods' names, in registration order."""
+    load_plugins()
     return tuple(_REGISTRY)
 
 
@@ -192,10 +227,14 @@ def get_method(name: str) -> Method:
     Raises:
         ConfigError: the name is not registered (the message lists the registered ones).
     """
+    load_plugins()
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
-        raise ConfigError(f"unknown pre-training method {name!r}; choose one of {', '.join(_REGISTRY)}")
+        raise ConfigError(
+            f"unknown pre-training method {name!r}; choose one of {', '.join(_REGISTRY)} (a method of your own: "
+            "name the module that registers it in SECO_PLUGINS)"
+        )
     return _REGISTRY[key]
 
 

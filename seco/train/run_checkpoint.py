@@ -29,9 +29,11 @@ import torch
 from torch import Tensor
 
 from seco import __version__
+from seco.backbones import backbone_names
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, SecoError
 from seco.fileutil import atomic_open
+from seco.methods import method_names
 from seco.models.contrastive import ContrastiveModel
 from seco.models.safe_load import read_torch_file, to_safe
 from seco.train.config import PretrainConfig
@@ -154,12 +156,24 @@ def read_run_checkpoint(
         raise _bad(path, f"it lacks {missing}")
     if not isinstance(ckpt["config"], dict):
         raise _bad(path, f"'config' is a {type(ckpt['config']).__name__}, not a dict")
+    _check_registered(ckpt["config"], path)
     try:
         cfg = PretrainConfig.from_dict(dict(ckpt["config"]))
     except (SecoError, TypeError, ValueError) as e:
         raise _bad(path, f"its 'config' is invalid ({e})") from e
     _check_entries(ckpt, path)
     return ckpt, cfg
+
+
+def _check_registered(config: Mapping[str, Any], path: Path) -> None:
+    """A checkpoint of a method or backbone this process does not know is not damaged: say what to register."""
+    for key, known in (("method", method_names()), ("backbone", backbone_names())):
+        name = config.get(key)
+        if isinstance(name, str) and name not in known:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was trained with {key} {name!r}, which is not registered here (known: "
+                f"{', '.join(known)}); name the module that registers it in SECO_PLUGINS (see docs/PRETRAINING.md)"
+            )
 
 
 def _check_entries(ckpt: Mapping[str, Any], path: Path) -> None:

@@ -128,3 +128,37 @@ def test_registered_backbone_trains_and_resumes(tiny_backbone: Backbone, tiny_st
 def test_unknown_backbone_names_the_registered_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="resnet18, resnet50"):
         PretrainConfig(store="s", out=str(tmp_path), backbone="vit_b16")
+
+
+PLUGIN = '''
+from seco.methods import Method, View, ViewRecipe, register_method
+
+register_method(Method(name="plug-3d", display="Plugged (3 dates)",
+                       views=ViewRecipe(3, View(0, True), (View(2, True),))))
+'''
+
+
+def test_a_plugin_method_reaches_every_command(tiny_store: Path, tmp_path: Path) -> None:
+    """A method registered in the user's own module, named in SECO_PLUGINS: `seco pretrain` trains it and a
+    separate `seco export` process exports its checkpoint; without the plugin, export says what to set."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "myplugin.py").write_text(PLUGIN)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{tmp_path}{os.pathsep}{repo}",
+           "SECO_PLUGINS": "myplugin"}
+    out = tmp_path / "run"
+
+    def seco(*args: str, **kw: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "seco", *args], env={**env, **kw}, capture_output=True,
+                              text=True, timeout=300)
+
+    r = seco(*tiny_pretrain_args(tiny_store, out, "--method", "plug-3d", "--max-steps", "1")[0:])
+    assert r.returncode == 0, r.stderr
+    r = seco("export", str(out / "last.ckpt"), "--out", str(tmp_path / "w" / "p"))
+    assert r.returncode == 0, r.stderr
+    assert load_exported(tmp_path / "w" / "p.safetensors")[1]["method"] == "plug-3d"
+    r = seco("export", str(out / "last.ckpt"), "--out", str(tmp_path / "w2" / "p"), SECO_PLUGINS="")
+    assert r.returncode == 2 and "SECO_PLUGINS" in r.stderr
