@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from seco.fileutil import atomic_write
 from seco.models.contrastive import ContrastiveOutput
 from seco.train.distributed import DistInfo, all_reduce_mean
 from seco.train.logs import MetricsLog
@@ -75,7 +76,7 @@ def record_sync(model: torch.nn.Module, step: int, info: DistInfo, device: torch
     dist.all_gather(gathered, fp)
     if info.is_main:
         rows = [g.tolist() for g in gathered]
-        path.write_text(json.dumps({"step": step, "fingerprints": rows, "in_sync": all(r == rows[0] for r in rows)}))
+        atomic_write(path, json.dumps({"step": step, "fingerprints": rows, "in_sync": all(r == rows[0] for r in rows)}))
 
 
 class RunReporter:

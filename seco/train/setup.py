@@ -25,7 +25,7 @@ from seco.data.ring import BatchRing, plan_ring
 from seco.data.sampler import ResumableSampler
 from seco.data.transforms import Augment
 from seco.errors import ConfigError
-from seco.fileutil import exclusive_lock
+from seco.fileutil import atomic_write, exclusive_lock
 from seco.methods import ViewRecipe, get_method
 from seco.models.contrastive import ContrastiveModel
 from seco.store import open_store
@@ -268,7 +268,7 @@ def _write_run_files(run: Run) -> None:
     print(run.ring.startup(), flush=True)  # the ring's size and what it cost before the first step
     run.out.mkdir(parents=True, exist_ok=True)
     cfg.save(run.out / "config.yaml")
-    (run.out / "normalization.json").write_text(json.dumps(run.norm.to_dict(), indent=2))
+    atomic_write(run.out / "normalization.json", json.dumps(run.norm.to_dict(), indent=2))
 
 
 def settle_run(
