@@ -55,3 +55,22 @@ def sigkill_after_checkpoint(args: list[str], ckpt: Path, min_step: int, env: di
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def join_gloo(rank: int, init_file: str, world: int) -> None:
+    """In a test's spawned rank: one intra-op thread, then the gloo process group through ``init_file``."""
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+
+
+def same_on_all_ranks(t: "torch.Tensor") -> bool:  # noqa: F821
+    """Whether tensor ``t`` holds the same values on every rank of the process group."""
+    import torch
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return all(torch.equal(parts[0], p) for p in parts[1:])

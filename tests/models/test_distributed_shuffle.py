@@ -12,20 +12,15 @@ import torch.multiprocessing as mp
 
 from seco.errors import ConfigError
 from seco.models.contrastive import ContrastiveModel, batch_shuffle, batch_unshuffle, concat_all_gather
+from tests.conftest import join_gloo, same_on_all_ranks
 
 WORLD = 2
 LOCAL_BATCH = 2
 
 
-def _same_on_all_ranks(t: torch.Tensor) -> bool:
-    parts = [torch.empty_like(t) for _ in range(WORLD)]
-    dist.all_gather(parts, t.contiguous())
-    return all(torch.equal(parts[0], p) for p in parts[1:])
-
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    join_gloo(rank, init_file, WORLD)
     try:
         res: dict = {}
         # shuffle / unshuffle helpers
@@ -34,7 +29,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         shuffled, idx_unshuffle = batch_shuffle(x)
         res["global_perm_ok"] = sorted(concat_all_gather(shuffled).flatten().tolist()) == list(range(6))
         res["roundtrip_ok"] = torch.equal(batch_unshuffle(shuffled, idx_unshuffle), x)
-        res["perm_shared"] = _same_on_all_ranks(idx_unshuffle)
+        res["perm_shared"] = same_on_all_ranks(idx_unshuffle)
 
         # one DDP training step of a tiny SeCo model
         torch.manual_seed(0)  # identical initialisation on every rank
@@ -50,9 +45,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         opt.step()
         res["logit_widths"] = [t.shape[1] for t in out.logits]
         res["ptr"] = model.queue.ptr.tolist()
-        res["queue_same"] = _same_on_all_ranks(model.queue.bank)
-        res["query_same"] = all(_same_on_all_ranks(p.detach()) for p in model.query_parameters())
-        res["key_same"] = all(_same_on_all_ranks(p) for p in model.backbone_k.parameters())
+        res["queue_same"] = same_on_all_ranks(model.queue.bank)
+        res["query_same"] = all(same_on_all_ranks(p.detach()) for p in model.query_parameters())
+        res["key_same"] = all(same_on_all_ranks(p) for p in model.backbone_k.parameters())
 
         # the queue must be a multiple of the GLOBAL batch (2 ranks x 2 = 4), not of the local one
         torch.manual_seed(0)

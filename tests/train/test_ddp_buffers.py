@@ -18,6 +18,7 @@ import torch.multiprocessing as mp
 
 from seco.models.contrastive import ContrastiveModel
 from seco.train.distributed import DistInfo, wrap_ddp
+from tests.conftest import join_gloo, same_on_all_ranks
 
 WORLD = 2
 STEPS = 3
@@ -44,22 +45,16 @@ def _train(rank: int, broadcast: bool) -> ContrastiveModel:
     return model
 
 
-def _gather_equal(t: torch.Tensor) -> bool:
-    parts = [torch.empty_like(t) for _ in range(WORLD)]
-    dist.all_gather(parts, t.contiguous())
-    return all(torch.equal(parts[0], p) for p in parts[1:])
-
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    join_gloo(rank, init_file, WORLD)
     try:
         plain = _train(rank, broadcast=False)
         bn = [n for n, _ in plain.named_buffers() if n.endswith("running_mean")]
         res = {
-            "queues_same": _gather_equal(plain.queue.bank) and _gather_equal(plain.queue.ptr),
-            "params_same": all(_gather_equal(p.detach()) for p in plain.parameters()),
-            "bn_differ": [n for n, b in plain.named_buffers() if n in bn and not _gather_equal(b)],
+            "queues_same": same_on_all_ranks(plain.queue.bank) and same_on_all_ranks(plain.queue.ptr),
+            "params_same": all(same_on_all_ranks(p.detach()) for p in plain.parameters()),
+            "bn_differ": [n for n, b in plain.named_buffers() if n in bn and not same_on_all_ranks(b)],
             "bn_names": bn,
         }
         sd_plain = plain.state_dict()
