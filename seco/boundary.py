@@ -84,12 +84,24 @@ class Output:
         return None if p is None else p.parent / f".{p.name}.seco-lock"
 
 
-def _lock_holder(lock: Path) -> tuple[str, str]:
-    """(command, pid) written in a lock file by its holder; ``("seco", "?")`` when unreadable."""
-    try:
-        text = lock.read_text().strip()
-    except OSError:
-        return "seco", "?"
+def _lock_holder(lock: Path, wait_s: float = 0.5) -> tuple[str, str]:
+    """(command, pid) written in a lock file by its holder; ``("seco", "?")`` when unreadable.
+
+    A holder writes its line right after it takes the lock; a reader that comes in between finds the file empty
+    and looks again for up to ``wait_s``.
+    """
+    import time
+
+    deadline = time.monotonic() + wait_s
+    text = ""
+    while True:
+        try:
+            text = lock.read_text().strip()
+        except OSError:
+            text = ""
+        if text or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     pid, _, command = text.partition(" ")
     return (command or "seco"), (pid or "?")
 
@@ -114,7 +126,10 @@ class _Lock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
-                raise busy(*_lock_holder(self.path)) from None
+                command, pid = _lock_holder(self.path)
+                if pid == "?" and not self.path.exists():
+                    continue  # the holder released (and removed) it while we looked: take it now
+                raise busy(command, pid) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
