@@ -339,9 +339,10 @@ def check_syncs(ctx: Context) -> tuple[bool, str]:
     if not ctx.cuda:
         return False, "needs CUDA"
     run = settled_run(ctx.store(), ctx.work / "sync_run", ctx.device, ctx.sizes, workers=2)
-    from seco.train.loop import _loader  # the run's own DataLoader (workers and prefetch of the ring's plan)
+    from seco.train.loop import make_loader  # the run's own DataLoader
 
-    loader = _loader(run)
+
+    loader = make_loader(run)
     pre = DevicePrefetcher(run.device, run.ring, run.dataset.pack_spec)
     step_once = StepRunner(run)
     caught: list[warnings.WarningMessage] = []

@@ -29,7 +29,7 @@ from seco.train.progress import PretrainResult, RunReporter
 from seco.train.setup import PREFETCH_FACTOR, Run, run_lock, settle_run
 from seco.train.step import StepRunner
 
-__all__ = ["pretrain", "train"]
+__all__ = ["make_loader", "pretrain", "train"]
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, given: set[str] | None = None) -> PretrainResult:
@@ -53,7 +53,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, given: set[str] | None =
         shutdown(info)
 
 
-def _loader(run: Run) -> DataLoader:
+def make_loader(run: Run) -> DataLoader:
+    """The run's DataLoader: ring batches, the ring plan's workers and prefetch, persistent workers."""
     plan = run.ring.plan  # the workers and prefetch factor the ring was sized for
     workers = plan.workers if plan is not None else int(run.cfg.num_workers)
     return DataLoader(
@@ -71,7 +72,7 @@ def train(run: Run) -> PretrainResult:
     """Train a settled run to its step total or time limit, checkpointing as it goes."""
     reporter = RunReporter(run, last_loss=run.last_loss)
     step_once = StepRunner(run)
-    loader = _loader(run)
+    loader = make_loader(run)
     # copies the packed (B, n, L) batch to the device and unpacks it there to (B, n, C, H, W) uint16
     prefetcher = DevicePrefetcher(run.device, run.ring, run.dataset.pack_spec)
     stopping = False
