@@ -98,6 +98,8 @@ def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = Non
         BandError: on an unknown name, a duplicate, an empty list, or a band not in ``available``.
     """
     avail = tuple(normalize_name(b) for b in available) if available is not None else None
+    if isinstance(spec, BandSelection) and (avail is None or set(spec) <= set(avail)):
+        return spec  # resolved once already (by the caller that holds the run's bands): used as it is
     if isinstance(spec, str):
         key = spec.strip().lower()
         if key == "all" and avail is not None:

@@ -118,8 +118,7 @@ class Normalization:
         Raises:
             BandError: if a band is not in the store.
         """
-        resolved = isinstance(bands, BandSelection) and set(bands) <= set(store.bands)
-        names = bands if resolved else parse_bands(bands, available=store.bands)
+        names = parse_bands(bands, available=store.bands)
         return cls.from_stats(store.stats(bands=list(names)), names, method=method)
 
     def select(self, bands: str | Sequence[str]) -> Normalization:

@@ -120,10 +120,7 @@ class PretrainDataset(Dataset):
             raise ConfigError(f"num_dates={num_dates} must be >= 1 (3 for SeCo, 1 for MoCo, 2 for MoCo+TP)")
         if seed < 0:
             raise ConfigError(f"seed {seed} must be >= 0")
-        self.bands: BandSelection = (
-            bands if isinstance(bands, BandSelection) and _resolved_for(bands, store)
-            else parse_bands(bands, available=store.bands)
-        )
+        self.bands: BandSelection = parse_bands(bands, available=store.bands)
         self.num_dates = int(num_dates)
         self.seed = int(seed)
         self.replace = bool(replace)
@@ -377,11 +374,6 @@ class PretrainDataset(Dataset):
 
 def _open(path: Path) -> ImageSource:
     return open_store(path)
-
-
-def _resolved_for(bands: BandSelection, store: ImageSource) -> bool:
-    """``bands`` is a :class:`BandSelection` (resolved once by the caller) of bands ``store`` holds."""
-    return isinstance(bands, BandSelection) and set(bands) <= set(store.bands)
 
 
 def _parse_key(key: int | tuple[int, int]) -> tuple[int | None, int]:

@@ -401,14 +401,15 @@ def check_fits(cfg: ChangeConfig, backbone: str, in_chans: int, device: torch.de
     Raises:
         ConfigError: with the estimate, what is free, and settings that fit.
     """
-    need, free = training_bytes(backbone, in_chans, cfg.patch, cfg.batch_size, cfg.dropout), available_bytes(device)
+    free = available_bytes(device)
+    need = fit_need = training_bytes(backbone, in_chans, cfg.patch, cfg.batch_size, cfg.dropout)
     if need <= 0.8 * free:
         return
     fit = cfg.batch_size
-    while fit > 1 and training_bytes(backbone, in_chans, cfg.patch, fit, cfg.dropout) > 0.8 * free:
+    while fit > 1 and fit_need > 0.8 * free:
         fit //= 2
-    hint = (f"--batch-size {fit}" if training_bytes(backbone, in_chans, cfg.patch, fit, cfg.dropout) <= 0.8 * free
-            else "a smaller --patch (the paper uses 96)")
+        fit_need = training_bytes(backbone, in_chans, cfg.patch, fit, cfg.dropout)
+    hint = f"--batch-size {fit}" if fit_need <= 0.8 * free else "a smaller --patch (the paper uses 96)"
     raise ConfigError(
         f"--patch {cfg.patch} with --batch-size {cfg.batch_size} needs about {need / 2**30:.1f} GiB for a training "
         f"step of the {backbone} U-Net on {in_chans} bands, and {device.type} has {free / 2**30:.1f} GiB free; "
