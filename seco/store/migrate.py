@@ -88,6 +88,7 @@ def migrate_store(
                 "continue it with the same options or choose a new destination"
             )
         keys = source.keys()
+        clear_rules = source.meta_array("clear_rule") if source.has_clear else None  # masks travel with the data
         for i in tqdm(range(len(source)), unit="loc", desc="store migrate", disable=not progress):
             if w.has(keys[i]):
                 result.already += 1
@@ -102,7 +103,8 @@ def migrate_store(
                 continue
             label = int(labels[i]) if labels is not None and labels[i] >= 0 else None
             try:
-                w.append(keys[i], images, source.valid(i), source.meta(i), label, s1=s1)
+                w.append(keys[i], images, source.valid(i), source.meta(i), label, s1=s1, clear=source.clear_mask(i),
+                         clear_rule=None if clear_rules is None else list(clear_rules[i]))
             except NotNativeError as e:
                 raise NotNativeError(f"cannot migrate {source.path} to the native grid: source location {i} "
                                      f"(key {keys[i]!r}) does not fit it: {e}") from e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ import zarr
 
 from seco.bands import indices, parse_bands
 from seco.errors import StoreCorruptError, StoreError
+from seco.store import clear as CL
 from seco.store import s1 as S1
 from seco.store import schema as S
 from seco.store.packing import PackGroup, PackSpec, _upsample_np
@@ -64,6 +66,8 @@ class Store(S.StoreFacts):
         self._labels: np.ndarray | None = None
         self._keys: np.ndarray | None = None
         self._hist: np.ndarray | None = None
+        self._clear_hist: np.ndarray | None = None
+        self._has_clear: bool | None = None
         self._s1: S1.S1Reader | None = S1.S1Reader(self) if self.config.has_s1 else None
         self._band_index: dict[Any, list[int]] = {}
         self._sources_cache: dict[Any, tuple[PackSpec, list[tuple[PackGroup, str, list[int]]]]] = {}
@@ -426,9 +430,15 @@ class Store(S.StoreFacts):
                 return np.full(shape, f.fill, dtype=object if f.dtype == "str" else f.dtype)
             a = np.asarray(arr[: self._n])
             return a.astype(object) if a.dtype.kind in "OTU" else a
+        if name in ("clear_fraction", "clear_rule"):  # seco.store.clear's record; unknown in older stores
+            if not self.has_clear:
+                fill = math.nan if name == "clear_fraction" else ""
+                return np.full((self._n, self.num_dates), fill, dtype=object if fill == "" else np.float64)
+            a = np.asarray(self._array(f"{S.META}/{name}")[: self._n])
+            return a.astype(object) if a.dtype.kind in "OTU" else a
         if name not in S.FIELD_NAMES:
             raise StoreError(f"unknown metadata field {name!r}; the fields are "
-                             f"{', '.join(S.FIELD_NAMES + S.RADIOMETRY_NAMES)}")
+                             f"{', '.join(S.FIELD_NAMES + S.RADIOMETRY_NAMES)}, clear_fraction, clear_rule")
         a = np.asarray(self._array(f"{S.META}/{name}")[: self._n])
         if name == "datetime":
             return a.astype(np.int64).view("datetime64[us]")
@@ -492,17 +502,74 @@ class Store(S.StoreFacts):
             self._hist = hist
         return self._hist
 
-    def stats(self, bands: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Exact per-band statistics in DN over valid dates, ignoring nodata zeros.
+    @property
+    def has_clear(self) -> bool:
+        """Whether the store records clear-sky masks and their histogram (stores written before them do not)."""
+        if self._has_clear is None:
+            self._has_clear = CL.HIST in self._group()
+        return self._has_clear
+
+    def clear_mask(self, i: int) -> np.ndarray | None:
+        """(T, H, W) bool: the clear pixels of location ``i`` (False on invalid dates and nodata), or ``None``
+        when the store records none."""
+        j = self._index(i)
+        if not self.has_clear:
+            return None
+        return np.asarray(self._array(CL.MASK)[j], dtype=bool)
+
+    def clear_histogram(self) -> np.ndarray | None:
+        """(C, 65536) uint64 counts of each DN per band over the clear pixels of valid dates, or ``None`` when the
+        store records no clear masks."""
+        if not self.has_clear:
+            return None
+        if self._clear_hist is None:
+            hist = np.asarray(self._array(CL.HIST)[self._hist_slot], dtype=np.uint64)
+            for i in range(self._hist_locations, self._n):  # committed after the histogram was last saved
+                mask = self.clear_mask(i)
+                assert mask is not None
+                CL.add_clear(hist, self.read(i), mask, self.valid_mask()[i])
+            self._clear_hist = hist
+        return self._clear_hist
+
+    def _pixels(self, pixels: str | None) -> str:
+        if pixels is None:
+            return "clear" if self.has_clear else "valid"
+        if pixels not in CL.PIXELS:
+            raise StoreError(f"pixels={pixels!r} is unknown; use 'clear' (cloud, shadow, snow and nodata left out) "
+                             "or 'valid' (every non-zero pixel of valid dates)")
+        if pixels == "clear" and not self.has_clear:
+            raise StoreError(f"store {self.path} was written before seco recorded clear-sky masks, so it has no "
+                             "clear-pixel statistics; use pixels='valid', or copy it with `seco store migrate` "
+                             "(the copy tests its bands for cloud and snow)")
+        return pixels
+
+    def stats(self, bands: str | Sequence[str] | None = None, pixels: str | None = None) -> dict[str, np.ndarray]:
+        """Exact per-band statistics in DN, ignoring nodata zeros.
+
+        Args:
+            bands: band names or a set name (``None`` = the store's bands).
+            pixels: ``"clear"`` (the clear pixels of valid dates: no cloud, shadow or snow; the default when the
+                store records clear masks) or ``"valid"`` (every pixel of valid dates; the default, and the only
+                choice, for a store written before clear masks). ``stats_method`` says which and how.
 
         Returns:
             ``mean``, ``std`` (population), ``p2``, ``p98``: each (c,) float64, in the order of ``bands``.
 
         Raises:
-            StoreError: the store is empty or a band has no valid pixel.
+            StoreError: the store is empty, a band has no such pixel, an unknown ``pixels``, or ``"clear"`` on a
+                store without clear masks.
             BandError: a band the store does not hold.
         """
         if self._n == 0:
             raise StoreError(f"store {self.path} has no locations yet; statistics need data")
         idx = self.band_indices(bands)
-        return stats_from_histogram(self.histogram()[idx], tuple(self.bands[k] for k in idx))
+        hist = self.clear_histogram() if self._pixels(pixels) == "clear" else self.histogram()
+        assert hist is not None
+        return stats_from_histogram(hist[idx], tuple(self.bands[k] for k in idx))
+
+    def stats_method(self, pixels: str | None = None) -> str:
+        """One line saying over which pixels ``stats(pixels=pixels)`` is computed (e.g. "clear pixels ... SCL on
+        95.0 %, test 'blue>0.2' on 5.0 %", counted over the ``clear_rule`` records of the valid dates)."""
+        p = self._pixels(pixels)
+        rules = self.meta_array("clear_rule") if self.has_clear else None
+        return CL.describe(rules, self.valid_mask(), p)

@@ -24,6 +24,7 @@ import zarr.core.sync as zsync
 import zarr.storage
 
 from seco.errors import ConfigError, StoreError
+from seco.store import clear as CL
 from seco.store import s1 as S1
 from seco.store import schema as S
 from seco.store.packing import PackSpec
@@ -160,6 +161,7 @@ def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> Non
                       attributes={"description": "per-band DN histograms of valid dates; the manifest names the live slot"})
     if config.has_s1:
         S1.build(root, config)
+    CL.ClearWriter(root, config, 0).ensure_arrays(cap)  # clear-sky masks, records and histogram
     root.attrs.put({  # replaces every attribute: the creation mark goes in the same (atomic) write
         S.ATTR_VERSION: config.schema_version,  # 1 on the 10 m grid (older seco reads it), 2 native
         S.ATTR_SCHEMA: config.to_attrs(),
@@ -328,6 +330,10 @@ class StoreWriter(S.StoreFacts):
         keys = np.asarray(self._arrays[S.KEY][: self._n]) if self._n else np.array([], dtype=str)
         self._keys: dict[str, int] = {str(k): i for i, k in enumerate(keys.tolist())}
         self._hist, self._s1_hist = self._load_histograms()
+        #: clear-sky masks, records and histogram (none in a store written before them: seco.store.clear)
+        self._clear = CL.ClearWriter(self._root, self.config, self._n)
+        self._arrays.update(self._clear.arrays())
+        self._clear.load(self._hist_slot, self._hist_locations, self._n, self._reader)
         self._closed = False
         self._sweep_partials()
 
@@ -359,6 +365,8 @@ class StoreWriter(S.StoreFacts):
         label: int | None = None,
         *,
         s1: S1.S1Patch | None = None,
+        clear: np.ndarray | None = None,
+        clear_rule: str | Sequence[str] | None = None,
     ) -> int:
         """Append one location.
 
@@ -372,6 +380,12 @@ class StoreWriter(S.StoreFacts):
             label: class index (``0 <= label < len(label_names)`` when the store has label names).
             s1: (a store with an S1 group) the location's Sentinel-1 data, ``seco.store.s1.S1Patch``: (T, 2, H, W)
                 dB on the same grid, NaN = no data, its validity and per-date record; ``None``: no S1 on any date.
+            clear: (T, H, W) bool on the 10 m grid, True = a clear pixel (e.g. from the SCL: not nodata, saturated,
+                cloud shadow, cloud medium / high, cirrus or snow); ``None``: the writer tests the stored bands
+                (``seco.store.clear.band_test``). Nodata pixels are never clear. Ignored by a store written
+                before clear masks (it records none).
+            clear_rule: how ``clear`` was decided, one string or one per date (default ``"scl"``; e.g.
+                ``"truth:synth"``).
 
         Returns:
             The index of the location in the store.
@@ -402,11 +416,14 @@ class StoreWriter(S.StoreFacts):
             s1_part = S1.check_patch(s1, self.num_dates, self.patch_size, where) if self._s1 else None
             if not valid.all():
                 images = np.where(valid[:, None, None, None], images, np.uint16(0))
+            cm = (CL.location_mask(images, valid, self.bands, clear, clear_rule, where)
+                  if self._clear.enabled else None)
             # native grid: (T, c_g, n_g, n_g) per array, refused (NotNativeError) before anything is written
             parts = [images] if self._split is None else self._split.split(images, f"{where}: ")
 
             slot = len(self)
             self._add_radiometry_arrays()
+            self._arrays.update(self._clear.ensure_arrays(self._arrays[S.VALID].shape[0]))
             self._ensure_capacity(slot + 1)
             for name, part in zip(self._image_names, parts, strict=True):
                 w = self._shard_writers[name]
@@ -416,6 +433,11 @@ class StoreWriter(S.StoreFacts):
                     self._arrays[name][slot] = part  # one shard: one atomic PUT / rename
             add_to_histogram(self._hist, images, valid)
             entry = {"key": key, "valid": valid, "rows": rows, "label": label_value}
+            if cm is not None:
+                self._arrays[CL.MASK][slot] = cm[0]  # before the commit: the clear histogram is recomputable
+                assert self._clear.hist is not None  # created with the arrays
+                CL.add_clear(self._clear.hist, images, cm[0], valid)
+                entry |= {"clear_fraction": cm[1], "clear_rule": cm[2]}
             if s1_part is not None:
                 codes, s1_valid, s1_rows = s1_part
                 w = self._shard_writers[S1.IMAGES]
@@ -449,6 +471,7 @@ class StoreWriter(S.StoreFacts):
                 A[f"{S.META}/{f.name}"][start:stop] = arr
             if self._s1:
                 S1.flush_rows(A, start, self._pending)
+            CL.flush_rows(A, start, self._pending)
             hist_slot, hist_locations = self._hist_slot, self._hist_locations
             if stop - hist_locations >= self._hist_every:
                 hist_slot, hist_locations = self._save_histogram(stop)
@@ -554,6 +577,7 @@ class StoreWriter(S.StoreFacts):
         for name, arr in self._arrays.items():
             if name not in (S.HIST, S1.HIST) and arr.shape[0] != self._n:
                 zsync.sync(arr.async_array.resize((self._n, *arr.shape[1:]), delete_outside_chunks=False))
+        self._clear.trim(self._n)
         store = self._root.store
         for name in self._shard_arrays:
             i, missing = self._n, 0
@@ -576,7 +600,13 @@ class StoreWriter(S.StoreFacts):
         self._arrays[S.HIST][slot] = self._hist
         if self._s1_hist is not None:
             self._arrays[S1.HIST][slot] = self._s1_hist
+        self._clear.save(slot)
         return slot, n
+
+    def _reader(self) -> Any:
+        from seco.store.reader import Store
+
+        return Store(self._loc)
 
     def _load_histograms(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The S2 histogram (and the S1 one), with the locations committed after their last save added."""
@@ -602,6 +632,7 @@ class StoreWriter(S.StoreFacts):
         dirs = [root, root / S.META, root / "stats", *(root / n for n in self._arrays)]
         if self._s1:
             dirs += [root / S1.GROUP, root / S1.META, root / S1.GROUP / "stats"]
+        dirs += self._clear.sweep_dirs(root, self._n)
         for name in self._arrays:
             if name not in (*self._shard_arrays, S.HIST, S1.HIST):
                 for c in (self._n // rows, self._n // rows + 1):

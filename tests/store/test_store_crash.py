@@ -76,6 +76,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, commit_every, hist_ever
     np.testing.assert_array_equal(a.valid_mask(), b.valid_mask())
     np.testing.assert_array_equal(a.labels(), b.labels())
     np.testing.assert_array_equal(a.histogram(), b.histogram())  # exact: no location counted twice
+    np.testing.assert_array_equal(a.clear_histogram(), b.clear_histogram())  # the clear-pixel one too
     for k in ("mean", "std", "p2", "p98"):
         np.testing.assert_array_equal(a.stats()[k], b.stats()[k])
     for i in range(N):

@@ -103,10 +103,10 @@ def test_stats_are_exact(tmp_path):
     locs = _write(tmp_path / "s.zarr", n=6)
     s = open_store(tmp_path / "s.zarr")
     ref = reference_stats(locs)
-    got = s.stats()
+    got = s.stats(pixels="valid")  # every valid pixel (tests/store/test_clear_stats.py: the clear ones)
     for k in ("mean", "std", "p2", "p98"):
         np.testing.assert_allclose(got[k], ref[k], rtol=1e-12, err_msg=k)
-    sub = s.stats(["B08", "B02"])
+    sub = s.stats(["B08", "B02"], pixels="valid")
     np.testing.assert_allclose(sub["mean"], ref["mean"][[3, 0]], rtol=1e-12)
     assert set(got) == {"mean", "std", "p2", "p98"}
 
@@ -129,14 +129,14 @@ def test_stats_catch_up_when_histogram_saved_earlier(tmp_path):
     # no close(): the saved histogram covers no location yet, 4 are committed
     s = open_store(tmp_path / "s.zarr")
     assert len(s) == 4
-    np.testing.assert_allclose(s.stats()["mean"], reference_stats(locs[:4])["mean"], rtol=1e-12)
+    np.testing.assert_allclose(s.stats(pixels="valid")["mean"], reference_stats(locs[:4])["mean"], rtol=1e-12)
     w2 = open_writer(tmp_path / "s.zarr")
     w2.append(locs[4]["key"], locs[4]["images"], locs[4]["valid"], locs[4]["dates_meta"])
     w2.close()
     s = open_store(tmp_path / "s.zarr")
     man = zarr.open_group(tmp_path / "s.zarr", mode="r").attrs["seco_manifest"]
     assert man["hist_locations"] == 5
-    np.testing.assert_allclose(s.stats()["p98"], reference_stats(locs)["p98"], rtol=1e-12)
+    np.testing.assert_allclose(s.stats(pixels="valid")["p98"], reference_stats(locs)["p98"], rtol=1e-12)
 
 
 def test_commit_every_batches_visibility(tmp_path):
@@ -198,7 +198,7 @@ def test_fsspec_url_store(tmp_path):
     assert len(s) == 3 and s._fast_reader() is None
     for i, loc in enumerate(locs):
         np.testing.assert_array_equal(s.read(i, [2, 0], "B08,B02"), stored(loc)[[2, 0]][:, [3, 0]])
-    np.testing.assert_allclose(s.stats()["mean"], reference_stats(locs)["mean"], rtol=1e-12)
+    np.testing.assert_allclose(s.stats(pixels="valid")["mean"], reference_stats(locs)["mean"], rtol=1e-12)
     w = open_writer(url)
     assert w.keys() == {loc["key"] for loc in locs}
     w.close()
