@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from seco.bands import REFLECTANCE_SCALE, BandSelection, normalize_name, parse_bands
-from seco.errors import BandError, ConfigError
+from seco.errors import BandError, ConfigError, StoreError
 from seco.store.source import ImageSource
 
 __all__ = ["METHODS", "Normalization", "to_reflectance"]
@@ -57,12 +57,18 @@ class Normalization:
         mean: per-band offset, reflectance units.
         std: per-band scale, reflectance units, > 0.
         method: how the numbers were derived: ``"meanstd"``, ``"percentile"`` or ``"custom"``.
+        pixels: over which pixels the statistics were computed (``Store.stats_method()``, e.g. "clear pixels
+            ... SCL on 100.0 %"); ``None`` when unknown. Not compared.
+        s1: the Sentinel-1 statistics of the same store, when it has an S1 group (``bands`` VV/VH, ``units`` "dB",
+            ``mean``, ``std``, ``pixels``, ``products``); recorded for the export, not applied here. Not compared.
     """
 
     bands: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     method: str = "custom"
+    pixels: str | None = field(default=None, compare=False)
+    s1: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         bands = tuple(normalize_name(b) for b in self.bands)
@@ -119,7 +125,10 @@ class Normalization:
             BandError: if a band is not in the store.
         """
         names = parse_bands(bands, available=store.bands)
-        return cls.from_stats(store.stats(bands=list(names)), names, method=method)
+        norm = cls.from_stats(store.stats(bands=list(names)), names, method=method)
+        how = getattr(store, "stats_method", None)  # a seco Store: clear pixels where it records clear masks
+        pixels = how() if callable(how) else None
+        return cls(norm.bands, norm.mean, norm.std, method=method, pixels=pixels, s1=s1_statistics(store))
 
     def select(self, bands: str | Sequence[str]) -> Normalization:
         """The normalisation of a subset (or reordering) of the bands, by name (``"all"``: every band).
@@ -137,7 +146,8 @@ class Normalization:
             )
         pos = [self.bands.index(n) for n in names]
         return Normalization(
-            names, tuple(self.mean[i] for i in pos), tuple(self.std[i] for i in pos), method=self.method
+            names, tuple(self.mean[i] for i in pos), tuple(self.std[i] for i in pos), method=self.method,
+            pixels=self.pixels, s1=self.s1,
         )
 
     def apply(self, x: Tensor) -> Tensor:
@@ -166,8 +176,14 @@ class Normalization:
         return _cached_tensors(self.mean, self.std, x.device, x.dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-friendly dict."""
-        return {"bands": list(self.bands), "mean": list(self.mean), "std": list(self.std), "method": self.method}
+        """Plain JSON/YAML-friendly dict (``pixels`` and ``s1`` only when known)."""
+        d: dict[str, Any] = {"bands": list(self.bands), "mean": list(self.mean), "std": list(self.std),
+                             "method": self.method}
+        if self.pixels is not None:
+            d["pixels"] = self.pixels
+        if self.s1 is not None:
+            d["s1"] = dict(self.s1)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Normalization:
@@ -179,7 +195,27 @@ class Normalization:
         missing = [k for k in ("bands", "mean", "std") if k not in d]
         if missing:
             raise ConfigError(f"normalisation dict lacks {missing}; it has {sorted(d)}")
-        return cls(tuple(d["bands"]), tuple(d["mean"]), tuple(d["std"]), method=d.get("method", "custom"))
+        s1 = d.get("s1")
+        return cls(tuple(d["bands"]), tuple(d["mean"]), tuple(d["std"]), method=d.get("method", "custom"),
+                   pixels=d.get("pixels"), s1=dict(s1) if isinstance(s1, Mapping) else None)
+
+
+def s1_statistics(store: Any) -> dict[str, Any] | None:
+    """The Sentinel-1 statistics of a store with an S1 group (``store.s1.stats()``: exact, dB, over the valid
+    pixels of valid dates), as the export records them; ``None`` without S1 or without any S1 pixel."""
+    s1 = getattr(store, "s1", None)
+    if s1 is None:
+        return None
+    try:
+        st = s1.stats()
+    except StoreError:  # a group without any S1 pixel yet
+        return None
+    valid = s1.valid_mask()
+    products, counts = np.unique(s1.meta_array("product")[valid].astype(str), return_counts=True)
+    return {"bands": list(s1.bands), "units": s1.units, "mean": [float(v) for v in st["mean"]],
+            "std": [float(v) for v in st["std"]],
+            "pixels": "valid S1 pixels of valid dates (dB; no cloud test needed for radar)",
+            "products": {str(p): int(c) for p, c in zip(products, counts, strict=True)}}
 
 
 @functools.lru_cache(maxsize=64)

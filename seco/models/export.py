@@ -5,7 +5,10 @@ An exported backbone is three files sharing a stem:
 - ``<out>.safetensors``: the ResNet state dict without ``fc`` (keys as torchvision's ``resnet18/50()``).
 - ``<out>.pth``: the same tensors as a plain ``torch.save``d dict (tensors only: ``weights_only=True`` reads it).
 - ``<out>.json``: metadata (bands in order, normalisation mean/std, input size, method, training steps,
-  backbone, seco version, format version, sha256 of the two weight files).
+  backbone, seco version, format version, sha256 of the two weight files) and ``statistics``: the input
+  statistics **per sensor** (``s2``: bands, units, mean, std, the normalisation method and over which pixels they
+  were computed; ``s1`` when the pre-training store had Sentinel-1: VV/VH in dB). :func:`sensor_statistics`
+  gives them for older sidecars too.
 
 Loading elsewhere: ``torchvision.models.resnet18()`` (after replacing ``conv1`` when the band count is not 3)
 and ``timm.create_model("resnet18", in_chans=C)`` take it with ``load_state_dict(sd, strict=False)``, whose
@@ -144,7 +147,56 @@ def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, 
         raise CheckpointError(f"export metadata says backbone {m['backbone']!r} but the weights are a {name}")
     if not isinstance(m["method"], str):
         raise CheckpointError(f"export metadata method must be a string, got {m['method']!r}")
+    if "statistics" in m:
+        m["statistics"] = _check_statistics(m["statistics"])
     return m
+
+
+#: ``pixels`` of statistics whose pixels were not recorded (sidecars and runs from before seco recorded them).
+PIXELS_UNKNOWN = "not recorded (statistics computed before seco recorded it: every valid pixel of the store)"
+
+
+def sensor_statistics(meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-sensor input statistics of an export's metadata (or of a run's, before export).
+
+    Returns ``meta["statistics"]`` when recorded, else derives the ``s2`` entry from ``meta["normalization"]``
+    (the sidecars of older seco): ``{"s2": {bands, units, mean, std, method, pixels}[, "s1": {...}]}``; empty
+    when the export has no normalisation.
+    """
+    given = meta.get("statistics")
+    if isinstance(given, Mapping):
+        return {str(k): dict(v) for k, v in given.items()}
+    norm = meta.get("normalization")
+    if not isinstance(norm, Mapping):
+        return {}
+    out = {"s2": {"bands": list(norm.get("bands", meta.get("bands", []))),
+                  "units": "DN" if "clip_dn" in norm else "reflectance",
+                  "mean": list(norm["mean"]), "std": list(norm["std"]), "method": norm.get("method", "custom"),
+                  "pixels": norm.get("pixels") or PIXELS_UNKNOWN}}
+    if isinstance(norm.get("s1"), Mapping):
+        out["s1"] = dict(norm["s1"])
+    return out
+
+
+def _check_statistics(stats: Any) -> dict[str, dict[str, Any]]:
+    """Validate a sidecar's ``statistics``: per sensor, bands and as many finite means and positive stds."""
+    if not isinstance(stats, Mapping) or not stats:
+        raise CheckpointError(f"export metadata statistics must be a dict per sensor ('s2', 's1'), got {stats!r}")
+    out = {}
+    for sensor, st in stats.items():
+        if sensor not in ("s2", "s1") or not isinstance(st, Mapping) or not isinstance(st.get("bands"), list):
+            raise CheckpointError(f"export metadata statistics[{sensor!r}] must be a dict with bands, units, mean "
+                                  f"and std for sensor 's2' or 's1', got {st!r}")
+        n = len(st["bands"])
+        d = dict(st)
+        for k in ("mean", "std"):
+            d[k] = _numbers(st.get(k), f"statistics {sensor} {k}", n)
+        if any(v <= 0 for v in d["std"]):
+            raise CheckpointError(f"statistics {sensor} std {d['std']} must be > 0 for every band")
+        if not isinstance(st.get("units"), str):
+            raise CheckpointError(f"statistics {sensor} units {st.get('units')!r} must be a string, e.g. 'dB'")
+        out[str(sensor)] = d
+    return out
 
 
 def export_backbone(
@@ -158,8 +210,8 @@ def export_backbone(
         meta: must hold ``bands`` (names in input order), ``normalization`` (``Normalization.to_dict()``:
             ``mean`` / ``std`` per band in the units the model was fed: reflectance for seco runs, DN with a
             ``clip_dn`` entry for official imports; or None when unknown),
-            ``input_size``, ``method`` and ``training_steps`` (int or None); extra JSON-serialisable keys are
-            kept. ``format``, ``format_version``, ``seco_version``, ``backbone`` (checked against the weights
+            ``input_size``, ``method`` and ``training_steps`` (int or None); optionally ``statistics`` per
+            sensor (:func:`sensor_statistics`); extra JSON-serialisable keys are kept. ``format``, ``format_version``, ``seco_version``, ``backbone`` (checked against the weights
             when given), ``in_chans`` and ``feature_dim`` are filled in.
 
     Returns:

@@ -164,7 +164,8 @@ def _dates_summary(s: Any) -> dict[str, Any]:
 
 
 def _band_stats(s: Any) -> dict[str, dict[str, float]] | str:
-    """Per-band mean, std, 2nd and 98th percentile in DN over the valid dates (nodata 0 left out), or why not."""
+    """Per-band mean, std, 2nd and 98th percentile in DN over the clear pixels of valid dates (the valid pixels in
+    a store without clear masks; nodata 0 left out), or why not."""
     if not len(s):
         return "none: the store holds no locations"
     try:
@@ -214,6 +215,7 @@ def _run_info(a: argparse.Namespace) -> int:
         "mb_per_location": round(nbytes / len(s) / 1e6, 3) if nbytes is not None and len(s) else None,
         **_dates_summary(s),
         "band_stats_dn": _band_stats(s),
+        "band_stats_pixels": s.stats_method() if len(s) else None,
         "sensors": list(s.sensors),
         "s1": _s1_summary(s),
     }
@@ -222,7 +224,8 @@ def _run_info(a: argparse.Namespace) -> int:
         return 0
     for k, v in info.items():
         if k == "band_stats_dn" and isinstance(v, dict):
-            print("band_stats_dn: (mean, std, p2, p98 over valid dates; nodata 0 left out)")
+            print(f"band_stats_dn: (mean, std, p2, p98 over the {'clear' if s.has_clear else 'valid'} pixels of "
+                  "valid dates; nodata 0 left out)")
             for b, st in v.items():
                 print(f"  {b}: " + ", ".join(f"{n} {x:g}" for n, x in st.items()))
         elif k == "s1" and isinstance(v, dict):

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from seco import __version__
 from seco.bands import parse_bands
 from seco.errors import CheckpointError, ConfigError, OutputError
-from seco.models.export import EXPORT_SUFFIXES, export_backbone
+from seco.models.export import EXPORT_SUFFIXES, export_backbone, sensor_statistics
 from seco.models.official import backbone_from_official
 from seco.train.run_checkpoint import CKPT_FORMAT, CKPT_VERSION, read_run_checkpoint
 
@@ -96,6 +96,9 @@ def export_run(checkpoint: str | Path, out: str | Path, *, bands: str | None = N
         "source": str(checkpoint),
         "seco_version": __version__,
     }
+    meta["statistics"] = sensor_statistics(meta)  # per sensor: s2 (and s1 when the run's store had it)
+    if not meta["statistics"]:
+        meta.pop("statistics")
     try:
         return _writing(Path(out), lambda: export_backbone(state, Path(out), meta))
     except CheckpointError as e:

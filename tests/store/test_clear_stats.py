@@ -171,3 +171,17 @@ def test_bad_clear_arguments_are_refused(tmp_path):
     w.close()
     with pytest.raises(StoreError, match="pixels='dirty' is unknown"):
         open_store(tmp_path / "s.zarr").stats(pixels="dirty")
+
+
+def test_store_info_says_which_statistics_it_reports(tmp_path, capsys):
+    import json
+
+    from seco.cli import main
+
+    _write(tmp_path / "s.zarr", n=2)
+    assert main(["store", "info", str(tmp_path / "s.zarr"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["band_stats_pixels"] == open_store(tmp_path / "s.zarr").stats_method()
+    assert main(["store", "info", str(OLD)]) == 0
+    out = capsys.readouterr().out
+    assert "over the valid pixels" in out and "written before seco recorded clear-sky masks" in out

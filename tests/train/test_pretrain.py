@@ -45,6 +45,9 @@ def test_rgb_subset_and_export(tiny_store: Path, tmp_path: Path) -> None:
     state, meta = load_exported(tmp_path / "w" / "r18.safetensors")
     assert meta["bands"] == ["B04", "B03", "B02"] and meta["training_steps"] == 2 and meta["method"] == "seco"
     assert len(meta["normalization"]["mean"]) == 3
+    s2 = meta["statistics"]["s2"]  # per sensor (no S1 in this store), over clear pixels, and says so
+    assert s2["units"] == "reflectance" and s2["mean"] == meta["normalization"]["mean"] and "s1" not in meta["statistics"]
+    assert s2["pixels"].startswith("clear pixels") and s2["pixels"] == meta["normalization"]["pixels"]
     assert torch.equal(state["conv1.weight"], ckpt["model"]["backbone.conv1.weight"])
 
 
