@@ -331,7 +331,7 @@ def _append(writer: Any, r: LocationResult) -> None:
     from seco.store.packing import NotNativeError
 
     try:
-        writer.append(r.task.key, r.images, r.valid, r.dates_meta)
+        writer.append(r.task.key, r.images, r.valid, r.dates_meta, clear=r.clear, clear_rule=r.clear_rule)
     except NotNativeError as e:
         items = ", ".join(i for i in r.items if i) or "?"
         raise NotNativeError(

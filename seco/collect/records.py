@@ -94,6 +94,8 @@ class LocationResult:
         searches: catalog searches made.
         reads: patch reads attempted.
         items: the chosen STAC item of each date so far (when ok: one per date).
+        clear: (T, H, W) bool clear pixels when ok (SCL classes, else the store's band test; ``seco.store.clear``).
+        clear_rule: T rules of ``clear`` (``"scl"`` or ``"test:..."``) when ok.
     """
 
     task: LocationTask
@@ -102,6 +104,8 @@ class LocationResult:
     images: np.ndarray | None = None
     valid: np.ndarray | None = None
     dates_meta: list[dict[str, Any]] | None = None
+    clear: np.ndarray | None = None
+    clear_rule: list[str] | None = None
     failures: list[Failure] = field(default_factory=list)
     searches: int = 0
     reads: int = 0

@@ -25,6 +25,7 @@ from seco.collect.records import RETRIED, Failure, LocationResult, LocationTask
 from seco.collect.retry import Attempted, RetryPolicy, maybe_transient, with_retries
 from seco.collect.scene import SceneItem, choose_scene
 from seco.errors import ReadError, SecoError
+from seco.store.clear import band_test, scl_clear
 
 _MISSING_TEXT = re.compile(r"(?i)no such file|does not exist|HTTP (response )?code:? *404|\b404 Not Found")
 
@@ -245,6 +246,7 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
         return
     T, C, P = len(task.windows), len(job.bands), job.patch_size
     images = np.zeros((T, C, P, P), dtype=np.uint16)
+    clear, rules = np.zeros((T, P, P), dtype=bool), []  # the store's clear-sky mask: SCL, else its band test
     metas: list[dict[str, Any]] = []
     for t, (start, end) in enumerate(task.windows):
         found = _search(catalog, task, job, t, res)
@@ -260,6 +262,13 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
             _record(res, t, "window", res.reason)
             return
         images[t] = patch.data
+        if patch.scl is not None:
+            clear[t], rule = scl_clear(patch.scl), "scl"
+        else:  # L1C: the store's band test (blue / NDSI / B10), recorded as such
+            m, rule = band_test(images[t : t + 1], job.bands)
+            clear[t] = m[0]
+        rules.append(rule)
         metas.append(_date_meta(patch, chosen))
         res.items.append(chosen.id)
     res.status, res.images, res.valid, res.dates_meta = "ok", images, np.ones(T, dtype=bool), metas
+    res.clear, res.clear_rule = clear, rules

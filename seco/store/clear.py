@@ -59,6 +59,16 @@ GREEN_SNOW_DN = 1000
 CIRRUS_DN = 120
 
 PIXELS = ("clear", "valid")
+#: Sen2Cor SCL classes that are not clear: no data, saturated / defective, cloud shadow, cloud medium and high
+#: probability, thin cirrus, snow / ice (``seco.collect.cloud`` lists every class).
+SCL_NOT_CLEAR = (0, 1, 3, 8, 9, 10, 11)
+_SCL_CLEAR = np.ones(256, bool)
+_SCL_CLEAR[list(SCL_NOT_CLEAR)] = False
+
+
+def scl_clear(scl: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the clear pixels of an SCL array (uint8 class codes), for ``append(..., clear=...)``."""
+    return _SCL_CLEAR[np.asarray(scl).astype(np.uint8)]
 
 
 # ------------------------------------------------------------------------------------------------ masks

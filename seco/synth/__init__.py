@@ -134,7 +134,8 @@ def make_store(
         bar = tqdm(total=len(todo), desc="seco synth", unit="loc")
     with writer, ThreadPoolExecutor(max_workers=1) as pool:  # simulate the next location while writing one
         for loc in pool.map(simulate, todo):
-            writer.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"], label=loc["label"])
+            writer.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"], label=loc["label"],
+                          clear=loc["clear"], clear_rule="truth:synth")  # cloud, shadow, snow: the simulator's truth
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -304,7 +304,8 @@ def simulate_location(
     Returns:
         ``key`` (str), ``images`` (T, C, H, W) uint16 DN, ``valid`` (T,) bool, ``dates_meta`` (T dicts in
         the store's metadata format, ``None`` for a missing date), ``label`` (dominant class index) and
-        ``class_fractions`` (K,) the area share of each class.
+        ``class_fractions`` (K,) the area share of each class, ``clear`` (T, H, W) bool the truth of which pixels
+        are clear (no cloud, cloud shadow, snow or nodata; False on missing dates).
     """
     rng = np.random.default_rng([seed, index])
     P, T = patch_size, num_dates
@@ -331,6 +332,7 @@ def simulate_location(
     # ---- dates
     images = np.zeros((T, len(bands), P, P), np.uint16)  # (T, C, H, W)
     valid = _valid_dates(rng, T, missing_prob)
+    clear = np.zeros((T, P, P), bool)  # the simulator's own truth, for the store's clear-sky statistics
     metas: list[dict[str, Any] | None] = []
     for t in range(T):
         if not valid[t]:  # no scene found for this date: nothing stored
@@ -341,6 +343,12 @@ def simulate_location(
         nodata = _swath_edge(rng, P, nodata_prob)
         surface.render(images[t], {**maps, **cloud_maps}, effects[t])
         images[t][:, nodata] = 0
+        # clear truth: no cloud or shadow above 10 % opacity (thin edges too, as SCL's medium probability), no snow
+        seen = cloudy | nodata
+        for m in (cloud_maps.get("alpha"), cloud_maps.get("shadow"), maps.get("snow")):
+            if m is not None:
+                seen |= m > 0.1
+        clear[t] = ~seen
         sat = "S2A" if rng.random() < 0.5 else "S2B"
         metas.append(
             {
@@ -363,4 +371,5 @@ def simulate_location(
         "dates_meta": metas,
         "label": int(np.argmax(fractions)),
         "class_fractions": fractions,
+        "clear": clear,
     }

@@ -244,6 +244,7 @@ def test_collects_every_location_in_order_with_the_recent_scene(locations, tmp_p
             np.testing.assert_array_equal(s.read(i)[t], fake_patch(newest, 0, 0, P, L2A).data)
             assert meta[t]["cloud_fraction"] == 0.0 and meta[t]["crs"] == "EPSG:32631"
     assert len(reader.calls) == 6 * 3  # one read per date: nothing wasted
+    assert (s.meta_array("clear_rule") == "scl").all() and "SCL on 100.0 %" in s.stats_method()  # from the SCL
     assert s.attrs["seco_collect"]["config"]["patch_size"] == P
 
 

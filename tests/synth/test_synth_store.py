@@ -30,6 +30,15 @@ def test_make_store_small(tmp_path):
         assert labels[i] == loc["label"]
     stats = s.stats()
     assert (stats["p2"] < stats["mean"]).all() and (stats["mean"] < stats["p98"]).all()
+    # clear-sky statistics from the simulator's own cloud / shadow / snow truth
+    v = s.valid_mask()
+    assert (s.meta_array("clear_rule")[v] == "truth:synth").all() and "truth:synth on 100.0 %" in s.stats_method()
+    for i in range(6):
+        loc = simulate_location(3, i, 4, 48)
+        want = loc["clear"] & ~(s.read(i) == 0).any(axis=1)
+        np.testing.assert_array_equal(s.clear_mask(i), want)
+    valid = s.stats(pixels="valid")
+    assert stats["std"][L2A.index("B02")] < valid["std"][L2A.index("B02")]  # bright clouds and snow left out
 
 
 def test_metadata_is_what_a_collection_records(tmp_path):
