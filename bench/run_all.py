@@ -43,6 +43,7 @@ QUICK: dict[str, list[str]] = {
     "bench_checkpoint": ["--repeats", "2"],
     "bench_decode": ["--locations", "16", "--rounds", "1"],
     "bench_import": ["--locations", "8"],
+    "bench_clear_stats": ["--locations", "12", "--write-locations", "4", "--rounds", "1"],
     "bench_pipeline": ["--quiet", "--threads", "1", "--locations", "16", "--batch-size", "4", "--rounds", "1",
                        "--decode-batches", "2", "--loader-batches", "4", "--steps", "4", "--warm", "1"],
 }

@@ -127,7 +127,7 @@ class Normalization:
         names = parse_bands(bands, available=store.bands)
         norm = cls.from_stats(store.stats(bands=list(names)), names, method=method)
         how = getattr(store, "stats_method", None)  # a seco Store: clear pixels where it records clear masks
-        pixels = how() if callable(how) else None
+        pixels = how(bands=list(names)) if callable(how) else None
         return cls(norm.bands, norm.mean, norm.std, method=method, pixels=pixels, s1=s1_statistics(store))
 
     def select(self, bands: str | Sequence[str]) -> Normalization:

@@ -256,7 +256,7 @@ class ClearWriter:
 
 def flush_rows(arrays: Mapping[str, Any], start: int, pending: Sequence[Mapping[str, Any]]) -> None:
     """Write the clear records of the pending locations (those that have them) at rows ``start...``."""
-    if FRACTION not in arrays:
+    if FRACTION not in arrays or not all("clear_fraction" in p for p in pending):
         return
     stop = start + len(pending)
     arrays[FRACTION][start:stop] = np.array([p["clear_fraction"] for p in pending], dtype=np.float64)

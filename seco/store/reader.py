@@ -531,9 +531,18 @@ class Store(S.StoreFacts):
             self._clear_hist = hist
         return self._clear_hist
 
-    def _pixels(self, pixels: str | None) -> str:
+    def _pixels(self, pixels: str | None, idx: list[int] | None = None) -> tuple[str, str]:
+        """The pixels ``stats`` uses for bands ``idx`` (``None``: all) and why, when the default falls back."""
         if pixels is None:
-            return "clear" if self.has_clear else "valid"
+            if not self.has_clear:
+                return "valid", ""
+            hist = self.clear_histogram() if self._n else None
+            if hist is not None:
+                empty = [self.bands[k] for k in (idx if idx is not None else range(len(self.bands)))
+                         if not hist[k, 1:].any()]
+                if empty:  # e.g. a store whose every pixel is cloud or snow: valid statistics, and say so
+                    return "valid", f"; the clear-sky masks leave no pixel in band(s) {', '.join(empty)}"
+            return "clear", ""
         if pixels not in CL.PIXELS:
             raise StoreError(f"pixels={pixels!r} is unknown; use 'clear' (cloud, shadow, snow and nodata left out) "
                              "or 'valid' (every non-zero pixel of valid dates)")
@@ -541,16 +550,16 @@ class Store(S.StoreFacts):
             raise StoreError(f"store {self.path} was written before seco recorded clear-sky masks, so it has no "
                              "clear-pixel statistics; use pixels='valid', or copy it with `seco store migrate` "
                              "(the copy tests its bands for cloud and snow)")
-        return pixels
+        return pixels, ""
 
     def stats(self, bands: str | Sequence[str] | None = None, pixels: str | None = None) -> dict[str, np.ndarray]:
         """Exact per-band statistics in DN, ignoring nodata zeros.
 
         Args:
             bands: band names or a set name (``None`` = the store's bands).
-            pixels: ``"clear"`` (the clear pixels of valid dates: no cloud, shadow or snow; the default when the
-                store records clear masks) or ``"valid"`` (every pixel of valid dates; the default, and the only
-                choice, for a store written before clear masks). ``stats_method`` says which and how.
+            pixels: ``"clear"`` (the clear pixels of valid dates: no cloud, shadow or snow) or ``"valid"`` (every
+                pixel of valid dates). ``None``: ``"clear"`` where the store records clear masks and they leave
+                pixels in every asked band, else ``"valid"``. ``stats_method`` says which and how.
 
         Returns:
             ``mean``, ``std`` (population), ``p2``, ``p98``: each (c,) float64, in the order of ``bands``.
@@ -563,13 +572,13 @@ class Store(S.StoreFacts):
         if self._n == 0:
             raise StoreError(f"store {self.path} has no locations yet; statistics need data")
         idx = self.band_indices(bands)
-        hist = self.clear_histogram() if self._pixels(pixels) == "clear" else self.histogram()
+        hist = self.clear_histogram() if self._pixels(pixels, idx)[0] == "clear" else self.histogram()
         assert hist is not None
         return stats_from_histogram(hist[idx], tuple(self.bands[k] for k in idx))
 
-    def stats_method(self, pixels: str | None = None) -> str:
-        """One line saying over which pixels ``stats(pixels=pixels)`` is computed (e.g. "clear pixels ... SCL on
+    def stats_method(self, pixels: str | None = None, bands: str | Sequence[str] | None = None) -> str:
+        """One line saying over which pixels ``stats(bands, pixels)`` is computed (e.g. "clear pixels ... SCL on
         95.0 %, test 'blue>0.2' on 5.0 %", counted over the ``clear_rule`` records of the valid dates)."""
-        p = self._pixels(pixels)
+        p, why = self._pixels(pixels, self.band_indices(bands))
         rules = self.meta_array("clear_rule") if self.has_clear else None
-        return CL.describe(rules, self.valid_mask(), p)
+        return CL.describe(rules, self.valid_mask(), p) + why

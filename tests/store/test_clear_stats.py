@@ -185,3 +185,17 @@ def test_store_info_says_which_statistics_it_reports(tmp_path, capsys):
     assert main(["store", "info", str(OLD)]) == 0
     out = capsys.readouterr().out
     assert "over the valid pixels" in out and "written before seco recorded clear-sky masks" in out
+
+
+def test_a_store_without_any_clear_pixel_falls_back_to_valid_statistics_and_says_so(tmp_path):
+    w = create_store(tmp_path / "s.zarr", BANDS, T, P)
+    locs = [location(i) for i in range(2)]
+    for loc in locs:  # every pixel cloudy
+        w.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"], clear=np.zeros((T, P, P), bool))
+    w.close()
+    s = open_store(tmp_path / "s.zarr")
+    for k, v in s.stats(pixels="valid").items():
+        np.testing.assert_array_equal(s.stats()[k], v)
+    assert s.stats_method().startswith("valid pixels") and "leave no pixel in band(s) B02, B03, B04, B08" in s.stats_method()
+    with pytest.raises(StoreError, match="no valid non-zero pixel"):
+        s.stats(pixels="clear")
