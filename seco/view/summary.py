@@ -110,7 +110,7 @@ def date_views(store: Any) -> dict[str, Any]:
         last = np.where(np.isfinite(d), d, last)
     gap = np.concatenate(gaps) if gaps else np.zeros(0)
     top = max(7 * int(np.ceil(gap.max() / 7)) if gap.size else 7, 7)
-    spacing = np.histogram(gap, bins=np.arange(0, top + 7, 7))[0]
+    spacing = np.histogram(gap, bins=np.arange(0, top + 8, 7))[0]  # the largest gap inside the last bin
     doy = (when[ok].astype("datetime64[D]") - when[ok].astype("datetime64[Y]")).astype(int) + 1
     cloud = store.meta_array("cloud_fraction")[ok]
     cloud = cloud[np.isfinite(cloud)]
