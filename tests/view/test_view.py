@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from view_helpers import BANDS, BRIGHT, FAILED_RADIOMETRY, MISSING, WARNED_RULE, N, T, make_store
+from view_helpers import BANDS, BRIGHT, FAILED_RADIOMETRY, MISSING, WARNED_RULE, N, P, T, make_store
 
 from seco.errors import BandError, OutputError, StoreError
 from seco.store import open_store
@@ -136,6 +136,26 @@ def test_object_store_views_like_a_local_one(tmp_path):
     r = build_view(url, tmp_path / "view", ViewConfig(max_locations=3), progress=False)
     assert r.viewed == 3 and all((tmp_path / "view" / "loc" / f"{i}.html").is_file() for i in range(3))
     assert page_data(tmp_path / "view", 2)["dates"][0]["images"]["rgb"] == "../ql/2/0-rgb.webp"
+
+
+def test_s1_group_gets_its_composite_metadata_and_db_histograms(tmp_path):
+    make_store(tmp_path / "s1.zarr", n=3, s1=True)
+    out = tmp_path / "view"
+    build_view(tmp_path / "s1.zarr", out, ViewConfig(max_locations=3), progress=False)
+    d = page_data(out, 1)
+    assert d["composites"][-1]["id"] == "s1" and d["composites"][-1]["units"] == "dB"
+    assert [("s1" in row["images"]) for row in d["dates"]] == [True, False, True, True]
+    assert d["dates"][0]["s1"]["orbit_state"] == "descending" and d["dates"][1]["s1"]["valid"] is False
+    from PIL import Image
+
+    img = np.asarray(Image.open(out / "loc" / d["dates"][0]["images"]["s1"]))  # (h, w, 4)
+    assert img[:, :1, 3].max() == 0 and img[:, -4:, 3].min() == 255  # the NaN edge is transparent
+    s = script_data(out / "data" / "summary.js", "SECO_SUMMARY")["s1"]
+    assert s["source"] == "whole store" and s["bands"] == ["VV", "VH"]
+    edges = np.asarray(s["edges"])
+    peak = [edges[int(np.argmax(c))] for c in s["counts"]]
+    assert peak[0] == pytest.approx(-10, abs=1.5) and peak[1] == pytest.approx(-17, abs=1.5)
+    assert sum(s["counts"][0]) == 3 * (T - 1) * P * (P - 3)  # every valid S1 pixel of the store, once
 
 
 def test_bad_input_raises_typed_errors(view_store, tmp_path):

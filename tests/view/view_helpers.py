@@ -67,10 +67,29 @@ def write_failures(store: Path) -> None:
     pq.write_table(table, store / "_collect" / "failures.parquet")
 
 
-def make_store(path: Path | str, n: int = N) -> None:
+def s1_patch(i: int):
+    """Reconstructed S1 for location ``i``: VV around -10 dB, VH around -17 dB; date 1 without S1, a NaN edge."""
+    from seco.store import S1Patch
+
+    rng = np.random.default_rng([8, i])
+    db = np.stack([rng.normal(-10, 2, (T, P, P)), rng.normal(-17, 2, (T, P, P))], axis=1).astype(np.float32)
+    db[:, :, :, :3] = np.nan
+    valid = np.ones(T, bool)
+    valid[1] = False
+    meta = [None if not valid[t] else {
+        "item_id": f"S1A_IW_GRDH_1SDV_{i:03d}_{t}", "datetime": datetime(2021, 1, 11, 5, 30, tzinfo=UTC)
+        + timedelta(days=84 * t), "product": "GRD", "quantity": "sigma0", "platform": "sentinel-1a",
+        "orbit_state": "descending", "relative_orbit": 22, "time_offset_days": 0.8, "rule": "grd-sigma0-db",
+        "nodata_fraction": 3 / P} for t in range(T)]
+    return S1Patch(db=db, valid=valid, meta=meta)
+
+
+def make_store(path: Path | str, n: int = N, s1: bool = False) -> None:
     from seco.store import create_store
 
-    with create_store(path, bands=BANDS, num_dates=T, patch_size=P, label_names=["land", "water"]) as w:
+    kw = {"sensors": ("s2", "s1")} if s1 else {}
+    with create_store(path, bands=BANDS, num_dates=T, patch_size=P, label_names=["land", "water"], **kw) as w:
         for i in range(n):
             loc = location(i)
-            w.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"], label=loc["label"])
+            extra = {"s1": s1_patch(i)} if s1 else {}
+            w.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"], label=loc["label"], **extra)
