@@ -52,7 +52,7 @@ function strip() {
       const src = d.images[c.id];
       if (src) {
         const td = el("td");
-        td.append(el("img", { src: src, alt: c.id + " date " + d.t, title: c.title + ", date " + d.t, loading: "lazy" }));
+        td.append(el("img", { src: src, alt: c.id + " date " + d.t, title: c.title + ", date " + d.t }));
         tr.append(td);
       } else {
         tr.append(el("td", { class: "none" }, "no data"));
