@@ -318,29 +318,44 @@ def simulate_dates(seed: int, index: int, ground: Ground, dates: list[GroundDate
     metas: list[dict[str, Any] | None] = []
     for t, date in enumerate(dates):
         present = rng.random() >= missing_prob
-        orbit = site.orbits[int(rng.integers(len(site.orbits)))]
-        wind = WIND_SCALE * float(rng.weibull(2.0))
-        frozen = bool(rng.random() < frozen_chance(ground.lat, date.doy))
-        when = pass_time(rng, s2_times[t], ground.lon, site.orbit_state, max_offset_days)
-        platform = platform_on(rng, when)
-        edge = _edge(rng, P) if rng.random() < nodata_prob else None
+        lin, meta = simulate_date(rng, site, ground, date, s2_times[t], product=product, nodata_prob=nodata_prob,
+                                  max_offset_days=max_offset_days)
         if not present:
             metas.append(None)
             continue
-        ell, loc = local_incidence(ground, orbit, site.orbit_state)
-        lin = measure(rng, gamma0(ground, date, site, loc, wind, frozen), ell, loc, product)
-        if edge is not None:
-            lin[:, edge] = np.nan
         db[t] = to_db(lin)
         valid[t] = True
-        metas.append({
-            "item_id": item_id(platform, when, orbit.relative), "datetime": when, "product": product,
-            "quantity": "gamma0" if product == "RTC" else "sigma0", "platform": platform,
-            "orbit_state": site.orbit_state, "relative_orbit": orbit.relative,
-            "time_offset_days": (when - s2_times[t]).total_seconds() / 86400.0, "rule": "synth",
-            "nodata_fraction": float(edge.mean()) if edge is not None else 0.0, "looks": ENL,
-        })
+        metas.append({k: v for k, v in meta.items() if k != "incidence"})  # the store's fields only
     return {"db": db, "valid": valid, "meta": metas}
+
+
+def simulate_date(rng: np.random.Generator, site: Site, ground: Ground, date: GroundDate, s2_time: datetime, *,
+                  product: str = "RTC", nodata_prob: float = 0.05,
+                  max_offset_days: int = 3) -> tuple[np.ndarray, dict[str, Any]]:
+    """One S1 pass over a location: (2, P, P) float32 linear power (NaN = nodata) and its store metadata (plus
+    ``incidence``: the mean ellipsoid incidence angle, degrees).
+
+    The draws, in order: relative orbit, wind, frozen?, pass time, platform, slice edge, speckle.
+    """
+    orbit = site.orbits[int(rng.integers(len(site.orbits)))]
+    wind = WIND_SCALE * float(rng.weibull(2.0))
+    frozen = bool(rng.random() < frozen_chance(ground.lat, date.doy))
+    when = pass_time(rng, s2_time, ground.lon, site.orbit_state, max_offset_days)
+    platform = platform_on(rng, when)
+    edge = _edge(rng, ground.cls.shape[0]) if rng.random() < nodata_prob else None
+    ell, loc = local_incidence(ground, orbit, site.orbit_state)
+    lin = measure(rng, gamma0(ground, date, site, loc, wind, frozen), ell, loc, product)
+    if edge is not None:
+        lin[:, edge] = np.nan
+    meta = {
+        "item_id": item_id(platform, when, orbit.relative), "datetime": when, "product": product,
+        "quantity": "gamma0" if product == "RTC" else "sigma0", "platform": platform,
+        "orbit_state": site.orbit_state, "relative_orbit": orbit.relative,
+        "time_offset_days": (when - s2_time).total_seconds() / 86400.0, "rule": "synth",
+        "nodata_fraction": float(edge.mean()) if edge is not None else 0.0, "looks": ENL,
+        "incidence": float(np.mean(ell)),
+    }
+    return lin, meta
 
 
 def _edge(rng: np.random.Generator, P: int) -> np.ndarray:
