@@ -16,6 +16,7 @@ from seco.errors import ConfigError
 from seco.synth.archive import make_archive, read_manifest
 from seco.synth.archive_s1 import COLLECTION, NODATA, SLICE_OVERLAP
 
+REAL_ITEM = json.loads((Path(__file__).parent / "fixtures" / "pc_rtc_item_properties.json").read_text())
 ARGS = dict(seed=3, zones=(31, 32), dates=("2021-09-14", "2022-06-20"), scene_px=120, corrupt=1, missing=0,
             progress=False)
 
@@ -68,6 +69,20 @@ def test_items_are_shaped_like_planetary_computer_rtc(pair) -> None:
         assert (vv > 0).all()  # linear power, no nodata in a full pass
         assert -18 < float(np.median(10 * np.log10(vv))) < -4
     assert len({r["orbit_state"] for r in iw}) == 1  # one orbit state per site
+
+
+def test_constant_iw_properties_equal_the_recorded_pc_item(pair) -> None:
+    _, root = pair
+    rec = next(r for r in read_manifest(root)["s1_scenes"] if r["mode"] == "IW")
+    props = json.loads((root / rec["dir"] / f"{rec['id']}.json").read_text())["properties"]
+    real = REAL_ITEM["properties"]
+    for key in real:
+        if key in ("sat:orbit_state", "sat:platform_international_designator"):
+            assert key in props  # per pass
+        else:
+            assert props[key] == real[key], key
+    prefix = REAL_ITEM["id"].split("_2019")[0]
+    assert rec["id"].startswith(prefix.replace("S1A", rec["id"][:3])) and len(rec["id"]) == len(REAL_ITEM["id"])
 
 
 def test_slices_overlap_with_equal_values_and_cover_the_tile(pair) -> None:
