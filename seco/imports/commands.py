@@ -22,9 +22,10 @@ def _add_common(p: argparse.ArgumentParser, modality: bool) -> None:
     how = p.add_mutually_exclusive_group()
     how.add_argument("--workers", type=int, default=None,
                      help=f"reader processes (default min(4, CPUs) = {min(4, os.cpu_count() or 1)}; 0: this process)")
-    how.add_argument("--dask", metavar="ADDRESS", default=None,
+    how.add_argument("--dask", "--scheduler", dest="dask", metavar="ADDRESS", default=None,
                      help="Dask scheduler address (tcp://HOST:PORT) whose workers read the files "
-                          "(the corpus must be at the same path on every worker)")
+                          "(--scheduler, as in seco collect, is the same flag; the corpus must be at the same "
+                          "path on every worker; a relative ROOT is made absolute here first)")
     p.add_argument("--min-dates", type=int, default=3,
                    help="fewest valid dates a location needs (default 3: SeCo; 2: MoCo-v2+TP; 1: MoCo-v2)")
     p.add_argument("--patch-size", type=int, default=264, help="10 m pixels per side (default 264, the corpora's)")

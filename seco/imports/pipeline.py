@@ -439,7 +439,9 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     t0 = time.monotonic()
     corpus = cfg.spec
     cfg = resolve_grid(cfg)
-    base, refs = find_locations(corpus, cfg.root)
+    # absolute before anything reaches a reader: Dask workers run in another folder (a relative root would be
+    # resolved against theirs); not resolved through symlinks, so a shared mount keeps the path users gave
+    base, refs = find_locations(corpus, Path(cfg.root).expanduser().absolute())
     if cfg.limit is not None:
         refs = refs[: cfg.limit]
     _probe(corpus, refs[0])
