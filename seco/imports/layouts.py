@@ -90,8 +90,8 @@ def corpus_for(name: str, modality: str | None) -> Corpus:
     """
     if modality == "s1":
         raise ConfigError(
-            "--modality s1: Sentinel-1 (VV/VH backscatter) is out of scope for seco import: the store, the "
-            "statistics and the models are Sentinel-2 reflectance; import s2c (L1C) or s2a (L2A) instead"
+            "--modality s1: Sentinel-1 is imported with the S2 dates of the same locations and seasons, into one "
+            "store: pass --modality s2c --with-s1 (or s2a)"
         )
     if name == "seco":
         if modality not in (None, "s2a"):

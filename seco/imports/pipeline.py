@@ -32,6 +32,7 @@ from typing import Any
 
 from seco.cluster import dask_executor
 from seco.errors import ConfigError, CorpusError, SecoError, StoreError
+from seco.imports.journal import Journal, reason_kind
 from seco.imports.layouts import Corpus, LocationRef, corpus_for, find_locations
 from seco.imports.readers import QA60_CLOUD_FRACTION, ReadJob, ReadResult, read_location
 
@@ -63,6 +64,8 @@ class ImportConfig:
         grid: the store grid: ``"10m"`` (every band on the 10 m grid) or ``"native"`` (20 m / 60 m bands kept
             at the corpus' own resolution, ``seco.store.packing``); ``None``: the grid of the store being
             continued, else ``"10m"``. A conflicting grid on a rerun is refused.
+        with_s1: (SSL4EO-S12) import the ``s1/`` Sentinel-1 seasons into the store's S1 group, each on the date
+            of its S2 season (``seco.imports.s1``).
     """
 
     corpus: str
@@ -78,9 +81,12 @@ class ImportConfig:
     commit_every: int = 16
     progress: bool = True
     grid: str | None = None
+    with_s1: bool = False
 
     def __post_init__(self) -> None:
         c = corpus_for(self.corpus, self.modality)  # refuses s1 and unknown names first
+        if self.with_s1 and c.name != "ssl4eo-s12":
+            raise ConfigError(f"--with-s1: the {c.name} corpus has no Sentinel-1; drop --with-s1 (SSL4EO-S12 has it)")
         if self.grid is not None and self.grid not in ("10m", "native"):
             raise ConfigError(f"--grid {self.grid!r} is unknown; choose 10m or native")
         if not isinstance(self.workers, int) or self.workers < 0:
@@ -107,28 +113,6 @@ class ImportConfig:
                 "out": str(Path(self.out).expanduser().absolute())}
 
 
-_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("fewer dates than needed", ("fewer than --min-dates",)),
-    ("missing band", ("missing band",)),
-    ("unreadable file", ("unreadable", "cannot list")),
-    ("wrong band size", (" px, expected",)),
-    ("wrong dtype or band count", (", expected uint", "bands, expected 1")),
-    ("no acquisition time", ("no acquisition time",)),
-    ("no data", ("no data",)),
-    ("bad georeference", ("georeference",)),
-    ("not a corpus location", ("date folders",)),
-)
-
-
-def reason_kind(reason: str) -> str:
-    """A short category of a skip reason, for the report's counts."""
-    r = reason.lower()
-    for kind, words in _KINDS:
-        if any(w in r for w in words):
-            return kind
-    return "other"
-
-
 @dataclass
 class ImportReport:
     """What an import did (also ``<store>/_import/report.json``); counts cover every run on the store."""
@@ -152,6 +136,8 @@ class ImportReport:
     radiometry: str
     skipped_this_run: int = 0
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Sentinel-1 (``--with-s1``): dates, coverage of the S2 dates, S1 seasons left out by kind, stats in dB
+    s1: dict[str, Any] = field(default_factory=dict)
     #: nothing was imported into a store this run created, so the store was removed again
     store_removed: bool = False
 
@@ -178,78 +164,14 @@ class ImportReport:
                 lines.append(f"  ... and {len(self.skipped) - 10} more (report.json)")
         if self.date_problems:
             lines.append("dates left out: " + ", ".join(f"{k} {n}" for k, n in sorted(self.date_problems.items())))
+        if self.s1:
+            s1 = self.s1
+            lines.append(f"sentinel-1: {s1['dates']} of {s1['s2_dates']} S2 dates have S1 ({100 * s1['coverage']:.1f} %)"
+                         + ("; S1 seasons left out: " + ", ".join(f"{k} {n}" for k, n in sorted(s1["left_out"].items()))
+                            if s1["left_out"] else ""))
         if self.notes:
             lines.append("adjusted: " + ", ".join(f"{k} {n}" for k, n in sorted(self.notes.items())))
         return "\n".join(lines)
-
-
-def _note_kind(note: str) -> str:
-    n = note.split(": ", 1)[-1]
-    if "cropped" in n or "padded" in n:
-        return "band size fixed (crop/pad)"
-    if "processing baseline" in n:
-        return "baseline offset removed"
-    if "product id" in n:
-        return "datetime from product id"
-    if "metadata.json" in n:
-        return "metadata.json missing or unreadable"
-    return "other"
-
-
-# ---------------------------------------------------------------------------------------------- journal
-
-
-class Journal:
-    """``journal.jsonl``: one JSON line per decided location; a torn last line (a kill) is ignored.
-
-    In memory only what resumption and the report need (a million-location corpus must not cost a million
-    dicts): the skipped locations, and per location the kinds of its date problems and adjustments, if any.
-    The last line of a key wins (a location re-decided after a crash or a lower ``--min-dates``).
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.skips: dict[str, tuple[str, str, int]] = {}  # key -> (location name, reason, min_dates)
-        self.kinds: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # key -> (date problem, note) kinds
-        if path.is_file():
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        e = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(e, dict) and "key" in e:
-                        self._keep(e)
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
-
-    def _keep(self, e: dict[str, Any]) -> None:
-        key = str(e["key"])
-        if e.get("status") == "skipped":
-            self.skips[key] = (str(e.get("name", key)), str(e.get("reason")), int(e.get("min_dates", 1)))
-        else:
-            self.skips.pop(key, None)
-        dk = tuple(reason_kind(p.split(": ", 1)[-1]) for p in e.get("date_problems", []))
-        nk = tuple(_note_kind(n) for n in e.get("notes", []))
-        if dk or nk:
-            self.kinds[key] = (dk, nk)
-        else:
-            self.kinds.pop(key, None)
-
-    def skipped(self, key: str, min_dates: int) -> bool:
-        """Whether ``key`` was skipped by a run whose ``--min-dates`` was at most ``min_dates`` (a skip under a
-        stricter setting is decided again: lowering ``--min-dates`` on a rerun imports what it now allows)."""
-        s = self.skips.get(key)
-        return s is not None and s[2] <= min_dates
-
-    def record(self, r: ReadResult, min_dates: int) -> None:
-        e = {"key": r.key, "name": r.ref.name, "status": r.status, "reason": r.reason, "min_dates": min_dates,
-             "date_problems": r.date_problems, "notes": r.notes}
-        self._f.write(json.dumps(e) + "\n")
-        self._f.flush()
-        self._keep(e)
-
-    def close(self) -> None:
-        self._f.close()
 
 
 def _locked(out: Path) -> contextlib.AbstractContextManager[Any]:
@@ -370,7 +292,26 @@ def _attrs(cfg: ImportConfig, corpus: Corpus, base: Path) -> dict[str, Any]:
             "grid": ("native 20/60 m bands kept at their resolution (native-resolution store)" if cfg.grid == "native"
                      else "native 20/60 m bands nearest-upsampled (2x2/6x6 repeats) to the 10 m grid, as seco collect"),
             "dates": "valid dates in chronological order in the first slots; item_id = product folder name",
+            "with_s1": cfg.with_s1,
+            **({"s1": _s1_attrs()} if cfg.with_s1 else {}),
         },
+    }
+
+
+def _s1_attrs() -> dict[str, Any]:
+    from seco.imports.s1 import MAX_OFFSET_DAYS
+    from seco.radiometry.corpora import S1_SSL4EO_RULE, SSL4EO_S1_DB
+
+    return {
+        "radiometry": SSL4EO_S1_DB.to_attrs(), "rule": S1_SSL4EO_RULE,
+        "pairing": (f"each S1 season on the S2 date closest in time within {MAX_OFFSET_DAYS:g} days, one to one (the "
+                    "downloader searched both in 30-day windows around the same date); S1 without an S2 date is "
+                    "not stored; an S2 date without S1 keeps its S2"),
+        "metadata": ("from metadata.json (Earth Engine image properties): system:time_start, platform_number, "
+                     "orbitProperties_pass, relativeOrbitNumber_start; without it: time and platform from the product "
+                     "id, relative orbit from its absolute orbit, orbit state from the local solar time (ascending "
+                     "~18:00, descending ~06:00); looks unknown"),
+        "grid": "the corpus' own 264 px S1 patch of the same region as the S2 patch, not resampled",
     }
 
 
@@ -414,9 +355,15 @@ def _open_writer(cfg: ImportConfig, corpus: Corpus, base: Path) -> Any:
                 f"{out} holds an import of {have.get('corpus')} {have.get('modality')}, not {corpus.name} "
                 f"{corpus.modality}; use a new --out"
             )
+        if isinstance(have, dict) and bool(have.get("with_s1", False)) != cfg.with_s1:
+            raise ConfigError(
+                f"{out} holds an import {'with' if have.get('with_s1') else 'without'} Sentinel-1; rerun "
+                f"{'with' if have.get('with_s1') else 'without'} --with-s1 to continue it, or use a new --out"
+            )
     return create_store(out, list(corpus.bands), num_dates=corpus.num_dates, patch_size=cfg.patch_size,
                         attrs=_attrs(cfg, corpus, base), exist_ok=True, commit_every=cfg.commit_every,
-                        layout=StoreLayout(grid=cfg.grid or "10m"))
+                        layout=StoreLayout(grid=cfg.grid or "10m"),
+                        sensors=("s2", "s1") if cfg.with_s1 else ("s2",))
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -449,7 +396,7 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     created = not (out / "zarr.json").is_file()
     out.parent.mkdir(parents=True, exist_ok=True)
     job = ReadJob(corpus=corpus, patch_size=cfg.patch_size, min_dates=cfg.min_dates,
-                  size_tolerance=cfg.size_tolerance)
+                  size_tolerance=cfg.size_tolerance, s1_base=_s1_base(cfg, base))
     if created:
         _probe_patch_size(refs, job)
     with _locked(out):
@@ -510,12 +457,29 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     return report
 
 
+def _s1_base(cfg: ImportConfig, base: Path) -> str | None:
+    """The absolute ``s1/`` folder beside the S2 modality folder (``--with-s1``), else ``None``.
+
+    Raises:
+        CorpusError: ``--with-s1`` and no ``s1/`` folder beside ``<modality>/``.
+    """
+    if not cfg.with_s1:
+        return None
+    s1 = base.parent / "s1"
+    if not s1.is_dir():
+        raise CorpusError(f"--with-s1: {base.parent} has no s1/ folder beside {base.name}/ (the SSL4EO-S12 s1.tar.gz "
+                          "unpacks to s1/<location>/<S1 product id>/VV.tif, VH.tif); unpack it there or drop --with-s1")
+    return str(s1)
+
+
 def _append(writer: Any, r: ReadResult) -> None:
     """Append a location; a native store's refusal stops the import at once, naming the location and the fix."""
+    from seco.store import S1Patch
     from seco.store.packing import NotNativeError
 
+    s1 = None if r.s1 is None else S1Patch(db=r.s1.db, valid=r.s1.valid, meta=r.s1.meta)
     try:
-        writer.append(r.key, r.images, r.valid, r.dates_meta)
+        writer.append(r.key, r.images, r.valid, r.dates_meta, s1=s1)
     except NotNativeError as e:
         raise NotNativeError(
             f"location {r.ref.name} ({r.ref.path}), native-resolution store {writer.path}: {e}. Here the corpus' "
@@ -548,8 +512,9 @@ def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int
 
     skipped = sorted(((name, why) for name, why, _ in journal.skips.values()),
                      key=lambda t: (int(t[0]) if t[0].isdigit() else 0, t[0]))
-    date_kinds = Counter(k for dk, _ in journal.kinds.values() for k in dk)
-    note_kinds = Counter(k for _, nk in journal.kinds.values() for k in nk)
+    date_kinds = Counter(k for dk, _, _ in journal.kinds.values() for k in dk)
+    note_kinds = Counter(k for _, nk, _ in journal.kinds.values() for k in nk)
+    s1_kinds = Counter(k for _, _, sk in journal.kinds.values() for k in sk)
     store = open_store(out)
     stats: dict[str, dict[str, float]] = {}
     if len(store):
@@ -561,9 +526,23 @@ def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int
         skip_kinds=dict(Counter(reason_kind(r) for _, r in skipped)), date_problems=dict(date_kinds),
         dates_imported_this_run=dates, notes=dict(note_kinds), elapsed_s=elapsed, cpus=os.cpu_count() or 1,
         workers=desc, radiometry=f"{corpus.scale.name}: {corpus.scale.note}", skipped_this_run=skipped_now,
-        stats=stats,
+        stats=stats, s1=_s1_summary(store, s1_kinds),
     )
     return rep
+
+
+def _s1_summary(store: Any, kinds: Counter[str]) -> dict[str, Any]:
+    """S1 coverage of the store (dates with S1 among the valid S2 dates), S1 problems by kind, S1 statistics."""
+    if store.s1 is None:
+        return {}
+    s1_dates = int(store.s1.valid_mask().sum()) if len(store) else 0
+    s2_dates = int(store.valid_mask().sum()) if len(store) else 0
+    stats: dict[str, dict[str, float]] = {}
+    if s1_dates:
+        st = store.s1.stats()
+        stats = {b: {k: float(st[k][i]) for k in ("mean", "std", "p2", "p98")} for i, b in enumerate(store.s1.bands)}
+    return {"dates": s1_dates, "s2_dates": s2_dates, "coverage": s1_dates / max(s2_dates, 1),
+            "left_out": dict(kinds), "stats_db": stats}
 
 
 def _report_json(r: ImportReport) -> dict[str, Any]:

@@ -27,8 +27,8 @@ import numpy as np
 
 from seco.radiometry.corpora import S1_SSL4EO_RULE, s1_db
 
-__all__ = ["MAX_OFFSET_DAYS", "S1_FILES", "S1DateRead", "S1Location", "pair_s1", "read_s1_date",
-           "read_s1_location", "relative_orbit"]
+__all__ = ["MAX_OFFSET_DAYS", "S1_FILES", "S1DateRead", "S1Location", "orbit_state_from_time", "pair_s1",
+           "read_s1_date", "read_s1_location", "relative_orbit"]
 
 S1_FILES = ("VV", "VH")
 #: Largest |S1 time - S2 time| paired, days: both come from the same 30-day window of a season.
@@ -59,6 +59,13 @@ class S1Location:
     meta: list[dict[str, Any] | None]
     problems: list[str] = field(default_factory=list)  # "<id>: <why>" of S1 seasons left out
     notes: list[str] = field(default_factory=list)
+
+
+def orbit_state_from_time(when: datetime, lon: float) -> str:
+    """Orbit direction of a Sentinel-1 pass from its local solar time: the orbit is sun-synchronous with the
+    ascending node at 18:00 local time, so ascending passes cross near 18:00 and descending near 06:00."""
+    hour = (when.hour + when.minute / 60.0 + when.second / 3600.0 + lon / 15.0) % 24.0
+    return "ascending" if hour >= 12.0 else "descending"
 
 
 def relative_orbit(platform: str, absolute_orbit: int) -> int:
@@ -141,6 +148,8 @@ def read_s1_date(path: str, item_id: str, patch_size: int, tol: int = 1) -> S1Da
                     out.problem = f"{band}.tif is {src.count} x {src.dtypes[0]}, expected 1 band of float dB"
                     return out
                 a = src.read(1)
+                centre_lon = (src.transform @ (src.width / 2.0, src.height / 2.0))[0]
+                geographic = src.crs is None or src.crs.is_geographic
         except Exception as e:  # a truncated or corrupt file: rasterio/GDAL raise many types
             out.problem = f"unreadable {band}.tif ({type(e).__name__}: {str(e)[:120]})"
             return out
@@ -157,6 +166,9 @@ def read_s1_date(path: str, item_id: str, patch_size: int, tol: int = 1) -> S1Da
         out.problem = "no data: every pixel is 0 or NaN in VV or VH"
         return out
     meta.pop("mode")
+    if meta["orbit_state"] is None and geographic and -180.0 <= centre_lon <= 180.0:
+        meta["orbit_state"] = orbit_state_from_time(when, centre_lon)  # both downloaders write '+proj=latlong'
+        out.notes.append("orbit state from the local solar time")
     meta["datetime"] = when
     meta["nodata_fraction"] = nodata
     out.when, out.db, out.meta = when, db, meta

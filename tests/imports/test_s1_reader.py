@@ -13,7 +13,7 @@ from fakes import S1_INFO, make_ssl4eo
 
 from seco.imports.layouts import CORPORA, find_locations
 from seco.imports.readers import ReadJob, read_location
-from seco.imports.s1 import pair_s1, relative_orbit
+from seco.imports.s1 import orbit_state_from_time, pair_s1, relative_orbit
 from seco.radiometry.corpora import S1_SSL4EO_RULE
 
 
@@ -55,7 +55,8 @@ def test_each_s2_date_gets_the_s1_of_its_season(s1_fake):
             assert m["rule"] == S1_SSL4EO_RULE and m["platform"] == f"sentinel-1{sid[2].lower()}"
             meta_file = s1_fake.root.parent / "s1" / loc / sid / "metadata.json"
             props = json.loads(meta_file.read_text())["properties"] if meta_file.is_file() else {}
-            assert m["orbit_state"] == (props["orbitProperties_pass"].lower() if props else None)
+            if props:
+                assert m["orbit_state"] == props["orbitProperties_pass"].lower()
             assert m["relative_orbit"] == props.get("relativeOrbitNumber_start", m["relative_orbit"])
             assert 1 <= m["relative_orbit"] <= 175
             assert abs(m["time_offset_days"] - (m["datetime"] - s2_time).total_seconds() / 86400) < 1e-9
@@ -87,8 +88,20 @@ def test_without_metadata_the_product_id_gives_time_and_relative_orbit(s1_fake):
     t = next(t for t in range(4) if res.meta[t] and res.meta[t]["item_id"] == sid)
     m = res.meta[t]
     assert m["datetime"] == datetime.strptime(sid[17:32], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-    assert m["relative_orbit"] == relative_orbit(sid[2], int(sid[49:55])) and m["orbit_state"] is None
+    assert m["relative_orbit"] == relative_orbit(sid[2], int(sid[49:55]))
+    lon = s1_fake.centre["0000006"][0]
+    local = (m["datetime"].hour + m["datetime"].minute / 60 + lon / 15) % 24
+    assert m["orbit_state"] == ("ascending" if local >= 12 else "descending")
     assert any("relative orbit from the product id" in n for n in res.notes)
+    assert any("orbit state from the local solar time" in n for n in res.notes)
+
+
+def test_orbit_state_from_local_time_on_the_recorded_scene():
+    props = json.loads(Path(S1_INFO).read_text())["properties"]  # footprint 16.9..20.7 E, 16:34:55 UTC
+    when = datetime.fromtimestamp(props["system:time_start"] / 1000, tz=UTC)
+    assert orbit_state_from_time(when, 18.8) == props["orbitProperties_pass"].lower() == "ascending"
+    # the same place 12 hours later is on the other side of the orbit
+    assert orbit_state_from_time(when + timedelta(hours=12), 18.8) == "descending"
 
 
 def test_relative_orbit_matches_the_recorded_earth_engine_scene():
