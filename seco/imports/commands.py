@@ -46,7 +46,7 @@ def _run(a: argparse.Namespace) -> int:
     cfg = ImportConfig(corpus=a.corpus, root=a.root, out=a.out, modality=getattr(a, "modality", None),
                        workers=workers, dask=a.dask, min_dates=a.min_dates, patch_size=a.patch_size,
                        limit=a.limit, commit_every=a.commit_every, progress=not a.no_progress, grid=a.grid,
-                       with_s1=getattr(a, "with_s1", False))
+                       with_s1=getattr(a, "with_s1", False), v11_offset=getattr(a, "v11_offset", "auto"))
     report = run_import(cfg)  # Ctrl-C: seco.cli.main says how to continue
     print(report.describe())
     if report.imported == 0:
@@ -73,7 +73,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--with-s1", action="store_true",
                    help="also import s1/ (Sentinel-1 GRD VV/VH in dB) into the store's S1 group, each season on the "
                         "date of its S2 season; an S2 date without S1 keeps its S2")
-    for q in (s, t):
+    v = isub.add_parser("ssl4eo-s12-v1.1", help="SSL4EO-S12 v1.1 (Zarr-zip files of 64 locations x 4 timestamps; "
+                                                "s2c or s2a, --with-s1)")
+    _add_common(v, modality=True)
+    v.add_argument("--with-s1", action="store_true",
+                   help="also import S1GRD (float16 dB VV/VH) into the store's S1 group, on the S2 dates")
+    v.add_argument("--v11-offset", choices=["auto", "1000", "0"], default="auto",
+                   help="DN the S2 values carry: auto (default: decided per file from its darkest valid values; the "
+                        "Zarr-zip release carries +1000, docs/IMPORT.md), 1000 or 0")
+    for q in (s, t, v):
         q.set_defaults(func=_run)
         # run_import claims the store itself (seco.boundary.claim_output); main checks it and names it in errors
         declare(q, lambda a: [Output(a.out, kind="dir")], lock=False, interrupt=RERUN_CONTINUES)

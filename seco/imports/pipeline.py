@@ -33,8 +33,9 @@ from typing import Any
 from seco.cluster import dask_executor
 from seco.errors import ConfigError, CorpusError, SecoError, StoreError
 from seco.imports.journal import Journal, reason_kind
-from seco.imports.layouts import Corpus, LocationRef, corpus_for, find_locations
+from seco.imports.layouts import V11_NAME, Corpus, LocationRef, corpus_for, find_locations
 from seco.imports.readers import QA60_CLOUD_FRACTION, ReadJob, ReadResult, read_location
+from seco.imports.s1 import s1_attrs
 
 __all__ = ["ATTR", "STATE_DIR", "ImportConfig", "ImportReport", "reason_kind", "run_import"]
 
@@ -64,6 +65,8 @@ class ImportConfig:
         grid: the store grid: ``"10m"`` (every band on the 10 m grid) or ``"native"`` (20 m / 60 m bands kept
             at the corpus' own resolution, ``seco.store.packing``); ``None``: the grid of the store being
             continued, else ``"10m"``. A conflicting grid on a rerun is refused.
+        v11_offset: (SSL4EO-S12 v1.1) the DN the S2 values carry: ``"auto"`` (decided per file from its darkest
+            valid values, ``seco.radiometry.corpora.v11_offset``), ``"1000"`` or ``"0"``.
         with_s1: (SSL4EO-S12) import the ``s1/`` Sentinel-1 seasons into the store's S1 group, each on the date
             of its S2 season (``seco.imports.s1``).
     """
@@ -82,10 +85,14 @@ class ImportConfig:
     progress: bool = True
     grid: str | None = None
     with_s1: bool = False
+    v11_offset: str = "auto"
 
     def __post_init__(self) -> None:
         c = corpus_for(self.corpus, self.modality)  # refuses s1 and unknown names first
-        if self.with_s1 and c.name != "ssl4eo-s12":
+        if self.v11_offset not in ("auto", "1000", "0"):
+            raise ConfigError(f"--v11-offset {self.v11_offset!r} is unknown; choose auto (decide per file from the "
+                              "data), 1000 or 0")
+        if self.with_s1 and c.name not in ("ssl4eo-s12", V11_NAME):
             raise ConfigError(f"--with-s1: the {c.name} corpus has no Sentinel-1; drop --with-s1 (SSL4EO-S12 has it)")
         if self.grid is not None and self.grid not in ("10m", "native"):
             raise ConfigError(f"--grid {self.grid!r} is unknown; choose 10m or native")
@@ -293,25 +300,10 @@ def _attrs(cfg: ImportConfig, corpus: Corpus, base: Path) -> dict[str, Any]:
                      else "native 20/60 m bands nearest-upsampled (2x2/6x6 repeats) to the 10 m grid, as seco collect"),
             "dates": "valid dates in chronological order in the first slots; item_id = product folder name",
             "with_s1": cfg.with_s1,
-            **({"s1": _s1_attrs()} if cfg.with_s1 else {}),
+            **({"s1": s1_attrs(corpus.name == V11_NAME)} if cfg.with_s1 else {}),
+            **({"cloud_fraction": "share of pixels with cloud_mask > 0 (the release's S2 cloud mask), per date",
+                "v11_offset": cfg.v11_offset} if corpus.name == V11_NAME else {}),
         },
-    }
-
-
-def _s1_attrs() -> dict[str, Any]:
-    from seco.imports.s1 import MAX_OFFSET_DAYS
-    from seco.radiometry.corpora import S1_SSL4EO_RULE, SSL4EO_S1_DB
-
-    return {
-        "radiometry": SSL4EO_S1_DB.to_attrs(), "rule": S1_SSL4EO_RULE,
-        "pairing": (f"each S1 season on the S2 date closest in time within {MAX_OFFSET_DAYS:g} days, one to one (the "
-                    "downloader searched both in 30-day windows around the same date); S1 without an S2 date is "
-                    "not stored; an S2 date without S1 keeps its S2"),
-        "metadata": ("from metadata.json (Earth Engine image properties): system:time_start, platform_number, "
-                     "orbitProperties_pass, relativeOrbitNumber_start; without it: time and platform from the product "
-                     "id, relative orbit from its absolute orbit, orbit state from the local solar time (ascending "
-                     "~18:00, descending ~06:00); looks unknown"),
-        "grid": "the corpus' own 264 px S1 patch of the same region as the S2 patch, not resampled",
     }
 
 
@@ -388,20 +380,23 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     cfg = resolve_grid(cfg)
     # absolute before anything reaches a reader: Dask workers run in another folder (a relative root would be
     # resolved against theirs); not resolved through symlinks, so a shared mount keeps the path users gave
-    base, refs = find_locations(corpus, Path(cfg.root).expanduser().absolute())
+    base, units = _units(cfg, corpus, Path(cfg.root).expanduser().absolute())
+    refs = [r for _, rs in units for r in rs]
     if cfg.limit is not None:
         refs = refs[: cfg.limit]
-    _probe(corpus, refs[0])
+    v11 = corpus.name == V11_NAME
+    if not v11:
+        _probe(corpus, refs[0])
     out = Path(cfg.out).expanduser()
     created = not (out / "zarr.json").is_file()
     out.parent.mkdir(parents=True, exist_ok=True)
     job = ReadJob(corpus=corpus, patch_size=cfg.patch_size, min_dates=cfg.min_dates,
-                  size_tolerance=cfg.size_tolerance, s1_base=_s1_base(cfg, base))
-    if created:
+                  size_tolerance=cfg.size_tolerance, s1_base=None if v11 else _s1_base(cfg, base),
+                  v11_offset=cfg.v11_offset)
+    if created and not v11:
         _probe_patch_size(refs, job)
     with _locked(out):
         executor, slots, client, desc = _executor(cfg)  # before the store: a bad --dask writes nothing
-        window = max(4, 2 * slots)  # bounded: in flight + waiting for their turn
         try:
             writer = _open_writer(cfg, corpus, base)
         except BaseException:
@@ -411,40 +406,13 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
         state.mkdir(exist_ok=True)
         journal = Journal(state / "journal.jsonl")
         resumed = len(writer)
-        todo = [r for r in refs if not writer.has(r.key(corpus)) and not journal.skipped(r.key(corpus), cfg.min_dates)]
-        if stop_after is not None:
-            todo = todo[:stop_after]
-        imported = skipped_now = dates = 0
-        bar = None
-        if cfg.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(refs), initial=len(refs) - len(todo), unit="loc", desc=f"import {corpus.name}",
-                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-        futures: dict[int, cf.Future[ReadResult]] = {}
+        wanted = {r.key(corpus) for r in refs if not writer.has(r.key(corpus))
+                  and not journal.skipped(r.key(corpus), cfg.min_dates)}
+        todo = [u for u, rs in units if any(r.key(corpus) in wanted for r in rs)]
         try:
-            nxt = 0
-            for head in range(len(todo)):
-                while nxt < len(todo) and nxt - head < window:
-                    futures[nxt] = executor.submit(read_location, todo[nxt], job)
-                    nxt += 1
-                r = _result(futures.pop(head), todo[head], corpus)
-                journal.record(r, cfg.min_dates)  # the decision first: a crash after it re-reads the location, no more
-                if r.status == "ok":
-                    assert r.images is not None and r.valid is not None and r.dates_meta is not None
-                    _append(writer, r)
-                    imported += 1
-                    dates += int(r.valid.sum())
-                else:
-                    skipped_now += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"skipped {skipped_now}", refresh=False)
+            imported, skipped_now, dates = _run_units(cfg, corpus, todo, wanted, job, executor, max(4, 2 * slots),
+                                                      writer, journal, len(refs), stop_after)
         finally:
-            for f in futures.values():
-                f.cancel()
-            if bar is not None:
-                bar.close()
             _shutdown(executor, client)
             writer.close()
             journal.close()
@@ -455,6 +423,71 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
         shutil.rmtree(out, ignore_errors=True)  # an empty store would lock this run's settings in for the next
         report.store_removed = True
     return report
+
+
+def _units(cfg: ImportConfig, corpus: Corpus, root: Path) -> tuple[Path, list[tuple[Any, list[LocationRef]]]]:
+    """The units of work and the locations each decides: a location folder (v1, SeCo) or a Zarr-zip file (v1.1)."""
+    if corpus.name != V11_NAME:
+        base, refs = find_locations(corpus, root)
+        return base, [(r, [r]) for r in refs]
+    from seco.imports.v11 import find_v11_files, v11_names
+
+    if not root.is_dir():
+        raise CorpusError(f"corpus root {root} is not a folder; give the folder SSL4EO-S12 v1.1 was downloaded to")
+    files = find_v11_files(root, corpus.modality, cfg.with_s1)
+    return root, [(f, [LocationRef(n, f.s2) for n in v11_names(f)]) for f in files]
+
+
+def read_unit(unit: Any, job: ReadJob) -> list[ReadResult]:
+    """Read one unit of work in a worker: every location it holds, decided."""
+    if isinstance(unit, LocationRef):
+        return [read_location(unit, job)]
+    from seco.imports.v11 import read_v11_file
+
+    return read_v11_file(unit, job)
+
+
+def _run_units(cfg: ImportConfig, corpus: Corpus, todo: list[Any], wanted: set[str], job: ReadJob,
+               executor: cf.Executor, window: int, writer: Any, journal: Journal, total: int,
+               stop_after: int | None) -> tuple[int, int, int]:
+    """Read the units (bounded window, in order) and journal + append the wanted locations; (imported, skipped,
+    dates) of this run."""
+    imported = skipped_now = dates = 0
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=total - len(wanted), unit="loc", desc=f"import {corpus.name}",
+                   file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    futures: dict[int, cf.Future[list[ReadResult]]] = {}
+    try:
+        nxt = 0
+        for head in range(len(todo)):
+            while nxt < len(todo) and nxt - head < window:
+                futures[nxt] = executor.submit(read_unit, todo[nxt], job)
+                nxt += 1
+            for r in _result(futures.pop(head), todo[head], corpus):
+                if r.key not in wanted:
+                    continue  # in the store already, skipped before, or beyond --limit
+                if stop_after is not None and imported + skipped_now >= stop_after:
+                    return imported, skipped_now, dates
+                journal.record(r, cfg.min_dates)  # the decision first: a crash after it re-reads the location
+                if r.status == "ok":
+                    assert r.images is not None and r.valid is not None and r.dates_meta is not None
+                    _append(writer, r)
+                    imported += 1
+                    dates += int(r.valid.sum())
+                else:
+                    skipped_now += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"skipped {skipped_now}", refresh=False)
+    finally:
+        for f in futures.values():
+            f.cancel()
+        if bar is not None:
+            bar.close()
+    return imported, skipped_now, dates
 
 
 def _s1_base(cfg: ImportConfig, base: Path) -> str | None:
@@ -496,14 +529,14 @@ def _shutdown(executor: cf.Executor, client: Any) -> None:
         client.close()
 
 
-def _result(f: cf.Future[ReadResult], ref: LocationRef, corpus: Corpus) -> ReadResult:
+def _result(f: cf.Future[list[ReadResult]], unit: Any, corpus: Corpus) -> list[ReadResult]:
     try:
         return f.result()
     except SecoError:
         raise
     except Exception as e:  # a bug or a lost worker: stop, the rerun continues from here
-        raise CorpusError(f"reading location {ref.name} ({ref.path}) failed: {type(e).__name__}: {e}; "
-                          "rerun the same command to continue") from e
+        what = f"location {unit.name} ({unit.path})" if isinstance(unit, LocationRef) else f"file {unit.s2}"
+        raise CorpusError(f"reading {what} failed: {type(e).__name__}: {e}; rerun the same command to continue") from e
 
 
 def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int, resumed: int, imported: int,

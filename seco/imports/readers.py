@@ -54,6 +54,7 @@ class ReadJob:
         size_tolerance: native pixels a band may be off its expected size (cropped / padded).
         s1_base: the SSL4EO-S12 ``s1/`` folder (absolute) when Sentinel-1 is imported with the S2 dates,
             else ``None``.
+        v11_offset: SSL4EO-S12 v1.1 only: ``"auto"``, ``"1000"`` or ``"0"`` (``seco.imports.v11``).
     """
 
     corpus: Corpus
@@ -61,6 +62,7 @@ class ReadJob:
     min_dates: int = 3
     size_tolerance: int = 1
     s1_base: str | None = None
+    v11_offset: str = "auto"
 
 
 @dataclass

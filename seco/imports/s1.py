@@ -28,7 +28,7 @@ import numpy as np
 from seco.radiometry.corpora import S1_SSL4EO_RULE, s1_db
 
 __all__ = ["MAX_OFFSET_DAYS", "S1_FILES", "S1DateRead", "S1Location", "orbit_state_from_time", "pair_s1",
-           "read_s1_date", "read_s1_location", "relative_orbit"]
+           "read_s1_date", "read_s1_location", "relative_orbit", "s1_attrs"]
 
 S1_FILES = ("VV", "VH")
 #: Largest |S1 time - S2 time| paired, days: both come from the same 30-day window of a season.
@@ -237,3 +237,21 @@ def read_s1_location(folder: str, s2_times: list[datetime | None], patch_size: i
         res.db[t], res.valid[t] = r.db, True
         res.meta[t] = {**r.meta, "time_offset_days": (r.when - s2_time).total_seconds() / 86400.0}
     return res
+
+
+def s1_attrs(v11: bool) -> dict[str, Any]:
+    """What an imported store records about its S1 (``user_attrs.import.s1``)."""
+    from seco.radiometry.corpora import S1_SSL4EO_V11_RULE, SSL4EO_S1_DB, SSL4EO_V11_S1_DB
+
+    return {
+        "radiometry": (SSL4EO_V11_S1_DB if v11 else SSL4EO_S1_DB).to_attrs(),
+        "rule": S1_SSL4EO_V11_RULE if v11 else S1_SSL4EO_RULE,
+        "pairing": (f"each S1 season on the S2 date closest in time within {MAX_OFFSET_DAYS:g} days, one to one (the "
+                    "downloader searched both in 30-day windows around the same date); S1 without an S2 date is "
+                    "not stored; an S2 date without S1 keeps its S2"),
+        "metadata": ("from metadata.json (Earth Engine image properties): system:time_start, platform_number, "
+                     "orbitProperties_pass, relativeOrbitNumber_start; without it: time and platform from the product "
+                     "id, relative orbit from its absolute orbit, orbit state from the local solar time (ascending "
+                     "~18:00, descending ~06:00); looks unknown"),
+        "grid": "the corpus' own 264 px S1 patch of the same region as the S2 patch, not resampled",
+    }
