@@ -21,9 +21,9 @@ from pathlib import Path
 
 from seco.bands import BY_NAME, L1C, L2A
 from seco.errors import ConfigError, CorpusError
-from seco.radiometry.corpora import SECO_UINT8, SSL4EO_DN, CorpusScale
+from seco.radiometry.corpora import SECO_UINT8, SSL4EO_DN, SSL4EO_V11_ZARR, CorpusScale
 
-__all__ = ["CORPORA", "Corpus", "LocationRef", "corpus_for", "find_locations", "file_band_name"]
+__all__ = ["CORPORA", "V11_NAME", "Corpus", "LocationRef", "corpus_for", "find_locations", "file_band_name"]
 
 SECO_DIRS = ("seasonal_contrast_100k", "seasonal_contrast_1m")
 MODALITIES = ("s2c", "s2a", "s1")
@@ -75,10 +75,21 @@ _SSL4EO_TREE = """\
           B1.tif ... B12.tif    uint16 GeoTIFF, one band each (s2c also B10.tif)
           metadata.json"""
 
+V11_NAME = "ssl4eo-s12-v1.1"
+
+_V11_TREE = """\
+  <root>/                       the download folder (or one split folder: train/ or val/)
+    train/  val/
+      S2L1C/  S2L2A/  S1GRD/    one folder per modality
+        ssl4eos12_train_seasonal_data_000001.zarr.zip   Zarr v2 zip: 64 locations x 4 timestamps
+        ..."""
+
 CORPORA: dict[tuple[str, str], Corpus] = {
     ("seco", "s2a"): Corpus("seco", "s2a", L2A, 5, SECO_UINT8, _SECO_TREE),
     ("ssl4eo-s12", "s2c"): Corpus("ssl4eo-s12", "s2c", L1C, 4, SSL4EO_DN, _SSL4EO_TREE),
     ("ssl4eo-s12", "s2a"): Corpus("ssl4eo-s12", "s2a", L2A, 4, SSL4EO_DN, _SSL4EO_TREE),
+    (V11_NAME, "s2c"): Corpus(V11_NAME, "s2c", L1C, 4, SSL4EO_V11_ZARR, _V11_TREE),
+    (V11_NAME, "s2a"): Corpus(V11_NAME, "s2a", L2A, 4, SSL4EO_V11_ZARR, _V11_TREE),
 }
 
 
@@ -90,19 +101,19 @@ def corpus_for(name: str, modality: str | None) -> Corpus:
     """
     if modality == "s1":
         raise ConfigError(
-            "--modality s1: Sentinel-1 (VV/VH backscatter) is out of scope for seco import: the store, the "
-            "statistics and the models are Sentinel-2 reflectance; import s2c (L1C) or s2a (L2A) instead"
+            "--modality s1: Sentinel-1 is imported with the S2 dates of the same locations and seasons, into one "
+            "store: pass --modality s2c --with-s1 (or s2a)"
         )
     if name == "seco":
         if modality not in (None, "s2a"):
             raise ConfigError(f"--modality {modality}: the SeCo corpus is Level-2A only (12 bands); drop --modality")
         return CORPORA[("seco", "s2a")]
-    if name == "ssl4eo-s12":
+    if name in ("ssl4eo-s12", V11_NAME):
         m = modality or "s2c"
         if (name, m) not in CORPORA:
             raise ConfigError(f"--modality {m!r} unknown; use s2c (L1C, 13 bands) or s2a (L2A, 12 bands)")
         return CORPORA[(name, m)]
-    raise ConfigError(f"unknown corpus {name!r}; use 'seco' or 'ssl4eo-s12'")
+    raise ConfigError(f"unknown corpus {name!r}; use 'seco', 'ssl4eo-s12' or '{V11_NAME}'")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 
 from seco.errors import CorpusError
 from seco.imports.layouts import Corpus, LocationRef, file_band_name
+from seco.imports.s1 import S1Location, read_s1_location
 from seco.radiometry.corpora import baseline_offset, to_dn
 
 __all__ = ["DateRead", "ReadJob", "ReadResult", "read_date", "read_location"]
@@ -51,12 +52,17 @@ class ReadJob:
         patch_size: ``P``, the 10 m grid side (264 in both corpora; a multiple of 6).
         min_dates: fewest valid dates a location needs to be imported.
         size_tolerance: native pixels a band may be off its expected size (cropped / padded).
+        s1_base: the SSL4EO-S12 ``s1/`` folder (absolute) when Sentinel-1 is imported with the S2 dates,
+            else ``None``.
+        v11_offset: SSL4EO-S12 v1.1 only: ``"auto"``, ``"1000"`` or ``"0"`` (``seco.imports.v11``).
     """
 
     corpus: Corpus
     patch_size: int = 264
     min_dates: int = 3
     size_tolerance: int = 1
+    s1_base: str | None = None
+    v11_offset: str = "auto"
 
 
 @dataclass
@@ -83,6 +89,7 @@ class ReadResult:
         images: (T, C, P, P) uint16 DN; ``valid``: (T,) bool; ``dates_meta``: T dicts or None.
         date_problems: ``"<product id>: <reason>"`` of every date left out.
         notes: what was adjusted (crops, pads, baseline offsets, metadata fallbacks).
+        s1: Sentinel-1 on the same date slots (``ReadJob.s1_base`` set), else ``None``.
     """
 
     ref: LocationRef
@@ -94,6 +101,7 @@ class ReadResult:
     dates_meta: list[dict[str, Any] | None] | None = None
     date_problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    s1: S1Location | None = None
 
 
 def _time_of(meta: dict[str, Any] | None, item_id: str) -> tuple[datetime | None, str | None]:
@@ -162,6 +170,8 @@ def read_date(path: str, item_id: str, job: ReadJob) -> DateRead:
             with open(meta_path, encoding="utf-8") as f:
                 loaded = json.load(f)
             props = loaded if isinstance(loaded, dict) else None
+            if props is not None and isinstance(props.get("properties"), dict) and "system:time_start" not in props:
+                props = props["properties"]  # the SSL4EO-S12 downloader saves image.getInfo(): properties nested
             if props is None:
                 out.notes.append("metadata.json is not an object; ignored")
         except (OSError, ValueError) as e:
@@ -287,4 +297,7 @@ def _read_location(ref: LocationRef, job: ReadJob) -> ReadResult:
         valid[t] = True
         metas[t] = r.meta
     res.images, res.valid, res.dates_meta = images, valid, metas
+    if job.s1_base is not None:
+        s2_times = [m["datetime"] if m else None for m in metas]
+        res.s1 = read_s1_location(os.path.join(job.s1_base, ref.name), s2_times, P, job.size_tolerance)
     return res
