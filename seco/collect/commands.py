@@ -145,9 +145,20 @@ def _run_catalog_search(a: argparse.Namespace) -> int:
 
 
 def _run_catalog_inspect(a: argparse.Namespace) -> int:
-    from seco.collect.inspect import format_report, inspect_item, load_item
+    from seco.collect.inspect import (
+        format_report,
+        format_s1_report,
+        inspect_item,
+        inspect_s1_item,
+        is_s1_item,
+        load_item,
+    )
 
     item = load_item(a.item, item_id=a.item_id, catalog=a.catalog, collection=a.collection, timeout=a.timeout)
+    if is_s1_item(item):
+        rep = inspect_s1_item(item)
+        print(json.dumps(rep) if a.json else format_s1_report(rep))
+        return 0
     rep = inspect_item(item)
     print(json.dumps(rep) if a.json else format_report(rep))
     return 0
