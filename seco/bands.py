@@ -63,6 +63,9 @@ BAND_SETS: dict[str, tuple[str, ...]] = {"all": L2A, "l2a": L2A, "l1c": L1C, "rg
 
 REFLECTANCE_SCALE = 10000.0
 
+#: Sentinel-1 polarisations a store's S1 group holds (backscatter in dB, IW mode), in channel order.
+S1_BANDS: tuple[str, ...] = ("VV", "VH")
+
 
 def normalize_name(name: str) -> str:
     """Canonical band name: ``b2``, ``B2``, ``b02`` -> ``B02``; ``b8a`` -> ``B8A``.

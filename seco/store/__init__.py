@@ -4,6 +4,7 @@ Layout, atomicity protocol and the measured chunking choice: docs/STORE.md.
 """
 
 from seco.store.reader import Store, open_store
+from seco.store.s1 import S1Patch, S1Reader
 from seco.store.schema import (
     DATE_FIELDS,
     FIELD_NAMES,
@@ -20,6 +21,8 @@ __all__ = [
     "FIELD_NAMES",
     "NODATA",
     "SCHEMA_VERSION",
+    "S1Patch",
+    "S1Reader",
     "Store",
     "StoreConfig",
     "StoreIndexError",

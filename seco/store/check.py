@@ -70,11 +70,11 @@ def _key(store: Store, i: int) -> str | None:
 def check_integrity(store: Store, i: int) -> list[Finding]:
     """Whether location ``i``'s image data are intact: shards present and complete, checksums, decodable chunks.
 
-    Every image array is checked (``images``, and ``images_x2`` / ``images_x6`` of a native-grid store); a
-    finding names the damaged array's shard.
+    Every image array is checked (``images``, ``images_x2`` / ``images_x6`` of a native-grid store, ``s1/images``
+    of a store with Sentinel-1); a finding names the damaged array's shard.
     """
     key = _key(store, i)
-    names = store.image_arrays
+    names = store.sensor_image_arrays  # the S1 group's s1/images too
     readers = {name: store.shard_reader(name) for name in names}
     if any(r is None for r in readers.values()):  # an object store or a layout read through zarr
         if store.config.layout.sharded:  # zarr would read a missing shard as zeros
@@ -83,6 +83,8 @@ def check_integrity(store: Store, i: int) -> list[Finding]:
                     return [Finding(i, key, store.image_file(i, name), "integrity", "its shard file is missing")]
         try:
             store.read(i)  # a full read exercises every chunk of every array
+            if store.s1 is not None:
+                store.s1.read_raw(i)
         except StoreCorruptError as e:
             return [Finding(i, key, e.path or store.image_file(i), "integrity",
                             getattr(e.__cause__, "problem", None) or str(e.__cause__ or e))]

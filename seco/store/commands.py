@@ -174,6 +174,29 @@ def _band_stats(s: Any) -> dict[str, dict[str, float]] | str:
     return {b: {k: round(float(st[k][i]), 1) for k in ("mean", "std", "p2", "p98")} for i, b in enumerate(s.bands)}
 
 
+def _s1_summary(s: Any) -> dict[str, Any] | None:
+    """The S1 group in a few numbers: coverage of the valid S2 dates, products, orbit states, dB statistics."""
+    import numpy as np
+
+    if s.s1 is None:
+        return None
+    out: dict[str, Any] = {"bands": list(s.s1.bands), "units": s.s1.units, **s.s1.coverage()}
+    if len(s):
+        valid = s.s1.valid_mask()
+        for name in ("product", "orbit_state", "rule"):
+            values, counts = np.unique(s.s1.meta_array(name)[valid].astype(str), return_counts=True)
+            out[f"{name}s"] = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+        offsets = s.s1.meta_array("time_offset_days")[valid]
+        out["abs_time_offset_days_max"] = round(float(np.abs(offsets).max()), 2) if offsets.size else None
+        try:
+            st = s.s1.stats()
+            out["band_stats_db"] = {b: {k: round(float(st[k][i]), 2) for k in ("mean", "std", "p2", "p98")}
+                                    for i, b in enumerate(s.s1.bands)}
+        except StoreError as e:
+            out["band_stats_db"] = f"none: {e}"
+    return out
+
+
 def _run_info(a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -191,6 +214,8 @@ def _run_info(a: argparse.Namespace) -> int:
         "mb_per_location": round(nbytes / len(s) / 1e6, 3) if nbytes is not None and len(s) else None,
         **_dates_summary(s),
         "band_stats_dn": _band_stats(s),
+        "sensors": list(s.sensors),
+        "s1": _s1_summary(s),
     }
     if a.json:
         print(json.dumps(info, indent=2))
@@ -200,6 +225,10 @@ def _run_info(a: argparse.Namespace) -> int:
             print("band_stats_dn: (mean, std, p2, p98 over valid dates; nodata 0 left out)")
             for b, st in v.items():
                 print(f"  {b}: " + ", ".join(f"{n} {x:g}" for n, x in st.items()))
+        elif k == "s1" and isinstance(v, dict):
+            print("s1:")
+            for n, x in v.items():
+                print(f"  {n}: {x}")
         else:
             print(f"{k}: {v}")
     return 0

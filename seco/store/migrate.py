@@ -1,7 +1,8 @@
 """``seco store migrate``: copy a store into a new layout (codec, shuffle, checksums, grid), resumably.
 
 Every location is read (checked against its checksums, when it has them) and appended to the destination
-with the same key, validity, per-date metadata and label, in the same order, so location indices match.
+with the same key, validity, per-date metadata and label (and Sentinel-1 group: the same stored codes, validity
+and records), in the same order, so location indices match.
 The destination is an ordinary store: a rerun after an interruption continues where it stopped (locations
 already there are skipped by key), exactly as ``seco collect`` does.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from seco.errors import StoreCorruptError, StoreError
 from seco.store.packing import NotNativeError
 from seco.store.reader import open_store
+from seco.store.s1 import S1Patch
 from seco.store.schema import Location, StoreLayout
 from seco.store.writer import create_store
 
@@ -79,7 +81,7 @@ def migrate_store(
     from tqdm import tqdm
 
     with create_store(dst, source.bands, source.num_dates, source.patch_size, attrs, label_names=source.label_names,
-                      layout=layout, exist_ok=True, commit_every=commit_every) as w:
+                      layout=layout, exist_ok=True, commit_every=commit_every, sensors=source.sensors) as w:
         if w.config.layout != layout:
             raise StoreError(
                 f"{b.url} already holds a store with layout {w.config.layout}, not {layout}; "
@@ -92,6 +94,7 @@ def migrate_store(
                 continue
             try:
                 images = source.read(i)
+                s1 = None if source.s1 is None else S1Patch(source.s1.read(i), source.s1.valid(i), source.s1.meta(i))
             except StoreCorruptError:
                 if on_corrupt == "error":
                     raise
@@ -99,7 +102,7 @@ def migrate_store(
                 continue
             label = int(labels[i]) if labels is not None and labels[i] >= 0 else None
             try:
-                w.append(keys[i], images, source.valid(i), source.meta(i), label)
+                w.append(keys[i], images, source.valid(i), source.meta(i), label, s1=s1)
             except NotNativeError as e:
                 raise NotNativeError(f"cannot migrate {source.path} to the native grid: source location {i} "
                                      f"(key {keys[i]!r}) does not fit it: {e}") from e

@@ -12,6 +12,7 @@ import zarr
 
 from seco.bands import indices, parse_bands
 from seco.errors import StoreCorruptError, StoreError
+from seco.store import s1 as S1
 from seco.store import schema as S
 from seco.store.packing import PackGroup, PackSpec, _upsample_np
 from seco.store.shard import ShardReader, check_out
@@ -63,6 +64,7 @@ class Store(S.StoreFacts):
         self._labels: np.ndarray | None = None
         self._keys: np.ndarray | None = None
         self._hist: np.ndarray | None = None
+        self._s1: S1.S1Reader | None = S1.S1Reader(self) if self.config.has_s1 else None
         self._band_index: dict[Any, list[int]] = {}
         self._sources_cache: dict[Any, tuple[PackSpec, list[tuple[PackGroup, str, list[int]]]]] = {}
         self._groups = self.config.image_groups()
@@ -115,6 +117,22 @@ class Store(S.StoreFacts):
         """Names of the image arrays: ``["images"]`` on the 10 m grid; on the native grid those of the factors
         that occur among ``images`` (10 m bands), ``images_x2`` (20 m), ``images_x6`` (60 m)."""
         return [g.name for g in self._groups]
+
+    @property
+    def sensor_image_arrays(self) -> list[str]:
+        """Every sharded image array: ``image_arrays`` and, with an S1 group, ``s1/images``."""
+        return [*self.image_arrays, *((S1.IMAGES,) if self._s1 is not None else ())]
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        """The sensor groups of the store: ``("s2",)`` or ``("s2", "s1")``."""
+        return self.config.sensors
+
+    @property
+    def s1(self) -> S1.S1Reader | None:
+        """The Sentinel-1 group (``seco.store.s1.S1Reader``: dB pixels, validity, records, statistics), or
+        ``None`` when the store has none."""
+        return self._s1
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -372,8 +390,9 @@ class Store(S.StoreFacts):
         """What makes this store's data these data, whatever its path, layout or grid: its size, dates, patch
         side, bands and a sha256 of its location keys in order (a moved or migrated copy has the same one)."""
         h = hashlib.sha256("\n".join(self.keys()).encode())
-        return {"num_locations": len(self), "num_dates": self.num_dates, "patch_size": self.patch_size,
-                "bands": list(self.bands), "keys_sha256": h.hexdigest()}
+        out = {"num_locations": len(self), "num_dates": self.num_dates, "patch_size": self.patch_size,
+               "bands": list(self.bands), "keys_sha256": h.hexdigest()}
+        return out | ({"sensors": list(self.sensors)} if self._s1 is not None else {})
 
     def key(self, i: int) -> str:
         """The key of location ``i``."""

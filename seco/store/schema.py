@@ -24,10 +24,14 @@ from seco.errors import ConfigError, StoreError, StoreVersionError
 
 #: Newest version of the on-disk schema (a native-resolution store, ``StoreLayout(grid="native")``). Bump it
 #: on any change a reader of the previous version would misread.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Versions this seco reads: 1 (every band on the 10 m grid; still what a ``grid="10m"`` store is written as,
-#: so older seco releases keep reading it) and 2 (20 m / 60 m bands at their native resolution).
-SCHEMA_VERSIONS = (1, 2)
+#: so older seco releases keep reading it), 2 (20 m / 60 m bands at their native resolution) and 3 (either grid,
+#: with a Sentinel-1 group beside the Sentinel-2 images: ``seco.store.s1``; an older seco refuses it rather than
+#: append locations without their S1 rows).
+SCHEMA_VERSIONS = (1, 2, 3)
+#: Sensor groups a store can hold: ``s2`` (the images at the root, always) and ``s1`` (``seco.store.s1``).
+SENSORS = ("s2", "s1")
 #: Digital number that marks "no data" in every band (Sentinel-2 convention); ignored by the statistics.
 NODATA = 0
 #: One histogram bin per uint16 value.
@@ -156,6 +160,7 @@ class StoreConfig:
         layout: chunking, compression and grid of the images.
         factors: grid factor per band (``seco.store.packing``), in band order; ``None``: all 1 on the 10 m
             grid, ``packing.native_factors`` on the native grid (what a new store records).
+        sensors: ``("s2",)`` or ``("s2", "s1")`` (a Sentinel-1 group, schema version 3).
     """
 
     bands: tuple[str, ...]
@@ -164,6 +169,18 @@ class StoreConfig:
     label_names: tuple[str, ...] | None = None
     layout: StoreLayout = field(default_factory=StoreLayout)
     factors: tuple[int, ...] | None = None
+    sensors: tuple[str, ...] = ("s2",)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sensors, tuple) or self.sensors[:1] != ("s2",) or len(set(self.sensors)) != len(
+                self.sensors) or not set(self.sensors) <= set(SENSORS):
+            raise ConfigError(f"sensors {self.sensors!r} must be ('s2',) or ('s2', 's1'): a store always holds the "
+                              "Sentinel-2 images, and optionally a Sentinel-1 group")
+
+    @property
+    def has_s1(self) -> bool:
+        """Whether the store has a Sentinel-1 group."""
+        return "s1" in self.sensors
 
     @property
     def grid_factors(self) -> dict[str, int]:
@@ -178,7 +195,9 @@ class StoreConfig:
 
     @property
     def schema_version(self) -> int:
-        """The version a store of this configuration is written with (1 on the 10 m grid, 2 native)."""
+        """The version a store of this configuration is written with (1 on the 10 m grid, 2 native, 3 with S1)."""
+        if self.has_s1:
+            return 3
         return 2 if self.layout.grid == "native" else 1
 
     def image_groups(self) -> list[ImageGroup]:
@@ -194,6 +213,11 @@ class StoreConfig:
         """JSON form stored under the root attribute ``seco_store``."""
         from seco import __version__
 
+        extra: dict[str, Any] = {}
+        if self.has_s1:  # recorded only with S1, so S2-only stores keep the attributes older seco writes
+            from seco.store.s1 import group_attrs
+
+            extra = {"sensors": list(self.sensors), "s1": group_attrs()}
         return {
             "bands": list(self.bands),
             "num_dates": self.num_dates,
@@ -209,6 +233,7 @@ class StoreConfig:
             ),
             "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "software": f"seco {__version__}",
+            **extra,
         }
 
     @classmethod
@@ -234,7 +259,17 @@ class StoreConfig:
             label_names=tuple(names) if names is not None else None,
             layout=StoreLayout.from_attrs(a.get("layout", {}), a.get("checksum"), grid),
             factors=factors,
+            sensors=_sensors(a.get("sensors")),
         )
+
+
+def _sensors(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ("s2",)
+    if not isinstance(value, list) or value[:1] != ["s2"] or not set(value) <= set(SENSORS):
+        raise StoreError(f"store attribute seco_store.sensors {value!r} is not ['s2'] or ['s2', 's1']; the store is "
+                         "damaged or from a newer seco")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -515,7 +550,7 @@ def open_root(loc: Location, read_only: bool) -> tuple[zarr.Group, dict[str, Any
         software = schema.get("software", "another seco release") if isinstance(schema, dict) else "another seco release"
         raise StoreVersionError(
             f"store {loc.url} has schema version {version} (written by {software}) but this seco reads "
-            f"versions {' and '.join(map(str, SCHEMA_VERSIONS))}; re-create it with this seco (`seco synth` / "
+            f"versions {', '.join(map(str, SCHEMA_VERSIONS[:-1]))} and {SCHEMA_VERSIONS[-1]}; re-create it with this seco (`seco synth` / "
             f"`seco collect` into a new path) or use the seco release that wrote it"
         )
     if ATTR_SCHEMA not in attrs or ATTR_MANIFEST not in attrs:

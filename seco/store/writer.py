@@ -24,6 +24,7 @@ import zarr.core.sync as zsync
 import zarr.storage
 
 from seco.errors import ConfigError, StoreError
+from seco.store import s1 as S1
 from seco.store import schema as S
 from seco.store.packing import PackSpec
 from seco.store.shard import ShardWriter
@@ -54,6 +55,7 @@ def create_store(
     storage_options: Mapping[str, Any] | None = None,
     commit_every: int = 1,
     hist_every: int = 256,
+    sensors: Sequence[str] = ("s2",),
 ) -> StoreWriter:
     """Create an empty store and return a writer on it.
 
@@ -71,6 +73,8 @@ def create_store(
         storage_options: fsspec options for URLs (credentials, endpoint).
         commit_every: locations per commit (see ``StoreWriter``).
         hist_every: locations between two saves of the band histogram.
+        sensors: ``("s2",)``, or ``("s2", "s1")`` for a Sentinel-1 group beside the images (``append(...,
+            s1=S1Patch(...))``; schema version 3, docs/STORE.md).
 
     Raises:
         BandError: an unknown band name.
@@ -95,6 +99,7 @@ def create_store(
         patch_size=int(patch_size),
         label_names=label_names,
         layout=layout or S.StoreLayout(),
+        sensors=tuple(sensors) if not isinstance(sensors, str) else (sensors,),
     )
     loc = S.Location.parse(path, storage_options)
     if exist_ok and _is_seco(loc):
@@ -153,6 +158,8 @@ def _build(root: zarr.Group, config: S.StoreConfig, user: dict[str, Any]) -> Non
     root.create_array(S.HIST, shape=(2, C, S.NUM_BINS), chunks=(1, C, S.NUM_BINS), dtype="uint64", fill_value=0,
                       dimension_names=("slot", "band", "value"),
                       attributes={"description": "per-band DN histograms of valid dates; the manifest names the live slot"})
+    if config.has_s1:
+        S1.build(root, config)
     root.attrs.put({  # replaces every attribute: the creation mark goes in the same (atomic) write
         S.ATTR_VERSION: config.schema_version,  # 1 on the 10 m grid (older seco reads it), 2 native
         S.ATTR_SCHEMA: config.to_attrs(),
@@ -178,7 +185,7 @@ def _create_radiometry(meta: zarr.Group, f: S.DateField, cap: int, rows: int, T:
 def _check_same(have: S.StoreConfig, want: S.StoreConfig, url: str) -> None:
     diff = [
         f"{name} {getattr(have, name)!r} (asked {getattr(want, name)!r})"
-        for name in ("bands", "num_dates", "patch_size", "label_names")
+        for name in ("bands", "num_dates", "patch_size", "label_names", "sensors")
         if getattr(have, name) != getattr(want, name)
     ]
     if (have.layout.grid, have.grid_factors) != (want.layout.grid, want.grid_factors):
@@ -300,6 +307,13 @@ class StoreWriter(S.StoreFacts):
         self._split: PackSpec | None = None
         if len(self._groups) > 1 or self._groups[0].factor != 1:
             self._split = PackSpec.build(self.config.bands, self.config.patch_size, self.config.grid_factors)
+        #: the S1 group's per-location arrays and histogram (a store with sensors ("s2", "s1"))
+        self._s1 = self.config.has_s1
+        if self._s1:
+            for name in (*S1.array_names(), S1.HIST):
+                self._arrays[name] = self._root[name]  # type: ignore[assignment]
+        #: every sharded image array, the S1 one included (trim and sweep their uncommitted shards)
+        self._shard_arrays = [*self._image_names, *((S1.IMAGES,) if self._s1 else ())]
         meta_group = self._root[S.META]
         assert isinstance(meta_group, zarr.Group)
         #: optional arrays present in this store (a store written before them gets them at its first append)
@@ -308,12 +322,12 @@ class StoreWriter(S.StoreFacts):
             self._arrays[f"{S.META}/{name}"] = meta_group[name]  # type: ignore[assignment]
         self._shard_writers: dict[str, ShardWriter | None] = {
             name: ShardWriter.for_array(loc.local / name) if loc.local is not None else None
-            for name in self._image_names
+            for name in self._shard_arrays
         }
         self._pending: list[dict[str, Any]] = []
         keys = np.asarray(self._arrays[S.KEY][: self._n]) if self._n else np.array([], dtype=str)
         self._keys: dict[str, int] = {str(k): i for i, k in enumerate(keys.tolist())}
-        self._hist = self._load_histogram()
+        self._hist, self._s1_hist = self._load_histograms()
         self._closed = False
         self._sweep_partials()
 
@@ -343,6 +357,8 @@ class StoreWriter(S.StoreFacts):
         valid: np.ndarray | Sequence[bool],
         dates_meta: Sequence[Mapping[str, Any] | None],
         label: int | None = None,
+        *,
+        s1: S1.S1Patch | None = None,
     ) -> int:
         """Append one location.
 
@@ -354,6 +370,8 @@ class StoreWriter(S.StoreFacts):
             valid: (T,) bool, which dates hold usable imagery; at least one.
             dates_meta: T dicts with the ``schema.DATE_FIELDS`` keys (required for valid dates).
             label: class index (``0 <= label < len(label_names)`` when the store has label names).
+            s1: (a store with an S1 group) the location's Sentinel-1 data, ``seco.store.s1.S1Patch``: (T, 2, H, W)
+                dB on the same grid, NaN = no data, its validity and per-date record; ``None``: no S1 on any date.
 
         Returns:
             The index of the location in the store.
@@ -378,6 +396,10 @@ class StoreWriter(S.StoreFacts):
             valid = self._check_valid(valid, where)
             rows = self._check_meta(dates_meta, valid, where)
             label_value = self._check_label(label, where)
+            if s1 is not None and not self._s1:
+                raise StoreError(f"{where}: this store has no Sentinel-1 group; create it with sensors=('s2', 's1') "
+                                 "to store S1")
+            s1_part = S1.check_patch(s1, self.num_dates, self.patch_size, where) if self._s1 else None
             if not valid.all():
                 images = np.where(valid[:, None, None, None], images, np.uint16(0))
             # native grid: (T, c_g, n_g, n_g) per array, refused (NotNativeError) before anything is written
@@ -393,7 +415,18 @@ class StoreWriter(S.StoreFacts):
                 else:
                     self._arrays[name][slot] = part  # one shard: one atomic PUT / rename
             add_to_histogram(self._hist, images, valid)
-            self._pending.append({"key": key, "valid": valid, "rows": rows, "label": label_value})
+            entry = {"key": key, "valid": valid, "rows": rows, "label": label_value}
+            if s1_part is not None:
+                codes, s1_valid, s1_rows = s1_part
+                w = self._shard_writers[S1.IMAGES]
+                if w is not None:
+                    w.write(slot, codes)
+                else:
+                    self._arrays[S1.IMAGES][slot] = codes
+                assert self._s1_hist is not None  # a store with an S1 group has its histogram
+                add_to_histogram(self._s1_hist, codes, s1_valid)
+                entry |= {"s1_valid": s1_valid, "s1_rows": s1_rows}
+            self._pending.append(entry)
             self._keys[key] = slot
             if len(self._pending) >= self._commit_every:
                 self.flush()
@@ -414,6 +447,8 @@ class StoreWriter(S.StoreFacts):
                 col = [[r[f.name] for r in p["rows"]] for p in self._pending]
                 arr = np.array(col, dtype=object if f.dtype == "str" else f.dtype)
                 A[f"{S.META}/{f.name}"][start:stop] = arr
+            if self._s1:
+                S1.flush_rows(A, start, self._pending)
             hist_slot, hist_locations = self._hist_slot, self._hist_locations
             if stop - hist_locations >= self._hist_every:
                 hist_slot, hist_locations = self._save_histogram(stop)
@@ -507,7 +542,7 @@ class StoreWriter(S.StoreFacts):
     def _ensure_capacity(self, needed: int) -> None:
         rows = self.config.layout.meta_chunk
         for name, arr in self._arrays.items():
-            if name != S.HIST and arr.shape[0] < needed:
+            if name not in (S.HIST, S1.HIST) and arr.shape[0] < needed:
                 cap = max(needed, arr.shape[0] + max(rows, arr.shape[0] // 2))
                 cap = -(-cap // rows) * rows
                 arr.resize((cap, *arr.shape[1:]))
@@ -517,10 +552,10 @@ class StoreWriter(S.StoreFacts):
         # rows. zarr's own shrink would visit every chunk key of the spare capacity; instead keep the chunks
         # and delete the orphan shards of uncommitted slots, which are contiguous from the count upward.
         for name, arr in self._arrays.items():
-            if name != S.HIST and arr.shape[0] != self._n:
+            if name not in (S.HIST, S1.HIST) and arr.shape[0] != self._n:
                 zsync.sync(arr.async_array.resize((self._n, *arr.shape[1:]), delete_outside_chunks=False))
         store = self._root.store
-        for name in self._image_names:
+        for name in self._shard_arrays:
             i, missing = self._n, 0
             while missing < 8:
                 key = f"{name}/c/{i}/0/0/0/0"
@@ -539,17 +574,23 @@ class StoreWriter(S.StoreFacts):
         # written to the slot the manifest does not point at; the manifest commit switches slots
         slot = 1 - self._hist_slot
         self._arrays[S.HIST][slot] = self._hist
+        if self._s1_hist is not None:
+            self._arrays[S1.HIST][slot] = self._s1_hist
         return slot, n
 
-    def _load_histogram(self) -> np.ndarray:
+    def _load_histograms(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The S2 histogram (and the S1 one), with the locations committed after their last save added."""
         hist = np.asarray(self._arrays[S.HIST][self._hist_slot], dtype=np.uint64)
+        s1 = np.asarray(self._arrays[S1.HIST][self._hist_slot], dtype=np.uint64) if self._s1 else None
         if self._hist_locations < self._n:  # the histogram was last saved before the latest commits
             from seco.store.reader import Store
 
             store = Store(self._loc)
             for i in range(self._hist_locations, self._n):
                 add_to_histogram(hist, store.read(i), store.valid(i))
-        return hist
+                if s1 is not None and store.s1 is not None:
+                    add_to_histogram(s1, store.s1.read_raw(i), store.s1.valid(i))
+        return hist, s1
 
     def _sweep_partials(self) -> None:
         # temporary files of writes a crash interrupted (zarr's LocalStore writes "<name>.<uuid>.partial");
@@ -559,13 +600,16 @@ class StoreWriter(S.StoreFacts):
         root = self._loc.local
         rows = self.config.layout.meta_chunk
         dirs = [root, root / S.META, root / "stats", *(root / n for n in self._arrays)]
+        if self._s1:
+            dirs += [root / S1.GROUP, root / S1.META, root / S1.GROUP / "stats"]
         for name in self._arrays:
-            if name not in (*self._image_names, S.HIST):
+            if name not in (*self._shard_arrays, S.HIST, S1.HIST):
                 for c in (self._n // rows, self._n // rows + 1):
                     d = root / name / "c" / str(c)
                     dirs += [d, *(x for x in d.rglob("*") if x.is_dir())] if d.is_dir() else [d.parent]
-        dirs += [x for x in (root / S.HIST / "c").rglob("*") if x.is_dir()] if (root / S.HIST / "c").is_dir() else []
-        for name in self._image_names:
+        for hist in (S.HIST, S1.HIST):
+            dirs += [x for x in (root / hist / "c").rglob("*") if x.is_dir()] if (root / hist / "c").is_dir() else []
+        for name in self._shard_arrays:
             i = self._n
             while (root / name / "c" / str(i)).is_dir():
                 dirs.append(root / name / "c" / str(i) / "0" / "0" / "0")

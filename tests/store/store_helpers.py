@@ -76,3 +76,23 @@ def native_location(i: int, bands: tuple[str, ...], seed: int = 0, num_dates: in
         src[:, :1, :2] = 0  # nodata corner on the coarse grid
         images[:, k] = np.repeat(np.repeat(src, f, -2), f, -1)[:, :patch, :patch]
     return loc
+
+
+def s1_location(i: int, seed: int = 0, num_dates: int = T, patch: int = P):
+    """The S1 part of location ``i``: dB with a nodata strip, one date without S1 for some locations, records."""
+    from seco.store import S1Patch
+
+    rng = np.random.default_rng([seed, i, 1])
+    db = np.stack([rng.normal(-11.0, 4.0, (num_dates, patch, patch)),
+                   rng.normal(-18.0, 4.5, (num_dates, patch, patch))], axis=1).astype(np.float32)
+    db[:, :, -2:, :] = np.nan  # swath edge
+    valid = np.ones(num_dates, bool)
+    if num_dates > 1 and i % 2 == 0:
+        valid[(i // 2) % num_dates] = False
+    start = datetime(2020, 1, 1, 5, 50, tzinfo=UTC) + timedelta(days=i)
+    metas = [None if not valid[t] else {
+        "item_id": f"S1A_IW_GRDH_{i:04d}_{t}_rtc", "datetime": (start + timedelta(days=84 * t - 2)).isoformat(),
+        "product": "RTC", "quantity": "gamma0", "platform": "sentinel-1a", "orbit_state": "descending",
+        "relative_orbit": 22 + i % 3, "time_offset_days": -2.2, "rule": "planetary-computer/sentinel-1-rtc",
+        "nodata_fraction": 2 / patch, "looks": 4.4} for t in range(num_dates)]
+    return S1Patch(db, valid, metas)

@@ -152,12 +152,13 @@ def test_resuming_a_store_with_another_grid_is_refused(tmp_path):
 
 
 def test_a_version_this_seco_does_not_know_is_refused(tmp_path):
-    """What a seco that reads only version 1 does with a version 2 store, one version up."""
+    """What this seco does with a store of the next schema version (as a seco that read only version 1 did with a
+    version 2 store)."""
     path = tmp_path / "s.zarr"
     _write(path, L2A, 1, 24, layout=NATIVE)
     g = zarr.open_group(path, mode="r+")
-    g.attrs["seco_store_version"] = 3
-    with pytest.raises(StoreVersionError, match=r"schema version 3 .*reads versions 1 and 2.*re-create"):
+    g.attrs["seco_store_version"] = 4
+    with pytest.raises(StoreVersionError, match=r"schema version 4 .*reads versions 1, 2 and 3.*re-create"):
         open_store(path)
 
 

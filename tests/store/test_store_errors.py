@@ -45,7 +45,7 @@ def test_wrong_version(tmp_path):
         with pytest.raises(StoreVersionError) as e:
             opener(tmp_path / "s.zarr")
         msg = str(e.value)
-        assert "version 99" in msg and "versions 1 and 2" in msg and "re-create" in msg
+        assert "version 99" in msg and "versions 1, 2 and 3" in msg and "re-create" in msg
     assert issubclass(StoreVersionError, StoreError)
 
 
