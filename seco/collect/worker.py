@@ -69,6 +69,7 @@ class Job:
     align: int = 1
     reader: Callable[..., Any] | None = None
     checker: Callable[..., tuple[bool, str]] | None = None
+    s1: Any = None  # seco.collect.s1catalog.S1Spec with --s1, else None
 
 
 _LOCAL = threading.local()
@@ -262,4 +263,9 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
         images[t] = patch.data
         metas.append(_date_meta(patch, chosen))
         res.items.append(chosen.id)
+    if job.s1 is not None:
+        from seco.collect.s1worker import collect_s1
+
+        if not collect_s1(res, job, metas, P):
+            return  # the S1 catalog stayed down: undecided
     res.status, res.images, res.valid, res.dates_meta = "ok", images, np.ones(T, dtype=bool), metas
