@@ -29,9 +29,9 @@ from seco.radiometry.s1 import (
     DEFAULT_COLLECTIONS,
     PC_KEY_VARIABLE,
     S1RuleError,
-    access_error,
     grd_refusal,
     is_grd,
+    pc_access_error,
 )
 
 #: Sentinel-1 collections of the presets.
@@ -55,10 +55,8 @@ class S1SasSigner(SasSigner):
             return super().token(account, container)
         except CatalogError as e:
             status = getattr(getattr(e.__cause__, "response", None), "status_code", None)
-            err = access_error(status, f"{self.token_url}/{account}/{container}", self.collection) \
-                if isinstance(status, int) else None
-            if err is not None:
-                raise err from e
+            if status in (401, 403):
+                raise pc_access_error(status, f"{self.token_url}/{account}/{container}", self.collection) from e
             raise
 
 

@@ -167,14 +167,19 @@ def access_error(status: int, url: str, collection: str | None = None) -> S1Rule
         return None
     low = url.lower()
     if "planetarycomputer" in low or ".blob.core.windows.net" in low:
-        return S1RuleError(
-            f"the Planetary Computer refused access to {collection or 'the S1 collection'} (HTTP {status} from "
-            f"{url.split('?', 1)[0]}): sentinel-1-rtc needs an approved Planetary Computer account; request one at "
-            f"{PC_ACCOUNT_URL} and set {PC_KEY_VARIABLE} to its API key, or collect from a local archive")
+        return pc_access_error(status, url, collection)
     if low.startswith("s3://") or "amazonaws.com" in low:
         return requester_pays_error(url)
     return S1RuleError(f"access to {url.split('?', 1)[0]} was refused (HTTP {status}); check the credentials "
                        "that source needs")
+
+
+def pc_access_error(status: int, url: str, collection: str | None = None) -> S1RuleError:
+    """The one-line error for a Planetary Computer token or blob refused with HTTP ``status``."""
+    return S1RuleError(
+        f"the Planetary Computer refused access to {collection or 'the S1 collection'} (HTTP {status} from "
+        f"{url.split('?', 1)[0]}): sentinel-1-rtc needs an approved Planetary Computer account; request one at "
+        f"{PC_ACCOUNT_URL} and set {PC_KEY_VARIABLE} to its API key, or collect from a local archive")
 
 
 def requester_pays_error(url: str) -> S1RuleError:
