@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 from rasterio.transform import from_origin
 
 from seco.collect.s1read import read_s1
@@ -67,3 +68,37 @@ def test_a_corrupt_cog_is_a_read_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ReadError, match="bad.tif"):
         read_s1(Acquisition((item("x", str(bad), str(bad)),), 0.0), EPSG,
                 (10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0), 8)
+
+
+def test_catalog_build_indexes_s1_cogs(tmp_path: Path) -> None:
+    import json
+
+    from seco.collect.build import build_catalog
+    from seco.collect.s1catalog import open_s1_catalog
+    from seco.radiometry.s1 import S1RuleError
+
+    scene = tmp_path / "arch" / "S1A_20240601"
+    scene.mkdir(parents=True)
+    lin = np.full((16, 16), 0.05, np.float32)
+    for pol in ("vv", "vh"):
+        cog(scene / f"S1A_20240601_{pol}.tif", lin, 500000.0, 4000000.0, 10.0)
+    (scene / "S1A_20240601.json").write_text(json.dumps({
+        "datetime": "2024-06-01T06:00:00Z", "platform": "sentinel-1a", "sar:instrument_mode": "IW",
+        "sar:polarizations": ["VV", "VH"], "sat:orbit_state": "ascending", "sat:relative_orbit": 88}))
+    bare = tmp_path / "arch" / "bare"
+    bare.mkdir()
+    cog(bare / "S1A_20240602T060000_vv.tif", lin, 500000.0, 4000000.0, 10.0)
+    cog(bare / "S1A_20240602T060000_vh.tif", lin, 500000.0, 4000000.0, 10.0)
+    (bare / "metadata.json").write_text(json.dumps({"datetime": "2024-06-02T06:00:00Z", "platform": "sentinel-1a"}))
+    rep = build_catalog(tmp_path / "arch", tmp_path / "c.parquet")
+    assert rep.items == 2 and not rep.skipped
+    cat = open_s1_catalog(tmp_path / "c.parquet", "sentinel-1-rtc")
+    lon, lat = rasterio.warp.transform(f"EPSG:{EPSG}", "EPSG:4326", [500080.0], [3999920.0])
+    found = {it.id: it for it in cat.search((lon[0] - 1e-4, lat[0] - 1e-4, lon[0] + 1e-4, lat[0] + 1e-4),
+                                            "2024-05-30", "2024-06-05")}
+    assert set(found) == {"S1A_20240601_S1A_20240601", "bare_S1A_20240602T060000"}
+    it = found["S1A_20240601_S1A_20240601"]
+    assert (set(it.assets), it.orbit_state, it.relative_orbit, it.rule().rule) == \
+        ({"VV", "VH"}, "ascending", 88, "local-rtc:gamma0-linear-to-db")
+    with pytest.raises(S1RuleError, match="sat:orbit_state"):
+        found["bare_S1A_20240602T060000"].rule()
