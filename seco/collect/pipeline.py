@@ -141,6 +141,8 @@ class CollectSummary:
                          "--out) draw more replacements")
         if self.stalled:
             lines.append(f"stopped early: {self.stalled}; rerun the same command to continue")
+        if self.committed:
+            lines.append(f"look at it: seco store view {self.store} --out {self.store}-view (docs/VIEW.md)")
         return "\n".join(lines)
 
 

@@ -180,6 +180,8 @@ class ImportReport:
             lines.append("dates left out: " + ", ".join(f"{k} {n}" for k, n in sorted(self.date_problems.items())))
         if self.notes:
             lines.append("adjusted: " + ", ".join(f"{k} {n}" for k, n in sorted(self.notes.items())))
+        if self.imported:
+            lines.append(f"look at it: seco store view {self.store} --out {self.store}-view (docs/VIEW.md)")
         return "\n".join(lines)
 
 
