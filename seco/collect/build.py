@@ -269,7 +269,8 @@ def build_catalog(root: str | Path, out: str | Path, *, collection: str = "local
 
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _TIF_SUFFIXES and p.is_file())
     s1_files = [f for f in files if s1_polarization(f) is not None]  # Sentinel-1 RTC COGs: items of their own
-    s1, s1_skipped = s1_items(s1_files, root, collection) if s1_files else ([], [])
+    s1, s1_skipped = (s1_items(s1_files, root, collection, sidecar=_sidecar, scene_time=_scene_time, union=_union)
+                      if s1_files else ([], []))
     skipped += s1_skipped
     for f in (f for f in files if s1_polarization(f) is None):
         entries, reason = _read_band_files(f)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,14 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"unreadable ({e})"
 
 
-def s1_items(files: list[Path], root: Path, collection: str | None = None) -> tuple[list[dict[str, Any]],
-                                                                                   list[tuple[str, str]]]:
-    """STAC items of the S1 files (see the module docstring) and the skipped files with the reason."""
-    from seco.collect.build import _scene_time, _sidecar, _union
+def s1_items(files: list[Path], root: Path, collection: str | None, *, sidecar: Callable[..., Any],
+             scene_time: Callable[..., Any], union: Callable[..., Any]
+             ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """STAC items of the S1 files (see the module docstring) and the skipped files with the reason.
 
+    ``sidecar``, ``scene_time`` and ``union`` are :mod:`seco.collect.build`'s (the sidecar and time rules are
+    the same for both sensors; passed in so that imports go one way).
+    """
     coll = collection if collection and collection.lower().startswith(("sentinel-1", "sentinel1")) else S1_COLLECTION
     groups: dict[tuple[Path, str], dict[str, tuple[Path, dict[str, Any]]]] = {}
     skipped: list[tuple[str, str]] = []
@@ -66,8 +70,8 @@ def s1_items(files: list[Path], root: Path, collection: str | None = None) -> tu
         groups.setdefault((f.parent, prefix), {})[pol] = (f, info)
     items = []
     for (folder, prefix), pols in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        side = _sidecar(folder, prefix) or {}
-        when, _ = _scene_time(folder, prefix, side)
+        side = sidecar(folder, prefix) or {}
+        when, _ = scene_time(folder, prefix, side)
         if when is None:
             skipped.append((str(folder / prefix), "no acquisition date: add a sidecar <prefix>.json with "
                                                   "{\"datetime\": ...}"))
@@ -83,6 +87,6 @@ def s1_items(files: list[Path], root: Path, collection: str | None = None) -> tu
                       "raster:bands": [{"data_type": "float32", "nodata": i["nodata"]}]}
                   for p, (f, i) in sorted(pols.items())}
         items.append({"type": "Feature", "stac_version": "1.0.0", "id": iid, "collection": coll,
-                      "bbox": _union([i["bbox"] for _, i in pols.values()]), "geometry": None, "properties": props,
+                      "bbox": union([i["bbox"] for _, i in pols.values()]), "geometry": None, "properties": props,
                       "assets": assets, "links": []})
     return items, skipped

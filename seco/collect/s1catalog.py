@@ -144,7 +144,7 @@ def probe_location(cat: Catalog, lon: float, lat: float, start: Any, end: Any, w
     """
     import datetime as dt
 
-    from seco.collect.worker import point_box
+    from seco.collect.scene import point_box
 
     win = dt.timedelta(days=window_days)
     found = cat.search(point_box(lon, lat), start - win, end + win)

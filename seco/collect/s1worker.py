@@ -51,7 +51,7 @@ def _fail(res: LocationResult, t: int, kind: str, reason: str, item: str | None 
 
 def _candidates(cat: Any, res: LocationResult, job: Any, t: int, when: dt.datetime) -> list[Acquisition] | None:
     """The acquisitions of date ``t`` (closest first); ``None`` when the S1 catalog stays down."""
-    from seco.collect.worker import point_box
+    from seco.collect.scene import point_box
 
     spec: S1Spec = job.s1
     win = dt.timedelta(days=spec.window_days)

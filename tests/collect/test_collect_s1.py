@@ -178,3 +178,28 @@ def test_bad_s1_input_stops_before_any_work(archive, tmp_path, capsys, extra, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert any(words in line for line in err), err
     assert not out.exists()
+
+
+def test_collect_a_synth_archive_with_s1(tmp_path) -> None:
+    """The simulator's own S1 passes (seco.synth.archive_s1) in the archive's catalog.parquet: every date gets
+    S1, from one orbit state, in a plausible dB range; its EW-only site is refused before any work."""
+    root = make_archive(tmp_path / "a", seed=3, zones=(31, 32), dates=DATES, scene_px=264, blocksize=256,
+                        corrupt=0, missing=0, progress=False, cloud_probs=(1.0, 0.0, 0.0), edge_prob=0.0, s1=True,
+                        s1_ew_sites=(1,))
+    locs = archive_locations(root, tmp_path / "loc.parquet", per_side=1, patch_px=P)
+    cat = str(root / "catalog.parquet")
+    out = tmp_path / "s.zarr"
+    # the EW site is location 1 (site order); location 0 is IW: probed first, so the run starts, and the EW
+    # site's dates are counted as without S1
+    assert main(_args({"root": root, "locs": locs}, out, "--s1", "rtc", catalog=cat)) == 0
+    s = open_store(out)
+    ok = [i for i in range(len(s)) if s.s1.valid(i).all()]
+    assert len(ok) == 1 and len(s) == 2, s.s1.valid_mask()  # the IW site; the EW site's dates have none
+    none = {(r["location_id"], r["date_index"]) for r in read_failures(out) if r["kind"] == "s1-none"}
+    assert none == {(int(s.key(i)), t) for i in range(len(s)) if i not in ok for t in range(len(DATES))}
+    for i in ok:
+        states = {m["orbit_state"] for m in s.s1.meta(i)}
+        assert len(states) == 1
+        db = s.s1.read(i)
+        vv, vh = np.nanmedian(db[:, 0]), np.nanmedian(db[:, 1])
+        assert -30 < vh < vv < 5, (vv, vh)
