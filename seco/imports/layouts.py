@@ -19,11 +19,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from seco.bands import BY_NAME, L1C, L2A
 from seco.errors import ConfigError, CorpusError
 from seco.radiometry.corpora import SECO_UINT8, SSL4EO_DN, SSL4EO_V11_ZARR, CorpusScale
 
-__all__ = ["CORPORA", "V11_NAME", "Corpus", "LocationRef", "corpus_for", "find_locations", "file_band_name"]
+__all__ = ["CORPORA", "V11_NAME", "Corpus", "LocationRef", "corpus_for", "file_band_name", "find_locations", "fit_patch"]
 
 SECO_DIRS = ("seasonal_contrast_100k", "seasonal_contrast_1m")
 MODALITIES = ("s2c", "s2a", "s1")
@@ -204,3 +206,30 @@ def find_locations(corpus: Corpus, root: str | os.PathLike[str]) -> tuple[Path, 
     if not refs:
         raise _layout_error(corpus, base, "no location folders named by digits")
     return base, refs
+
+
+def fit_patch(a: np.ndarray, n: int, tol: int, band: str) -> tuple[np.ndarray, tuple[int, int], str | None]:
+    """(n, n) from (h, w) within ``tol``: centre-crop (the downloaders' center_crop) or zero-pad; returns the
+    array, the (row, col) offset of the output's first pixel in the file (negative = padded), and a note (S2 and
+    S1 readers alike)."""
+    h, w = a.shape
+    if (h, w) == (n, n):
+        return a, (0, 0), None
+    if abs(h - n) > tol or abs(w - n) > tol:
+        raise ValueError(f"{band} is {h}x{w} px, expected {n}x{n} (+-{tol})")
+    out = np.zeros((n, n), dtype=a.dtype)
+    offs = []
+    src_slices, dst_slices = [], []
+    for size in (h, w):
+        if size >= n:
+            o = int((size - n + 1) * 0.5)  # the downloaders' center_crop offset
+            src_slices.append(slice(o, o + n))
+            dst_slices.append(slice(0, n))
+        else:
+            o = -((n - size) // 2)
+            src_slices.append(slice(0, size))
+            dst_slices.append(slice(-o, -o + size))
+        offs.append(o)
+    out[dst_slices[0], dst_slices[1]] = a[src_slices[0], src_slices[1]]
+    how = "cropped" if h >= n and w >= n else "padded with nodata" if h <= n and w <= n else "cropped/padded"
+    return out, (offs[0], offs[1]), f"{band} {h}x{w} {how} to {n}x{n}"

@@ -249,7 +249,7 @@ def _probe(corpus: Corpus, ref: LocationRef) -> None:
             return
 
 
-#: A date left out for its size (``seco.imports.readers._fit``): band, height, width, expected side.
+#: A date left out for its size (``seco.imports.layouts.fit_patch``): band, height, width, expected side.
 _SIZE = re.compile(r"^(?:[^:]*: )?(B\w+) is (\d+)x(\d+) px, expected (\d+)x\d+")
 #: Locations read before the store is created to recognise a --patch-size that fits no patch of the corpus.
 SIZE_PROBE = 3

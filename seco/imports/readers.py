@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from seco.errors import CorpusError
-from seco.imports.layouts import Corpus, LocationRef, file_band_name
+from seco.imports.layouts import Corpus, LocationRef, file_band_name, fit_patch
 from seco.imports.s1 import S1Location, read_s1_location
 from seco.radiometry.corpora import baseline_offset, to_dn
 
@@ -114,32 +114,6 @@ def _time_of(meta: dict[str, Any] | None, item_id: str) -> tuple[datetime | None
     return None, None
 
 
-def _fit(a: np.ndarray, n: int, tol: int, band: str) -> tuple[np.ndarray, tuple[int, int], str | None]:
-    """(n, n) from (h, w) within ``tol``: centre-crop or zero-pad; returns the array, the (row, col) offset of
-    the output's first pixel in the file (negative = padded), and a note."""
-    h, w = a.shape
-    if (h, w) == (n, n):
-        return a, (0, 0), None
-    if abs(h - n) > tol or abs(w - n) > tol:
-        raise ValueError(f"{band} is {h}x{w} px, expected {n}x{n} (+-{tol})")
-    out = np.zeros((n, n), dtype=a.dtype)
-    offs = []
-    src_slices, dst_slices = [], []
-    for size in (h, w):
-        if size >= n:
-            o = int((size - n + 1) * 0.5)  # the downloaders' center_crop offset
-            src_slices.append(slice(o, o + n))
-            dst_slices.append(slice(0, n))
-        else:
-            o = -((n - size) // 2)
-            src_slices.append(slice(0, size))
-            dst_slices.append(slice(-o, -o + size))
-        offs.append(o)
-    out[dst_slices[0], dst_slices[1]] = a[src_slices[0], src_slices[1]]
-    how = "cropped" if h >= n and w >= n else "padded with nodata" if h <= n and w <= n else "cropped/padded"
-    return out, (offs[0], offs[1]), f"{band} {h}x{w} {how} to {n}x{n}"
-
-
 def _lonlat(crs: Any, x: float, y: float) -> tuple[float, float]:
     if crs is None or crs.is_geographic:
         return x, y
@@ -217,7 +191,7 @@ def read_date(path: str, item_id: str, job: ReadJob) -> DateRead:
             out.problem = f"unreadable {fname} ({type(e).__name__}: {str(e)[:120]})"
             return out
         try:
-            a, (r0, c0), note = _fit(a, n, job.size_tolerance, band)
+            a, (r0, c0), note = fit_patch(a, n, job.size_tolerance, band)
         except ValueError as e:
             out.problem = str(e)
             return out

@@ -125,7 +125,7 @@ def read_s1_date(path: str, item_id: str, patch_size: int, tol: int = 1) -> S1Da
     """Read one S1 season folder (VV, VH) as dB on the 10 m grid; never raises on bad files."""
     import rasterio
 
-    from seco.imports.readers import _fit  # the S2 reader's crop/pad rule (the downloader's center_crop)
+    from seco.imports.layouts import fit_patch  # the S2 reader's crop/pad rule (the downloader's center_crop)
 
     out = S1DateRead(item_id=item_id)
     props = _properties(path, out.notes)
@@ -154,7 +154,7 @@ def read_s1_date(path: str, item_id: str, patch_size: int, tol: int = 1) -> S1Da
             out.problem = f"unreadable {band}.tif ({type(e).__name__}: {str(e)[:120]})"
             return out
         try:
-            a, _, note = _fit(a, patch_size, tol, band)
+            a, _, note = fit_patch(a, patch_size, tol, band)
         except ValueError as e:
             out.problem = str(e)
             return out
