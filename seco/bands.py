@@ -1,8 +1,12 @@
-"""Sentinel-2 band registry.
+"""Band registry: Sentinel-2 (``B01`` .. ``B12``, ``B8A``) and Sentinel-1 (``VV``, ``VH``).
 
-One naming (``B01`` .. ``B12`` and ``B8A``) is used by every dataset, store and exported model in seco.
-Reflectance is stored as uint16 digital numbers: ``reflectance = DN / 10000`` (after harmonising the L2A
-processing-baseline offset, see ``seco.collect.patches``).
+One naming is used by every dataset, store and exported model in seco. Sentinel-2 reflectance is stored as uint16
+digital numbers: ``reflectance = DN / 10000`` (after harmonising the L2A processing-baseline offset, see
+``seco.collect.patches``); Sentinel-1 backscatter is in dB (a store's S1 group, ``seco.store.s1``).
+
+Band sets for ``--bands``: ``all`` (every Sentinel-2 band of the source; the 12 L2A bands without one), ``l2a``,
+``l1c``, ``rgb``, ``10m``, ``s2`` (= ``all``), ``s1`` (VV, VH) and ``s1+s2`` / ``s2+s1`` (both). A selection lists
+its Sentinel-2 bands first, then its Sentinel-1 bands, each in the order given.
 """
 
 from __future__ import annotations
@@ -65,6 +69,36 @@ REFLECTANCE_SCALE = 10000.0
 
 #: Sentinel-1 polarisations a store's S1 group holds (backscatter in dB, IW mode), in channel order.
 S1_BANDS: tuple[str, ...] = ("VV", "VH")
+#: Units of each sensor's values once decoded (what normalisation statistics are in).
+UNITS: dict[str, str] = {"s2": "reflectance", "s1": "dB"}
+_MULTI_SETS = {"s1": "s1", "s2": "s2", "s1+s2": "both", "s2+s1": "both"}
+
+
+def sensor_of(name: str) -> str:
+    """``"s1"`` for a Sentinel-1 band (VV, VH), else ``"s2"``."""
+    return "s1" if name in S1_BANDS else "s2"
+
+
+def sensors_of(names: Sequence[str]) -> tuple[str, ...]:
+    """The sensors a band list uses, in ``("s2", "s1")`` order."""
+    have = {sensor_of(n) for n in names}
+    return tuple(s for s in ("s2", "s1") if s in have)
+
+
+def canonical_name(name: str) -> str:
+    """``normalize_name`` for Sentinel-2 bands, plus the Sentinel-1 polarisations (``vv`` -> ``VV``).
+
+    Raises:
+        BandError: a name of neither sensor.
+    """
+    n = name.strip().upper()
+    if n in S1_BANDS:
+        return n
+    try:
+        return normalize_name(name)
+    except BandError:
+        raise BandError(f"unknown band {name!r}; valid names are {', '.join(L1C)} (Sentinel-2) and "
+                        f"{', '.join(S1_BANDS)} (Sentinel-1)") from None
 
 
 def normalize_name(name: str) -> str:
@@ -93,26 +127,34 @@ def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = Non
     """Resolve a band specification to a tuple of canonical names.
 
     Args:
-        spec: ``"all"``, ``"RGB"``, ``"l1c"``, ``"10m"``, a comma-separated list ``"B02,B03"`` or a sequence.
-            ``"all"`` means every band in ``available`` when given, else the 12 L2A bands.
-        available: the bands a store or file holds; every requested band must be among them.
+        spec: ``"all"``, ``"RGB"``, ``"l1c"``, ``"10m"``, ``"s1"``, ``"s2"``, ``"s1+s2"``, a comma-separated list
+            ``"B02,B03"`` / ``"B04,VV"`` or a sequence. ``"all"`` (and ``"s2"``) means every Sentinel-2 band in
+            ``available`` when given, else the 12 L2A bands. The result lists Sentinel-2 bands first, then
+            Sentinel-1 ones.
+        available: the bands a store or file holds (Sentinel-1 ones included where it has them); every requested
+            band must be among them.
 
     Raises:
         BandError: on an unknown name, a duplicate, an empty list, or a band not in ``available``.
     """
-    avail = tuple(normalize_name(b) for b in available) if available is not None else None
+    avail = tuple(canonical_name(b) for b in available) if available is not None else None
     if isinstance(spec, BandSelection) and (avail is None or set(spec) <= set(avail)):
         return spec  # resolved once already (by the caller that holds the run's bands): used as it is
     if isinstance(spec, str):
-        key = spec.strip().lower()
-        if key == "all" and avail is not None:
-            names: tuple[str, ...] = avail
+        key = spec.strip().lower().replace(" ", "")
+        avail_s2 = tuple(b for b in avail if sensor_of(b) == "s2") if avail is not None else None
+        if key in ("all", "s2") and avail_s2:
+            names: tuple[str, ...] = avail_s2
+        elif key in _MULTI_SETS:
+            s2 = (avail_s2 or L2A) if key != "s1" else ()
+            names = (*s2, *(S1_BANDS if key != "s2" else ()))
         elif key in BAND_SETS:
             names = BAND_SETS[key]
         else:
-            names = tuple(normalize_name(p) for p in spec.split(",") if p.strip())
+            names = tuple(canonical_name(p) for p in spec.split(",") if p.strip())
     else:
-        names = tuple(normalize_name(p) for p in spec)
+        names = tuple(canonical_name(p) for p in spec)
+    names = (*(n for n in names if sensor_of(n) == "s2"), *(n for n in names if sensor_of(n) == "s1"))
     if not names:
         raise BandError(f"empty band list {spec!r}; give e.g. 'all', 'RGB' or 'B02,B03,B04'")
     dup = sorted({n for n in names if names.count(n) > 1})

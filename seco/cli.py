@@ -39,6 +39,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", choices=["10m", "native"], default="10m",
                    help="store grid: 10m (every band on the 10 m grid, default) or native (20 m / 60 m bands at "
                         "their own resolution: 2.16x fewer pixels to decode; same imagery through Store.read)")
+    p.add_argument("--s1", action="store_true",
+                   help="also simulate Sentinel-1 (RTC gamma0 VV/VH in dB) of the same locations and dates into an "
+                        "S1 group of the store (about 15%% of dates without an S1 pass)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_synth)
     declare(p, lambda a: [Output(a.out, kind="dir", keep=boundary.keep_store)], interrupt=RERUN_CONTINUES)
@@ -61,8 +64,10 @@ def _run_synth(a: argparse.Namespace) -> int:
         overwrite=a.overwrite,
         grid=a.grid,
         overwrite_real_data=a.overwrite_real_data,
+        s1=a.s1,
     )
-    print(f"wrote {a.locations} locations x {a.dates} dates to {path}" + (" (native grid)" if a.grid == "native" else ""))
+    print(f"wrote {a.locations} locations x {a.dates} dates to {path}" + (" (native grid)" if a.grid == "native" else "")
+          + (" with Sentinel-1" if a.s1 else ""))
     return 0
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "MOCO_TP",
     "Method",
     "SECO",
+    "SECO_S12",
     "View",
     "ViewRecipe",
     "get_method",
@@ -50,10 +51,18 @@ class View:
     Attributes:
         date: index into the drawn dates (0 = t0).
         augmented: True for the full augmentation, False for a random resized crop only.
+        sensor: ``"all"`` (every channel of the run's bands), ``"s2"`` or ``"s1"``: the view shows that sensor's
+            channels only, the others set to 0 after normalisation (their mean), so one encoder sees the optical
+            and the radar image of a place as two views (multi-sensor methods).
     """
 
     date: int
     augmented: bool
+    sensor: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.sensor not in ("all", "s2", "s1"):
+            raise ConfigError(f"view sensor {self.sensor!r} must be 'all', 's2' or 's1'")
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,8 @@ class Method:
         official_data_mode: the method's ``data_mode`` in the official code's checkpoints (``None``: not there).
         paper_oscd_f1: the paper's OSCD F1 (Table 4), shown beside the experiment's results (``None``: none).
         colour: its colour in plots (a matplotlib colour).
+        sensors: the sensors whose bands the method needs in ``--bands`` (a multi-sensor method: ``("s2", "s1")``);
+            empty: any bands.
     """
 
     name: str
@@ -113,6 +124,7 @@ class Method:
     paper_oscd_f1: float | None = None
     colour: str = "tab:olive"
     aliases: tuple[str, ...] = field(default=())
+    sensors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip().lower() or "," in self.name:
@@ -120,6 +132,10 @@ class Method:
         object.__setattr__(self, "extra_negatives_heads", tuple(self.extra_negatives_heads))
         object.__setattr__(self, "views", ViewRecipe(self.views.num_dates, self.views.query, self.views.keys,
                                                      self.name))
+        object.__setattr__(self, "sensors", tuple(self.sensors))
+        need = {v.sensor for v in (self.views.query, *self.views.keys)} - {"all"}
+        if not need <= set(self.sensors):
+            raise ConfigError(f"method {self.name!r}: its views show sensors {sorted(need)}; list them in sensors=")
         bad = [h for h in self.extra_negatives_heads if not 0 <= h < self.num_heads]
         if bad:
             raise ConfigError(
@@ -157,6 +173,21 @@ MOCO_TP = Method(
     name="moco-tp", display="MoCo-v2+TP", views=ViewRecipe(2, View(0, True), (View(1, True),)),
     help="MoCo-v2 with temporal positives: an augmentation of each of two dates", official_data_mode="moco_tp",
     paper_oscd_f1=40.12, colour="tab:purple", aliases=("moco_tp",),
+)
+
+#: Multi-sensor SeCo (docs/PRETRAINING.md, "Multi-sensor SeCo"): SeCo's three subspaces plus one for the sensor.
+#: q = optical crop(t0); k0 = radar aug(t1) (differs in season, augmentation and sensor: the invariant subspace),
+#: k1 = optical crop(t2) (season), k2 = optical aug(t0) (augmentation), k3 = radar crop(t0) (sensor only: S1 and
+#: S2 of the same place and date are positives there). Heads 1-3 take the other keys as extra negatives, so each
+#: is invariant to its factor and variant to the others, as SeCo's heads are.
+SECO_S12 = Method(
+    name="seco-s12", display="SeCo-S12",
+    views=ViewRecipe(3, View(0, False, "s2"), (View(1, True, "s1"), View(2, False, "s2"), View(0, True, "s2"),
+                                                View(0, False, "s1"))),
+    extra_negatives_heads=(1, 2, 3),
+    help="multi-sensor SeCo (needs --bands s1+s2): SeCo's subspaces plus a sensor subspace where S1 and S2 of "
+         "one place and date are positives",
+    colour="tab:red", sensors=("s2", "s1"),
 )
 
 _REGISTRY: dict[str, Method] = {}
@@ -238,5 +269,5 @@ def get_method(name: str) -> Method:
     return _REGISTRY[key]
 
 
-for _m in (SECO, MOCO, MOCO_TP):
+for _m in (SECO, MOCO, MOCO_TP, SECO_S12):
     register_method(_m)

@@ -265,8 +265,14 @@ def build_catalog(root: str | Path, out: str | Path, *, collection: str = "local
         raise ConfigError(f"--out {str(out)!r} should end in .parquet")
     skipped: list[tuple[str, str]] = []
     groups: dict[tuple[Path, str], dict[str, _BandFile]] = {}
+    from seco.collect.s1build import s1_items, s1_polarization
+
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _TIF_SUFFIXES and p.is_file())
-    for f in files:
+    s1_files = [f for f in files if s1_polarization(f) is not None]  # Sentinel-1 RTC COGs: items of their own
+    s1, s1_skipped = (s1_items(s1_files, root, collection, sidecar=_sidecar, scene_time=_scene_time, union=_union)
+                      if s1_files else ([], []))
+    skipped += s1_skipped
+    for f in (f for f in files if s1_polarization(f) is None):
         entries, reason = _read_band_files(f)
         if reason:
             skipped.append((str(f), reason))
@@ -294,19 +300,25 @@ def build_catalog(root: str | Path, out: str | Path, *, collection: str = "local
             iid, k = f"{base}-{k}", k + 1
         ids.add(iid)
         items.append(_scene_item(iid, bands, when, side, collection))
-    if not items:
+    if not items and not s1:
         detail = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
         raise CatalogError(f"no scenes found under {root} ({len(files)} GeoTIFFs){': ' + detail if detail else ''}")
+    colls = {c: _collection(c, root, [it for it in items + s1 if it["collection"] == c])
+             for c in dict.fromkeys(it["collection"] for it in items + s1)}
+    write_stac_geoparquet(items + s1, out, colls)
+    return BuildReport(out=out, items=len(items) + len(s1), skipped=tuple(skipped))
+
+
+def _collection(collection: str, root: Path, items: list[dict[str, Any]]) -> dict[str, Any]:
     t = sorted(it["properties"]["datetime"] for it in items)
-    coll = {
+    return {
         "type": "Collection", "stac_version": "1.0.0", "id": collection,
-        "description": f"Sentinel-2 scenes indexed from {root} by seco catalog build", "license": "other",
+        "description": f"{'Sentinel-1 RTC' if collection.lower().startswith('sentinel-1') else 'Sentinel-2'} scenes "
+                       f"indexed from {root} by seco catalog build", "license": "other",
         "extent": {"spatial": {"bbox": [_union([tuple(it["bbox"]) for it in items])]},
                    "temporal": {"interval": [[t[0], t[-1]]]}},
         "links": [],
     }
-    write_stac_geoparquet(items, out, {collection: coll})
-    return BuildReport(out=out, items=len(items), skipped=tuple(skipped))
 
 
 def _union(boxes: Sequence[tuple[float, ...]]) -> list[float]:

@@ -175,6 +175,8 @@ class Catalog(ABC):
 
     collection: str | None
     bands: tuple[str, ...]
+    #: STAC item dict (+ signer) -> record; Sentinel-1 catalogs (:mod:`seco.collect.s1catalog`) swap it.
+    parse: Any = staticmethod(scene_from_stac)
 
     @abstractmethod
     def search(self, bbox: Sequence[float], start: Any, end: Any, max_cloud: float | None = None,
@@ -295,13 +297,13 @@ class StacApiCatalog(Catalog):
         out, skipped = [], []
         for d in self._items_as_dicts(max_items=limit, **kw):
             try:
-                it = scene_from_stac(d, self.signer)
+                it = self.parse(d, self.signer)
             except (CatalogError, KeyError, TypeError, ValueError, AttributeError) as e:  # one bad item, not the search
                 why = str(e) if isinstance(e, CatalogError) else f"{type(e).__name__}: {e}"
                 iid = d.get("id") if isinstance(d, dict) else None
                 skipped.append(SkippedItem(None if iid is None else str(iid), f"malformed item from {self.url}: {why}"))
                 continue
-            if max_cloud is not None and (it.cloud_cover is None or it.cloud_cover > max_cloud):
+            if max_cloud is not None and (getattr(it, "cloud_cover", None) is None or it.cloud_cover > max_cloud):
                 continue
             out.append(it)
         return SearchResult(sorted(out, key=lambda it: (it.datetime, it.id)), skipped)
@@ -383,6 +385,10 @@ class ParquetCatalog(Catalog):
             self.collections = (collection,) if collection is not None else tuple(sorted(
                 str(c) for c in pc.unique(self._ds.to_table(columns=["collection"])["collection"]).to_pylist()
                 if c is not None))
+            s1 = tuple(c for c in self.collections if is_s1_collection(c))
+            if collection is None and s1:  # a local archive's S1 items (seco synth): not Sentinel-2 scenes
+                self.collections = tuple(c for c in self.collections if c not in s1)
+                self._base = ~pc.field("collection").isin(list(s1)) | pc.is_null(pc.field("collection"))
         self.skipped: tuple[SkippedItem, ...] = self._unlocatable()
         first = self._ds.head(1, columns=["assets"], filter=self._base)
         if first.num_rows == 0:
@@ -456,7 +462,7 @@ class ParquetCatalog(Catalog):
         out, skipped = [], []
         for row in table.to_pylist():
             try:
-                out.append(scene_from_stac(_row_to_item(row)))
+                out.append(self.parse(_row_to_item(row)))
             except (CatalogError, KeyError, TypeError, ValueError, AttributeError) as e:  # one bad row, not the search
                 why = str(e) if isinstance(e, CatalogError) else f"{type(e).__name__}: {e}"
                 skipped.append(SkippedItem(None if row.get("id") is None else str(row["id"]),
@@ -466,6 +472,12 @@ class ParquetCatalog(Catalog):
 
     def describe(self) -> str:
         return f"stac-geoparquet {self.path}" + ("" if self.collection is None else f" collection {self.collection}")
+
+
+def is_s1_collection(collection: str | None) -> bool:
+    """Whether a collection id names Sentinel-1 data (``sentinel-1-rtc``, ``sentinel-1-grd``, ``sentinel1-rtc-aws``)."""
+    c = (collection or "").lower()
+    return c.startswith(("sentinel-1", "sentinel1"))
 
 
 def _row_to_item(row: dict[str, Any]) -> dict[str, Any]:

@@ -145,9 +145,20 @@ def _run_catalog_search(a: argparse.Namespace) -> int:
 
 
 def _run_catalog_inspect(a: argparse.Namespace) -> int:
-    from seco.collect.inspect import format_report, inspect_item, load_item
+    from seco.collect.inspect import (
+        format_report,
+        format_s1_report,
+        inspect_item,
+        inspect_s1_item,
+        is_s1_item,
+        load_item,
+    )
 
     item = load_item(a.item, item_id=a.item_id, catalog=a.catalog, collection=a.collection, timeout=a.timeout)
+    if is_s1_item(item):
+        rep = inspect_s1_item(item)
+        print(json.dumps(rep) if a.json else format_s1_report(rep))
+        return 0
     rep = inspect_item(item)
     print(json.dumps(rep) if a.json else format_report(rep))
     return 0
@@ -191,6 +202,16 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backoff-max", type=float, default=30.0, help="longest retry wait in seconds (default 30)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request, catalog and assets (default 30)")
     p.add_argument("--no-harmonize", action="store_true", help="keep the processing-baseline DN offset as is")
+    p.add_argument("--s1", choices=["rtc", "grd"], default=None,
+                   help="add Sentinel-1 to every S2 date: rtc (RTC gamma0 -> dB; grd is refused until GRD "
+                        "calibration exists); default: Sentinel-2 only")
+    p.add_argument("--s1-catalog", default=None,
+                   help="where S1 is searched (default: --catalog): planetary-computer, a STAC API URL or .parquet")
+    p.add_argument("--s1-collection", default=None, help="S1 collection (default sentinel-1-rtc)")
+    p.add_argument("--s1-window", type=float, default=6.0,
+                   help="S1 within this many days of each S2 date (default 6: one orbit track's 12-day repeat)")
+    p.add_argument("--s1-orbit", choices=["same", "any", "ascending", "descending"], default="same",
+                   help="same (default): one orbit state for all dates of a location; or any/ascending/descending")
     p.add_argument("--dry-run", action="store_true", help="check everything, print the expected requests and bytes, "
                                                           "write nothing")
     p.add_argument("--no-progress", action="store_true")
@@ -209,7 +230,8 @@ def collect_config(a: argparse.Namespace) -> Any:
         max_nodata=a.max_nodata, policy=a.policy, harmonize=not a.no_harmonize, spares=a.spares,
         max_scenes=a.max_scenes, workers=a.workers, scheduler=a.scheduler, retries=a.retries,
         backoff_s=a.backoff, backoff_max_s=a.backoff_max, timeout_s=a.timeout, progress=not a.no_progress,
-        journal=a.journal, grid=a.grid,
+        journal=a.journal, grid=a.grid, s1=a.s1, s1_catalog=a.s1_catalog, s1_collection=a.s1_collection,
+        s1_window_days=a.s1_window, s1_orbit=a.s1_orbit,
     )
 
 

@@ -57,6 +57,13 @@ class CollectConfig(ConfigIO):
         grid: ``"10m"`` (every band on the 10 m grid) or ``"native"`` (20 m / 60 m bands kept at their own
             resolution, ``seco.store.packing``; patch origins snapped to multiples of :attr:`align` pixels);
             ``None``: the grid of the store being continued, else ``"10m"`` (``plan_collect`` resolves it).
+        s1: ``"rtc"`` adds Sentinel-1 to every S2 date (``"grd"`` is refused: not calibrated yet); ``None``: S2 only.
+        s1_catalog: where S1 is searched (``None``: ``catalog``; a preset, STAC API URL or stac-geoparquet file).
+        s1_collection: the S1 collection (``None``: ``sentinel-1-rtc``).
+        s1_window_days: S1 within this many days of each S2 date (default 6: one orbit track's 12-day repeat,
+            covered on both sides of the date).
+        s1_orbit: ``same`` (one orbit state for every date of a location), ``any``, ``ascending`` or
+            ``descending``.
     """
 
     locations: str
@@ -81,8 +88,14 @@ class CollectConfig(ConfigIO):
     progress: bool = True
     journal: str | None = None
     grid: str | None = None
+    s1: str | None = None
+    s1_catalog: str | None = None
+    s1_collection: str | None = None
+    s1_window_days: float = 6.0
+    s1_orbit: str = "same"
 
     def __post_init__(self) -> None:
+        self._check_s1()
         if self.grid is not None and self.grid not in GRIDS:
             raise ConfigError(f"--grid {self.grid!r} is unknown; choose one of {', '.join(GRIDS)}")
         if self.bands not in BAND_CHOICES:
@@ -116,6 +129,25 @@ class CollectConfig(ConfigIO):
                 "journal, failures table and lock (object stores offer no appends or locks); rerun with the same "
                 "DIR to resume")
 
+    def _check_s1(self) -> None:
+        from seco.collect.s1scene import ORBIT_POLICIES
+        from seco.radiometry.s1 import S1_PRODUCTS, check_window, grd_refusal
+
+        if self.s1 is None:
+            return
+        if self.s1 not in S1_PRODUCTS:
+            raise ConfigError(f"--s1 {self.s1!r} is unknown; choose rtc (or leave --s1 out for Sentinel-2 only)")
+        if self.s1 == "grd":
+            raise grd_refusal("--s1 grd")
+        check_window(self.s1_window_days)
+        if self.s1_orbit not in ORBIT_POLICIES:
+            raise ConfigError(f"--s1-orbit {self.s1_orbit!r} is unknown; choose one of {', '.join(ORBIT_POLICIES)}")
+
+    @property
+    def s1_target(self) -> str:
+        """Where S1 is searched: ``s1_catalog``, else ``catalog``."""
+        return self.s1_catalog or self.catalog
+
     @property
     def band_names(self) -> tuple[str, ...]:
         """The store's bands, in order."""
@@ -144,6 +176,8 @@ class CollectConfig(ConfigIO):
 #: Options that must not change between a run and its resumption (they change what the store holds).
 FINGERPRINT_FIELDS = ("catalog", "collection", "bands", "patch_size", "max_cloud", "max_nodata", "policy",
                       "harmonize", "spares", "max_scenes")
+#: The same for the S1 options (in the fingerprint only with ``--s1``: S2-only stores keep theirs unchanged).
+S1_FINGERPRINT_FIELDS = ("s1", "s1_catalog", "s1_collection", "s1_window_days", "s1_orbit")
 
 
 def is_url(target: str) -> bool:

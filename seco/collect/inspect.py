@@ -217,3 +217,72 @@ def format_report(rep: dict[str, Any]) -> str:
     for w in rep["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- Sentinel-1
+
+
+def is_s1_item(item: dict[str, Any]) -> bool:
+    """Whether a STAC item is Sentinel-1 (its collection, constellation, platform or ``sar:`` properties)."""
+    from seco.collect.catalog import is_s1_collection
+
+    props = item.get("properties") or {}
+    return (is_s1_collection(item.get("collection")) or str(props.get("constellation", "")).lower() == "sentinel-1"
+            or str(props.get("platform", "")).lower().startswith("sentinel-1")
+            or any(str(k).startswith("sar:") for k in props))
+
+
+def inspect_s1_item(item: dict[str, Any]) -> dict[str, Any]:
+    """The inspection report of one Sentinel-1 STAC item: assets, product, mode, polarisations, orbit, platform
+    and the rule ``seco collect --s1`` applies (or why it refuses the item)."""
+    from seco.collect.s1scene import S1_BANDS, s1_assets, s1_from_stac
+    from seco.radiometry.s1 import S1RuleError
+
+    s1 = s1_from_stac(item)
+    raw = item.get("assets") or {}
+    pols = s1_assets(raw)
+    warnings: list[str] = []
+    try:
+        r = s1.rule()
+        rule: dict[str, Any] = {"rule": r.rule, "product": r.product, "quantity": r.quantity, "nodata": r.nodata,
+                                "error": None}
+    except S1RuleError as e:
+        rule = {"rule": "refused", "product": None, "quantity": None, "nodata": None, "error": str(e)}
+    if not s1.dual_vv_vh:
+        warnings.append(f"mode {s1.mode or '?'} with {'+'.join(sorted(s1.assets)) or 'no'} polarisation assets: "
+                        f"collect --s1 stores IW {'+'.join(S1_BANDS)} and passes this item over")
+    if s1.properties.get("storage:requester_pays") or any(str(h).startswith("s3://sentinel-s1-l1c")
+                                                           for h in s1.assets.values()):
+        from seco.radiometry.s1 import requester_pays_error
+
+        warnings.append(str(requester_pays_error(next(iter(s1.assets.values()), "the assets"))))
+    assets = [{"polarization": p, "asset": k, "href": a.get("href")} for p, (k, a) in sorted(pols.items())]
+    used = {k for k, _ in pols.values()}
+    return {
+        "id": s1.id, "sensor": "s1", "collection": s1.collection, "provider": s1.provider,
+        "datetime": s1.datetime.isoformat().replace("+00:00", "Z"), "product_type": s1.product_type,
+        "mode": s1.mode, "polarizations": list(s1.polarizations), "orbit_state": s1.orbit_state,
+        "relative_orbit": s1.relative_orbit, "platform": s1.platform, "looks": s1.looks, "bbox": list(s1.bbox),
+        "assets": assets, "ignored_assets": sorted(k for k in raw if k not in used), **rule, "warnings": warnings,
+    }
+
+
+def format_s1_report(rep: dict[str, Any]) -> str:
+    """The S1 report as the text ``seco catalog inspect`` prints."""
+    lines = [
+        f"item {rep['id']}  provider {rep['provider']}  collection {rep['collection']}  sensor Sentinel-1",
+        f"  acquired {rep['datetime']}  platform {rep['platform'] or '?'}  product {rep['product_type'] or '?'}  "
+        f"mode {rep['mode'] or '?'}  polarisations {'+'.join(rep['polarizations']) or '?'}",
+        f"  orbit {rep['orbit_state'] or '?'}  relative orbit {rep['relative_orbit'] if rep['relative_orbit'] is not None else '?'}"
+        f"  looks {rep['looks'] if rep['looks'] is not None else '?'}",
+        f"  rule {rep['rule']}" + (f" ({rep['quantity']} linear power -> dB, nodata {rep['nodata']})"
+                                   if rep['error'] is None else ""),
+        f"  {'pol':4}  {'asset':12} href",
+    ]
+    lines += [f"  {a['polarization']:4}  {a['asset'][:12]:12} {a['href']}" for a in rep["assets"]]
+    if rep["ignored_assets"]:
+        lines.append(f"  ignored assets: {', '.join(rep['ignored_assets'])}")
+    if rep["error"]:
+        lines.append(f"  refused: {rep['error']}")
+    lines += [f"  warning: {w}" for w in rep["warnings"]]
+    return "\n".join(lines)

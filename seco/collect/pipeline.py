@@ -100,6 +100,7 @@ class CollectSummary:
     exhausted: bool = False
     failures_path: str = ""
     notes: tuple[str, ...] = ()
+    s1_dates: tuple[int, int] | None = None  # (dates with S1, dates) over the store, with --s1
 
     @property
     def complete(self) -> bool:
@@ -110,7 +111,7 @@ class CollectSummary:
         el = max(self.elapsed_s, 1e-9)
         faults = {k: v for k, v in sorted(self.faults.items()) if k in FAULT_KINDS}
         other = {k: v for k, v in sorted(self.faults.items())
-                 if k not in (*FAULT_KINDS, RETRIED, *RADIOMETRY_KINDS)}
+                 if k not in (*FAULT_KINDS, RETRIED, *RADIOMETRY_KINDS, "s1-none")}
         lines = [
             f"collected {self.committed}/{self.target} locations into {self.store} "
             f"({rate} this run{f', {self.resumed_from} already there' if self.resumed_from else ''}) in "
@@ -126,6 +127,11 @@ class CollectSummary:
             lines.append(f"  rejected location {lid}: {why}")
         if len(self.rejected) > 5:
             lines.append(f"  ... and {len(self.rejected) - 5} more (see the failures table)")
+        if self.s1_dates is not None:
+            have, total = self.s1_dates
+            lines.append(f"S1: {have}/{total} collected dates have a matching S1 acquisition "
+                         f"({100.0 * have / max(total, 1):.1f} %); {total - have} without (S2 kept; failures "
+                         "table kind s1-none)")
         rad = describe_warnings(self.faults)
         lines += [rad] if rad else []
         lines += [f"note: {n}" for n in self.notes]
@@ -135,6 +141,8 @@ class CollectSummary:
                          "--out) draw more replacements")
         if self.stalled:
             lines.append(f"stopped early: {self.stalled}; rerun the same command to continue")
+        if self.committed:
+            lines.append(f"look at it: seco store view {self.store} --out {self.store}-view (docs/VIEW.md)")
         return "\n".join(lines)
 
 
@@ -185,7 +193,24 @@ def _job(plan: Plan, reader: Callable[..., Any] | None, checker: Callable[..., A
                policy=cfg.policy, harmonize=cfg.harmonize, max_scenes=cfg.max_scenes, retry=cfg.retry,
                gdal_env={"GDAL_HTTP_TIMEOUT": f"{cfg.timeout_s:g}",
                          "GDAL_HTTP_CONNECTTIMEOUT": f"{min(cfg.timeout_s, 10.0):g}"},
-               align=cfg.align, reader=reader, checker=checker)
+               align=cfg.align, reader=reader, checker=checker, s1=_s1_spec(plan, share_catalog))
+
+
+def _s1_spec(plan: Plan, share_catalog: bool) -> Any:
+    """The S1 work description (``None`` without ``--s1``); thread-mode tests share the opened catalog."""
+    cfg = plan.config
+    if cfg.s1 is None:
+        return None
+    from seco.collect.s1catalog import S1Spec
+    from seco.radiometry.s1 import DEFAULT_COLLECTIONS
+
+    spec = S1Spec(cfg.s1_target, cfg.s1_collection or DEFAULT_COLLECTIONS[cfg.s1], cfg.s1_window_days,
+                  cfg.s1_orbit, cfg.timeout_s)
+    if share_catalog and plan.s1_catalog is not None:
+        from seco.collect.s1worker import _LOCAL
+
+        _LOCAL.__dict__.setdefault("s1", {})[spec] = plan.s1_catalog
+    return spec
 
 
 def _open_writer(plan: Plan) -> Any:
@@ -200,7 +225,8 @@ def _open_writer(plan: Plan) -> Any:
     attrs = {ATTR: {"config": plan.config.to_dict(), "fingerprint": plan.fingerprint, "target": plan.target}}
     make = functools.partial(create_store, plan.store, list(plan.config.band_names), num_dates=plan.num_dates,
                              patch_size=plan.config.patch_size, attrs=attrs, exist_ok=True, commit_every=1,
-                             layout=StoreLayout(grid=plan.config.grid or "10m"))
+                             layout=StoreLayout(grid=plan.config.grid or "10m"),
+                             sensors=("s2", "s1") if plan.config.s1 else ("s2",))
     if not is_url(plan.store) or _is_store(plan.store):
         return make()
     creating = plan.state / CREATING
@@ -330,8 +356,15 @@ def _append(writer: Any, r: LocationResult) -> None:
     stops the run at once with the location and the fix, rather than failing every location after it."""
     from seco.store.packing import NotNativeError
 
+    s1: dict[str, Any] = {}
+    if r.s1_db is not None:
+        from seco.store import S1Patch
+
+        assert r.s1_valid is not None and r.s1_meta is not None
+
+        s1["s1"] = S1Patch(db=r.s1_db, valid=r.s1_valid, meta=r.s1_meta)
     try:
-        writer.append(r.task.key, r.images, r.valid, r.dates_meta, clear=r.clear, clear_rule=r.clear_rule)
+        writer.append(r.task.key, r.images, r.valid, r.dates_meta, **s1, clear=r.clear, clear_rule=r.clear_rule)
     except NotNativeError as e:
         items = ", ".join(i for i in r.items if i) or "?"
         raise NotNativeError(
@@ -359,8 +392,18 @@ def _summary(plan: Plan, journal: Journal, committed: int, resumed: int, decided
         store=plan.store, target=plan.target, committed=committed, resumed_from=resumed, candidates=decided,
         rejected=rejected, replacements=list(zip(lost, taken, strict=False)), faults=dict(kinds), patches=patches,
         elapsed_s=elapsed, stalled=stalled, exhausted=exhausted, failures_path=str(state / "failures.parquet"),
-        notes=plan.notes,
+        notes=plan.notes, s1_dates=_s1_dates(plan, entries, committed),
     )
+
+
+def _s1_dates(plan: Plan, entries: list[dict[str, Any]], committed: int) -> tuple[int, int] | None:
+    """(dates with S1, dates) over the committed locations (from the journal, so resumed runs count too)."""
+    if plan.config.s1 is None:
+        return None
+    ok = [e for e in entries if e["status"] == "ok"][:committed]
+    none = sum(1 for e in ok for f in e["failures"] if f["kind"] == "s1-none")
+    total = len(ok) * plan.num_dates
+    return total - none, total
 
 
 def collect(cfg: CollectConfig, **kw: Any) -> CollectSummary:

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from seco.collect.catalog import Catalog
-from seco.collect.config import ATTR, FINGERPRINT_FIELDS, CollectConfig, _local_path, is_url
+from seco.collect.config import (
+    ATTR,
+    FINGERPRINT_FIELDS,
+    S1_FINGERPRINT_FIELDS,
+    CollectConfig,
+    _local_path,
+    is_url,
+)
 from seco.collect.dates import DateWindows
 from seco.collect.journal import CREATING, OWNER, STATE_DIR, lock_path
 from seco.collect.records import Failure, LocationTask
@@ -39,6 +46,7 @@ class Plan:
         notes: remarks to print (e.g. why there are no spares).
         catalog_skips: malformed catalog items found when the catalog was opened (rows no search can return),
             recorded in the failures table with ``location_id`` and ``date_index`` -1.
+        s1_catalog: the opened Sentinel-1 catalog with ``--s1``, else ``None``.
     """
 
     config: CollectConfig
@@ -49,6 +57,7 @@ class Plan:
     catalog: Catalog = field(compare=False, repr=False)
     notes: tuple[str, ...] = ()
     catalog_skips: tuple[Failure, ...] = ()
+    s1_catalog: Catalog | None = field(default=None, compare=False, repr=False)
 
     @property
     def out(self) -> Path:
@@ -250,6 +259,7 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
         StoreError: ``out`` exists and is not a seco store (or not one of ``seco collect``).
         CatalogError: unreachable catalog, unknown collection, missing band assets.
     """
+    cfg = resolve_paths(cfg)  # workers (a Dask cluster) run in other folders: every local path absolute
     src = Path(cfg.locations)
     loc = read_locations(src)
     primaries = _tasks_of(loc, 0, False, str(src))
@@ -258,6 +268,8 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
     num_dates = len(primaries[0].windows)
     spares_n = (len(loc) // 2 + 8) if cfg.spares is None else cfg.spares
     fingerprint = {k: getattr(cfg, k) for k in FINGERPRINT_FIELDS}
+    if cfg.s1 is not None:
+        fingerprint.update({k: getattr(cfg, k) for k in S1_FINGERPRINT_FIELDS})
     if Path(cfg.catalog).exists():  # a local file: the same file whatever the working directory
         fingerprint["catalog"] = str(Path(cfg.catalog).resolve())
     fingerprint.update(spares=spares_n, locations_sha256=file_sha256(src), max_patch_cloud=cfg.patch_cloud_limit)
@@ -290,8 +302,49 @@ def plan_collect(cfg: CollectConfig, *, catalog: Catalog | None = None) -> Plan:
         listed = "; ".join(f"{f.item_id} ({f.reason})" for f in skips[:3])
         notes.append(f"{len(skips)} malformed item(s) of the catalog skipped (failures table, location_id -1): "
                      f"{listed}{' ...' if len(skips) > 3 else ''}")
+    s1_cat = None
+    if cfg.s1 is not None:
+        s1_cat, note = _open_s1(cfg, primaries[0])
+        notes += [note] if note else []
     return Plan(config=cfg, tasks=tuple(primaries + spare_tasks), target=len(primaries), num_dates=num_dates,
-                fingerprint=fingerprint, catalog=opened, notes=tuple(notes), catalog_skips=skips)
+                fingerprint=fingerprint, catalog=opened, notes=tuple(notes), catalog_skips=skips, s1_catalog=s1_cat)
+
+
+def resolve_paths(cfg: CollectConfig) -> CollectConfig:
+    """The options with every local path made absolute against this process's working directory (the
+    locations file, a catalog or S1 catalog that is an existing file, a local ``--out``, ``--journal``): a Dask
+    worker runs in another folder, where a relative path names nothing or something else."""
+    def local(v: str | None) -> str | None:
+        if v is None or is_url(v) or str(v).startswith(("http://", "https://")):
+            return v
+        path = Path(v).expanduser()
+        return str(path.absolute()) if path.exists() else v
+
+    out = cfg.out if is_url(cfg.out) else str(_local_path(cfg.out))
+    journal = None if cfg.journal is None else str(_local_path(str(cfg.journal)))
+    return dataclasses.replace(cfg, locations=str(Path(cfg.locations).expanduser().absolute()),
+                               catalog=local(cfg.catalog) or cfg.catalog, s1_catalog=local(cfg.s1_catalog),
+                               out=out, journal=journal)
+
+
+def _open_s1(cfg: CollectConfig, first: LocationTask) -> tuple[Catalog, str | None]:
+    """Open the S1 catalog and check the first location's S1 items before any work (EW-only, missing
+    metadata, an unapproved account)."""
+    from seco.collect.s1catalog import open_s1_catalog, probe_location
+    from seco.radiometry.s1 import DEFAULT_COLLECTIONS
+
+    assert cfg.s1 is not None
+    coll = cfg.s1_collection or DEFAULT_COLLECTIONS[cfg.s1]
+    try:
+        cat, _ = with_retries(lambda: open_s1_catalog(cfg.s1_target, coll, timeout=cfg.timeout_s), cfg.retry)
+    except Attempted as a:
+        if isinstance(a.error, SecoError):
+            raise a.error from None
+        raise CatalogError(f"cannot open the S1 catalog {cfg.s1_target!r}: {a.error}") from a.error
+    start, end = first.windows[0][0], first.windows[-1][1]
+    note = probe_location(cat, first.lon, first.lat, start, end, cfg.s1_window_days,
+                          f"location {first.id} (lon {first.lon:.4f}, lat {first.lat:.4f})")
+    return cat, note
 
 
 def remaining(plan: Plan) -> int:

@@ -96,6 +96,9 @@ class LocationResult:
         items: the chosen STAC item of each date so far (when ok: one per date).
         clear: (T, H, W) bool clear pixels when ok (SCL classes, else the store's band test; ``seco.store.clear``).
         clear_rule: T rules of ``clear`` (``"scl"`` or ``"test:..."``) when ok.
+        s1_db: (T, 2, H, W) float32 S1 backscatter in dB (VV, VH; NaN = nodata) with ``--s1``, else ``None``.
+        s1_valid: (T,) bool, which dates have S1 (with ``--s1``).
+        s1_meta: T per-date S1 records (``None`` for a date without S1; with ``--s1``).
     """
 
     task: LocationTask
@@ -110,3 +113,6 @@ class LocationResult:
     searches: int = 0
     reads: int = 0
     items: list[str | None] = field(default_factory=list)
+    s1_db: np.ndarray | None = None
+    s1_valid: np.ndarray | None = None
+    s1_meta: list[dict[str, Any] | None] | None = None

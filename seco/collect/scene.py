@@ -253,3 +253,14 @@ def choose_scene(items: Sequence[SceneItem], policy: str = "recent", max_cloud: 
         return max(ok, key=lambda it: (it.datetime, -(it.cloud_cover if it.cloud_cover is not None else 101), it.id))
     return min(ok, key=lambda it: (it.cloud_cover if it.cloud_cover is not None else 101.0,
                                    -it.datetime.timestamp(), it.id))
+
+
+#: Half-size in degrees (about 1 m) of the box searched around a location: a degenerate point box
+#: (west == east, south == north) makes stac-fastapi-pgstac 7.2 / pgstac 0.10 miss intersecting items.
+POINT_EPS_DEG = 1e-5
+
+
+def point_box(lon: float, lat: float) -> tuple[float, float, float, float]:
+    """The search box of a location: its point, widened by :data:`POINT_EPS_DEG` (clipped to the globe)."""
+    return (max(lon - POINT_EPS_DEG, -180.0), max(lat - POINT_EPS_DEG, -90.0), min(lon + POINT_EPS_DEG, 180.0),
+            min(lat + POINT_EPS_DEG, 90.0))

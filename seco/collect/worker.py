@@ -23,7 +23,7 @@ from seco.collect.dn_warnings import radiometry_failures
 from seco.collect.patches import PatchOutsideScene, read_patch
 from seco.collect.records import RETRIED, Failure, LocationResult, LocationTask
 from seco.collect.retry import Attempted, RetryPolicy, maybe_transient, with_retries
-from seco.collect.scene import SceneItem, choose_scene
+from seco.collect.scene import SceneItem, choose_scene, point_box
 from seco.errors import ReadError, SecoError
 from seco.store.clear import band_test, scl_clear
 
@@ -70,6 +70,7 @@ class Job:
     align: int = 1
     reader: Callable[..., Any] | None = None
     checker: Callable[..., tuple[bool, str]] | None = None
+    s1: Any = None  # seco.collect.s1catalog.S1Spec with --s1, else None
 
 
 _LOCAL = threading.local()
@@ -111,17 +112,6 @@ def _date_meta(patch: Any, item: SceneItem) -> dict[str, Any]:
     if not math.isfinite(cloud):  # no SCL and no B02 to test: the scene's figure is the best there is
         cloud = (item.cloud_cover / 100.0) if item.cloud_cover is not None else 0.0
     return patch.meta(cloud_fraction=min(max(float(cloud), 0.0), 1.0))
-
-
-#: Half-size in degrees (about 1 m) of the box searched around a location: a degenerate point box
-#: (west == east, south == north) makes stac-fastapi-pgstac 7.2 / pgstac 0.10 miss intersecting items.
-POINT_EPS_DEG = 1e-5
-
-
-def point_box(lon: float, lat: float) -> tuple[float, float, float, float]:
-    """The search box of a location: its point, widened by :data:`POINT_EPS_DEG` (clipped to the globe)."""
-    return (max(lon - POINT_EPS_DEG, -180.0), max(lat - POINT_EPS_DEG, -90.0), min(lon + POINT_EPS_DEG, 180.0),
-            min(lat + POINT_EPS_DEG, 90.0))
 
 
 def collect_location(task: LocationTask, job: Job) -> LocationResult:
@@ -270,5 +260,10 @@ def _collect_into(task: LocationTask, job: Job, res: LocationResult) -> None:
         rules.append(rule)
         metas.append(_date_meta(patch, chosen))
         res.items.append(chosen.id)
+    if job.s1 is not None:
+        from seco.collect.s1worker import collect_s1
+
+        if not collect_s1(res, job, metas, P):
+            return  # the S1 catalog stayed down: undecided
     res.status, res.images, res.valid, res.dates_meta = "ok", images, np.ones(T, dtype=bool), metas
     res.clear, res.clear_rule = clear, rules

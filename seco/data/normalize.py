@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seco.bands import REFLECTANCE_SCALE, BandSelection, normalize_name, parse_bands
+from seco.bands import REFLECTANCE_SCALE, BandSelection, canonical_name, parse_bands
 from seco.errors import BandError, ConfigError, StoreError
 from seco.store.source import ImageSource
 
@@ -71,7 +71,7 @@ class Normalization:
     s1: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        bands = tuple(normalize_name(b) for b in self.bands)
+        bands = tuple(canonical_name(b) for b in self.bands)  # Sentinel-2 and Sentinel-1 (VV, VH) names
         dup = sorted({b for b in bands if bands.count(b) > 1})
         if dup:
             raise BandError(f"band(s) {', '.join(dup)} listed twice in the normalisation bands {bands}")

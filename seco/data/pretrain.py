@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from seco.bands import REFLECTANCE_SCALE, BandSelection, parse_bands
+from seco.bands import REFLECTANCE_SCALE, BandSelection, parse_bands, sensors_of
 from seco.data.corrupt import (
     MAX_SUBSTITUTES,
     ON_CORRUPT,
@@ -120,7 +120,8 @@ class PretrainDataset(Dataset):
             raise ConfigError(f"num_dates={num_dates} must be >= 1 (3 for SeCo, 1 for MoCo, 2 for MoCo+TP)")
         if seed < 0:
             raise ConfigError(f"seed {seed} must be >= 0")
-        self.bands: BandSelection = parse_bands(bands, available=store.bands)
+        # a store with a Sentinel-1 group also reads VV / VH (``Store.readable_bands``)
+        self.bands: BandSelection = parse_bands(bands, available=getattr(store, "readable_bands", store.bands))
         self.num_dates = int(num_dates)
         self.seed = int(seed)
         self.replace = bool(replace)
@@ -138,7 +139,7 @@ class PretrainDataset(Dataset):
         if not isinstance(self.pack_spec, PackSpec) or self.pack_spec.bands != tuple(self.bands):
             raise DatasetError(f"store.pack_spec({list(self.bands)}) gave {self.pack_spec!r}, not a PackSpec of "
                                "those bands; the store is damaged or not a seco store")
-        self._valid = np.asarray(store.valid_mask(), dtype=bool)  # (N, T)
+        self._valid = _valid_for(store, self.bands)  # (N, T)
         if self._valid.ndim != 2 or self._valid.shape[0] != len(store):
             raise DatasetError(
                 f"store valid_mask() has shape {self._valid.shape}, expected ({len(store)}, T); the store is damaged"
@@ -159,6 +160,11 @@ class PretrainDataset(Dataset):
 
     def __len__(self) -> int:
         return int(self.locations.size)
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        """The sensors of the selected bands (``("s2",)``, ``("s1",)`` or ``("s2", "s1")``)."""
+        return sensors_of(self.bands)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose date draws ``dataset[i]`` returns (call before creating the loader iterator)."""
@@ -374,6 +380,21 @@ class PretrainDataset(Dataset):
 
 def _open(path: Path) -> ImageSource:
     return open_store(path)
+
+
+def _valid_for(store: ImageSource, bands: Sequence[str]) -> np.ndarray:
+    """(N, T) bool: the dates usable for ``bands``: the S2 dates, the S1 dates (VV / VH only), or the dates that
+    have both (bands of both sensors, so that no view of a drawn date is empty)."""
+    used = sensors_of(bands)
+    valid = np.asarray(store.valid_mask(), dtype=bool)
+    if "s1" not in used:
+        return valid
+    s1 = getattr(store, "s1", None)
+    if s1 is None:
+        raise DatasetError("bands VV / VH need a store with a Sentinel-1 group (collect --s1, synth --s1, import "
+                           "--with-s1)")
+    radar = np.asarray(s1.valid_mask(), dtype=bool)
+    return radar if used == ("s1",) else valid & radar
 
 
 def _parse_key(key: int | tuple[int, int]) -> tuple[int | None, int]:

@@ -52,6 +52,15 @@ bitwise the same as converting the whole batch first), which saves converting an
 the whole (B, dates, C, 264, 264) batch on the CPU. On other devices the batch is converted whole before the
 ``grid_sample``.
 
+Sentinel-1 channels (``Augment.sensors``: one ``"s2"`` / ``"s1"`` per channel, set by the run when its bands
+include VV / VH): the input is then float, reflectance for the optical channels and **dB** for the radar ones
+(``seco.data.units.to_units``). Brightness / contrast jitter, the clamp and grayscale act on the optical
+channels only (a gain on dB means nothing; a "colour" of backscatter does not exist); crop, flip and blur act on
+all. The radar channels get their own perturbation instead: with ``speckle_p`` an additive Gaussian in dB of
+``speckle_db`` (multiplicative noise on linear power, as extra speckle would be), drawn on the batch's device from
+a seed taken from the generator. Without radar channels nothing of this runs and no extra random number is
+drawn, so optical runs are bit for bit what they were.
+
 Crop implementation: the result is bilinear ``F.interpolate(crop, size, align_corners=False)`` of each
 sample's box. On the CPU that is what runs, one call per sample; on other devices one ``grid_sample`` over
 the batch with the same sample points (clamped to the box), so every device gives the same numbers.
@@ -100,6 +109,9 @@ class Augment:
         blur_sigma: range of the blur standard deviation, in output pixels.
         flip_p: probability of a horizontal flip.
         clamp_min: lower bound applied after jitter (``None``: no clamp).
+        sensors: the sensor of each channel (``"s2"`` optical, ``"s1"`` radar in dB), or ``None``: all optical.
+        speckle_p: (radar channels) probability of the speckle perturbation.
+        speckle_db: (radar channels) its standard deviation in dB (1 dB ~ the spread of 20-look speckle).
     """
 
     size: int = 224
@@ -113,6 +125,9 @@ class Augment:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     flip_p: float = 0.5
     clamp_min: float | None = 0.0
+    sensors: tuple[str, ...] | None = None
+    speckle_p: float = 0.5
+    speckle_db: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 1:
@@ -120,7 +135,14 @@ class Augment:
         _check_range("scale", self.scale, low=0.0, high=1.0, open_low=True)
         _check_range("ratio", self.ratio, low=0.0, high=math.inf, open_low=True)
         _check_range("blur_sigma", self.blur_sigma, low=0.0, high=math.inf, open_low=True)
-        for name in ("jitter_p", "grayscale_p", "blur_p", "flip_p"):
+        if self.sensors is not None:
+            object.__setattr__(self, "sensors", tuple(self.sensors))
+            bad = sorted({s for s in self.sensors if s not in ("s1", "s2")})
+            if bad:
+                raise ConfigError(f"augment sensors {bad} unknown; give 's2' (optical) or 's1' (radar, dB) per channel")
+        if not (isinstance(self.speckle_db, (int, float)) and 0.0 <= self.speckle_db < 10.0):
+            raise ConfigError(f"augment speckle_db={self.speckle_db!r} must be a standard deviation in dB in [0, 10)")
+        for name in ("jitter_p", "grayscale_p", "blur_p", "flip_p", "speckle_p"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"augment {name}={p!r} is not a probability; use a value in [0, 1]")
@@ -128,6 +150,18 @@ class Augment:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ConfigError(f"augment {name}={v!r} must be in [0, 1) so factors stay positive, e.g. 0.4")
+
+    def radar_channels(self, num_channels: int) -> Tensor | None:
+        """(C,) bool of the radar channels, or ``None`` when there are none (an all-optical run).
+
+        Raises:
+            ConfigError: ``sensors`` lists another number of channels than the batch has.
+        """
+        if self.sensors is None or "s1" not in self.sensors:
+            return None
+        if len(self.sensors) != num_channels:
+            raise ConfigError(f"augment sensors name {len(self.sensors)} channels, the batch has {num_channels}")
+        return torch.tensor([s == "s1" for s in self.sensors])
 
     @property
     def blur_radius(self) -> int:
@@ -398,10 +432,25 @@ def augment(
     do_jitter = u[:, 1] < cfg.jitter_p
     do_gray = u[:, 2] < cfg.grayscale_p
     do_blur = u[:, 3] < cfg.blur_p
+    radar = cfg.radar_channels(c)
+    speckle: tuple[Tensor, int] | None = None
+    if radar is not None:  # drawn only for runs with radar channels: optical runs draw what they always did
+        if _is_dn(x):
+            raise ConfigError("a batch with radar channels must be converted to float units first "
+                              "(seco.data.units.to_units: reflectance and dB)")
+        bri[:, radar] = 1.0
+        con[:, radar] = 1.0
+        do_speckle = torch.rand(b, generator=gen) < cfg.speckle_p  # (B,)
+        speckle = (do_speckle, int(torch.randint(0, 2**62, (1,), generator=gen)))
 
     def run(sl: slice) -> Tensor:
         y = resized_crop(x[sl], boxes[sl], cfg.size, flip=flip[sl])  # (b', C, S, S), ours to modify
-        y = _photometric(y, cfg, do_jitter[sl], bri[sl], con[sl], do_gray[sl], do_blur[sl], sigma[sl])
+        if radar is None:
+            y = _photometric(y, cfg, do_jitter[sl], bri[sl], con[sl], do_gray[sl], do_blur[sl], sigma[sl])
+        else:
+            assert speckle is not None
+            y = _photometric_sensors(y, cfg, radar, do_jitter[sl], bri[sl], con[sl], do_gray[sl], do_blur[sl],
+                                     sigma[sl], speckle[0][sl], speckle[1], sl.start or 0)
         return then(y) if then is not None else y
 
     return _chunked(run, x, cfg.size)
@@ -431,6 +480,55 @@ def _chunked(run: Callable[[slice], Tensor], x: Tensor, size: int) -> Tensor:
     for sl in chunks[1:]:
         out[sl] = run(sl)
     return out
+
+
+def _photometric_sensors(
+    y: Tensor,
+    cfg: Augment,
+    radar: Tensor,
+    do_jitter: Tensor,
+    bri: Tensor,
+    con: Tensor,
+    do_gray: Tensor,
+    do_blur: Tensor,
+    sigma: Tensor,
+    do_speckle: Tensor,
+    seed: int,
+    first: int,
+) -> Tensor:
+    """``_photometric`` for a batch with radar channels (dB): jitter, clamp and grayscale on the optical channels
+    only, blur on all, speckle (additive Gaussian dB) on the radar channels of the selected samples. Sample ``k``
+    of the chunk is sample ``first + k`` of the batch: its noise comes from a CPU generator seeded with
+    ``seed + first + k``, so it is the same whatever the chunking and the device."""
+    optical = _to_device(~radar, y)
+    rad = _to_device(radar, y)
+    if bool(do_jitter.any()):
+        keep = ~do_jitter[:, None]
+        y = adjust_brightness_contrast(y, torch.where(keep, 1.0, bri), torch.where(keep, 1.0, con), clamp_min=None)
+        if cfg.clamp_min is not None:  # optical channels of jittered samples only
+            low = torch.where(do_jitter[:, None] & ~radar[None, :], cfg.clamp_min, -math.inf)  # (B, C)
+            torch.maximum(y, _to_device(low, y, y.dtype)[:, :, None, None], out=y)
+    if bool(do_gray.any()) and bool((~radar).any()):
+        sel = _to_device(do_gray.nonzero()[:, 0], y)
+        sub = y.index_select(0, sel)  # (b, C, S, S)
+        grey = sub[:, optical].mean(dim=1, keepdim=True)  # (b, 1, S, S)
+        sub[:, optical] = grey.expand(-1, int((~radar).sum()), -1, -1)
+        y.index_copy_(0, sel, sub)
+    if bool(do_blur.any()):
+        sel = do_blur.nonzero()[:, 0]
+        idx = _to_device(sel, y)
+        y.index_copy_(0, idx, gaussian_blur(y.index_select(0, idx), sigma[sel], cfg.blur_radius))
+    if bool(do_speckle.any()) and cfg.speckle_db > 0:
+        sel = do_speckle.nonzero()[:, 0]  # (k,)
+        shape = (int(radar.sum()), *y.shape[-2:])
+        noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + first + int(k)))
+                             for k in sel])  # (k, c_radar, S, S) on the CPU
+        noise.mul_(cfg.speckle_db)
+        idx = _to_device(sel, y)
+        part = y.index_select(0, idx)
+        part[:, rad] += _to_device(noise, y, y.dtype)
+        y.index_copy_(0, idx, part)
+    return y
 
 
 def _photometric(

@@ -80,6 +80,28 @@ def draw_dates(valid: np.ndarray, n: int, rng: np.random.Generator, replace: boo
     return [int(d) for d in rng.choice(pool, size=n, replace=replace)]
 
 
+def _hidden_channels(recipe: ViewRecipe, cfg: Augment, num_channels: int) -> dict[str, Tensor]:
+    """Per sensor a view may show alone, the (C,) bool of the channels it hides (those of the other sensor).
+
+    Raises:
+        ConfigError: a view of one sensor in a run whose channels are not labelled, or lack that sensor.
+    """
+    wanted = {v.sensor for v in (recipe.query, *recipe.keys)} - {"all"}
+    if not wanted:
+        return {}
+    if cfg.sensors is None or len(cfg.sensors) != num_channels:
+        raise ConfigError(f"method {recipe.name!r} shows single-sensor views; train it on bands of both sensors "
+                          "(--bands s1+s2)")
+    sensors = list(cfg.sensors)
+    out = {}
+    for s in sorted(wanted):
+        if s not in sensors or len(set(sensors)) < 2:
+            raise ConfigError(f"method {recipe.name!r} needs bands of both sensors, the run has only "
+                              f"{sorted(set(sensors))}; use --bands s1+s2")
+        out[s] = torch.tensor([c != s for c in sensors])
+    return out
+
+
 def step_generator(seed: int, *keys: int) -> torch.Generator:
     """A CPU generator seeded from ``(seed, *keys)``, e.g. ``(seed, rank, step)``: per-step augmentations
     that a resumed run re-derives without saving generator state."""
@@ -127,12 +149,18 @@ def make_views(
     if cfg.size != size:
         raise ConfigError(f"augment size {cfg.size} differs from the view size {size}; use dataclasses.replace(cfg, size={size})")
 
+    hide = _hidden_channels(recipe, cfg, batch.shape[2])
+
     def one(v: View) -> Tensor:
         x = batch[:, v.date]  # (B, C, H, W)
         then = normalization.apply_ if normalization is not None else None  # on fresh crops: in place is safe
         if v.augmented:
-            return augment(x, gen, cfg, then=then)
-        return crop_only(x, gen, size, cfg.scale, cfg.ratio, then=then)
+            y = augment(x, gen, cfg, then=then)
+        else:
+            y = crop_only(x, gen, size, cfg.scale, cfg.ratio, then=then)
+        if v.sensor != "all":  # the other sensor's channels at their normalised mean: this view shows one sensor
+            y[:, hide[v.sensor]] = 0
+        return y
 
     q = one(recipe.query)
     keys = [one(v) for v in recipe.keys]

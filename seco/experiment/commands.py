@@ -8,7 +8,7 @@ from typing import Any
 
 from seco.boundary import RERUN_CONTINUES, Output, declare, keep_nonempty
 from seco.errors import ConfigError
-from seco.experiment.config import SCALES, compared_methods
+from seco.experiment.config import SCALES, compared_methods, default_methods
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="size preset: tiny (tests), cpu (default: 33 min measured on 2 shared cores, docs/FIDELITY.md), "
                         "gpu (one GPU)")
     c.add_argument("--store", help="pre-training store (default: a simulated one in <out>/store)")
-    c.add_argument("--methods", default=",".join(compared_methods()),
+    c.add_argument("--methods", default=",".join(default_methods()),
                    help=f"comma-separated, of {', '.join(compared_methods())}")
     c.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     c.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")

@@ -22,6 +22,12 @@ def compared_methods() -> tuple[str, ...]:
     return (*method_names(), RANDOM)
 
 
+def default_methods() -> tuple[str, ...]:
+    """What a comparison runs when ``--methods`` is not given: the single-sensor methods (they train on any
+    bands) and the random-init baseline; multi-sensor methods (``Method.sensors``) are named explicitly."""
+    return (*(m for m in method_names() if not get_method(m).sensors), RANDOM)
+
+
 def display_name(method: str) -> str:
     """A method's name in reports (the paper's: SeCo, MoCo-v2, MoCo-v2+TP; "random init")."""
     return "random init" if method == RANDOM else get_method(method).display
@@ -40,7 +46,8 @@ class CompareConfig(ConfigIO):
         out: the experiment folder.
         store: the pre-training store; None: a simulated store ``<out>/store`` of ``synth_locations`` x
             ``synth_patch`` px (L2A bands), made once.
-        methods: any of :func:`compared_methods` (default: all of them).
+        methods: any of :func:`compared_methods` (default: :func:`default_methods`, the single-sensor ones and
+            random init).
         seeds: number of seeds per method (seeds ``seed0 .. seed0 + seeds - 1``).
         seed0: the first seed.
         steps, batch_size, crop, bands, queue_size, lr: the one pre-training budget every method gets
@@ -63,7 +70,7 @@ class CompareConfig(ConfigIO):
 
     out: str
     store: str | None = None
-    methods: tuple[str, ...] = field(default_factory=compared_methods)
+    methods: tuple[str, ...] = field(default_factory=default_methods)
     seeds: int = 3
     seed0: int = 0
     steps: int = 40

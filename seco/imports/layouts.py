@@ -19,11 +19,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from seco.bands import BY_NAME, L1C, L2A
 from seco.errors import ConfigError, CorpusError
-from seco.radiometry.corpora import SECO_UINT8, SSL4EO_DN, CorpusScale
+from seco.radiometry.corpora import SECO_UINT8, SSL4EO_DN, SSL4EO_V11_ZARR, CorpusScale
 
-__all__ = ["CORPORA", "Corpus", "LocationRef", "corpus_for", "find_locations", "file_band_name"]
+__all__ = ["CORPORA", "V11_NAME", "Corpus", "LocationRef", "corpus_for", "file_band_name", "find_locations", "fit_patch"]
 
 SECO_DIRS = ("seasonal_contrast_100k", "seasonal_contrast_1m")
 MODALITIES = ("s2c", "s2a", "s1")
@@ -75,10 +77,21 @@ _SSL4EO_TREE = """\
           B1.tif ... B12.tif    uint16 GeoTIFF, one band each (s2c also B10.tif)
           metadata.json"""
 
+V11_NAME = "ssl4eo-s12-v1.1"
+
+_V11_TREE = """\
+  <root>/                       the download folder (or one split folder: train/ or val/)
+    train/  val/
+      S2L1C/  S2L2A/  S1GRD/    one folder per modality
+        ssl4eos12_train_seasonal_data_000001.zarr.zip   Zarr v2 zip: 64 locations x 4 timestamps
+        ..."""
+
 CORPORA: dict[tuple[str, str], Corpus] = {
     ("seco", "s2a"): Corpus("seco", "s2a", L2A, 5, SECO_UINT8, _SECO_TREE),
     ("ssl4eo-s12", "s2c"): Corpus("ssl4eo-s12", "s2c", L1C, 4, SSL4EO_DN, _SSL4EO_TREE),
     ("ssl4eo-s12", "s2a"): Corpus("ssl4eo-s12", "s2a", L2A, 4, SSL4EO_DN, _SSL4EO_TREE),
+    (V11_NAME, "s2c"): Corpus(V11_NAME, "s2c", L1C, 4, SSL4EO_V11_ZARR, _V11_TREE),
+    (V11_NAME, "s2a"): Corpus(V11_NAME, "s2a", L2A, 4, SSL4EO_V11_ZARR, _V11_TREE),
 }
 
 
@@ -90,19 +103,19 @@ def corpus_for(name: str, modality: str | None) -> Corpus:
     """
     if modality == "s1":
         raise ConfigError(
-            "--modality s1: Sentinel-1 (VV/VH backscatter) is out of scope for seco import: the store, the "
-            "statistics and the models are Sentinel-2 reflectance; import s2c (L1C) or s2a (L2A) instead"
+            "--modality s1: Sentinel-1 is imported with the S2 dates of the same locations and seasons, into one "
+            "store: pass --modality s2c --with-s1 (or s2a)"
         )
     if name == "seco":
         if modality not in (None, "s2a"):
             raise ConfigError(f"--modality {modality}: the SeCo corpus is Level-2A only (12 bands); drop --modality")
         return CORPORA[("seco", "s2a")]
-    if name == "ssl4eo-s12":
+    if name in ("ssl4eo-s12", V11_NAME):
         m = modality or "s2c"
         if (name, m) not in CORPORA:
             raise ConfigError(f"--modality {m!r} unknown; use s2c (L1C, 13 bands) or s2a (L2A, 12 bands)")
         return CORPORA[(name, m)]
-    raise ConfigError(f"unknown corpus {name!r}; use 'seco' or 'ssl4eo-s12'")
+    raise ConfigError(f"unknown corpus {name!r}; use 'seco', 'ssl4eo-s12' or '{V11_NAME}'")
 
 
 @dataclass(frozen=True)
@@ -193,3 +206,30 @@ def find_locations(corpus: Corpus, root: str | os.PathLike[str]) -> tuple[Path, 
     if not refs:
         raise _layout_error(corpus, base, "no location folders named by digits")
     return base, refs
+
+
+def fit_patch(a: np.ndarray, n: int, tol: int, band: str) -> tuple[np.ndarray, tuple[int, int], str | None]:
+    """(n, n) from (h, w) within ``tol``: centre-crop (the downloaders' center_crop) or zero-pad; returns the
+    array, the (row, col) offset of the output's first pixel in the file (negative = padded), and a note (S2 and
+    S1 readers alike)."""
+    h, w = a.shape
+    if (h, w) == (n, n):
+        return a, (0, 0), None
+    if abs(h - n) > tol or abs(w - n) > tol:
+        raise ValueError(f"{band} is {h}x{w} px, expected {n}x{n} (+-{tol})")
+    out = np.zeros((n, n), dtype=a.dtype)
+    offs = []
+    src_slices, dst_slices = [], []
+    for size in (h, w):
+        if size >= n:
+            o = int((size - n + 1) * 0.5)  # the downloaders' center_crop offset
+            src_slices.append(slice(o, o + n))
+            dst_slices.append(slice(0, n))
+        else:
+            o = -((n - size) // 2)
+            src_slices.append(slice(0, size))
+            dst_slices.append(slice(-o, -o + size))
+        offs.append(o)
+    out[dst_slices[0], dst_slices[1]] = a[src_slices[0], src_slices[1]]
+    how = "cropped" if h >= n and w >= n else "padded with nodata" if h <= n and w <= n else "cropped/padded"
+    return out, (offs[0], offs[1]), f"{band} {h}x{w} {how} to {n}x{n}"

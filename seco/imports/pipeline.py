@@ -32,8 +32,10 @@ from typing import Any
 
 from seco.cluster import dask_executor
 from seco.errors import ConfigError, CorpusError, SecoError, StoreError
-from seco.imports.layouts import Corpus, LocationRef, corpus_for, find_locations
+from seco.imports.journal import Journal, reason_kind
+from seco.imports.layouts import V11_NAME, Corpus, LocationRef, corpus_for, find_locations
 from seco.imports.readers import QA60_CLOUD_FRACTION, ReadJob, ReadResult, read_location
+from seco.imports.s1 import s1_attrs
 
 __all__ = ["ATTR", "STATE_DIR", "ImportConfig", "ImportReport", "reason_kind", "run_import"]
 
@@ -63,6 +65,10 @@ class ImportConfig:
         grid: the store grid: ``"10m"`` (every band on the 10 m grid) or ``"native"`` (20 m / 60 m bands kept
             at the corpus' own resolution, ``seco.store.packing``); ``None``: the grid of the store being
             continued, else ``"10m"``. A conflicting grid on a rerun is refused.
+        v11_offset: (SSL4EO-S12 v1.1) the DN the S2 values carry: ``"auto"`` (decided per file from its darkest
+            valid values, ``seco.radiometry.corpora.v11_offset``), ``"1000"`` or ``"0"``.
+        with_s1: (SSL4EO-S12) import the ``s1/`` Sentinel-1 seasons into the store's S1 group, each on the date
+            of its S2 season (``seco.imports.s1``).
     """
 
     corpus: str
@@ -78,9 +84,16 @@ class ImportConfig:
     commit_every: int = 16
     progress: bool = True
     grid: str | None = None
+    with_s1: bool = False
+    v11_offset: str = "auto"
 
     def __post_init__(self) -> None:
         c = corpus_for(self.corpus, self.modality)  # refuses s1 and unknown names first
+        if self.v11_offset not in ("auto", "1000", "0"):
+            raise ConfigError(f"--v11-offset {self.v11_offset!r} is unknown; choose auto (decide per file from the "
+                              "data), 1000 or 0")
+        if self.with_s1 and c.name not in ("ssl4eo-s12", V11_NAME):
+            raise ConfigError(f"--with-s1: the {c.name} corpus has no Sentinel-1; drop --with-s1 (SSL4EO-S12 has it)")
         if self.grid is not None and self.grid not in ("10m", "native"):
             raise ConfigError(f"--grid {self.grid!r} is unknown; choose 10m or native")
         if not isinstance(self.workers, int) or self.workers < 0:
@@ -107,28 +120,6 @@ class ImportConfig:
                 "out": str(Path(self.out).expanduser().absolute())}
 
 
-_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("fewer dates than needed", ("fewer than --min-dates",)),
-    ("missing band", ("missing band",)),
-    ("unreadable file", ("unreadable", "cannot list")),
-    ("wrong band size", (" px, expected",)),
-    ("wrong dtype or band count", (", expected uint", "bands, expected 1")),
-    ("no acquisition time", ("no acquisition time",)),
-    ("no data", ("no data",)),
-    ("bad georeference", ("georeference",)),
-    ("not a corpus location", ("date folders",)),
-)
-
-
-def reason_kind(reason: str) -> str:
-    """A short category of a skip reason, for the report's counts."""
-    r = reason.lower()
-    for kind, words in _KINDS:
-        if any(w in r for w in words):
-            return kind
-    return "other"
-
-
 @dataclass
 class ImportReport:
     """What an import did (also ``<store>/_import/report.json``); counts cover every run on the store."""
@@ -152,6 +143,8 @@ class ImportReport:
     radiometry: str
     skipped_this_run: int = 0
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Sentinel-1 (``--with-s1``): dates, coverage of the S2 dates, S1 seasons left out by kind, stats in dB
+    s1: dict[str, Any] = field(default_factory=dict)
     #: nothing was imported into a store this run created, so the store was removed again
     store_removed: bool = False
 
@@ -178,78 +171,16 @@ class ImportReport:
                 lines.append(f"  ... and {len(self.skipped) - 10} more (report.json)")
         if self.date_problems:
             lines.append("dates left out: " + ", ".join(f"{k} {n}" for k, n in sorted(self.date_problems.items())))
+        if self.s1:
+            s1 = self.s1
+            lines.append(f"sentinel-1: {s1['dates']} of {s1['s2_dates']} S2 dates have S1 ({100 * s1['coverage']:.1f} %)"
+                         + ("; S1 seasons left out: " + ", ".join(f"{k} {n}" for k, n in sorted(s1["left_out"].items()))
+                            if s1["left_out"] else ""))
         if self.notes:
             lines.append("adjusted: " + ", ".join(f"{k} {n}" for k, n in sorted(self.notes.items())))
+        if self.imported:
+            lines.append(f"look at it: seco store view {self.store} --out {self.store}-view (docs/VIEW.md)")
         return "\n".join(lines)
-
-
-def _note_kind(note: str) -> str:
-    n = note.split(": ", 1)[-1]
-    if "cropped" in n or "padded" in n:
-        return "band size fixed (crop/pad)"
-    if "processing baseline" in n:
-        return "baseline offset removed"
-    if "product id" in n:
-        return "datetime from product id"
-    if "metadata.json" in n:
-        return "metadata.json missing or unreadable"
-    return "other"
-
-
-# ---------------------------------------------------------------------------------------------- journal
-
-
-class Journal:
-    """``journal.jsonl``: one JSON line per decided location; a torn last line (a kill) is ignored.
-
-    In memory only what resumption and the report need (a million-location corpus must not cost a million
-    dicts): the skipped locations, and per location the kinds of its date problems and adjustments, if any.
-    The last line of a key wins (a location re-decided after a crash or a lower ``--min-dates``).
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.skips: dict[str, tuple[str, str, int]] = {}  # key -> (location name, reason, min_dates)
-        self.kinds: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # key -> (date problem, note) kinds
-        if path.is_file():
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        e = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(e, dict) and "key" in e:
-                        self._keep(e)
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
-
-    def _keep(self, e: dict[str, Any]) -> None:
-        key = str(e["key"])
-        if e.get("status") == "skipped":
-            self.skips[key] = (str(e.get("name", key)), str(e.get("reason")), int(e.get("min_dates", 1)))
-        else:
-            self.skips.pop(key, None)
-        dk = tuple(reason_kind(p.split(": ", 1)[-1]) for p in e.get("date_problems", []))
-        nk = tuple(_note_kind(n) for n in e.get("notes", []))
-        if dk or nk:
-            self.kinds[key] = (dk, nk)
-        else:
-            self.kinds.pop(key, None)
-
-    def skipped(self, key: str, min_dates: int) -> bool:
-        """Whether ``key`` was skipped by a run whose ``--min-dates`` was at most ``min_dates`` (a skip under a
-        stricter setting is decided again: lowering ``--min-dates`` on a rerun imports what it now allows)."""
-        s = self.skips.get(key)
-        return s is not None and s[2] <= min_dates
-
-    def record(self, r: ReadResult, min_dates: int) -> None:
-        e = {"key": r.key, "name": r.ref.name, "status": r.status, "reason": r.reason, "min_dates": min_dates,
-             "date_problems": r.date_problems, "notes": r.notes}
-        self._f.write(json.dumps(e) + "\n")
-        self._f.flush()
-        self._keep(e)
-
-    def close(self) -> None:
-        self._f.close()
 
 
 def _locked(out: Path) -> contextlib.AbstractContextManager[Any]:
@@ -318,7 +249,7 @@ def _probe(corpus: Corpus, ref: LocationRef) -> None:
             return
 
 
-#: A date left out for its size (``seco.imports.readers._fit``): band, height, width, expected side.
+#: A date left out for its size (``seco.imports.layouts.fit_patch``): band, height, width, expected side.
 _SIZE = re.compile(r"^(?:[^:]*: )?(B\w+) is (\d+)x(\d+) px, expected (\d+)x\d+")
 #: Locations read before the store is created to recognise a --patch-size that fits no patch of the corpus.
 SIZE_PROBE = 3
@@ -370,6 +301,10 @@ def _attrs(cfg: ImportConfig, corpus: Corpus, base: Path) -> dict[str, Any]:
             "grid": ("native 20/60 m bands kept at their resolution (native-resolution store)" if cfg.grid == "native"
                      else "native 20/60 m bands nearest-upsampled (2x2/6x6 repeats) to the 10 m grid, as seco collect"),
             "dates": "valid dates in chronological order in the first slots; item_id = product folder name",
+            "with_s1": cfg.with_s1,
+            **({"s1": s1_attrs(corpus.name == V11_NAME)} if cfg.with_s1 else {}),
+            **({"cloud_fraction": "share of pixels with cloud_mask > 0 (the release's S2 cloud mask), per date",
+                "v11_offset": cfg.v11_offset} if corpus.name == V11_NAME else {}),
         },
     }
 
@@ -414,9 +349,15 @@ def _open_writer(cfg: ImportConfig, corpus: Corpus, base: Path) -> Any:
                 f"{out} holds an import of {have.get('corpus')} {have.get('modality')}, not {corpus.name} "
                 f"{corpus.modality}; use a new --out"
             )
+        if isinstance(have, dict) and bool(have.get("with_s1", False)) != cfg.with_s1:
+            raise ConfigError(
+                f"{out} holds an import {'with' if have.get('with_s1') else 'without'} Sentinel-1; rerun "
+                f"{'with' if have.get('with_s1') else 'without'} --with-s1 to continue it, or use a new --out"
+            )
     return create_store(out, list(corpus.bands), num_dates=corpus.num_dates, patch_size=cfg.patch_size,
                         attrs=_attrs(cfg, corpus, base), exist_ok=True, commit_every=cfg.commit_every,
-                        layout=StoreLayout(grid=cfg.grid or "10m"))
+                        layout=StoreLayout(grid=cfg.grid or "10m"),
+                        sensors=("s2", "s1") if cfg.with_s1 else ("s2",))
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -439,20 +380,25 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     t0 = time.monotonic()
     corpus = cfg.spec
     cfg = resolve_grid(cfg)
-    base, refs = find_locations(corpus, cfg.root)
+    # absolute before anything reaches a reader: Dask workers run in another folder (a relative root would be
+    # resolved against theirs); not resolved through symlinks, so a shared mount keeps the path users gave
+    base, units = _units(cfg, corpus, Path(cfg.root).expanduser().absolute())
+    refs = [r for _, rs in units for r in rs]
     if cfg.limit is not None:
         refs = refs[: cfg.limit]
-    _probe(corpus, refs[0])
+    v11 = corpus.name == V11_NAME
+    if not v11:
+        _probe(corpus, refs[0])
     out = Path(cfg.out).expanduser()
     created = not (out / "zarr.json").is_file()
     out.parent.mkdir(parents=True, exist_ok=True)
     job = ReadJob(corpus=corpus, patch_size=cfg.patch_size, min_dates=cfg.min_dates,
-                  size_tolerance=cfg.size_tolerance)
-    if created:
+                  size_tolerance=cfg.size_tolerance, s1_base=None if v11 else _s1_base(cfg, base),
+                  v11_offset=cfg.v11_offset)
+    if created and not v11:
         _probe_patch_size(refs, job)
     with _locked(out):
         executor, slots, client, desc = _executor(cfg)  # before the store: a bad --dask writes nothing
-        window = max(4, 2 * slots)  # bounded: in flight + waiting for their turn
         try:
             writer = _open_writer(cfg, corpus, base)
         except BaseException:
@@ -462,40 +408,13 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
         state.mkdir(exist_ok=True)
         journal = Journal(state / "journal.jsonl")
         resumed = len(writer)
-        todo = [r for r in refs if not writer.has(r.key(corpus)) and not journal.skipped(r.key(corpus), cfg.min_dates)]
-        if stop_after is not None:
-            todo = todo[:stop_after]
-        imported = skipped_now = dates = 0
-        bar = None
-        if cfg.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(refs), initial=len(refs) - len(todo), unit="loc", desc=f"import {corpus.name}",
-                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-        futures: dict[int, cf.Future[ReadResult]] = {}
+        wanted = {r.key(corpus) for r in refs if not writer.has(r.key(corpus))
+                  and not journal.skipped(r.key(corpus), cfg.min_dates)}
+        todo = [u for u, rs in units if any(r.key(corpus) in wanted for r in rs)]
         try:
-            nxt = 0
-            for head in range(len(todo)):
-                while nxt < len(todo) and nxt - head < window:
-                    futures[nxt] = executor.submit(read_location, todo[nxt], job)
-                    nxt += 1
-                r = _result(futures.pop(head), todo[head], corpus)
-                journal.record(r, cfg.min_dates)  # the decision first: a crash after it re-reads the location, no more
-                if r.status == "ok":
-                    assert r.images is not None and r.valid is not None and r.dates_meta is not None
-                    _append(writer, r)
-                    imported += 1
-                    dates += int(r.valid.sum())
-                else:
-                    skipped_now += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"skipped {skipped_now}", refresh=False)
+            imported, skipped_now, dates = _run_units(cfg, corpus, todo, wanted, job, executor, max(4, 2 * slots),
+                                                      writer, journal, len(refs), stop_after)
         finally:
-            for f in futures.values():
-                f.cancel()
-            if bar is not None:
-                bar.close()
             _shutdown(executor, client)
             writer.close()
             journal.close()
@@ -508,12 +427,94 @@ def run_import(cfg: ImportConfig, *, stop_after: int | None = None) -> ImportRep
     return report
 
 
+def _units(cfg: ImportConfig, corpus: Corpus, root: Path) -> tuple[Path, list[tuple[Any, list[LocationRef]]]]:
+    """The units of work and the locations each decides: a location folder (v1, SeCo) or a Zarr-zip file (v1.1)."""
+    if corpus.name != V11_NAME:
+        base, refs = find_locations(corpus, root)
+        return base, [(r, [r]) for r in refs]
+    from seco.imports.v11 import find_v11_files, v11_names
+
+    if not root.is_dir():
+        raise CorpusError(f"corpus root {root} is not a folder; give the folder SSL4EO-S12 v1.1 was downloaded to")
+    files = find_v11_files(root, corpus.modality, cfg.with_s1)
+    return root, [(f, [LocationRef(n, f.s2) for n in v11_names(f)]) for f in files]
+
+
+def read_unit(unit: Any, job: ReadJob) -> list[ReadResult]:
+    """Read one unit of work in a worker: every location it holds, decided."""
+    if isinstance(unit, LocationRef):
+        return [read_location(unit, job)]
+    from seco.imports.v11 import read_v11_file
+
+    return read_v11_file(unit, job)
+
+
+def _run_units(cfg: ImportConfig, corpus: Corpus, todo: list[Any], wanted: set[str], job: ReadJob,
+               executor: cf.Executor, window: int, writer: Any, journal: Journal, total: int,
+               stop_after: int | None) -> tuple[int, int, int]:
+    """Read the units (bounded window, in order) and journal + append the wanted locations; (imported, skipped,
+    dates) of this run."""
+    imported = skipped_now = dates = 0
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=total - len(wanted), unit="loc", desc=f"import {corpus.name}",
+                   file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    futures: dict[int, cf.Future[list[ReadResult]]] = {}
+    try:
+        nxt = 0
+        for head in range(len(todo)):
+            while nxt < len(todo) and nxt - head < window:
+                futures[nxt] = executor.submit(read_unit, todo[nxt], job)
+                nxt += 1
+            for r in _result(futures.pop(head), todo[head], corpus):
+                if r.key not in wanted:
+                    continue  # in the store already, skipped before, or beyond --limit
+                if stop_after is not None and imported + skipped_now >= stop_after:
+                    return imported, skipped_now, dates
+                journal.record(r, cfg.min_dates)  # the decision first: a crash after it re-reads the location
+                if r.status == "ok":
+                    assert r.images is not None and r.valid is not None and r.dates_meta is not None
+                    _append(writer, r)
+                    imported += 1
+                    dates += int(r.valid.sum())
+                else:
+                    skipped_now += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"skipped {skipped_now}", refresh=False)
+    finally:
+        for f in futures.values():
+            f.cancel()
+        if bar is not None:
+            bar.close()
+    return imported, skipped_now, dates
+
+
+def _s1_base(cfg: ImportConfig, base: Path) -> str | None:
+    """The absolute ``s1/`` folder beside the S2 modality folder (``--with-s1``), else ``None``.
+
+    Raises:
+        CorpusError: ``--with-s1`` and no ``s1/`` folder beside ``<modality>/``.
+    """
+    if not cfg.with_s1:
+        return None
+    s1 = base.parent / "s1"
+    if not s1.is_dir():
+        raise CorpusError(f"--with-s1: {base.parent} has no s1/ folder beside {base.name}/ (the SSL4EO-S12 s1.tar.gz "
+                          "unpacks to s1/<location>/<S1 product id>/VV.tif, VH.tif); unpack it there or drop --with-s1")
+    return str(s1)
+
+
 def _append(writer: Any, r: ReadResult) -> None:
     """Append a location; a native store's refusal stops the import at once, naming the location and the fix."""
+    from seco.store import S1Patch
     from seco.store.packing import NotNativeError
 
+    s1 = None if r.s1 is None else S1Patch(db=r.s1.db, valid=r.s1.valid, meta=r.s1.meta)
     try:
-        writer.append(r.key, r.images, r.valid, r.dates_meta)
+        writer.append(r.key, r.images, r.valid, r.dates_meta, s1=s1)
     except NotNativeError as e:
         raise NotNativeError(
             f"location {r.ref.name} ({r.ref.path}), native-resolution store {writer.path}: {e}. Here the corpus' "
@@ -530,14 +531,14 @@ def _shutdown(executor: cf.Executor, client: Any) -> None:
         client.close()
 
 
-def _result(f: cf.Future[ReadResult], ref: LocationRef, corpus: Corpus) -> ReadResult:
+def _result(f: cf.Future[list[ReadResult]], unit: Any, corpus: Corpus) -> list[ReadResult]:
     try:
         return f.result()
     except SecoError:
         raise
     except Exception as e:  # a bug or a lost worker: stop, the rerun continues from here
-        raise CorpusError(f"reading location {ref.name} ({ref.path}) failed: {type(e).__name__}: {e}; "
-                          "rerun the same command to continue") from e
+        what = f"location {unit.name} ({unit.path})" if isinstance(unit, LocationRef) else f"file {unit.s2}"
+        raise CorpusError(f"reading {what} failed: {type(e).__name__}: {e}; rerun the same command to continue") from e
 
 
 def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int, resumed: int, imported: int,
@@ -546,8 +547,9 @@ def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int
 
     skipped = sorted(((name, why) for name, why, _ in journal.skips.values()),
                      key=lambda t: (int(t[0]) if t[0].isdigit() else 0, t[0]))
-    date_kinds = Counter(k for dk, _ in journal.kinds.values() for k in dk)
-    note_kinds = Counter(k for _, nk in journal.kinds.values() for k in nk)
+    date_kinds = Counter(k for dk, _, _ in journal.kinds.values() for k in dk)
+    note_kinds = Counter(k for _, nk, _ in journal.kinds.values() for k in nk)
+    s1_kinds = Counter(k for _, _, sk in journal.kinds.values() for k in sk)
     store = open_store(out)
     stats: dict[str, dict[str, float]] = {}
     if len(store):
@@ -559,9 +561,23 @@ def _report(cfg: ImportConfig, corpus: Corpus, base: Path, out: Path, found: int
         skip_kinds=dict(Counter(reason_kind(r) for _, r in skipped)), date_problems=dict(date_kinds),
         dates_imported_this_run=dates, notes=dict(note_kinds), elapsed_s=elapsed, cpus=os.cpu_count() or 1,
         workers=desc, radiometry=f"{corpus.scale.name}: {corpus.scale.note}", skipped_this_run=skipped_now,
-        stats=stats,
+        stats=stats, s1=_s1_summary(store, s1_kinds),
     )
     return rep
+
+
+def _s1_summary(store: Any, kinds: Counter[str]) -> dict[str, Any]:
+    """S1 coverage of the store (dates with S1 among the valid S2 dates), S1 problems by kind, S1 statistics."""
+    if store.s1 is None:
+        return {}
+    s1_dates = int(store.s1.valid_mask().sum()) if len(store) else 0
+    s2_dates = int(store.valid_mask().sum()) if len(store) else 0
+    stats: dict[str, dict[str, float]] = {}
+    if s1_dates:
+        st = store.s1.stats()
+        stats = {b: {k: float(st[k][i]) for k in ("mean", "std", "p2", "p98")} for i, b in enumerate(store.s1.bands)}
+    return {"dates": s1_dates, "s2_dates": s2_dates, "coverage": s1_dates / max(s2_dates, 1),
+            "left_out": dict(kinds), "stats_db": stats}
 
 
 def _report_json(r: ImportReport) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from seco.errors import CorpusError
-from seco.imports.layouts import Corpus, LocationRef, file_band_name
+from seco.imports.layouts import Corpus, LocationRef, file_band_name, fit_patch
+from seco.imports.s1 import S1Location, read_s1_location
 from seco.radiometry.corpora import baseline_offset, to_dn
 
 __all__ = ["DateRead", "ReadJob", "ReadResult", "read_date", "read_location"]
@@ -51,12 +52,17 @@ class ReadJob:
         patch_size: ``P``, the 10 m grid side (264 in both corpora; a multiple of 6).
         min_dates: fewest valid dates a location needs to be imported.
         size_tolerance: native pixels a band may be off its expected size (cropped / padded).
+        s1_base: the SSL4EO-S12 ``s1/`` folder (absolute) when Sentinel-1 is imported with the S2 dates,
+            else ``None``.
+        v11_offset: SSL4EO-S12 v1.1 only: ``"auto"``, ``"1000"`` or ``"0"`` (``seco.imports.v11``).
     """
 
     corpus: Corpus
     patch_size: int = 264
     min_dates: int = 3
     size_tolerance: int = 1
+    s1_base: str | None = None
+    v11_offset: str = "auto"
 
 
 @dataclass
@@ -83,6 +89,7 @@ class ReadResult:
         images: (T, C, P, P) uint16 DN; ``valid``: (T,) bool; ``dates_meta``: T dicts or None.
         date_problems: ``"<product id>: <reason>"`` of every date left out.
         notes: what was adjusted (crops, pads, baseline offsets, metadata fallbacks).
+        s1: Sentinel-1 on the same date slots (``ReadJob.s1_base`` set), else ``None``.
     """
 
     ref: LocationRef
@@ -94,6 +101,7 @@ class ReadResult:
     dates_meta: list[dict[str, Any] | None] | None = None
     date_problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    s1: S1Location | None = None
 
 
 def _time_of(meta: dict[str, Any] | None, item_id: str) -> tuple[datetime | None, str | None]:
@@ -104,32 +112,6 @@ def _time_of(meta: dict[str, Any] | None, item_id: str) -> tuple[datetime | None
     if m:
         return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC), "datetime from the product id"
     return None, None
-
-
-def _fit(a: np.ndarray, n: int, tol: int, band: str) -> tuple[np.ndarray, tuple[int, int], str | None]:
-    """(n, n) from (h, w) within ``tol``: centre-crop or zero-pad; returns the array, the (row, col) offset of
-    the output's first pixel in the file (negative = padded), and a note."""
-    h, w = a.shape
-    if (h, w) == (n, n):
-        return a, (0, 0), None
-    if abs(h - n) > tol or abs(w - n) > tol:
-        raise ValueError(f"{band} is {h}x{w} px, expected {n}x{n} (+-{tol})")
-    out = np.zeros((n, n), dtype=a.dtype)
-    offs = []
-    src_slices, dst_slices = [], []
-    for size in (h, w):
-        if size >= n:
-            o = int((size - n + 1) * 0.5)  # the downloaders' center_crop offset
-            src_slices.append(slice(o, o + n))
-            dst_slices.append(slice(0, n))
-        else:
-            o = -((n - size) // 2)
-            src_slices.append(slice(0, size))
-            dst_slices.append(slice(-o, -o + size))
-        offs.append(o)
-    out[dst_slices[0], dst_slices[1]] = a[src_slices[0], src_slices[1]]
-    how = "cropped" if h >= n and w >= n else "padded with nodata" if h <= n and w <= n else "cropped/padded"
-    return out, (offs[0], offs[1]), f"{band} {h}x{w} {how} to {n}x{n}"
 
 
 def _lonlat(crs: Any, x: float, y: float) -> tuple[float, float]:
@@ -162,6 +144,8 @@ def read_date(path: str, item_id: str, job: ReadJob) -> DateRead:
             with open(meta_path, encoding="utf-8") as f:
                 loaded = json.load(f)
             props = loaded if isinstance(loaded, dict) else None
+            if props is not None and isinstance(props.get("properties"), dict) and "system:time_start" not in props:
+                props = props["properties"]  # the SSL4EO-S12 downloader saves image.getInfo(): properties nested
             if props is None:
                 out.notes.append("metadata.json is not an object; ignored")
         except (OSError, ValueError) as e:
@@ -207,7 +191,7 @@ def read_date(path: str, item_id: str, job: ReadJob) -> DateRead:
             out.problem = f"unreadable {fname} ({type(e).__name__}: {str(e)[:120]})"
             return out
         try:
-            a, (r0, c0), note = _fit(a, n, job.size_tolerance, band)
+            a, (r0, c0), note = fit_patch(a, n, job.size_tolerance, band)
         except ValueError as e:
             out.problem = str(e)
             return out
@@ -287,4 +271,7 @@ def _read_location(ref: LocationRef, job: ReadJob) -> ReadResult:
         valid[t] = True
         metas[t] = r.meta
     res.images, res.valid, res.dates_meta = images, valid, metas
+    if job.s1_base is not None:
+        s2_times = [m["datetime"] if m else None for m in metas]
+        res.s1 = read_s1_location(os.path.join(job.s1_base, ref.name), s2_times, P, job.size_tolerance)
     return res

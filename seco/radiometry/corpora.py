@@ -19,6 +19,17 @@ Facts (sources in docs/IMPORT.md):
   processing baseline 04.00 (2022-01-25) added a +1000 offset; a ``PROCESSING_BASELINE`` >= 04.00 in an
   item's ``metadata.json`` is therefore flagged (``baseline_offset``) and harmonised by subtracting 1000.
 
+- **SSL4EO-S12 v1 Sentinel-1** (same downloader, ``get_patch_s1``): Earth Engine ``COPERNICUS/S1_GRD`` (IW,
+  VV+VH; Earth Engine's own preprocessing: thermal noise removal, radiometric calibration to sigma0, terrain
+  correction with SRTM/ASTER DEM, then ``10 * log10``), sampled with ``sampleRectangle(defaultValue=0)`` and
+  written as float32 dB. A value of exactly 0.0 is the default of a masked pixel (no data, e.g. outside the
+  swath), never a measurement (a real backscatter is never exactly 0.0 dB in float32 from ``10 * log10``); it
+  becomes NaN, as do non-finite values (``s1_db``).
+- **SSL4EO-S12 v1.1** (DLR-MF-DAS/SSL4EO-S12-v1.1; Zarr-zip, 64 samples x 4 timestamps per file): S1 GRD as
+  float16 dB (the v1 values rounded to float16, ~0.01 dB at -20 dB), S2 L1C/L2A as int16 DN. **The
+  Zarr-zip S2 values carry +1000 DN** (see ``SSL4EO_V11_ZARR`` and docs/IMPORT.md for the evidence); the later
+  webdataset release does not. ``v11_offset`` decides it per file from the data's darkest valid values.
+
 numpy only.
 """
 
@@ -34,6 +45,15 @@ from seco.errors import CorpusError
 
 __all__ = [
     "BASELINE_OFFSET",
+    "S1_SSL4EO_RULE",
+    "S1_SSL4EO_V11_RULE",
+    "SSL4EO_S1_DB",
+    "SSL4EO_V11_S1_DB",
+    "SSL4EO_V11_ZARR",
+    "V11_OFFSET",
+    "s1_db",
+    "v11_offset",
+    "v11_to_dn",
     "SECO_UINT8",
     "SSL4EO_DN",
     "CorpusScale",
@@ -180,3 +200,109 @@ def to_dn(values: np.ndarray, scale: CorpusScale, offset: int = 0) -> np.ndarray
         dn = np.maximum(dn.astype(np.int32) - offset, 1).astype(np.uint16)
         dn[nodata] = 0
     return dn
+
+
+# ---------------------------------------------------------------------------------------------- Sentinel-1
+
+#: ``rule`` recorded per date for SSL4EO-S12 v1 S1 (the store's ``s1/meta/rule``): Earth Engine's GRD sigma0
+#: in dB, taken as it is; 0.0 (the downloader's ``defaultValue``) and non-finite values are no data.
+S1_SSL4EO_RULE = "corpus:ssl4eo-s12-v1:ee-s1-grd-sigma0-db"
+#: The same for SSL4EO-S12 v1.1 (float16 dB of the same Earth Engine product).
+S1_SSL4EO_V11_RULE = "corpus:ssl4eo-s12-v1.1:ee-s1-grd-sigma0-db-float16"
+
+SSL4EO_S1_DB = CorpusScale(
+    name="ssl4eo-s1-db",
+    source_dtype="float32",
+    source_scale=1.0,
+    quantisation="none",
+    lossy=False,
+    conversion="dB = v (Earth Engine COPERNICUS/S1_GRD sigma0, already 10*log10); v == 0.0 or non-finite -> no data",
+    max_abs_error_dn=0.0,
+    zero_is_nodata=True,
+    note=("Sentinel-1 GRD sigma0 in dB exactly as Earth Engine served it (IW, VV+VH; noise removed, calibrated, "
+          "terrain-corrected by Earth Engine); stored in dB at 0.01 dB steps (|error| <= 0.005 dB)."),
+)
+
+SSL4EO_V11_S1_DB = CorpusScale(
+    name="ssl4eo-v11-s1-db",
+    source_dtype="float16",
+    source_scale=1.0,
+    quantisation="float16",
+    lossy=True,
+    conversion="dB = float(v); v == 0.0 or non-finite -> no data",
+    max_abs_error_dn=0.0,
+    zero_is_nodata=True,
+    note=("Sentinel-1 GRD sigma0 in dB rounded to float16 by the corpus (~0.008 dB steps between -16 and -32 dB, "
+          "~0.016 dB between -32 and -64), then stored at 0.01 dB steps."),
+)
+
+
+def s1_db(values: np.ndarray) -> np.ndarray:
+    """Corpus S1 backscatter (float dB, any shape) -> float32 dB with NaN for no data (0.0 or non-finite).
+
+    Raises:
+        CorpusError: an integer dtype (S1 in the corpora is float dB; integers mean something else).
+    """
+    if values.dtype.kind != "f":
+        raise CorpusError(
+            f"Sentinel-1 band has dtype {values.dtype}, expected float32/float16 backscatter in dB; "
+            "is this the SSL4EO-S12 s1/ folder (VV.tif, VH.tif)?"
+        )
+    db = values.astype(np.float32, copy=True)
+    db[(db == 0.0) | ~np.isfinite(db)] = np.nan
+    return db
+
+
+# ---------------------------------------------------------------------------------------------- v1.1
+
+#: DN added to the Sentinel-2 values of the SSL4EO-S12 v1.1 **Zarr-zip** release (not of its webdataset
+#: release, nor of v1). Evidence in docs/IMPORT.md ("SSL4EO-S12 v1.1: the 1000 DN question").
+V11_OFFSET = 1000
+
+SSL4EO_V11_ZARR = CorpusScale(
+    name="ssl4eo-v11-zarr",
+    source_dtype="int16",
+    source_scale=10000.0,
+    quantisation="none",
+    lossy=False,
+    conversion=("DN = v - 1000 when the file carries the +1000 offset (decided per file from its darkest valid "
+                "values, or forced by --v11-offset), else DN = v; v <= offset -> 0 (no data)"),
+    max_abs_error_dn=0.0,
+    zero_is_nodata=True,
+    note=("int16 DN of SSL4EO-S12 v1.1 Zarr-zip files: v1's Earth Engine values with +1000 added to align with "
+          "processing baseline 04.00 (the release's own zarr_dataset.py says so); seco removes it."),
+)
+
+
+def v11_offset(values: np.ndarray) -> tuple[int, int | None]:
+    """Decide whether a v1.1 Zarr-zip S2 array carries the +1000 DN offset, from its dark-object level.
+
+    With the offset every valid pixel is ``>= 1001`` (v1's DN are ``>= 1``; 0 is no data); without it a file of
+    64 locations x 4 seasons holds many valid values below 1000 (L1C B10 averages ~22 DN, L2A B01 ~750 DN).
+
+    Args:
+        values: (..., C, H, W) int16 DN of one file (or one sample).
+
+    Returns:
+        (offset, darkest): 1000 when no valid value (> 0) is below 1001, else 0; and the darkest valid value
+        (``None`` when there is none, then the offset is 1000, the release's documented state).
+    """
+    pos = values[values > 0]
+    if pos.size == 0:
+        return V11_OFFSET, None
+    darkest = int(pos.min())
+    return (V11_OFFSET if darkest > V11_OFFSET else 0), darkest
+
+
+def v11_to_dn(values: np.ndarray, offset: int) -> np.ndarray:
+    """v1.1 int16 S2 values -> seco uint16 DN: ``v - offset``; values ``<= offset`` (nodata, negatives) -> 0.
+
+    Raises:
+        CorpusError: a dtype other than a signed/unsigned integer.
+    """
+    if values.dtype.kind not in "iu":
+        raise CorpusError(f"SSL4EO-S12 v1.1 S2 band has dtype {values.dtype}, expected int16 DN; is this an S2L1C/"
+                          "S2L2A file (S1GRD is float16 dB)?")
+    v = values.astype(np.int32)
+    out = np.where(v > offset, v - offset, 0)
+    return np.minimum(out, 65535).astype(np.uint16)

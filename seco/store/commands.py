@@ -51,7 +51,7 @@ def applicable_checks(store: Any, names: list[str] | None) -> tuple[dict[str, An
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("store", help="check, migrate or describe a seco store")
+    p = sub.add_parser("store", help="check, migrate, describe or view a seco store")
     ssub = p.add_subparsers(dest="store_command", required=True)
 
     c = ssub.add_parser("check", help="verify every location (checksums, truncated/missing shards, decoding)")
@@ -86,6 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("store")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_run_info)
+
+    from seco.view.commands import register as register_view
+
+    register_view(ssub)
 
 
 def _run_check(a: argparse.Namespace) -> int:

@@ -6,12 +6,13 @@ import hashlib
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import zarr
 
-from seco.bands import indices, parse_bands
+from seco.bands import S1_BANDS, indices, parse_bands, sensor_of
 from seco.errors import StoreCorruptError, StoreError
 from seco.store import clear as CL
 from seco.store import s1 as S1
@@ -37,6 +38,16 @@ def open_store(
         StoreVersionError: the store has another schema version.
     """
     return Store(S.Location.parse(path, storage_options), verify=verify)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Channels ``start:stop`` of a packed group, read from ``array`` at band ``positions``."""
+
+    array: str
+    positions: tuple[int, ...]
+    start: int
+    stop: int
 
 
 class Store(S.StoreFacts):
@@ -70,7 +81,7 @@ class Store(S.StoreFacts):
         self._has_clear: bool | None = None
         self._s1: S1.S1Reader | None = S1.S1Reader(self) if self.config.has_s1 else None
         self._band_index: dict[Any, list[int]] = {}
-        self._sources_cache: dict[Any, tuple[PackSpec, list[tuple[PackGroup, str, list[int]]]]] = {}
+        self._sources_cache: dict[Any, tuple[PackSpec, list[tuple[PackGroup, list[_Run]]]]] = {}
         self._groups = self.config.image_groups()
         #: the store is one 10 m grid ``images`` array (schema version 1 layout)
         self._single = len(self._groups) == 1 and self._groups[0].factor == 1
@@ -78,6 +89,8 @@ class Store(S.StoreFacts):
         self._slot: dict[str, tuple[str, int]] = {
             self.bands[k]: (g.name, pos) for g in self._groups for pos, k in enumerate(g.channels)
         }
+        if self.config.has_s1:  # the S1 bands read like 10 m bands, from s1/images, as their stored codes
+            self._slot |= {b: (S1.IMAGES, pos) for pos, b in enumerate(S1_BANDS)}
 
     def _set_handles(self, root: zarr.Group | None) -> None:
         self._pid = os.getpid()
@@ -208,6 +221,12 @@ class Store(S.StoreFacts):
             raise S.StoreIndexError(f"date index(es) {bad} out of range; this store has dates 0..{T - 1}")
         return out
 
+    @property
+    def readable_bands(self) -> tuple[str, ...]:
+        """Every band ``read`` / ``read_packed`` accept: ``bands`` (Sentinel-2) and, with an S1 group, VV and VH
+        (read as their stored codes: ``dB = code * 0.01 - 327.68``, 0 = no data; ``seco.store.s1``)."""
+        return (*self.bands, *(S1_BANDS if self._s1 is not None else ()))
+
     def band_indices(self, bands: str | Sequence[str] | None) -> list[int]:
         """Channel positions of a band spec (``None`` = all, ``"RGB"``, ``["B04", "B03"]``) in the store.
 
@@ -256,44 +275,61 @@ class Store(S.StoreFacts):
         """
         j = self._index(i)
         d = self._dates(dates)
-        b = self.band_indices(bands)
         P = self.patch_size
         try:
-            if self._single:  # the 10 m grid: decode straight into out
+            if self._single and not self._asks_s1(bands):  # the 10 m grid: decode straight into out
+                b = self.band_indices(bands)
                 if out is None:
                     out = np.empty((len(d), len(b), P, P), dtype=np.uint16)  # (t, c, H, W)
                 return self._decode(j, S.IMAGES, d, b, out)
-            # native grid: each array's bands at their grid, then nearest-upsampled into the 10 m grid
-            if out is None:
-                out = np.empty((len(d), len(b), P, P), dtype=np.uint16)
-            else:
-                check_out(out, (len(d), len(b), P, P))
+            # native grid (or S1 bands): each array's bands at their grid, nearest-upsampled into the 10 m grid
             spec, sources = self._sources(bands)
-            for g, name, chans in sources:
-                k0 = g.channels[0]
-                if g.factor == 1 and g.channels == tuple(range(k0, k0 + len(g.channels))):
-                    self._decode(j, name, d, chans, out[:, k0 : k0 + len(chans)])  # no upsampling, no copy
-                    continue
-                tmp = self._decode(j, name, d, chans, np.empty((len(d), len(chans), g.side, g.side), np.uint16))
-                for pos, k in enumerate(g.channels):
-                    _upsample_np(tmp[:, pos], g.factor, out[:, k])
+            if out is None:
+                out = np.empty((len(d), len(spec.bands), P, P), dtype=np.uint16)
+            else:
+                check_out(out, (len(d), len(spec.bands), P, P))
+            for g, runs in sources:
+                for r in runs:
+                    chans = g.channels[r.start : r.stop]
+                    k0 = chans[0]
+                    if g.factor == 1 and chans == tuple(range(k0, k0 + len(chans))):
+                        self._decode(j, r.array, d, list(r.positions), out[:, k0 : k0 + len(chans)])  # no copy
+                        continue
+                    tmp = np.empty((len(d), len(chans), g.side, g.side), np.uint16)
+                    self._decode(j, r.array, d, list(r.positions), tmp)
+                    for pos, k in enumerate(chans):
+                        _upsample_np(tmp[:, pos], g.factor, out[:, k])
             return out
         except StoreCorruptError as e:
             raise self._explain(e) from e
 
-    def _group_source(self, spec: PackSpec, g: PackGroup) -> tuple[str, list[int]]:
-        """The image array of packed group ``g`` and its bands' positions on that array's band axis."""
-        slots = [self._slot[spec.bands[k]] for k in g.channels]
-        return slots[0][0], [pos for _, pos in slots]
+    def _asks_s1(self, bands: str | Sequence[str] | None) -> bool:
+        if self._s1 is None or bands is None:
+            return False
+        return any(sensor_of(b) == "s1" for b in parse_bands(bands, available=self.readable_bands))
 
-    def _sources(self, bands: str | Sequence[str] | None) -> tuple[PackSpec, list[tuple[PackGroup, str, list[int]]]]:
-        """``pack_spec(bands)`` and, per packed group, its image array and band positions there (cached)."""
+    def _group_runs(self, spec: PackSpec, g: PackGroup) -> list[_Run]:
+        """The image arrays packed group ``g`` reads from: runs of its channels that come from one array, with
+        their positions on that array's band axis (one run, except where S1 bands follow S2 ones)."""
+        runs: list[_Run] = []
+        for idx, k in enumerate(g.channels):
+            array, pos = self._slot[spec.bands[k]]
+            if runs and runs[-1].array == array:
+                last = runs[-1]
+                runs[-1] = _Run(array, (*last.positions, pos), last.start, idx + 1)
+            else:
+                runs.append(_Run(array, (pos,), idx, idx + 1))
+        return runs
+
+    def _sources(self, bands: str | Sequence[str] | None) -> tuple[PackSpec, list[tuple[PackGroup, list[_Run]]]]:
+        """``pack_spec(bands)`` and, per packed group, the arrays and band positions it reads (cached)."""
         key = bands if bands is None or isinstance(bands, str) else tuple(bands)
         hit = self._sources_cache.get(key)
         if hit is None:
-            names = [self.bands[k] for k in self.band_indices(bands)]
-            spec = PackSpec.build(names, self.patch_size, self.grid_factors)
-            hit = self._sources_cache[key] = (spec, [(g, *self._group_source(spec, g)) for g in spec.groups])
+            names = list(parse_bands(bands, available=self.readable_bands)) if bands is not None else list(self.bands)
+            factors = self.grid_factors | {b: 1 for b in S1_BANDS}
+            spec = PackSpec.build(names, self.patch_size, factors)
+            hit = self._sources_cache[key] = (spec, [(g, self._group_runs(spec, g)) for g in spec.groups])
         return hit
 
     def _decode(self, j: int, name: str, d: list[int], chans: list[int], out: np.ndarray) -> np.ndarray:
@@ -352,8 +388,10 @@ class Store(S.StoreFacts):
                 f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
             )
         try:
-            for g, name, chans in sources:  # each array's bands decoded into their part of out, at its grid
-                self._decode(j, name, d, chans, spec.group_view(out, g))
+            for g, runs in sources:  # each array's bands decoded into their part of out, at its grid
+                view = spec.group_view(out, g)
+                for r in runs:
+                    self._decode(j, r.array, d, list(r.positions), view[:, r.start : r.stop])
         except StoreCorruptError as e:
             raise self._explain(e) from e
         return out

@@ -32,8 +32,8 @@ VALID = f"{GROUP}/valid"
 META = f"{GROUP}/meta"
 HIST = f"{GROUP}/stats/band_hist"
 #: dB per code step and the dB of code 0 (``dB = code * SCALE + OFFSET``; code 0 itself means no data).
-SCALE = 0.01
-OFFSET = -327.68
+SCALE = S.S1_SCALE
+OFFSET = S.S1_OFFSET
 #: Largest magnitude the encoding holds, dB.
 DB_LIMIT = 327.67
 PRODUCTS = ("GRD", "RTC")
@@ -101,13 +101,6 @@ class S1Patch:
     db: np.ndarray
     valid: np.ndarray | Sequence[bool]
     meta: Sequence[Mapping[str, Any] | None]
-
-
-def group_attrs() -> dict[str, Any]:
-    """What ``seco_store.s1`` records: bands, units and encoding."""
-    return {"bands": list(S1_BANDS), "units": "dB", "dtype": "uint16", "nodata": 0,
-            "scale_factor": SCALE, "add_offset": OFFSET,
-            "encoding": "dB = code * 0.01 - 327.68; code 0 = no data"}
 
 
 def build(root: zarr.Group, config: S.StoreConfig) -> None:

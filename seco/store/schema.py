@@ -32,6 +32,18 @@ SCHEMA_VERSION = 3
 SCHEMA_VERSIONS = (1, 2, 3)
 #: Sensor groups a store can hold: ``s2`` (the images at the root, always) and ``s1`` (``seco.store.s1``).
 SENSORS = ("s2", "s1")
+#: The S1 group's encoding: ``dB = code * S1_SCALE + S1_OFFSET``, code 0 = no data (``seco.store.s1``).
+S1_SCALE = 0.01
+S1_OFFSET = -327.68
+
+
+def s1_group_attrs() -> dict[str, Any]:
+    """What ``seco_store.s1`` records: bands, units and encoding."""
+    from seco.bands import S1_BANDS
+
+    return {"bands": list(S1_BANDS), "units": "dB", "dtype": "uint16", "nodata": 0,
+            "scale_factor": S1_SCALE, "add_offset": S1_OFFSET,
+            "encoding": "dB = code * 0.01 - 327.68; code 0 = no data"}
 #: Digital number that marks "no data" in every band (Sentinel-2 convention); ignored by the statistics.
 NODATA = 0
 #: One histogram bin per uint16 value.
@@ -215,9 +227,7 @@ class StoreConfig:
 
         extra: dict[str, Any] = {}
         if self.has_s1:  # recorded only with S1, so S2-only stores keep the attributes older seco writes
-            from seco.store.s1 import group_attrs
-
-            extra = {"sensors": list(self.sensors), "s1": group_attrs()}
+            extra = {"sensors": list(self.sensors), "s1": s1_group_attrs()}
         return {
             "bands": list(self.bands),
             "num_dates": self.num_dates,

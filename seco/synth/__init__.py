@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,7 +33,10 @@ from seco.synth.spectra import CLASSES
 if TYPE_CHECKING:
     from seco.store.writer import StoreWriter
 
-__all__ = ["CLASSES", "STEP_DAYS", "SynthConfig", "make_store", "simulate_location"]
+__all__ = ["CLASSES", "S1_MISSING_PROB", "STEP_DAYS", "SynthConfig", "make_store", "simulate_location"]
+
+#: Chance that a date of a ``make_store(s1=True)`` store has no S1 pass.
+S1_MISSING_PROB = 0.15
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ def make_store(
     overwrite: bool = False,
     grid: str = "10m",
     overwrite_real_data: bool = False,
+    s1: bool = False,
+    s1_missing_prob: float = S1_MISSING_PROB,
 ) -> Path:
     """Simulate an archive into a new store at ``out`` and return its path.
 
@@ -95,6 +100,11 @@ def make_store(
     Args:
         grid: the store grid, ``"10m"`` or ``"native"`` (20 m / 60 m bands at their own resolution,
             ``seco.store.packing``); both hold the same imagery (``Store.read`` returns equal arrays).
+        s1: also write a Sentinel-1 group (``sensors=("s2", "s1")``): simulated RTC gamma0 in dB of the same
+            surface and season state for every location and date (:mod:`seco.synth.sar`), with per-date
+            metadata; ``False`` leaves the store exactly what it was without the option.
+        s1_missing_prob: with ``s1``, the chance that a date has no S1 pass (0.15: "missing S1" is exercised;
+            independent of the S2 date being missing, as the two constellations are).
 
     Raises:
         ConfigError / BandError: bad arguments.
@@ -105,6 +115,8 @@ def make_store(
 
     if grid not in GRIDS:
         raise ConfigError(f"--grid {grid!r} is unknown; choose one of {', '.join(GRIDS)}")
+    if not 0.0 <= s1_missing_prob <= 1.0:
+        raise ConfigError(f"synth s1_missing_prob {s1_missing_prob!r} must be a probability in 0..1")
 
     config = SynthConfig(
         num_locations=num_locations,
@@ -116,13 +128,15 @@ def make_store(
     path = Path(os.fspath(out)).expanduser().absolute()
     if overwrite and not overwrite_real_data:
         _refuse_overwriting_real_data(path)
-    writer = _writer(path, config, overwrite, grid)
+    s1_config = {"product": "RTC", "missing_prob": s1_missing_prob} if s1 else None
+    writer = _writer(path, config, overwrite, grid, s1_config)
     todo = [i for i in range(config.num_locations) if not writer.has(f"synth-{seed}-{i:06d}")]
 
     def simulate(i: int) -> dict:
         loc = simulate_location(
             seed, i, config.num_dates, config.patch_size, config.bands,
             cloud_prob=config.cloud_prob, nodata_prob=config.nodata_prob, missing_prob=config.missing_prob,
+            s1="RTC" if s1 else None, s1_missing_prob=s1_missing_prob,
         )
         nodata_on_band_grids(loc["images"], loc["valid"], loc["dates_meta"], config.bands)
         return loc
@@ -134,7 +148,12 @@ def make_store(
         bar = tqdm(total=len(todo), desc="seco synth", unit="loc")
     with writer, ThreadPoolExecutor(max_workers=1) as pool:  # simulate the next location while writing one
         for loc in pool.map(simulate, todo):
-            writer.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"], label=loc["label"],
+            patch = None
+            if "s1" in loc:
+                from seco.store import S1Patch
+
+                patch = S1Patch(db=loc["s1"]["db"], valid=loc["s1"]["valid"], meta=loc["s1"]["meta"])
+            writer.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"], label=loc["label"], s1=patch,
                           clear=loc["clear"], clear_rule="truth:synth")  # cloud, shadow, snow: the simulator's truth
             if bar is not None:
                 bar.update(1)
@@ -143,7 +162,8 @@ def make_store(
     return path
 
 
-def _writer(path: Path, config: SynthConfig, overwrite: bool, grid: str) -> StoreWriter:
+def _writer(path: Path, config: SynthConfig, overwrite: bool, grid: str,
+            s1: dict[str, Any] | None = None) -> StoreWriter:
     """A writer continuing the synth store of ``config`` at ``path``, or of a new store there.
 
     Raises:
@@ -152,7 +172,9 @@ def _writer(path: Path, config: SynthConfig, overwrite: bool, grid: str) -> Stor
     from seco.store import StoreLayout, create_store, open_writer
     from seco.store.schema import Location, open_root
 
-    attrs = {"synth": {**asdict(config), "bands": list(config.bands)}, "source": "seco.synth"}
+    attrs: dict[str, Any] = {"synth": {**asdict(config), "bands": list(config.bands)}, "source": "seco.synth"}
+    if s1 is not None:  # only then: a store made without S1 keeps the attributes it always had
+        attrs["synth"]["s1"] = s1
     if not overwrite and path.is_dir() and any(path.iterdir()):
         try:
             _, existing = open_root(Location.parse(path), read_only=True)
@@ -173,6 +195,7 @@ def _writer(path: Path, config: SynthConfig, overwrite: bool, grid: str) -> Stor
     return create_store(
         path, config.bands, config.num_dates, config.patch_size, attrs=attrs,
         label_names=CLASSES, overwrite=overwrite, commit_every=16, layout=StoreLayout(grid=grid),
+        sensors=("s2", "s1") if s1 is not None else ("s2",),
     )
 
 

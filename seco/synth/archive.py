@@ -397,6 +397,8 @@ def make_archive(
     cloud_probs: tuple[float, float, float] = (0.55, 0.35, 0.1),
     edge_prob: float = 0.3,
     mislabel: str | None = None,
+    s1: bool = False,
+    s1_ew_sites: Sequence[int] = (),
 ) -> Path:
     """Write a simulated Sentinel-2 scene archive (see the module docstring for the layout and model).
 
@@ -425,6 +427,10 @@ def make_archive(
         edge_prob: chance that a scene has a swath edge (nodata beyond a line, 10-45 % of it).
         mislabel: plant one scene whose Earth Search flag lies (module docstring): ``"flag-true"`` or
             ``"flag-false"``; the first >= 04.00 scene of the first site that is not its first date.
+        s1: also write Sentinel-1 RTC passes of every site and date (:mod:`seco.synth.archive_s1`: collection
+            ``sentinel-1-rtc`` under ``sentinel-1-rtc/``, indexed in the same catalog.parquet / items.ndjson).
+            ``False`` writes exactly the archive it always did.
+        s1_ew_sites: with ``s1``, sites (indexes into ``zones``) whose passes are EW mode (HH/HV, 40 m) only.
 
     At least one scene has clouds and one has a swath edge whenever there are 3 scenes or more, so tests
     always find both.
@@ -437,6 +443,10 @@ def make_archive(
     n_scenes = len(zones) * len(dates_) if num_scenes is None else int(num_scenes)
     _check_args(tuple(zones), dates_, scene_px, n_scenes, corrupt, missing, asset_keys, level, blocksize, baseline,
                 mislabel)
+    if s1_ew_sites and not s1:
+        raise ConfigError("s1_ew_sites needs s1=True (EW passes are Sentinel-1 scenes)")
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(zones) for i in s1_ew_sites):
+        raise ConfigError(f"s1_ew_sites={tuple(s1_ew_sites)!r} must be site indexes 0..{len(zones) - 1} (one per zone)")
     band_list = parse_bands(bands if bands is not None else (L2A if level == "L2A" else L1C))
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; give a new folder for the archive")
@@ -462,7 +472,7 @@ def make_archive(
     _save_collection(out, items, opts)
 
     faults = _break_assets(out, items, seed, corrupt, missing)
-    manifest = {
+    manifest: dict[str, Any] = {
         "version": 1,
         "config": {"seed": seed, "num_scenes": n_scenes, "zones": list(zones), "dates": [d.isoformat() for d in dates_],
                    "scene_px": scene_px, "bands": list(band_list), "corrupt": corrupt, "missing": missing,
@@ -475,6 +485,14 @@ def make_archive(
         "faults": faults,
         "mislabeled": mislabeled,
     }
+    if s1:
+        from seco.synth.archive_s1 import COLLECTION, s2_times, write_s1_scenes
+
+        manifest["config"].update(s1=True, s1_ew_sites=list(s1_ew_sites))
+        manifest["s1_collection"] = COLLECTION
+        manifest["s1_scenes"] = write_s1_scenes(
+            out, seed, sites, dates_, s2_times(plan, scenes_meta, sites, dates_), blocksize=blocksize,
+            overviews=overviews, ew_sites=tuple(s1_ew_sites), progress=progress)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     write_index(out, href_base)
     return out
@@ -539,12 +557,14 @@ def archive_items(root: str | Path, href_base: str | None = None) -> list[dict[s
     """
     root = Path(root).resolve()
     out = []
-    for scene in read_manifest(root)["scenes"]:
-        d = json.loads((root / scene["id"] / f"{scene['id']}.json").read_text())
+    man = read_manifest(root)
+    for scene in [*man["scenes"], *man.get("s1_scenes", ())]:
+        folder = scene.get("dir", scene["id"])  # S1 items live under sentinel-1-rtc/
+        d = json.loads((root / folder / f"{scene['id']}.json").read_text())
         for a in d["assets"].values():
             rel = a["href"].removeprefix("./")
-            a["href"] = (f"{href_base.rstrip('/')}/{scene['id']}/{rel}" if href_base
-                         else str(root / scene["id"] / rel))
+            a["href"] = (f"{href_base.rstrip('/')}/{folder}/{rel}" if href_base
+                         else str(root / folder / rel))
         d["links"] = []
         out.append(d)
     return out
@@ -566,8 +586,12 @@ def write_index(root: str | Path, href_base: str | None = None, parquet: str = P
     """
     root = Path(root).resolve()
     items = archive_items(root, href_base)
-    coll = json.loads((root / "collection.json").read_text())
-    coll["links"] = []
-    path = write_stac_geoparquet(items, root / parquet, {coll["id"]: coll})
+    colls = {}
+    for f in (root / "collection.json", root / "sentinel-1-rtc" / "collection.json"):
+        if f.is_file():
+            coll = json.loads(f.read_text())
+            coll["links"] = []
+            colls[coll["id"]] = coll
+    path = write_stac_geoparquet(items, root / parquet, colls)
     (root / ndjson).write_text("".join(json.dumps(it) + "\n" for it in items))
     return path

@@ -18,6 +18,10 @@ prints the table (paste it into spectra.py when the samples change). What it com
 The seasonal NDVI half-amplitude of a class is taken as sqrt(2) x its between-patch NDVI std (EuroSAT
 patches were acquired throughout the year; a sinusoid of amplitude a has std a / sqrt(2)).
 
+``--s1`` prints the simulated Sentinel-1 statistics (dB, :mod:`seco.synth.sar`) of GRD sigma0 and RTC
+gamma0 beside the published ones (SSL4EO-S12 / TerraMind) and the calibration offsets that meet the
+published means (:func:`s1_table`).
+
 ``--spread`` measures the date-to-date spread the per-date effects of :mod:`seco.synth.seasons` are sized
 against, on the real 5-date location and on simulated locations, with one rule (:func:`date_spread`):
 
@@ -202,12 +206,56 @@ def spread_table(data: Path, n: int = 24) -> str:
     return "\n".join(rows)
 
 
+def s1_statistics(product: str, n: int = 48, patch: int = 64, seed: int = 5) -> dict[str, tuple[float, float]]:
+    """Mean and std (dB) per polarisation of simulated S1 over every valid pixel of every date of ``n``
+    locations (:mod:`seco.synth.sar`, the store's class mix, one band of S2 to keep it quick)."""
+    from seco.synth.sar import POLS
+    from seco.synth.scene import simulate_location
+
+    vals: list[list[np.ndarray]] = [[] for _ in POLS]
+    for i in range(n):
+        s1 = simulate_location(seed, i, 5, patch, ("B04",), s1=product, s1_missing_prob=0.0)["s1"]
+        for p in range(len(POLS)):
+            v = s1["db"][:, p]
+            vals[p].append(v[np.isfinite(v)])
+    out = {}
+    for p, pol in enumerate(POLS):
+        v = np.concatenate(vals[p]).astype(np.float64)
+        out[pol] = (float(v.mean()), float(v.std()))
+    return out
+
+
+def s1_table(n: int = 96) -> str:
+    """Markdown table of simulated vs published S1 statistics (dB) per product, and the calibration offsets
+    (:data:`seco.synth.sar.CALIBRATION_DB`) that would put each simulated mean on the published one."""
+    from seco.synth.sar import CALIBRATION_DB, POLS, PUBLISHED
+
+    rows = ["| product | pol | simulated mean | published mean | simulated std | published std |",
+            "|---|---|---:|---:|---:|---:|"]
+    fitted = {}
+    for product, pub in PUBLISHED.items():
+        sim = s1_statistics(product, n)
+        fitted[product] = tuple(round(CALIBRATION_DB[product][p] + pub[pol][0] - sim[pol][0], 2)
+                                for p, pol in enumerate(POLS))
+        for pol in POLS:
+            rows.append(f"| {product} | {pol} | {sim[pol][0]:.2f} | {pub[pol][0]:.1f} | {sim[pol][1]:.2f} | "
+                        f"{pub[pol][1]:.1f} |")
+    rows.append("")
+    rows.append(f"CALIBRATION_DB fitted on {n} locations: {fitted} (in use: {CALIBRATION_DB})")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Recompute the synth spectra table from the real samples")
     ap.add_argument("--data", default=os.environ.get("SECO_SHARED_DATA", str(DEFAULT_DATA)))
     ap.add_argument("--spread", action="store_true",
                     help="print the real vs simulated date-to-date spread instead of the spectra table")
+    ap.add_argument("--s1", action="store_true",
+                    help="print simulated vs published Sentinel-1 statistics (dB) and the fitted offsets")
     args = ap.parse_args()
+    if args.s1:
+        print(s1_table())
+        return
     if args.spread:
         print(spread_table(Path(args.data)))
         return

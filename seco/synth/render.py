@@ -176,13 +176,13 @@ def _to_dn(img: np.ndarray, nodata: np.ndarray, add: int) -> np.ndarray:
 
 
 def _write_cog(path: Path, arr: np.ndarray, epsg: int, transform: tuple[float, ...], *, blocksize: int,
-               overviews: bool, resampling: str, description: str) -> None:
+               overviews: bool, resampling: str, description: str, nodata: float = 0) -> None:
     import rasterio
     from rasterio.transform import Affine
 
     with rasterio.open(
         path, "w", driver="COG", width=arr.shape[1], height=arr.shape[0], count=1, dtype=arr.dtype,
-        crs=f"EPSG:{epsg}", transform=Affine(*transform), nodata=0, compress="ZSTD", level=3, predictor="YES",
+        crs=f"EPSG:{epsg}", transform=Affine(*transform), nodata=nodata, compress="ZSTD", level=3, predictor="YES",
         blocksize=blocksize, overviews="AUTO" if overviews else "NONE", overview_resampling=resampling,
     ) as dst:
         dst.write(arr, 1)

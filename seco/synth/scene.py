@@ -298,14 +298,24 @@ def simulate_location(
     cloud_prob: float = 0.3,
     nodata_prob: float = 0.1,
     missing_prob: float = 0.05,
+    s1: str | None = None,
+    s1_missing_prob: float = 0.15,
 ) -> dict[str, Any]:
     """Simulate one location.
+
+    Args:
+        s1: also simulate Sentinel-1 of the same surface and season state (:mod:`seco.synth.sar`) as this
+            product, ``"RTC"`` or ``"GRD"``; ``None`` = S2 only. S1 has its own generator stream: the S2
+            outputs do not depend on it.
+        s1_missing_prob: with ``s1``, the chance that a date has no S1 pass.
 
     Returns:
         ``key`` (str), ``images`` (T, C, H, W) uint16 DN, ``valid`` (T,) bool, ``dates_meta`` (T dicts in
         the store's metadata format, ``None`` for a missing date), ``label`` (dominant class index) and
         ``class_fractions`` (K,) the area share of each class, ``clear`` (T, H, W) bool the truth of which pixels
-        are clear (no cloud, cloud shadow, snow or nodata; False on missing dates).
+        are clear (no cloud, cloud shadow, snow or nodata; False on missing dates); with ``s1`` also ``s1``:
+        ``db`` (T, 2, H, W) float32 dB (NaN = nodata), ``valid`` (T,), ``meta``
+        (:func:`seco.synth.sar.simulate_dates`) and ``land_cover`` (H, W) uint8, the class of every pixel.
     """
     rng = np.random.default_rng([seed, index])
     P, T = patch_size, num_dates
@@ -364,7 +374,7 @@ def simulate_location(
         )
 
     fractions = np.bincount(cls.ravel(), minlength=K) / cls.size
-    return {
+    out = {
         "key": f"synth-{seed}-{index:06d}",
         "images": images,
         "valid": valid,
@@ -373,3 +383,24 @@ def simulate_location(
         "class_fractions": fractions,
         "clear": clear,
     }
+    if s1 is not None:
+        out["s1"] = _simulate_s1(seed, index, surface, cls, tex, lat, lon, times, effects, s1, s1_missing_prob)
+    return out
+
+
+def _simulate_s1(seed: int, index: int, surface: _Surface, cls: np.ndarray, tex: np.ndarray, lat: float,
+                 lon: float, times: list[datetime], effects: list[seasons.DateEffects], product: str,
+                 missing_prob: float) -> dict[str, Any]:
+    """S1 of the location from the same surface, phenology, snow and soil wetness as its S2 dates."""
+    from seco.synth import sar
+
+    ground = sar.Ground(cls=cls, tex=tex, zx=surface.zx, zy=surface.zy, lat=lat, lon=lon)
+    dates = []
+    for t, when in enumerate(times):
+        doy = when.timetuple().tm_yday
+        maps = surface.maps(doy, effects[t])
+        dates.append(sar.GroundDate(doy=doy, dev=maps["dev"], bare=maps["bare"], snow=maps.get("snow"),
+                                    wetness=effects[t].wetness))
+    out = sar.simulate_dates(seed, index, ground, dates, times, product=product, missing_prob=missing_prob)
+    out["land_cover"] = cls.astype(np.uint8)  # (P, P) class per pixel, shared with the S2 images
+    return out

@@ -8,6 +8,7 @@ steps use. Nothing here runs a training step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shutil
@@ -18,12 +19,13 @@ from typing import Any
 
 import torch
 
-from seco.bands import BandSelection, parse_bands
+from seco.bands import BandSelection, parse_bands, sensor_of, sensors_of
 from seco.data.normalize import Normalization
 from seco.data.pretrain import PretrainDataset
 from seco.data.ring import BatchRing, plan_ring
 from seco.data.sampler import ResumableSampler
 from seco.data.transforms import Augment
+from seco.data.units import has_radar
 from seco.errors import ConfigError
 from seco.fileutil import atomic_write, exclusive_lock
 from seco.methods import ViewRecipe, get_method
@@ -182,7 +184,13 @@ def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Store, BandSelect
     Locations with fewer valid dates than the method needs (SeCo 3, MoCo-v2+TP 2) are left out.
     """
     store = open_store(cfg.store)
-    bands = parse_bands(cfg.bands, store.bands)
+    bands = parse_bands(cfg.bands, store.readable_bands)  # VV / VH too where the store has Sentinel-1
+    method = get_method(cfg.method)
+    missing = [s for s in method.sensors if s not in sensors_of(bands)]
+    if missing:
+        raise ConfigError(f"--method {cfg.method} needs bands of {' and '.join(method.sensors)}, --bands "
+                          f"{cfg.bands!r} has none of {', '.join(missing)}; use --bands s1+s2 on a store with "
+                          "Sentinel-1 (collect --s1, synth --s1, import --with-s1)")
     if cfg.batch_size % world_size:
         raise ConfigError(
             f"--batch-size {cfg.batch_size} (the global batch) is not divisible by {world_size} processes; "
@@ -208,6 +216,14 @@ def prepare(cfg: PretrainConfig, world_size: int = 1) -> tuple[Store, BandSelect
             f"({cfg.store}); use --batch-size {len(dataset)} or less, or collect more locations"
         )
     return store, bands, dataset
+
+
+def _augment(cfg: PretrainConfig, bands: BandSelection) -> Augment:
+    """The run's augmentation; with radar channels it knows which channels are which (``Augment.sensors``)."""
+    aug = cfg.augment_config()
+    if not has_radar(bands):
+        return aug
+    return dataclasses.replace(aug, sensors=tuple(sensor_of(b) for b in bands))
 
 
 def _check_same_data(ckpt: dict[str, Any], store: Store, cfg: PretrainConfig) -> None:
@@ -303,7 +319,7 @@ def settle_run(
     total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * sampler.batches_per_epoch
     run = Run(
         cfg=cfg, info=info, device=device, out=Path(cfg.out), store=store, bands=bands, dataset=dataset, ring=ring,
-        norm=norm, recipe=get_method(cfg.method).views, aug=cfg.augment_config(), model=model, ddp_model=model,
+        norm=norm, recipe=get_method(cfg.method).views, aug=_augment(cfg, bands), model=model, ddp_model=model,
         optimizer=optimizer, scheduler=build_scheduler(cfg, optimizer, total), sampler=sampler, total=total,
         store_id=store.identity(),
     )

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from seco.data.normalize import to_reflectance
+from seco.data.units import has_radar, to_units
 from seco.data.views import make_views
 from seco.models.contrastive import ContrastiveOutput
 from seco.train.setup import Run
@@ -35,18 +36,21 @@ class StepRunner:
             if run.cfg.precision == "bf16"
             else contextlib.nullcontext()
         )
+        self.radar = has_radar(run.bands)
 
     def __call__(self, images: torch.Tensor) -> ContrastiveOutput:
         """One optimiser step on a batch; advances ``run.step`` and the sampler position.
 
         Args:
-            images: (B, n_dates, C, H, W) uint16 DN on the training device.
+            images: (B, n_dates, C, H, W) uint16 on the training device: DN, and S1 codes for VV / VH.
 
         Returns:
             The model's output (loss and per-head values stay on the device: nothing here waits on it).
         """
         run, cfg = self.run, self.run.cfg
-        if run.device.type != "cpu":  # on the CPU make_views converts only the crop boxes (bitwise the same)
+        if self.radar:  # reflectance and dB, radar no data at the band's mean (normalised to 0)
+            images = to_units(images, run.bands, fill=run.norm.mean)
+        elif run.device.type != "cpu":  # on the CPU make_views converts only the crop boxes (bitwise the same)
             images = to_reflectance(images)
         self.gen.manual_seed(step_seed(cfg.seed, run.info.rank, run.step))
         torch.manual_seed(step_seed(cfg.seed, 0, run.step))  # shuffle-BN permutation, same on all ranks

@@ -41,6 +41,8 @@ class Fake:
     good: dict[str, list[str]] = field(default_factory=dict)  # location -> product ids that must be imported
     centre: dict[str, tuple[float, float]] = field(default_factory=dict)  # location -> (lon, lat)
     skipped: set[str] = field(default_factory=set)  # locations that must be skipped (with --min-dates 3)
+    #: SSL4EO-S12 S1: location -> [(S1 product id, the S2 product id it must pair with or None, readable)]
+    s1: dict[str, list[tuple[str, str | None, bool]]] = field(default_factory=dict)
 
 
 def _write(path: Path, a: np.ndarray, centre: tuple[float, float], compress: str) -> None:
@@ -130,9 +132,66 @@ def make_seco(root: Path, locations: int = 8, *, seed: int = 0, patch: int = 48,
 
 
 def make_ssl4eo(root: Path, locations: int = 8, *, modality: str = "s2c", seed: int = 0, patch: int = 48,
-                broken: bool = True) -> Fake:
-    """An SSL4EO-S12 v1 tree (``<root>/<modality>/<7 digits>/<product id>/B*.tif``, uint16) plus an s1/ folder."""
+                broken: bool = True, s1: bool = False) -> Fake:
+    """An SSL4EO-S12 v1 tree (``<root>/<modality>/<7 digits>/<product id>/B*.tif``, uint16) plus an s1/ folder
+    (empty but for one location folder, or with ``s1`` the S1 seasons of every location: :func:`make_s1`)."""
     files = L1C_FILES if modality == "s2c" else tuple(f for f in L1C_FILES if f != "B10")
     fake = _make(root / modality, files, 4, 7, locations, seed, patch, broken, uint8=False, baseline_case=True)
     (root / "s1" / "0000000").mkdir(parents=True, exist_ok=True)
+    if s1:
+        make_s1(root / "s1", fake, seed=seed + 100, broken=broken)
     return fake
+
+
+#: Real Earth Engine ``image.getInfo()`` of an S1 GRD scene (tests/fixtures/ssl4eo/s1_grd_ee_image.json, recorded).
+S1_INFO = Path(__file__).resolve().parents[1] / "fixtures" / "ssl4eo" / "s1_grd_ee_image.json"
+
+
+def make_s1(s1_root: Path, fake: Fake, *, seed: int = 0, broken: bool = True) -> None:
+    """The S1 seasons of every location of ``fake`` (``<s1_root>/<7 digits>/<S1 id>/{VV,VH}.tif`` float32 dB
+    + metadata.json = the recorded image info with this scene's time, id and orbit), each within +-14 days of an
+    S2 date. Metadata values other than those are the recorded scene's. When ``broken``, by location id:
+
+        0  a no-data stripe (0.0, the downloader's defaultValue) in the first season
+        2  its S2 date 1 is left out (missing B5): that S1 season pairs with nothing (not stored)
+        5  season 0's VV.tif is truncated (corrupt: that date keeps its S2, without S1)
+        6  season 1 has no metadata.json (time and relative orbit from the product id)
+        7  season 3 is missing (that date keeps its S2, without S1)
+    """
+    rng = np.random.default_rng(seed)
+    info = json.loads(S1_INFO.read_text())
+    info.pop("_source")
+    for name, pids in fake.dates.items():
+        lon, lat = fake.centre[name]
+        entries: list[tuple[str, str | None, bool]] = []
+        letter = "AB"[int(rng.integers(0, 2))]
+        passing = ["ASCENDING", "DESCENDING"][int(rng.integers(0, 2))]
+        for d, pid in enumerate(pids):
+            if broken and name == "0000007" and d == 3:
+                continue
+            s2_time = datetime.strptime(pid[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            when = s2_time + timedelta(days=float(rng.uniform(-14, 14)))
+            absolute = int(rng.integers(20000, 40000))
+            sid = (f"S1{letter}_IW_GRDH_1SDV_{when:%Y%m%dT%H%M%S}_{when + timedelta(seconds=25):%Y%m%dT%H%M%S}_"
+                   f"{absolute:06d}_{int(rng.integers(0, 0xFFFFFF)):06X}_{int(rng.integers(0, 0xFFFF)):04X}")
+            ddir = s1_root / name / sid
+            ddir.mkdir(parents=True)
+            for b, band in enumerate(("VV", "VH")):
+                db = (-11.0 - 7.0 * b + rng.normal(0, 3.0, size=(fake.patch, fake.patch))).astype(np.float32)
+                if broken and name == "0000000" and d == 0:
+                    db[:, :5] = 0.0  # masked pixels sampled with defaultValue=0
+                _write(ddir / f"{band}.tif", db, (lon, lat), "none")
+            if broken and name == "0000005" and d == 0:
+                p = ddir / "VV.tif"
+                p.write_bytes(p.read_bytes()[:300])
+            props = dict(info["properties"], **{
+                "system:index": sid, "system:time_start": int(when.timestamp() * 1000),
+                "system:time_end": int(when.timestamp() * 1000) + 25000, "platform_number": letter,
+                "orbitNumber_start": absolute, "orbitNumber_stop": absolute, "orbitProperties_pass": passing,
+                "relativeOrbitNumber_start": (absolute - {"A": 73, "B": 27}[letter]) % 175 + 1})
+            if not (broken and name == "0000006" and d == 1):
+                (ddir / "metadata.json").write_text(json.dumps(dict(info, id=f"COPERNICUS/S1_GRD/{sid}",
+                                                                    properties=props)))
+            good_s2 = pid if pid in fake.good[name] else None
+            entries.append((sid, good_s2, not (broken and name == "0000005" and d == 0)))
+        fake.s1[name] = entries

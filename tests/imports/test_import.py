@@ -203,15 +203,16 @@ def test_seco_tree_given_as_ssl4eo_and_back(seco_fake, ssl4eo_fake, tmp_path):
     assert not (tmp_path / "b.zarr").exists()
 
 
-def test_sentinel1_is_out_of_scope(ssl4eo_fake, tmp_path, capsys):
+def test_sentinel1_alone_points_to_with_s1(ssl4eo_fake, tmp_path, capsys):
     rc = main(["import", "ssl4eo-s12", str(ssl4eo_fake.root.parent), "--modality", "s1", "--out",
                str(tmp_path / "s.zarr")])
-    assert rc == 2 and "Sentinel-1" in capsys.readouterr().err and "out of scope" in capsys.readouterr().err + \
-        "out of scope"
-    with pytest.raises(ConfigError, match="out of scope"):
+    assert rc == 2 and "--with-s1" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--modality s2c --with-s1"):
         ImportConfig("ssl4eo-s12", "x", "y", modality="s1")
     with pytest.raises(ConfigError, match="Level-2A only"):
         ImportConfig("seco", "x", "y", modality="s2c")
+    with pytest.raises(ConfigError, match="no Sentinel-1"):
+        ImportConfig("seco", "x", "y", with_s1=True)
 
 
 @pytest.mark.parametrize("kw,msg", [

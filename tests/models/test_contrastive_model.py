@@ -179,3 +179,30 @@ def test_logits_are_float32_when_the_model_runs_under_bf16_autocast() -> None:
         out = m(q, keys)
     assert all(t.dtype == torch.float32 for t in out.logits)
     assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+
+
+def test_multi_sensor_loss_equals_a_hand_written_computation() -> None:
+    """seco-s12 (4 subspaces; heads 1-3 take the other keys as extra negatives): the loss, written out by hand
+    from the embeddings as sum over heads of -log(exp(pos / tau) / sum of exp(all logits / tau))."""
+    from seco.methods import get_method
+
+    method = get_method("seco-s12")
+    assert method.num_heads == 4 and method.extra_negatives_heads == (1, 2, 3)
+    m = _seco(num_heads=4, extra_negatives_heads=method.extra_negatives_heads).eval()
+    q, keys = _views(views=4, seed=5)
+    with torch.no_grad():
+        out = m(q, keys)
+        v_q = m.backbone.forward_features(q)
+        v_k = [m.backbone_k.forward_features(k) for k in keys]
+        total = torch.zeros(())
+        for i in range(4):
+            z_q = F.normalize(m.heads_q[i](v_q), dim=1)  # (N, E)
+            z_k = [F.normalize(m.heads_k[i](v), dim=1) for v in v_k]
+            for n in range(N):
+                pos = float(z_q[n] @ z_k[i][n])
+                negs = [float(z_q[n] @ m.queue.bank[i][:, k]) for k in range(K)]
+                if i > 0:  # every other key view of every sample of the batch
+                    negs += [float(z_q[n] @ z_k[j][r]) for j in range(4) if j != i for r in range(N)]
+                logits = torch.tensor([pos, *negs], dtype=torch.float64) / 0.07
+                total += -(logits[0] - torch.logsumexp(logits, 0)) / N
+    torch.testing.assert_close(out.loss.double(), total.double(), atol=1e-4, rtol=1e-5)

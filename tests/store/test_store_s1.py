@@ -205,3 +205,32 @@ def test_store_info_reports_s1(tmp_path, capsys):
     s1 = info["s1"]
     assert set(s1["products"]) == {"RTC"} and s1["products"]["RTC"] >= s1["with_s1"] > 0
     assert set(s1["band_stats_db"]) == {"VV", "VH"} and s1["band_stats_db"]["VV"]["mean"] < 0
+
+
+@pytest.mark.parametrize("grid", ["10m", "native"])
+def test_s1_bands_read_beside_s2_bands_as_their_codes(tmp_path, grid):
+    """What pre-training reads: VV / VH as channels after the S2 ones (stored codes), packed or on the grid."""
+    from seco.bands import L2A
+    from seco.store.packing import PackSpec
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "s.zarr"
+    spec = PackSpec.build(L2A, P)
+    with create_store(path, "all", T, P, sensors=("s2", "s1"), layout=StoreLayout(grid=grid)) as w:
+        for i in range(3):
+            packed = rng.integers(1, 5000, (T, spec.length)).astype(np.uint16)
+            images = spec.unpack_numpy(packed)  # 20/60 m bands whole blocks: fits either grid
+            loc = location(i, bands=12)
+            w.append(loc["key"], images, loc["valid"], loc["dates_meta"], s1=s1_location(i))
+    s = open_store(path)
+    assert s.readable_bands == (*L2A, "VV", "VH") and s.bands == L2A
+    want = np.concatenate([s.read(1, [2, 0], ["B04", "B11"]), s.s1.read_raw(1, [2, 0], ["VH"])], axis=1)
+    got = s.read(1, [2, 0], "B04,VH,B11")  # S2 bands first, then S1: (2, 3, P, P)
+    assert np.array_equal(got, want)
+    spec = s.pack_spec("s1+s2")
+    assert spec.bands == (*L2A, "VV", "VH")
+    packed = s.read_packed(2, [1], "s1+s2")
+    assert np.array_equal(spec.unpack_numpy(packed), s.read(2, [1], "s1+s2"))
+    assert np.array_equal(s.read(2, [1], "s1"), s.s1.read_raw(2, [1]))
+    with pytest.raises(Exception, match="not available"):
+        open_store(tmp_path / "s.zarr").stats("VV")
