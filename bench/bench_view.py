@@ -1,6 +1,6 @@
 """``seco store view`` on a synth store: wall time, peak memory and site size per viewed location.
 
-    .venv/bin/python bench/bench_view.py [--locations 1024] [--patch 264] [--max-locations 200] [--workers 2]
+    .venv/bin/python -m bench.bench_view [--locations 1024] [--patch 264] [--max-locations 200] [--workers 2]
 
 Makes (once, kept in --work) a ``seco synth`` store, then runs ``seco store view`` on it three ways, each in a
 fresh process so its peak RSS is its own: a first run, a rerun that finds every page (only the index is

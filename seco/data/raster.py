@@ -104,3 +104,16 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     down = size[0] < h or size[1] < w
     out = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=down)
     return out[0]  # (C, H, W)
+
+
+def read_float(path: Path, indexes: Sequence[int] | None = None) -> np.ndarray:
+    """Read bands as ``(C, H, W)`` float32 with NaN where the file's nodata value (if any) or NaN stands.
+
+    For files whose values are physical quantities already (Sentinel-1 backscatter in dB).
+    """
+    with _open(path) as src:
+        nodata = src.nodata
+    a = read_raster(path, indexes).astype(np.float32)  # (C, H, W)
+    if nodata is not None and not np.isnan(nodata):
+        a[a == np.float32(nodata)] = np.nan
+    return a

@@ -32,6 +32,7 @@ from torch import Tensor
 from seco.backbones import build_backbone
 from seco.bands import BAND_SETS, parse_bands
 from seco.data.normalize import Normalization
+from seco.data.sar import ChannelNormalization, s1_name, split_model_bands
 from seco.errors import BandError, CheckpointError, ConfigError, SecoError
 from seco.fileutil import file_sha256
 from seco.models.export import EXPORT_FORMAT, EXPORT_SUFFIXES, backbone_arch, load_exported
@@ -60,7 +61,7 @@ class InputTransform:
         clip: per-band ``(low, high)`` in reflectance applied first (the official SeCo pre-processing).
     """
 
-    normalization: Normalization | None
+    normalization: Normalization | ChannelNormalization | None
     clip: tuple[tuple[float, float], ...] | None = None
 
     def apply(self, x: Tensor) -> Tensor:
@@ -95,7 +96,7 @@ class LoadedBackbone:
 
     model: ResNet
     bands: tuple[str, ...]
-    normalization: Normalization | None
+    normalization: Normalization | ChannelNormalization | None
     name: str
     source: str
     kind: str = "random"
@@ -116,7 +117,7 @@ class WeightsSpec:
     name: str
     bands: tuple[str, ...] | None
     state_dict: dict[str, Tensor] | None
-    normalization: Normalization | None
+    normalization: Normalization | ChannelNormalization | None
     clip: tuple[tuple[float, float], ...] | None
     sha256: str
     seed: int = 0
@@ -174,7 +175,9 @@ def _export_sidecar(path: Path) -> Path | None:
     return side if isinstance(meta, dict) and meta.get("format") == EXPORT_FORMAT else None
 
 
-def normalization_from_meta(d: Mapping[str, Any] | None) -> tuple[Normalization | None, tuple | None]:
+def normalization_from_meta(
+    d: Mapping[str, Any] | None,
+) -> tuple[Normalization | ChannelNormalization | None, tuple | None]:
     """A normalisation dict from export metadata -> (reflectance Normalization, reflectance clip).
 
     seco exports record reflectance statistics (``Normalization.to_dict()``); the official pre-processing
@@ -183,6 +186,8 @@ def normalization_from_meta(d: Mapping[str, Any] | None) -> tuple[Normalization 
     """
     if not d:
         return None, None
+    if any(s1_name(str(b)) for b in d.get("bands", ())):  # S1 channels (dB) beside S2 (reflectance)
+        return ChannelNormalization.from_dict(d), None
     in_dn = "clip_dn" in d or str(d.get("units", "")).lower() == "dn"
     k = _DN_SCALE if in_dn else 1.0
     norm = Normalization(
@@ -244,7 +249,7 @@ def load_weights(
     if sidecar is not None:
         sd, meta = load_exported(path)
         used = path if path.suffix in (".pth", ".safetensors") else sidecar.with_suffix(".safetensors")
-        ebands = tuple(parse_bands(list(meta["bands"])))
+        ebands = split_model_bands(list(meta["bands"])).names
         if wb is not None and wb != ebands:
             raise BandError(
                 f"--weights-bands {', '.join(wb)} contradict the export's own bands {', '.join(ebands)}; "

@@ -173,6 +173,10 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, help="reflectance = (DN + offset) / scale (default 10000 for integer "
                                                "files, 1 for float files)")
     p.add_argument("--offset", type=float, default=0.0, help="e.g. -1000 for L2A processing baseline >= 04.00")
+    p.add_argument("--s1-input", help="a Sentinel-1 GeoTIFF (VV/VH) on the grid of --input (S2): embed the pair")
+    p.add_argument("--s1-units", default="db", choices=["db", "linear"],
+                   help="units of the S1 values: db (default, what the weights take) or linear power "
+                        "(converted with 10*log10; non-positive values become no data)")
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -188,7 +192,8 @@ def _run_embed(a: argparse.Namespace) -> int:
     cfg = EmbedConfig(
         weights=a.weights, input=a.input, out=a.out, dense=a.dense, weights_bands=a.weights_bands,
         backbone=a.backbone, bands=a.bands, patch=a.patch, stride=a.stride, batch_size=a.batch_size,
-        scale=a.scale, offset=a.offset, device=a.device, bf16=a.bf16, progress=a.progress,
+        scale=a.scale, offset=a.offset, s1_input=a.s1_input, s1_units=a.s1_units, device=a.device, bf16=a.bf16,
+        progress=a.progress,
     )
     res = run_embed(cfg)
     print(f"embedded {res['patches']} patches of {res['files']} file(s): " + ", ".join(res["outputs"]))

@@ -17,6 +17,8 @@ PROTOCOLS = ("fast", "paper", "finetune")
 SPLIT_NAMES = ("train", "val", "test")
 #: L2 strengths (inverse, sklearn ``C``) searched on validation by the fast probe.
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
+#: Units ``seco embed`` takes Sentinel-1 values in (``--s1-units``).
+S1_UNITS = ("db", "linear")
 
 
 def _check(checks: list[tuple[bool, str]]) -> None:
@@ -219,6 +221,10 @@ class EmbedConfig(ConfigIO):
         batch_size: patches per forward pass.
         scale, offset: ``reflectance = (DN + offset) / scale``; ``scale=None`` means 10000 for integer
             files and 1 (already reflectance) for float files.
+        s1_input: a Sentinel-1 GeoTIFF (VV / VH) on the grid of ``input`` (an S2 GeoTIFF): the pair is
+            embedded together, S2 channels first. An S1 file alone is given as ``input``.
+        s1_units: units of the S1 values: ``"db"`` (default; what the weights take) or ``"linear"`` power,
+            converted with ``10 log10`` (non-positive values -> no data).
         device, bf16, progress: as :class:`ClassifyConfig`.
     """
 
@@ -234,14 +240,18 @@ class EmbedConfig(ConfigIO):
     batch_size: int = 64
     scale: float | None = None
     offset: float = 0.0
+    s1_input: str | None = None
+    s1_units: str = "db"
     device: str = "auto"
     bf16: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "s1_units", str(self.s1_units).lower())
         _check(
             [
                 (self.out is not None or self.dense is not None, "give --out FILE.parquet and/or --dense OUT.tif"),
+                (self.s1_units in S1_UNITS, f"--s1-units {self.s1_units!r} is not one of {', '.join(S1_UNITS)}"),
                 (self.backbone in backbone_names(), f"--backbone {self.backbone!r} is not one of {', '.join(backbone_names())}"),
                 (self.patch >= 32, f"--patch {self.patch} must be at least 32 px (a ResNet downsamples by 32)"),
                 (self.stride is None or self.stride >= 1, f"--stride {self.stride} must be >= 1"),

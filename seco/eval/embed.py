@@ -45,10 +45,12 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from seco.bands import L1C, normalize_name, parse_bands
+from seco.bands import L1C, S1_BANDS, normalize_name
+from seco.data.sar import ChannelNormalization, channel_stats, s1_name
 from seco.errors import BandError, ConfigError, DatasetError
 from seco.eval.backbone import InputTransform, load_weights, resolve_bands, resolve_device
 from seco.eval.config import EmbedConfig
+from seco.eval.embed_input import ChannelReader, band_name, check_s1_values, check_same_grid, open_parts
 from seco.eval.features import image_stats
 from seco.fileutil import AtomicFile
 
@@ -66,7 +68,10 @@ def file_bands(src: rasterio.DatasetReader, given: str | None, path: Path) -> tu
         BandError: when ``given`` does not list one name per band, or descriptions do not name bands.
     """
     if given is not None:
-        names = parse_bands(given)
+        names = tuple(band_name(b) for b in given.split(",") if b.strip())
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise BandError(f"--bands lists {', '.join(dup)} twice; name every band of the file once, in order")
         if len(names) != src.count:
             raise BandError(
                 f"--bands lists {len(names)} band(s) but {path} has {src.count}; name every band of the file, in order"
@@ -77,14 +82,14 @@ def file_bands(src: rasterio.DatasetReader, given: str | None, path: Path) -> tu
         name = None
         if d:
             try:
-                name = normalize_name(d)
+                name = band_name(d)
             except BandError:
                 hits = {normalize_name("B" + m) for m in _BAND_IN_TEXT.findall(d) if _valid("B" + m)}
                 name = hits.pop() if len(hits) == 1 else None
         if name is None:
             raise BandError(
-                f"band {i} of {path} has description {d!r}, which names no Sentinel-2 band; give the file's "
-                "bands in order with --bands, e.g. --bands B02,B03,B04,B08"
+                f"band {i} of {path} has description {d!r}, which names no Sentinel-2 band or S1 polarisation; give "
+                "the file's bands in order with --bands, e.g. --bands B02,B03,B04,B08 or --bands VV,VH"
             )
         found.append(name)
     dup = sorted({n for n in found if found.count(n) > 1})
@@ -150,24 +155,21 @@ def _pad(a: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def iter_rows(
-    src: rasterio.DatasetReader, indexes: list[int], patch: int, step: int, scaling: _Scaling
+    reader: ChannelReader, patch: int, step: int
 ) -> Iterator[tuple[int, int, list[tuple[int, int, np.ndarray | None, float]]]]:
-    """Yield ``(row, y_off, [(col, x_off, patch (C, patch, patch) float32 reflectance or None, valid_fraction)])``
+    """Yield ``(row, y_off, [(col, x_off, patch (C, patch, patch) float32 in model units or None, valid_fraction)])``
     per grid row; ``None`` for a patch that is all nodata.
 
     Reads one strip of ``patch`` rows per grid row (windowed), so memory is ``C x patch x width``.
     """
-    h, w = src.height, src.width
+    h, w = reader.height, reader.width
     cols = grid_positions(w, patch, step)
-    nodata = src.nodata
     for r, y0 in enumerate(grid_positions(h, patch, step)):
-        strip = src.read(indexes, window=Window(0, y0, w, min(patch, h - y0)))  # (C, rows, W)
-        valid = np.ones(strip.shape[1:], bool) if nodata is None else ~np.all(strip == nodata, axis=0)
-        refl = (strip.astype(np.float32) + scaling.offset) / scaling.scale
+        values, valid = reader.read(Window(0, y0, w, min(patch, h - y0)))  # (C, rows, W), (rows, W)
         out: list[tuple[int, int, np.ndarray | None, float]] = []
         for c, x0 in enumerate(cols):
             frac = float(valid[:, x0 : x0 + patch].mean())
-            out.append((c, x0, _pad(refl[:, :, x0 : x0 + patch], patch, patch) if frac > 0 else None, frac))
+            out.append((c, x0, _pad(values[:, :, x0 : x0 + patch], patch, patch) if frac > 0 else None, frac))
         yield r, y0, out
 
 
@@ -294,6 +296,70 @@ def _count_patches(paths: list[Path], cfg: EmbedConfig) -> int:
     return total
 
 
+def _s1_pair(paths: list[Path], cfg: EmbedConfig, is_folder: bool) -> tuple[str, ...]:
+    """The S1 bands of ``--s1-input`` (empty without it), after checking it pairs with ``--input``.
+
+    Raises:
+        ConfigError: a folder input, or a pair off one grid; BandError: an S1 file with S2 bands.
+    """
+    if cfg.s1_input is None:
+        return ()
+    s1_path = Path(cfg.s1_input)
+    if is_folder:
+        raise ConfigError(
+            f"--s1-input pairs one S2 GeoTIFF with one S1 GeoTIFF but --input {cfg.input!r} is a folder; embed each pair"
+        )
+    if not s1_path.is_file():
+        raise DatasetError(f"--s1-input {str(s1_path)!r} does not exist; give the S1 GeoTIFF of the pair")
+    with _open(paths[0]) as a, _open(s1_path) as b:
+        s1_fb = file_bands(b, None, s1_path)
+        other = [n for n in s1_fb if s1_name(n) is None]
+        if other:
+            raise BandError(f"--s1-input {s1_path} holds S2 band(s) {', '.join(other)}; give a file of VV / VH only")
+        check_same_grid(a, b, paths[0], s1_path)
+    return s1_fb
+
+
+def _check_sensors(weight_bands: tuple[str, ...] | None, available: tuple[str, ...], cfg: EmbedConfig) -> None:
+    """Refuse S1 input to weights without S1 channels.
+
+    Raises:
+        BandError: naming the weights' bands and the fix.
+    """
+    if weight_bands is None or any(s1_name(b) for b in weight_bands):
+        return
+    s1_given = [b for b in available if s1_name(b)]
+    if s1_given and (cfg.s1_input is not None or all(s1_name(b) for b in available)):
+        raise BandError(
+            f"weights {cfg.weights!r} take Sentinel-2 bands only ({', '.join(weight_bands)}) but the input holds "
+            f"Sentinel-1 {', '.join(s1_given)}; use a backbone exported with VV / VH among its bands"
+            + (", or drop --s1-input" if cfg.s1_input is not None else "")
+        )
+
+
+def _reader(p: Path, fb: tuple[str, ...], s1_fb: tuple[str, ...], bands: tuple[str, ...], cfg: EmbedConfig
+            ) -> ChannelReader:
+    with _open(p) as src:
+        s = _scaling(src, cfg)
+    s1_path = Path(cfg.s1_input) if cfg.s1_input is not None else None
+    return open_parts(p, fb, s1_path, s1_fb, bands, s.scale, s.offset, cfg.s1_units == "linear")
+
+
+def _mixed_stats(paths: list[Path], cfg: EmbedConfig, bands: tuple[str, ...], fbands: dict[Path, tuple[str, ...]],
+                 s1_fb: tuple[str, ...]) -> ChannelNormalization:
+    """Per-channel statistics over S2 (reflectance) and S1 (dB) channels, decimated reads, no data excluded."""
+    arrays = []
+    for p in paths:
+        reader = _reader(p, fbands[p], s1_fb, bands, cfg)
+        try:
+            oh, ow = min(reader.height, 512), min(reader.width, 512)
+            values, valid = reader.read(Window(0, 0, reader.width, reader.height), out_shape=(oh, ow))
+        finally:
+            reader.close()
+        arrays.append(values[:, valid])  # (C, n)
+    return channel_stats(arrays, bands)
+
+
 def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     """Embed every patch of ``cfg.input`` (see the module docstring).
 
@@ -308,26 +374,46 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, 0)
     fbands, crs, bounds = _scan_inputs(paths, cfg)
-    first = fbands[paths[0]]
-    bands = resolve_bands(spec.bands, None, first if spec.bands is None else L1C, cfg.weights)
+    s1_fb = _s1_pair(paths, cfg, is_folder)
+    first = fbands[paths[0]] + s1_fb
+    if spec.bands is None and any(s1_name(b) for b in first):
+        # random init on S1 (+ S2) input: every channel of the file(s), S2 first
+        bands = tuple(b for b in first if not s1_name(b)) + tuple(b for b in first if s1_name(b))
+    else:
+        bands = resolve_bands(spec.bands, None, first if spec.bands is None else L1C + S1_BANDS, cfg.weights)
+    _check_sensors(spec.bands, first, cfg)
     for p in paths:  # every file must hold the model's bands
-        missing = [b for b in bands if b not in fbands[p]]
+        missing = [b for b in bands if b not in fbands[p] + s1_fb]
         if missing:
+            hint = " (the S1 bands: give the S1 file with --s1-input)" if all(s1_name(b) for b in missing) else ""
             raise BandError(
                 f"{p} lacks band(s) {', '.join(missing)} that weights {cfg.weights!r} need (it has "
-                f"{', '.join(fbands[p])}); give files with those bands, or fix the names with --bands"
+                f"{', '.join(fbands[p] + s1_fb)}){hint}; give files with those bands, or fix the names with --bands"
             )
-    check_values(paths, cfg, bands, fbands)
+    s2_bands = tuple(b for b in bands if s1_name(b) is None)
+    if s2_bands:
+        check_values(paths, cfg, s2_bands, fbands)
+    if len(s2_bands) < len(bands):
+        for p in paths:
+            reader = _reader(p, fbands[p], s1_fb, bands, cfg)
+            try:
+                check_s1_values(reader, str(cfg.s1_input or p), cfg.s1_units)
+            finally:
+                reader.close()
     lb = spec.build(bands)
     transform = lb.transform
     norm_source = f"weights ({lb.kind})"
     if lb.normalization is None:
-        transform = InputTransform(_stats(paths, cfg, bands, fbands))
+        stats = _stats(paths, cfg, bands, fbands) if not s1_fb and s2_bands == bands else (
+            _mixed_stats(paths, cfg, bands, fbands, s1_fb))
+        transform = InputTransform(stats)
         norm_source = "statistics of the input (decimated reads)"
     model = lb.model.to(device).eval()
     meta = {
         "weights": cfg.weights, "weights_kind": lb.kind, "weights_sha256": lb.sha256, "backbone": lb.name,
-        "bands": list(bands), "normalization": norm_source, "transform": transform.to_dict(),
+        "bands": list(bands), "units": ["dB" if s1_name(b) else "reflectance" for b in bands],
+        "s1_input": cfg.s1_input, "s1_units_in": cfg.s1_units if len(s2_bands) < len(bands) else None,
+        "normalization": norm_source, "transform": transform.to_dict(),
         "patch": cfg.patch, "stride": cfg.step, "feature_dim": model.feature_dim, "config": cfg.to_dict(),
     }
     dense_dir = None
@@ -350,8 +436,8 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
                 dense_path = None
                 if cfg.dense is not None:
                     dense_path = dense_dir / f"{p.stem}.tif" if dense_dir is not None else Path(cfg.dense)
-                n_done += _embed_file(p, fbands[p], bands, model, transform, cfg, device, writer, dense_path,
-                                      meta, bar)
+                n_done += _embed_file(p, fbands[p], s1_fb, bands, model, transform, cfg, device, writer,
+                                      dense_path, meta, bar)
                 if dense_path is not None:
                     outputs.append(str(dense_path))
         if writer is not None:
@@ -421,17 +507,27 @@ def _forward(model: Any, transform: InputTransform, batch: list[np.ndarray], dev
         return model.forward_features(x).float().cpu().numpy()  # (B, D)
 
 
+def _fill_values(transform: InputTransform, bands: tuple[str, ...]) -> np.ndarray:
+    """Per channel, what S1 no data inside a valid patch is fed as: the normalisation mean (0 once normalised)."""
+    norm = transform.normalization
+    return np.asarray(norm.mean if norm is not None else [0.0] * len(bands), np.float32)
+
+
 def _embed_file(
-    path: Path, fb: tuple[str, ...], bands: tuple[str, ...], model: Any, transform: InputTransform,
+    path: Path, fb: tuple[str, ...], s1_fb: tuple[str, ...], bands: tuple[str, ...], model: Any,
+    transform: InputTransform,
     cfg: EmbedConfig, device: torch.device, sink: _ParquetSink | None, dense_path: Path | None,
     meta: dict[str, Any], bar: Any,
 ) -> int:
-    """Embed one file row of patches at a time; returns the number of patches embedded."""
-    indexes = [fb.index(b) + 1 for b in bands]
+    """Embed one file (or S2 + S1 pair) row of patches at a time; returns the number of patches embedded."""
     step, dim = cfg.step, model.feature_dim
     done = 0
     with _open(path) as src, contextlib.ExitStack() as stack:
         scaling = _scaling(src, cfg)
+        s1_path = Path(cfg.s1_input) if cfg.s1_input is not None else None
+        reader = open_parts(path, fb, s1_path, s1_fb, bands, scaling.scale, scaling.offset, cfg.s1_units == "linear")
+        stack.callback(reader.close)
+        reader.fill = _fill_values(transform, bands)
         ncols = len(grid_positions(src.width, cfg.patch, step))
         nrows = len(grid_positions(src.height, cfg.patch, step))
         dst = None
@@ -439,7 +535,7 @@ def _embed_file(
             dst = stack.enter_context(_DenseSink(dense_path, src, nrows, ncols, dim, cfg.patch, step, meta))
         rows: dict[str, list] = {k: [] for k in _ROW_COLUMNS}
         embs: list[np.ndarray] = []
-        for r, y0, patches in iter_rows(src, indexes, cfg.patch, step, scaling):
+        for r, y0, patches in iter_rows(reader, cfg.patch, step):
             todo = [(c, x0, a, f) for c, x0, a, f in patches if a is not None]
             emb = np.zeros((0, dim), np.float32)
             if todo:

@@ -35,7 +35,7 @@ from torch import Tensor
 
 import seco
 from seco.backbones import get_backbone
-from seco.bands import parse_bands
+from seco.bands import S1_BANDS, parse_bands
 from seco.errors import CheckpointError, SecoError
 from seco.fileutil import atomic_open, atomic_write, file_sha256
 from seco.models.resnet import ARCHS, ResNet
@@ -100,6 +100,16 @@ def _numbers(values: Any, what: str, n: int) -> list[float]:
     return out
 
 
+def _model_bands(bands: list[str]) -> list[str]:
+    """Canonical input bands of a model: Sentinel-2 names, then Sentinel-1 polarisations (``VV``, ``VH``)."""
+    upper = [b.strip().upper() for b in bands]
+    first_s1 = next((i for i, b in enumerate(upper) if b in S1_BANDS), len(bands))
+    s1 = upper[first_s1:]
+    if any(b not in S1_BANDS for b in s1) or len(set(s1)) != len(s1):
+        raise CheckpointError(f"bands {bands!r} must list Sentinel-2 bands first, then each of {S1_BANDS} at most once")
+    return list(parse_bands(bands[:first_s1])) + s1 if first_s1 else s1
+
+
 def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, Any]:
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
@@ -109,7 +119,7 @@ def _check_meta(meta: Mapping[str, Any], name: str, in_chans: int) -> dict[str, 
     if not isinstance(bands, (list, tuple)) or not all(isinstance(b, str) for b in bands):
         raise CheckpointError(f"export metadata bands must be a list of band names, got {bands!r}")
     try:
-        m["bands"] = list(parse_bands(list(bands)))
+        m["bands"] = _model_bands(list(bands))
     except SecoError as e:
         raise CheckpointError(f"export metadata bands {bands!r}: {e}") from e
     if len(m["bands"]) != in_chans:

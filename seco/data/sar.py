@@ -1,0 +1,315 @@
+"""Sentinel-1 inputs of the benchmark readers and ``seco embed``: band selection across sensors, units, value checks.
+
+Band selection (``parse_sensor_bands``) for readers that hold both sensors (BigEarthNet-S1/S2, reBEN,
+EuroSAT-SAR paired with EuroSAT-MS):
+
+- ``"s1"``: the Sentinel-1 polarisations ``VV, VH`` (:data:`seco.bands.S1_BANDS`);
+- ``"s2"``: every Sentinel-2 band the source holds (what ``"all"`` means for its S2-only reader);
+- ``"s1+s2"`` (or ``"s2+s1"``): both; parts joined by ``+`` may also be any S2 spec of
+  :func:`seco.bands.parse_bands` (``"rgb+s1"``, ``"B02,B03,B04,B08+VV"``) or S1 names (``"VV"``);
+- a comma list mixing names (``"B04,B03,B02,VV"``).
+
+Channel order is always the S2 bands first (in the order given), then the S1 bands (in the order given). Units
+stay per sensor: S2 channels are reflectance (``DN / 10000``), S1 channels backscatter in **dB**
+(``10 log10`` of linear power); :class:`SensorBands` says which channel is which, so that a caller normalises
+each sensor with its own statistics (:class:`ChannelNormalization` does that for mixed channel lists).
+
+Value checks: :func:`check_db` refuses an array that cannot be dB backscatter (linear power, amplitude or
+integer codes given as dB), :func:`check_linear` one that cannot be linear power; both name the flag or fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seco.bands import S1_BANDS, parse_bands
+from seco.data.raster import read_float
+from seco.errors import BandError, ConfigError, DatasetError
+
+#: Units of each sensor's channels in readers, stores and models.
+SENSOR_UNITS: dict[str, str] = {"s2": "reflectance", "s1": "dB"}
+SENSORS: tuple[str, ...] = ("s2", "s1")
+#: Valid dB backscatter of land and water lies well inside this range (dB); a median outside it is no dB.
+PLAUSIBLE_DB_MEDIAN = (-45.0, 15.0)
+#: Share of negative values below which an array "given as dB" is taken for linear power or amplitude.
+_MIN_NEGATIVE_SHARE = 0.01
+
+
+def s1_name(name: str) -> str | None:
+    """Canonical S1 polarisation name (``"vv"`` -> ``"VV"``), or None when ``name`` is no S1 band."""
+    n = name.strip().upper()
+    return n if n in S1_BANDS else None
+
+
+@dataclass(frozen=True)
+class SensorBands:
+    """A band selection across sensors: S2 channels first, then S1.
+
+    Attributes:
+        s2: canonical S2 band names (may be empty).
+        s1: S1 polarisations, a subset of ``("VV", "VH")`` (may be empty).
+    """
+
+    s2: tuple[str, ...]
+    s1: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Channel names in channel order (S2, then S1)."""
+        return self.s2 + self.s1
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        """``"s2"`` or ``"s1"`` per channel."""
+        return ("s2",) * len(self.s2) + ("s1",) * len(self.s1)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """``"reflectance"`` or ``"dB"`` per channel."""
+        return tuple(SENSOR_UNITS[s] for s in self.sensors)
+
+    def channels(self, sensor: str) -> list[int]:
+        """Channel positions of one sensor (``"s2"`` or ``"s1"``)."""
+        return [i for i, s in enumerate(self.sensors) if s == sensor]
+
+    def __len__(self) -> int:
+        return len(self.s2) + len(self.s1)
+
+
+def parse_sensor_bands(
+    spec: str | Sequence[str], s2_available: Sequence[str], s1_available: Sequence[str] = S1_BANDS
+) -> SensorBands:
+    """Resolve a band spec over both sensors (see the module docstring).
+
+    Args:
+        spec: ``"s1"``, ``"s2"``, ``"s1+s2"``, ``"+"``-joined parts, or names (string or sequence).
+        s2_available: the S2 bands the source holds (``"s2"`` means all of them).
+        s1_available: the S1 bands the source holds.
+
+    Raises:
+        BandError: an unknown name, a duplicate, an empty selection, or a band the source lacks.
+    """
+    parts = [spec] if not isinstance(spec, str) else spec.split("+")
+    s2: list[str] = []
+    s1: list[str] = []
+    for part in parts:
+        names = [p.strip() for p in (part.split(",") if isinstance(part, str) else part) if p.strip()]
+        key = names[0].lower() if len(names) == 1 else ""
+        if not names:
+            raise BandError(f"empty part in band spec {spec!r}; give e.g. 's1', 's2', 's1+s2' or 'B04,B03,B02,VV'")
+        if key == "s1":
+            s1 += list(s1_available)
+            continue
+        s1 += [n for n in (s1_name(x) for x in names) if n is not None]
+        s2_here = [x for x in names if s1_name(x) is None]
+        if not s2_here:
+            continue
+        if not s2_available:
+            raise BandError(
+                f"band(s) {', '.join(s2_here)} in {spec!r}: this source has no Sentinel-2 bands; use 's1' or VV,VH"
+            )
+        one = s2_here[0] if len(s2_here) == 1 else ""
+        s2 += list(parse_bands("all" if one.lower() == "s2" else (one or s2_here), s2_available))
+    _check_unique(s2 + s1, spec)
+    missing = [b for b in s1 if b not in s1_available]
+    if missing:
+        raise BandError(
+            f"band(s) {', '.join(missing)} not available; this source has S1 {', '.join(s1_available) or 'none'}"
+        )
+    if not s2 and not s1:
+        raise BandError(f"empty band list {spec!r}; give e.g. 's1', 's2', 's1+s2' or 'B04,B03,B02,VV'")
+    return SensorBands(tuple(s2), tuple(s1))
+
+
+def _check_unique(names: Sequence[str], spec: Any) -> None:
+    dup = sorted({n for n in names if list(names).count(n) > 1})
+    if dup:
+        raise BandError(f"band(s) {', '.join(dup)} listed twice in {spec!r}")
+
+
+def split_model_bands(bands: Sequence[str]) -> SensorBands:
+    """The sensors of a model's input band list (e.g. an export sidecar's ``bands``), S2 before S1.
+
+    Raises:
+        BandError: an unknown name, or an S2 band listed after an S1 band (channel order S2 then S1).
+    """
+    s1 = [s1_name(b) for b in bands]
+    first_s1 = next((i for i, n in enumerate(s1) if n is not None), len(bands))
+    if any(n is None for n in s1[first_s1:]):
+        raise BandError(
+            f"bands {list(bands)} put a Sentinel-2 band after a Sentinel-1 band; the channel order is S2 first, then S1"
+        )
+    s2 = tuple(parse_bands(list(bands[:first_s1]))) if first_s1 else ()
+    out = SensorBands(s2, tuple(n for n in s1[first_s1:] if n is not None))
+    _check_unique(out.names, list(bands))
+    return out
+
+
+# ---------------------------------------------------------------- units
+
+
+def linear_to_db(power: np.ndarray) -> np.ndarray:
+    """Linear backscatter power -> dB (``10 log10``); non-positive or non-finite values -> NaN (no data)."""
+    p = np.asarray(power, dtype=np.float64)
+    out = np.full(p.shape, np.nan, dtype=np.float32)
+    ok = np.isfinite(p) & (p > 0)
+    out[ok] = (10.0 * np.log10(p[ok])).astype(np.float32)
+    return out
+
+
+def check_db(values: np.ndarray, source: str, fix: str = "convert the file to dB (10 * log10 of linear power)") -> None:
+    """Refuse values that cannot be dB backscatter: nearly no negative value (linear power or amplitude given
+    as dB), or a median outside :data:`PLAUSIBLE_DB_MEDIAN` (e.g. integer codes). NaN are ignored.
+
+    Args:
+        values: any shape; the valid (finite) values of one patch or file.
+        source: what the values are, for the message (a path, a patch name).
+        fix: what the user should do (a flag such as ``--s1-units linear``).
+
+    Raises:
+        DatasetError: naming ``source``, what was seen and ``fix``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return
+    med = float(np.median(v))
+    negative = float((v < 0).mean())
+    if negative < _MIN_NEGATIVE_SHARE and med < 50:
+        raise DatasetError(
+            f"{source}: {100 * negative:.2g} % of the values are negative (median {med:.4g}); dB backscatter "
+            "of land is nearly all negative (VV ~ -12 dB, VH ~ -19 dB), so these look like linear power or "
+            f"amplitude, not dB. {fix}"
+        )
+    lo, hi = PLAUSIBLE_DB_MEDIAN
+    if not lo <= med <= hi:
+        raise DatasetError(
+            f"{source}: median {med:.4g} is no dB backscatter (median {lo:g} to {hi:g} dB expected); the values "
+            f"are scaled or encoded (e.g. integer codes). {fix}"
+        )
+
+
+def check_linear(values: np.ndarray, source: str, fix: str) -> None:
+    """Refuse values that cannot be linear power: a share of negative values (dB given as linear).
+
+    Raises:
+        DatasetError: naming ``source`` and ``fix``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size and float((v < 0).mean()) > 0.05:
+        raise DatasetError(
+            f"{source}: {100 * float((v < 0).mean()):.3g} % of the values are negative, which linear power never "
+            f"is (median {float(np.median(v)):.4g}); the values are already in dB. {fix}"
+        )
+
+
+# ---------------------------------------------------------------- normalisation of mixed channels
+
+
+@dataclass(frozen=True)
+class ChannelNormalization:
+    """Per-channel ``(x - mean) / std`` over channels of both sensors, each in its own units.
+
+    The S2-only :class:`seco.data.normalize.Normalization` accepts Sentinel-2 names only; this holds the
+    S1 channels (dB) beside them, with the same ``apply`` / ``select`` / ``to_dict`` interface.
+
+    Attributes:
+        bands: channel names (S2 names, then ``VV`` / ``VH``).
+        mean, std: per channel, in that channel's units (reflectance for S2, dB for S1); std > 0.
+        method: how the numbers were derived.
+    """
+
+    bands: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    method: str = "custom"
+
+    def __post_init__(self) -> None:
+        split_model_bands(self.bands)  # names and order
+        object.__setattr__(self, "bands", tuple(s1_name(b) or b for b in self.bands))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if not len(self.bands) == len(self.mean) == len(self.std):
+            raise ConfigError(
+                f"normalisation has {len(self.bands)} bands, {len(self.mean)} means and {len(self.std)} stds; "
+                "give one mean and one std per band"
+            )
+        bad = [b for b, s in zip(self.bands, self.std, strict=True) if not (math.isfinite(s) and s > 0)]
+        if bad or not all(math.isfinite(m) for m in self.mean):
+            raise ConfigError(f"normalisation of {', '.join(bad) or 'some band'} is not finite with std > 0")
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return split_model_bands(self.bands).units
+
+    def apply(self, x: Tensor) -> Tensor:
+        """(..., C, H, W) -> same shape, on x's device and dtype."""
+        m = torch.tensor(self.mean, dtype=x.dtype, device=x.device)[:, None, None]
+        s = torch.tensor(self.std, dtype=x.dtype, device=x.device)[:, None, None]
+        return (x - m) / s
+
+    def select(self, bands: Sequence[str]) -> ChannelNormalization:
+        """The statistics of ``bands``, in that order."""
+        pos = {b: i for i, b in enumerate(self.bands)}
+        names = [s1_name(b) or b for b in bands]
+        missing = [b for b in names if b not in pos]
+        if missing:
+            raise BandError(f"no normalisation for band(s) {', '.join(missing)}; it covers {', '.join(self.bands)}")
+        idx = [pos[b] for b in names]
+        return ChannelNormalization(
+            tuple(names), tuple(self.mean[i] for i in idx), tuple(self.std[i] for i in idx), self.method
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bands": list(self.bands), "mean": list(self.mean), "std": list(self.std), "method": self.method,
+            "units": list(self.units),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChannelNormalization:
+        return cls(tuple(d["bands"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("method", "custom")))
+
+
+def channel_stats(values: Sequence[np.ndarray], bands: Sequence[str]) -> ChannelNormalization:
+    """Mean / std per channel over every finite value of ``values`` (each ``(C, ...)``), float64 sums.
+
+    A channel without finite values, or constant, gets std 1 (only centred).
+    """
+    c = len(bands)
+    n = np.zeros(c)
+    s = np.zeros(c)
+    s2 = np.zeros(c)
+    for a in values:
+        flat = np.asarray(a, dtype=np.float64).reshape(c, -1)  # (C, pixels)
+        ok = np.isfinite(flat)
+        n += ok.sum(axis=1)
+        s += np.where(ok, flat, 0.0).sum(axis=1)
+        s2 += np.where(ok, flat * flat, 0.0).sum(axis=1)
+    mean = s / np.maximum(n, 1)
+    std = np.sqrt(np.maximum(s2 / np.maximum(n, 1) - mean**2, 0.0))
+    std = np.where(std > 1e-6, std, 1.0)
+    return ChannelNormalization(tuple(bands), tuple(mean.tolist()), tuple(std.tolist()), method="meanstd")
+
+
+def read_s1_db(path: Path, indexes: Sequence[int] | None = None, check: bool = True) -> np.ndarray:
+    """A Sentinel-1 GeoTIFF stored in dB (BigEarthNet-S1, reBEN, EuroSAT-SAR) as ``(C, H, W)`` float32 dB.
+
+    NaN where the file has nodata (or NaN). With ``check``, :func:`check_db` refuses values that are no dB.
+
+    Raises:
+        DatasetError: a missing / unreadable file, or values that are no dB backscatter.
+    """
+    a = read_float(path, indexes)  # (C, H, W)
+    if check:
+        check_db(a, str(path), "The dataset copy is not the dB release this reader expects; re-extract it")
+    return a
