@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seco.bands import REFLECTANCE_SCALE, BandSelection, canonical_name, parse_bands
+from seco.bands import REFLECTANCE_SCALE, BandSelection, canonical_name, parse_bands, sensor_of
 from seco.errors import BandError, ConfigError, StoreError
 from seco.store.source import ImageSource
 
@@ -118,17 +118,34 @@ class Normalization:
     def from_store(
         cls, store: ImageSource, bands: BandSelection | str | Sequence[str] = "all", method: str = "meanstd"
     ) -> Normalization:
-        """From ``store.stats(bands)`` (DN) of a ``seco.store.Store``; ``bands`` a ``BandSelection`` resolved for
-        the store (used as is) or a specification as ``seco.bands.parse_bands``.
+        """From the statistics of a ``seco.store.Store``; ``bands`` a ``BandSelection`` resolved for the store (used
+        as is) or a specification as ``seco.bands.parse_bands``.
+
+        Sentinel-2 bands: ``store.stats(bands)`` (DN -> reflectance), over the clear pixels where the store records
+        clear masks (``pixels`` records ``store.stats_method``). Sentinel-1 bands (``VV``, ``VH`` of a store with an
+        S1 group): ``store.s1.stats`` in dB, the units ``seco.data.units.to_units`` gives the radar channels. ``s1``
+        records the store's S1 statistics whatever the bands (for the export).
 
         Raises:
             BandError: if a band is not in the store.
+            StoreError: no pixel to compute a band's statistics from.
         """
-        names = parse_bands(bands, available=store.bands)
-        norm = cls.from_stats(store.stats(bands=list(names)), names, method=method)
-        how = getattr(store, "stats_method", None)  # a seco Store: clear pixels where it records clear masks
-        pixels = how(bands=list(names)) if callable(how) else None
-        return cls(norm.bands, norm.mean, norm.std, method=method, pixels=pixels, s1=s1_statistics(store))
+        names = parse_bands(bands, available=getattr(store, "readable_bands", store.bands))
+        optical = [b for b in names if sensor_of(b) == "s2"]
+        radar = [b for b in names if sensor_of(b) == "s1"]
+        values: dict[str, tuple[float, float]] = {}
+        pixels = None
+        if optical:
+            n2 = cls.from_stats(store.stats(bands=optical), optical, method=method)
+            values |= {b: (m, sd) for b, m, sd in zip(n2.bands, n2.mean, n2.std, strict=True)}
+            how = getattr(store, "stats_method", None)  # a seco Store: clear pixels where it records clear masks
+            pixels = how(bands=optical) if callable(how) else None
+        if radar:
+            st = store.s1.stats(bands=radar)  # type: ignore[attr-defined]  # dB
+            a, b = (st["mean"], st["std"]) if method == "meanstd" else (st["p2"], st["p98"] - st["p2"])
+            values |= {name: (float(x), float(y)) for name, x, y in zip(radar, a, b, strict=True)}
+        return cls(tuple(names), tuple(values[b][0] for b in names), tuple(values[b][1] for b in names),
+                   method=method, pixels=pixels, s1=s1_statistics(store))
 
     def select(self, bands: str | Sequence[str]) -> Normalization:
         """The normalisation of a subset (or reordering) of the bands, by name (``"all"``: every band).

@@ -179,12 +179,21 @@ def sensor_statistics(meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     norm = meta.get("normalization")
     if not isinstance(norm, Mapping):
         return {}
-    out = {"s2": {"bands": list(norm.get("bands", meta.get("bands", []))),
-                  "units": "DN" if "clip_dn" in norm else "reflectance",
-                  "mean": list(norm["mean"]), "std": list(norm["std"]), "method": norm.get("method", "custom"),
-                  "pixels": norm.get("pixels") or PIXELS_UNKNOWN}}
-    if isinstance(norm.get("s1"), Mapping):
-        out["s1"] = dict(norm["s1"])
+    bands = list(norm.get("bands", meta.get("bands", [])))
+    pos = {s: [k for k, b in enumerate(bands) if (b in S1_BANDS) == (s == "s1")] for s in ("s2", "s1")}
+    out: dict[str, dict[str, Any]] = {}
+    if pos["s2"]:
+        out["s2"] = {"bands": [bands[k] for k in pos["s2"]], "units": "DN" if "clip_dn" in norm else "reflectance",
+                     "mean": [norm["mean"][k] for k in pos["s2"]], "std": [norm["std"][k] for k in pos["s2"]],
+                     "method": norm.get("method", "custom"), "pixels": norm.get("pixels") or PIXELS_UNKNOWN}
+    s1 = dict(norm["s1"]) if isinstance(norm.get("s1"), Mapping) else None
+    if pos["s1"]:  # the model takes radar channels: the statistics it was fed with, in dB
+        out["s1"] = {"bands": [bands[k] for k in pos["s1"]], "units": "dB",
+                     "mean": [norm["mean"][k] for k in pos["s1"]], "std": [norm["std"][k] for k in pos["s1"]],
+                     "method": norm.get("method", "custom"),
+                     "pixels": (s1 or {}).get("pixels", "valid S1 pixels of valid dates (dB)")}
+    elif s1 is not None:  # an optical model: the store's S1 statistics, for a user who adds radar
+        out["s1"] = s1
     return out
 
 

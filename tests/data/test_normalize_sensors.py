@@ -46,3 +46,22 @@ def test_store_without_s1_records_no_s1_and_plain_dicts_still_load(tmp_path: Pat
     old = {"bands": list(BANDS), "mean": [0.1] * 4, "std": [0.2] * 4, "method": "meanstd"}  # an older run's
     o = Normalization.from_dict(old)
     assert o.pixels is None and o.s1 is None and o.to_dict() == old
+
+
+def test_radar_bands_get_their_db_statistics_and_the_export_splits_them_per_sensor(tmp_path: Path) -> None:
+    from seco.bands import parse_bands
+    from seco.models.export import sensor_statistics
+
+    s = open_store(_store(tmp_path / "s.zarr", s1=True))
+    n = Normalization.from_store(s, parse_bands("s1+s2", s.readable_bands))
+    assert n.bands == (*BANDS, "VV", "VH")
+    st1, st2 = s.s1.stats(), s.stats()
+    np.testing.assert_allclose(n.mean[-2:], st1["mean"], rtol=1e-12)  # dB, as to_units feeds the radar channels
+    np.testing.assert_allclose(n.std[-2:], st1["std"], rtol=1e-12)
+    np.testing.assert_allclose(n.mean[:4], st2["mean"] / 1e4, rtol=1e-12)
+    stats = sensor_statistics({"bands": list(n.bands), "normalization": n.to_dict()})
+    assert stats["s2"]["bands"] == list(BANDS) and stats["s2"]["units"] == "reflectance"
+    assert stats["s1"]["bands"] == ["VV", "VH"] and stats["s1"]["units"] == "dB"
+    assert stats["s1"]["mean"] == list(n.mean[-2:])
+    p = Normalization.from_store(s, parse_bands("s1", s.readable_bands), method="percentile")
+    np.testing.assert_allclose(p.std, st1["p98"] - st1["p2"], rtol=1e-12)
