@@ -128,7 +128,7 @@ def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = Non
 
     Args:
         spec: ``"all"``, ``"RGB"``, ``"l1c"``, ``"10m"``, ``"s1"``, ``"s2"``, ``"s1+s2"``, a comma-separated list
-            ``"B02,B03"`` / ``"B04,VV"`` or a sequence. ``"all"`` (and ``"s2"``) means every Sentinel-2 band in
+            ``"B02,B03"`` / ``"B04,VV"``, parts joined by ``+`` (``"rgb+s1"``, ``"B02,B03+VV"``) or a sequence. ``"all"`` (and ``"s2"``) means every Sentinel-2 band in
             ``available`` when given, else the 12 L2A bands. The result lists Sentinel-2 bands first, then
             Sentinel-1 ones.
         available: the bands a store or file holds (Sentinel-1 ones included where it has them); every requested
@@ -140,6 +140,10 @@ def parse_bands(spec: str | Sequence[str], available: Iterable[str] | None = Non
     avail = tuple(canonical_name(b) for b in available) if available is not None else None
     if isinstance(spec, BandSelection) and (avail is None or set(spec) <= set(avail)):
         return spec  # resolved once already (by the caller that holds the run's bands): used as it is
+    if isinstance(spec, str) and "+" in spec and spec.strip().lower().replace(" ", "") not in _MULTI_SETS:
+        # parts joined by '+': "rgb+s1", "B02,B03+VV" -- each part as a spec of its own
+        joined = [n for part in spec.split("+") for n in parse_bands(part, available)]
+        return parse_bands(joined, available)
     if isinstance(spec, str):
         key = spec.strip().lower().replace(" ", "")
         avail_s2 = tuple(b for b in avail if sensor_of(b) == "s2") if avail is not None else None

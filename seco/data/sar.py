@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seco.bands import S1_BANDS, parse_bands
+from seco.bands import S1_BANDS, parse_bands, sensor_of
 from seco.data.raster import read_float
 from seco.errors import BandError, ConfigError, DatasetError
 
@@ -87,7 +87,7 @@ class SensorBands:
 def parse_sensor_bands(
     spec: str | Sequence[str], s2_available: Sequence[str], s1_available: Sequence[str] = S1_BANDS
 ) -> SensorBands:
-    """Resolve a band spec over both sensors (see the module docstring).
+    """Resolve a band spec over both sensors (``seco.bands.parse_bands`` against the source's bands of both).
 
     Args:
         spec: ``"s1"``, ``"s2"``, ``"s1+s2"``, ``"+"``-joined parts, or names (string or sequence).
@@ -97,42 +97,8 @@ def parse_sensor_bands(
     Raises:
         BandError: an unknown name, a duplicate, an empty selection, or a band the source lacks.
     """
-    parts = [spec] if not isinstance(spec, str) else spec.split("+")
-    s2: list[str] = []
-    s1: list[str] = []
-    for part in parts:
-        names = [p.strip() for p in (part.split(",") if isinstance(part, str) else part) if p.strip()]
-        key = names[0].lower() if len(names) == 1 else ""
-        if not names:
-            raise BandError(f"empty part in band spec {spec!r}; give e.g. 's1', 's2', 's1+s2' or 'B04,B03,B02,VV'")
-        if key == "s1":
-            s1 += list(s1_available)
-            continue
-        s1 += [n for n in (s1_name(x) for x in names) if n is not None]
-        s2_here = [x for x in names if s1_name(x) is None]
-        if not s2_here:
-            continue
-        if not s2_available:
-            raise BandError(
-                f"band(s) {', '.join(s2_here)} in {spec!r}: this source has no Sentinel-2 bands; use 's1' or VV,VH"
-            )
-        one = s2_here[0] if len(s2_here) == 1 else ""
-        s2 += list(parse_bands("all" if one.lower() == "s2" else (one or s2_here), s2_available))
-    _check_unique(s2 + s1, spec)
-    missing = [b for b in s1 if b not in s1_available]
-    if missing:
-        raise BandError(
-            f"band(s) {', '.join(missing)} not available; this source has S1 {', '.join(s1_available) or 'none'}"
-        )
-    if not s2 and not s1:
-        raise BandError(f"empty band list {spec!r}; give e.g. 's1', 's2', 's1+s2' or 'B04,B03,B02,VV'")
-    return SensorBands(tuple(s2), tuple(s1))
-
-
-def _check_unique(names: Sequence[str], spec: Any) -> None:
-    dup = sorted({n for n in names if list(names).count(n) > 1})
-    if dup:
-        raise BandError(f"band(s) {', '.join(dup)} listed twice in {spec!r}")
+    names = parse_bands(spec, available=(*s2_available, *s1_available))
+    return SensorBands(tuple(n for n in names if sensor_of(n) == "s2"), tuple(n for n in names if sensor_of(n) == "s1"))
 
 
 def split_model_bands(bands: Sequence[str]) -> SensorBands:
@@ -147,10 +113,8 @@ def split_model_bands(bands: Sequence[str]) -> SensorBands:
         raise BandError(
             f"bands {list(bands)} put a Sentinel-2 band after a Sentinel-1 band; the channel order is S2 first, then S1"
         )
-    s2 = tuple(parse_bands(list(bands[:first_s1]))) if first_s1 else ()
-    out = SensorBands(s2, tuple(n for n in s1[first_s1:] if n is not None))
-    _check_unique(out.names, list(bands))
-    return out
+    names = parse_bands(list(bands))  # names, duplicates
+    return SensorBands(tuple(names[:first_s1]), tuple(names[first_s1:]))
 
 
 # ---------------------------------------------------------------- units
