@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seco.bands import REFLECTANCE_SCALE, BandSelection, canonical_name, parse_bands, sensor_of
+from seco.bands import REFLECTANCE_SCALE, UNITS, BandSelection, canonical_name, parse_bands, sensor_of
 from seco.errors import BandError, ConfigError, StoreError
 from seco.store.source import ImageSource
 
@@ -167,6 +167,11 @@ class Normalization:
             pixels=self.pixels, s1=self.s1,
         )
 
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The units of each band's statistics: ``"reflectance"`` (Sentinel-2) or ``"dB"`` (Sentinel-1)."""
+        return tuple(UNITS[sensor_of(b)] for b in self.bands)
+
     def apply(self, x: Tensor) -> Tensor:
         """``(x - mean) / std`` over the band axis of (..., C, H, W) float reflectance, on x's device."""
         mean, std = self._tensors(x)
@@ -196,6 +201,8 @@ class Normalization:
         """Plain JSON/YAML-friendly dict (``pixels`` and ``s1`` only when known)."""
         d: dict[str, Any] = {"bands": list(self.bands), "mean": list(self.mean), "std": list(self.std),
                              "method": self.method}
+        if "dB" in self.units:  # the units of each band, where they differ (Sentinel-1 beside Sentinel-2)
+            d["units"] = list(self.units)
         if self.pixels is not None:
             d["pixels"] = self.pixels
         if self.s1 is not None:

@@ -12,7 +12,7 @@ EuroSAT-SAR paired with EuroSAT-MS):
 Channel order is always the S2 bands first (in the order given), then the S1 bands (in the order given). Units
 stay per sensor: S2 channels are reflectance (``DN / 10000``), S1 channels backscatter in **dB**
 (``10 log10`` of linear power); :class:`SensorBands` says which channel is which, so that a caller normalises
-each sensor with its own statistics (:class:`ChannelNormalization` does that for mixed channel lists).
+each sensor with its own statistics (``seco.data.normalize.Normalization`` holds both, each in its units).
 
 Value checks: :func:`check_db` refuses an array that cannot be dB backscatter (linear power, amplitude or
 integer codes given as dB), :func:`check_linear` one that cannot be linear power; both name the flag or fix.
@@ -20,19 +20,16 @@ integer codes given as dB), :func:`check_linear` one that cannot be linear power
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from seco.bands import S1_BANDS, parse_bands, sensor_of
+from seco.data.normalize import Normalization
 from seco.data.raster import read_float
-from seco.errors import BandError, ConfigError, DatasetError
+from seco.errors import BandError, DatasetError
 
 #: Units of each sensor's channels in readers, stores and models.
 SENSOR_UNITS: dict[str, str] = {"s2": "reflectance", "s1": "dB"}
@@ -176,75 +173,10 @@ def check_linear(values: np.ndarray, source: str, fix: str) -> None:
         )
 
 
-# ---------------------------------------------------------------- normalisation of mixed channels
+# ---------------------------------------------------------------- statistics of mixed channels
 
 
-@dataclass(frozen=True)
-class ChannelNormalization:
-    """Per-channel ``(x - mean) / std`` over channels of both sensors, each in its own units.
-
-    The S2-only :class:`seco.data.normalize.Normalization` accepts Sentinel-2 names only; this holds the
-    S1 channels (dB) beside them, with the same ``apply`` / ``select`` / ``to_dict`` interface.
-
-    Attributes:
-        bands: channel names (S2 names, then ``VV`` / ``VH``).
-        mean, std: per channel, in that channel's units (reflectance for S2, dB for S1); std > 0.
-        method: how the numbers were derived.
-    """
-
-    bands: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    method: str = "custom"
-
-    def __post_init__(self) -> None:
-        split_model_bands(self.bands)  # names and order
-        object.__setattr__(self, "bands", tuple(s1_name(b) or b for b in self.bands))
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        if not len(self.bands) == len(self.mean) == len(self.std):
-            raise ConfigError(
-                f"normalisation has {len(self.bands)} bands, {len(self.mean)} means and {len(self.std)} stds; "
-                "give one mean and one std per band"
-            )
-        bad = [b for b, s in zip(self.bands, self.std, strict=True) if not (math.isfinite(s) and s > 0)]
-        if bad or not all(math.isfinite(m) for m in self.mean):
-            raise ConfigError(f"normalisation of {', '.join(bad) or 'some band'} is not finite with std > 0")
-
-    @property
-    def units(self) -> tuple[str, ...]:
-        return split_model_bands(self.bands).units
-
-    def apply(self, x: Tensor) -> Tensor:
-        """(..., C, H, W) -> same shape, on x's device and dtype."""
-        m = torch.tensor(self.mean, dtype=x.dtype, device=x.device)[:, None, None]
-        s = torch.tensor(self.std, dtype=x.dtype, device=x.device)[:, None, None]
-        return (x - m) / s
-
-    def select(self, bands: Sequence[str]) -> ChannelNormalization:
-        """The statistics of ``bands``, in that order."""
-        pos = {b: i for i, b in enumerate(self.bands)}
-        names = [s1_name(b) or b for b in bands]
-        missing = [b for b in names if b not in pos]
-        if missing:
-            raise BandError(f"no normalisation for band(s) {', '.join(missing)}; it covers {', '.join(self.bands)}")
-        idx = [pos[b] for b in names]
-        return ChannelNormalization(
-            tuple(names), tuple(self.mean[i] for i in idx), tuple(self.std[i] for i in idx), self.method
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "bands": list(self.bands), "mean": list(self.mean), "std": list(self.std), "method": self.method,
-            "units": list(self.units),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ChannelNormalization:
-        return cls(tuple(d["bands"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("method", "custom")))
-
-
-def channel_stats(values: Sequence[np.ndarray], bands: Sequence[str]) -> ChannelNormalization:
+def channel_stats(values: Sequence[np.ndarray], bands: Sequence[str]) -> Normalization:
     """Mean / std per channel over every finite value of ``values`` (each ``(C, ...)``), float64 sums.
 
     A channel without finite values, or constant, gets std 1 (only centred).
@@ -262,7 +194,7 @@ def channel_stats(values: Sequence[np.ndarray], bands: Sequence[str]) -> Channel
     mean = s / np.maximum(n, 1)
     std = np.sqrt(np.maximum(s2 / np.maximum(n, 1) - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
-    return ChannelNormalization(tuple(bands), tuple(mean.tolist()), tuple(std.tolist()), method="meanstd")
+    return Normalization(tuple(bands), tuple(mean.tolist()), tuple(std.tolist()), method="meanstd")
 
 
 def read_s1_db(path: Path, indexes: Sequence[int] | None = None, check: bool = True) -> np.ndarray:

@@ -32,7 +32,7 @@ from torch import Tensor
 from seco.backbones import build_backbone
 from seco.bands import BAND_SETS, parse_bands
 from seco.data.normalize import Normalization
-from seco.data.sar import ChannelNormalization, s1_name, split_model_bands
+from seco.data.sar import s1_name, split_model_bands
 from seco.errors import BandError, CheckpointError, ConfigError, SecoError
 from seco.fileutil import file_sha256
 from seco.models.export import EXPORT_FORMAT, EXPORT_SUFFIXES, backbone_arch, load_exported
@@ -61,7 +61,7 @@ class InputTransform:
         clip: per-band ``(low, high)`` in reflectance applied first (the official SeCo pre-processing).
     """
 
-    normalization: Normalization | ChannelNormalization | None
+    normalization: Normalization | None
     clip: tuple[tuple[float, float], ...] | None = None
 
     def apply(self, x: Tensor) -> Tensor:
@@ -96,7 +96,7 @@ class LoadedBackbone:
 
     model: ResNet
     bands: tuple[str, ...]
-    normalization: Normalization | ChannelNormalization | None
+    normalization: Normalization | None
     name: str
     source: str
     kind: str = "random"
@@ -117,7 +117,7 @@ class WeightsSpec:
     name: str
     bands: tuple[str, ...] | None
     state_dict: dict[str, Tensor] | None
-    normalization: Normalization | ChannelNormalization | None
+    normalization: Normalization | None
     clip: tuple[tuple[float, float], ...] | None
     sha256: str
     seed: int = 0
@@ -177,7 +177,7 @@ def _export_sidecar(path: Path) -> Path | None:
 
 def normalization_from_meta(
     d: Mapping[str, Any] | None,
-) -> tuple[Normalization | ChannelNormalization | None, tuple | None]:
+) -> tuple[Normalization | None, tuple | None]:
     """A normalisation dict from export metadata -> (reflectance Normalization, reflectance clip).
 
     seco exports record reflectance statistics (``Normalization.to_dict()``); the official pre-processing
@@ -187,7 +187,7 @@ def normalization_from_meta(
     if not d:
         return None, None
     if any(s1_name(str(b)) for b in d.get("bands", ())):  # S1 channels (dB) beside S2 (reflectance)
-        return ChannelNormalization.from_dict(d), None
+        return Normalization.from_dict(d), None
     in_dn = "clip_dn" in d or str(d.get("units", "")).lower() == "dn"
     k = _DN_SCALE if in_dn else 1.0
     norm = Normalization(

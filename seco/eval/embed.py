@@ -46,7 +46,8 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from seco.bands import L1C, S1_BANDS, normalize_name
-from seco.data.sar import ChannelNormalization, channel_stats, s1_name
+from seco.data.normalize import Normalization
+from seco.data.sar import channel_stats, s1_name
 from seco.errors import BandError, ConfigError, DatasetError
 from seco.eval.backbone import InputTransform, load_weights, resolve_bands, resolve_device
 from seco.eval.config import EmbedConfig
@@ -346,7 +347,7 @@ def _reader(p: Path, fb: tuple[str, ...], s1_fb: tuple[str, ...], bands: tuple[s
 
 
 def _mixed_stats(paths: list[Path], cfg: EmbedConfig, bands: tuple[str, ...], fbands: dict[Path, tuple[str, ...]],
-                 s1_fb: tuple[str, ...]) -> ChannelNormalization:
+                 s1_fb: tuple[str, ...]) -> Normalization:
     """Per-channel statistics over S2 (reflectance) and S1 (dB) channels, decimated reads, no data excluded."""
     arrays = []
     for p in paths:

@@ -14,7 +14,8 @@ from affine import Affine
 
 from seco.backbones import build_backbone
 from seco.bands import L1C, RGB
-from seco.data.sar import ChannelNormalization, check_db, linear_to_db, parse_sensor_bands
+from seco.data.normalize import Normalization
+from seco.data.sar import check_db, linear_to_db, parse_sensor_bands
 from seco.errors import DatasetError
 from seco.eval.backbone import load_weights
 from seco.models.export import export_backbone, load_exported
@@ -51,7 +52,7 @@ def write_s2(path: Path, bands=RGB, seed: int = 1) -> Path:
 def s1_export(out: Path, bands: tuple[str, ...]) -> Path:
     torch.manual_seed(0)
     net = build_backbone("resnet18", len(bands), num_classes=0)
-    norm = ChannelNormalization(bands, tuple(-10.0 if b == "VV" else -20.0 if b == "VH" else 0.1 for b in bands),
+    norm = Normalization(bands, tuple(-10.0 if b == "VV" else -20.0 if b == "VH" else 0.1 for b in bands),
                                 (2.0,) * len(bands), "meanstd")
     meta = {"bands": list(bands), "normalization": norm.to_dict(), "input_size": 64, "method": "seco",
             "training_steps": 0}
@@ -97,7 +98,7 @@ def test_export_with_s1_bands_round_trips(tmp_path: Path) -> None:
     assert meta["bands"] == [*RGB, "VV", "VH"]
     spec = load_weights(str(st))
     assert spec.bands == (*RGB, "VV", "VH")
-    assert isinstance(spec.normalization, ChannelNormalization)
+    assert isinstance(spec.normalization, Normalization)
     assert spec.normalization.units == ("reflectance",) * 3 + ("dB", "dB")
 
 
@@ -150,7 +151,7 @@ def test_embed_s1_s2_pair_matches_the_model_by_hand(run_cli, tmp_path: Path) -> 
     sd, meta = load_exported(st)
     net = build_backbone("resnet18", 5, num_classes=0)
     net.load_state_dict(sd, strict=False)
-    norm = ChannelNormalization.from_dict(meta["normalization"])
+    norm = Normalization.from_dict(meta["normalization"])
     ref = net.eval().forward_features(norm.apply(torch.from_numpy(x)[None])).detach().numpy()[0]
     np.testing.assert_allclose(emb[2], ref, rtol=1e-4, atol=1e-4)
     assert np.isfinite(emb).all()  # S1 nodata in cols 0..40 is filled, never NaN
