@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from seco.errors import StoreCorruptError, StoreError
+from seco.store.create import create_store
 from seco.store.packing import NotNativeError
 from seco.store.reader import open_store
 from seco.store.s1 import S1Patch
 from seco.store.schema import Location, StoreLayout
-from seco.store.writer import create_store
 
 
 @dataclass
