@@ -432,7 +432,7 @@ def simulate_change_pair(
         float32 of the 10 m bands as written (haze included), ``surface_ndvi1``, ``surface_ndvi2`` the same
         before the atmosphere, ``effects`` (the two dates' :class:`seco.synth.seasons.DateEffects` as dicts),
         ``dates`` (date, date), ``changes`` (one dict per planted change: kind, pixels), ``target_fraction``,
-        ``lat``, ``lon``, ``tile``; ``flood_target`` (share of the city to flood, 0 without floods),
+        ``lat``, ``lon``, ``tile``; ``flood_target`` (share of the city to flood, 0 without floods), ``flooded`` (H, W) bool,
         ``cloud_cover`` (per date, the share under opacity > 0.5; 0 when clear) and ``cloud_alpha`` (per date,
         (H, W) float32 opacity or None); with ``s1`` also ``s1``: ``db`` (2, 2, H, W) float32 dB (date, VV / VH),
         ``meta`` per date, ``orbit``.
@@ -460,7 +460,7 @@ def simulate_change_pair(
     planes2, ndvi2, ground2 = renderer.render(planter.cover2, planter.offset2, planter.amp_fac2, city.crop_cal2,
                                               city.crop_off2, doys[1], effects[1], clouds[1][:2] if clouds[1] else None)
     extra: dict[str, Any] = {
-        "flood_target": flood_target, "cloud_cover": [c[2] if c else 0.0 for c in clouds],
+        "flood_target": flood_target, "flooded": flooded, "cloud_cover": [c[2] if c else 0.0 for c in clouds],
         "cloud_alpha": [c[0] if c else None for c in clouds],
     }
     if s1:

@@ -6,11 +6,11 @@
   the incidence geometry cancels). Planted changes as radar sees them:
 
   - ``flood`` (land -> open water): flood water in fields is sheltered, so its surface roughness is that of a
-    ``CALM_WIND_FACTOR`` weaker wind than open water: VV / VH drop by about 10-13 dB from the crop / grass
-    backscatter (S2 sees the water too, unless clouded);
+    wind ``CALM_WIND_FACTOR`` times the date's: VV / VH drop by about 7-13 dB (median ~10) against the change of
+    the unflooded fields (S2 sees the water too, unless clouded);
   - ``clearing`` (forest -> bare soil): the soil term of the S1 model plus the brightening of logging slash and
-    rough ground (``SLASH_DB``): VH drops by about 6 dB, VV by about 2-3 dB (the volume scattering of the
-    canopy goes, VH loses most);
+    rough ground (``SLASH_DB``): against the change of the standing forest, VH drops by about 7-10 dB, VV by
+    3-6 dB (the volume scattering of the canopy goes, VH loses most);
   - ``water`` (a new pond): as open water, 6-10 dB down;
   - ``construction``: the urban term (double bounce) replaces the canopy-over-soil mix: VV brightens by about
     2-3 dB.
