@@ -11,9 +11,9 @@
   - ``clearing`` (forest -> bare soil): the soil term of the S1 model plus the brightening of logging slash and
     rough ground (``SLASH_DB``): against the change of the standing forest, VH drops by about 7-10 dB, VV by
     3-6 dB (the volume scattering of the canopy goes, VH loses most);
-  - ``water`` (a new pond): as open water, 6-10 dB down;
-  - ``construction``: the urban term (double bounce) replaces the canopy-over-soil mix: VV brightens by about
-    2-3 dB.
+  - ``water`` (a new pond): open water roughened by the date's full wind, 0-9 dB down;
+  - ``construction``: the urban term (double bounce) replaces the canopy-over-soil mix: -3 to +5 dB, often
+    barely visible (docs/SYNTH.md).
 
   Everything radar draws comes from ``default_rng([seed, index, S1_STREAM])``: the S2 images of a city do not
   change when S1 is simulated. Files (the layout of the Sentinel-1 extension of OSCD by Hafner et al.,
