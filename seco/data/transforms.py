@@ -429,9 +429,7 @@ def augment(
     con = 1 + cfg.contrast * (2 * torch.rand(b, c, generator=gen) - 1)  # (B, C)
     sigma = cfg.blur_sigma[0] + (cfg.blur_sigma[1] - cfg.blur_sigma[0]) * torch.rand(b, generator=gen)  # (B,)
     flip = u[:, 0] < cfg.flip_p
-    do_jitter = u[:, 1] < cfg.jitter_p
-    do_gray = u[:, 2] < cfg.grayscale_p
-    do_blur = u[:, 3] < cfg.blur_p
+    draws = _Draws(u[:, 1] < cfg.jitter_p, bri, con, u[:, 2] < cfg.grayscale_p, u[:, 3] < cfg.blur_p, sigma)
     radar = cfg.radar_channels(c)
     speckle: tuple[Tensor, int] | None = None
     if radar is not None:  # drawn only for runs with radar channels: optical runs draw what they always did
@@ -446,11 +444,10 @@ def augment(
     def run(sl: slice) -> Tensor:
         y = resized_crop(x[sl], boxes[sl], cfg.size, flip=flip[sl])  # (b', C, S, S), ours to modify
         if radar is None:
-            y = _photometric(y, cfg, do_jitter[sl], bri[sl], con[sl], do_gray[sl], do_blur[sl], sigma[sl])
+            y = _photometric(y, cfg, draws[sl])
         else:
             assert speckle is not None
-            y = _photometric_sensors(y, cfg, radar, do_jitter[sl], bri[sl], con[sl], do_gray[sl], do_blur[sl],
-                                     sigma[sl], speckle[0][sl], speckle[1], sl.start or 0)
+            y = _photometric_sensors(y, cfg, draws[sl], radar, speckle[0][sl], speckle[1], sl.start or 0)
         return then(y) if then is not None else y
 
     return _chunked(run, x, cfg.size)
@@ -482,42 +479,44 @@ def _chunked(run: Callable[[slice], Tensor], x: Tensor, size: int) -> Tensor:
     return out
 
 
-def _photometric_sensors(
-    y: Tensor,
-    cfg: Augment,
-    radar: Tensor,
-    do_jitter: Tensor,
-    bri: Tensor,
-    con: Tensor,
-    do_gray: Tensor,
-    do_blur: Tensor,
-    sigma: Tensor,
-    do_speckle: Tensor,
-    seed: int,
-    first: int,
-) -> Tensor:
+@dataclass(frozen=True)
+class _Draws:
+    """The per-sample photometric draws of a batch: which samples get jitter (with their (B, C) brightness and
+    contrast factors), grayscale and blur (with its sigma)."""
+
+    do_jitter: Tensor
+    bri: Tensor
+    con: Tensor
+    do_gray: Tensor
+    do_blur: Tensor
+    sigma: Tensor
+
+    def __getitem__(self, sl: slice) -> _Draws:
+        return _Draws(self.do_jitter[sl], self.bri[sl], self.con[sl], self.do_gray[sl], self.do_blur[sl],
+                      self.sigma[sl])
+
+
+def _photometric_sensors(y: Tensor, cfg: Augment, d: _Draws, radar: Tensor, do_speckle: Tensor, seed: int,
+                         first: int) -> Tensor:
     """``_photometric`` for a batch with radar channels (dB): jitter, clamp and grayscale on the optical channels
     only, blur on all, speckle (additive Gaussian dB) on the radar channels of the selected samples. Sample ``k``
     of the chunk is sample ``first + k`` of the batch: its noise comes from a CPU generator seeded with
     ``seed + first + k``, so it is the same whatever the chunking and the device."""
     optical = _to_device(~radar, y)
     rad = _to_device(radar, y)
-    if bool(do_jitter.any()):
-        keep = ~do_jitter[:, None]
-        y = adjust_brightness_contrast(y, torch.where(keep, 1.0, bri), torch.where(keep, 1.0, con), clamp_min=None)
+    if bool(d.do_jitter.any()):
+        keep = ~d.do_jitter[:, None]
+        y = adjust_brightness_contrast(y, torch.where(keep, 1.0, d.bri), torch.where(keep, 1.0, d.con), clamp_min=None)
         if cfg.clamp_min is not None:  # optical channels of jittered samples only
-            low = torch.where(do_jitter[:, None] & ~radar[None, :], cfg.clamp_min, -math.inf)  # (B, C)
+            low = torch.where(d.do_jitter[:, None] & ~radar[None, :], cfg.clamp_min, -math.inf)  # (B, C)
             torch.maximum(y, _to_device(low, y, y.dtype)[:, :, None, None], out=y)
-    if bool(do_gray.any()) and bool((~radar).any()):
-        sel = _to_device(do_gray.nonzero()[:, 0], y)
+    if bool(d.do_gray.any()) and bool((~radar).any()):
+        sel = _to_device(d.do_gray.nonzero()[:, 0], y)
         sub = y.index_select(0, sel)  # (b, C, S, S)
         grey = sub[:, optical].mean(dim=1, keepdim=True)  # (b, 1, S, S)
         sub[:, optical] = grey.expand(-1, int((~radar).sum()), -1, -1)
         y.index_copy_(0, sel, sub)
-    if bool(do_blur.any()):
-        sel = do_blur.nonzero()[:, 0]
-        idx = _to_device(sel, y)
-        y.index_copy_(0, idx, gaussian_blur(y.index_select(0, idx), sigma[sel], cfg.blur_radius))
+    y = _blur(y, cfg, d)
     if bool(do_speckle.any()) and cfg.speckle_db > 0:
         sel = do_speckle.nonzero()[:, 0]  # (k,)
         shape = (int(radar.sum()), *y.shape[-2:])
@@ -531,32 +530,28 @@ def _photometric_sensors(
     return y
 
 
-def _photometric(
-    y: Tensor,
-    cfg: Augment,
-    do_jitter: Tensor,
-    bri: Tensor,
-    con: Tensor,
-    do_gray: Tensor,
-    do_blur: Tensor,
-    sigma: Tensor,
-) -> Tensor:
+def _photometric(y: Tensor, cfg: Augment, d: _Draws) -> Tensor:
     """Jitter, grayscale and blur of the selected samples of ``y`` (B, C, S, S), which may be modified."""
-    if bool(do_jitter.any()):
-        keep = ~do_jitter[:, None]
-        y = adjust_brightness_contrast(y, torch.where(keep, 1.0, bri), torch.where(keep, 1.0, con), clamp_min=None)
+    if bool(d.do_jitter.any()):
+        keep = ~d.do_jitter[:, None]
+        y = adjust_brightness_contrast(y, torch.where(keep, 1.0, d.bri), torch.where(keep, 1.0, d.con), clamp_min=None)
         if cfg.clamp_min is not None:  # clamp the jittered samples only; the others stay untouched
-            low = _to_device(torch.where(do_jitter, cfg.clamp_min, -math.inf), y, y.dtype)  # (B,)
+            low = _to_device(torch.where(d.do_jitter, cfg.clamp_min, -math.inf), y, y.dtype)  # (B,)
             torch.maximum(y, low[:, None, None, None], out=y)
-    if bool(do_gray.all()):
+    if bool(d.do_gray.all()):
         y = to_grayscale(y)
-    elif bool(do_gray.any()):
-        idx = _to_device(do_gray.nonzero()[:, 0], y)
+    elif bool(d.do_gray.any()):
+        idx = _to_device(d.do_gray.nonzero()[:, 0], y)
         y.index_copy_(0, idx, to_grayscale(y.index_select(0, idx)))
-    if bool(do_blur.all()):
-        y = gaussian_blur(y, sigma, cfg.blur_radius)
-    elif bool(do_blur.any()):
-        sel = do_blur.nonzero()[:, 0]
+    return _blur(y, cfg, d)
+
+
+def _blur(y: Tensor, cfg: Augment, d: _Draws) -> Tensor:
+    """Gaussian blur of the samples ``d`` selects (every channel)."""
+    if bool(d.do_blur.all()):
+        return gaussian_blur(y, d.sigma, cfg.blur_radius)
+    if bool(d.do_blur.any()):
+        sel = d.do_blur.nonzero()[:, 0]
         idx = _to_device(sel, y)
-        y.index_copy_(0, idx, gaussian_blur(y.index_select(0, idx), sigma[sel], cfg.blur_radius))
+        y.index_copy_(0, idx, gaussian_blur(y.index_select(0, idx), d.sigma[sel], cfg.blur_radius))
     return y

@@ -239,20 +239,25 @@ class ClearWriter:
 
     def trim(self, n: int) -> None:
         """Delete the mask chunks of uncommitted slots (contiguous from ``n`` upward)."""
-        import zarr.core.sync as zsync
-
         if not self._made:
             return
-        store = self._root.store
-        i, missing = n, 0
-        while missing < 8:
-            key = f"{MASK}/c/{i}/0/0/0"
-            if zsync.sync(store.exists(key)):
-                zsync.sync(store.delete(key))
-                missing = 0
-            else:
-                missing += 1
-            i += 1
+        delete_orphans(self._root.store, MASK + "/c/{}/0/0/0", n)
+
+
+def delete_orphans(store: Any, key: str, n: int) -> None:
+    """Delete the chunk files ``key.format(i)`` of uncommitted slots ``i >= n`` (contiguous from ``n`` upward; the
+    search stops after 8 missing in a row): what a trimmed array keeps beyond its new shape."""
+    import zarr.core.sync as zsync
+
+    i, missing = n, 0
+    while missing < 8:
+        k = key.format(i)
+        if zsync.sync(store.exists(k)):
+            zsync.sync(store.delete(k))
+            missing = 0
+        else:
+            missing += 1
+        i += 1
 
 
 def flush_rows(arrays: Mapping[str, Any], start: int, pending: Sequence[Mapping[str, Any]]) -> None:

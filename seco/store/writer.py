@@ -360,17 +360,8 @@ class StoreWriter(S.StoreFacts):
             if name not in (S.HIST, S1.HIST) and arr.shape[0] != self._n:
                 zsync.sync(arr.async_array.resize((self._n, *arr.shape[1:]), delete_outside_chunks=False))
         self._clear.trim(self._n)
-        store = self._root.store
         for name in self._shard_arrays:
-            i, missing = self._n, 0
-            while missing < 8:
-                key = f"{name}/c/{i}/0/0/0/0"
-                if zsync.sync(store.exists(key)):
-                    zsync.sync(store.delete(key))
-                    missing = 0
-                else:
-                    missing += 1
-                i += 1
+            CL.delete_orphans(self._root.store, name + "/c/{}/0/0/0/0", self._n)
 
     def _commit_manifest(self, n: int, hist_slot: int, hist_locations: int) -> None:
         self._root.attrs.update({S.ATTR_MANIFEST: _manifest(n, hist_slot, hist_locations)})
