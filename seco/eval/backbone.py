@@ -54,29 +54,53 @@ class FrozenBackboneError(SecoError):
 
 @dataclass(frozen=True)
 class InputTransform:
-    """Reflectance -> model input: optional per-band clip, then ``(x - mean) / std``.
+    """Data -> model input: optional per-band clip, then ``(x - mean) / std``; with radar channels, no data
+    (NaN) -> 0 (the band's mean, as pre-training fills it); with ``positions``, the channels are placed among
+    ``channels`` model channels and the others are zeros (a sensor the data lacks, fed at its mean).
 
     Attributes:
-        normalization: per-band statistics (reflectance units), or None for identity.
+        normalization: per-band statistics of the data's channels (S2 reflectance, S1 dB), or None for identity.
         clip: per-band ``(low, high)`` in reflectance applied first (the official SeCo pre-processing).
+        fill_nan: replace NaN by 0 after the normalisation (S1 no data).
+        positions: per data channel, its position among the model's channels (None: the same channels).
+        channels: the model's input channel count (with ``positions``).
     """
 
     normalization: Normalization | None
     clip: tuple[tuple[float, float], ...] | None = None
+    fill_nan: bool = False
+    positions: tuple[int, ...] | None = None
+    channels: int | None = None
 
     def apply(self, x: Tensor) -> Tensor:
-        """(..., C, H, W) float -> same shape, on x's device."""
+        """(..., C, H, W) float -> (..., C or ``channels``, H, W), on x's device."""
         if self.clip is not None:
             lo = torch.tensor([c[0] for c in self.clip], device=x.device, dtype=x.dtype)[:, None, None]
             hi = torch.tensor([c[1] for c in self.clip], device=x.device, dtype=x.dtype)[:, None, None]
             x = torch.minimum(torch.maximum(x, lo), hi)
-        return self.normalization.apply(x) if self.normalization is not None else x
+        x = self.normalization.apply(x) if self.normalization is not None else x
+        if self.fill_nan:
+            x = torch.nan_to_num(x, nan=0.0)
+        if self.positions is None:
+            return x
+        if self.channels is None or len(self.positions) != x.shape[-3]:
+            raise BandError(f"input has {x.shape[-3]} channel(s) but the transform places {len(self.positions)} "
+                            f"among {self.channels}; build it from the same input plan as the data")
+        out = x.new_zeros((*x.shape[:-3], self.channels, *x.shape[-2:]))
+        out[..., list(self.positions), :, :] = x
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "normalization": self.normalization.to_dict() if self.normalization is not None else None,
             "clip": [list(c) for c in self.clip] if self.clip is not None else None,
         }
+        if self.fill_nan:
+            d["fill_nan"] = True
+        if self.positions is not None:
+            d["positions"] = list(self.positions)
+            d["channels"] = self.channels
+        return d
 
 
 @dataclass
