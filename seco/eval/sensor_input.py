@@ -127,7 +127,7 @@ def plan_inputs(
         bands = resolve_bands(weight_bands, requested, available, source)
         return InputPlan(bands, bands)
     if weight_bands is None:
-        bands = parse_sensor_bands(requested or "all", s2_avail, s1_avail).names
+        bands = parse_sensor_bands(requested, s2_avail, s1_avail).names if requested else (*s2_avail, *s1_avail)
         return InputPlan(bands, bands)
     model = split_model_bands(weight_bands)
     if word is None:
