@@ -7,6 +7,7 @@ own folder (``seco eval ... `` with the same values).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from seco.backbones import backbone_names
 from seco.configio import ConfigIO
@@ -147,6 +148,15 @@ class ClassifyConfig(ConfigIO):
     @property
     def headline_metric(self) -> str:
         return "accuracy" if self.task == "eurosat" else "micro_map"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`ConfigIO.to_dict`, without the Sentinel-1 settings at their defaults (so the ``config.yaml`` of
+        an optical run is the file it always was)."""
+        d = super().to_dict()
+        for key, default in (("s1_root", None), ("normalization", "auto")):
+            if d.get(key) == default:
+                d.pop(key)
+        return d
 
 
 @dataclass(frozen=True)

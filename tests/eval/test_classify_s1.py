@@ -207,3 +207,8 @@ def test_image_stats_leave_out_no_data() -> None:
     x = torch.tensor([[[[1.0, 3.0]], [[-10.0, float("nan")]]]])  # (1, 2, 1, 2)
     n = image_stats([x], ("B02", "VV"))
     assert n.mean == (2.0, -10.0) and n.std == (1.0, 1.0)
+
+
+def test_no_dataset_is_one_line(run_cli, tmp_path: Path) -> None:
+    code, _, err = run_cli("eval", "eurosat", "--weights", "random", "--out", tmp_path / "run", *FAST)
+    assert code == 2 and "--root" in err and "--s1-root" in err and len(err.strip().splitlines()) == 1
