@@ -224,6 +224,19 @@ def normalization_from_meta(
     return norm, clip
 
 
+def _from_statistics(meta: Mapping[str, Any], bands: Sequence[str]) -> dict[str, Any] | None:
+    """A normalisation dict over ``bands`` from a sidecar's per-sensor ``statistics`` (S2 reflectance, S1 dB), for
+    an export without ``normalization``; None unless every band has statistics."""
+    per: dict[str, tuple[float, float]] = {}
+    for st in (meta.get("statistics") or {}).values():
+        if isinstance(st, Mapping) and str(st.get("units", "reflectance")).lower() != "dn":
+            per |= {str(b): (float(m), float(v)) for b, m, v in zip(st["bands"], st["mean"], st["std"], strict=True)}
+    if not bands or any(b not in per for b in bands):
+        return None
+    return {"bands": list(bands), "mean": [per[b][0] for b in bands], "std": [per[b][1] for b in bands],
+            "method": "meanstd"}
+
+
 def _unwrap_state_dict(obj: Any, source: str) -> dict[str, Tensor]:
     for _ in range(3):
         if isinstance(obj, Mapping) and not any(isinstance(v, Tensor) for v in obj.values()):
@@ -279,7 +292,7 @@ def load_weights(
                 f"--weights-bands {', '.join(wb)} contradict the export's own bands {', '.join(ebands)}; "
                 "drop --weights-bands for seco exports"
             )
-        norm, clip = normalization_from_meta(meta.get("normalization"))
+        norm, clip = normalization_from_meta(meta.get("normalization") or _from_statistics(meta, ebands))
         return WeightsSpec("export", weights, str(meta["backbone"]), ebands, sd, norm, clip, file_sha256(used), seed)
     if path.is_dir():
         raise CheckpointError(

@@ -212,3 +212,21 @@ def test_image_stats_leave_out_no_data() -> None:
 def test_no_dataset_is_one_line(run_cli, tmp_path: Path) -> None:
     code, _, err = run_cli("eval", "eurosat", "--weights", "random", "--out", tmp_path / "run", *FAST)
     assert code == 2 and "--root" in err and "--s1-root" in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_without_normalization_uses_its_statistics_per_sensor(s12_export: Path, tmp_path: Path) -> None:
+    """A sidecar with only the per-sensor ``statistics`` (s2 reflectance, s1 dB) still normalises both sensors."""
+    import shutil
+
+    from seco.eval.backbone import load_weights
+
+    for suffix in (".safetensors", ".pth"):
+        shutil.copy(s12_export.with_suffix(suffix), tmp_path / f"w{suffix}")
+    meta = json.loads(s12_export.with_suffix(".json").read_text())
+    full = load_weights(str(s12_export)).normalization
+    meta["normalization"] = None
+    (tmp_path / "w.json").write_text(json.dumps(meta))
+    norm = load_weights(str(tmp_path / "w.safetensors")).normalization
+    assert norm is not None and full is not None
+    assert norm.bands == S12 and norm.units[-1] == "dB"
+    assert np.allclose(norm.mean, full.mean) and np.allclose(norm.std, full.std)
