@@ -230,3 +230,26 @@ def test_export_without_normalization_uses_its_statistics_per_sensor(s12_export:
     assert norm is not None and full is not None
     assert norm.bands == S12 and norm.units[-1] == "dB"
     assert np.allclose(norm.mean, full.mean) and np.allclose(norm.std, full.std)
+
+
+def test_s1_no_data_is_fed_as_the_mean(run_cli, tmp_path: Path) -> None:
+    """NaN (S1 no data) in a BigEarthNet-S1 patch: left out of the statistics, 0 after normalisation, so the
+    probe runs on finite features."""
+    root = tmp_path / "ben"
+    s1 = fakes_s1.write_bigearthnet_s1(root, num_patches=48, seed=0)
+    patch = sorted(p for p in s1.iterdir() if p.is_dir())[0]
+    for pol in ("VV", "VH"):
+        path = patch / f"{patch.name}_{pol}.tif"
+        plane = fakes_s1.s1_plane(pol, 1, np.random.default_rng(0), 120)
+        plane[:60] = np.nan  # half the patch outside the swath
+        fakes_s1.write_tif(path, plane[None])
+    out = tmp_path / "run"
+    code, _, err = run_cli("eval", "bigearthnet", "--s1-root", s1, "--weights", "random", "--bands", "s1",
+                           "--size", "48", "--out", out, "--cache-dir", tmp_path / "cache", *FAST)
+    assert code == 0, err
+    m = _m(out)
+    norm = m["transform"]["normalization"]
+    assert np.isfinite(norm["mean"]).all() and -20 < norm["mean"][0] < -5  # VV ~ -8 dB: NaN left out
+    assert np.isfinite(m["headline"]["value"])
+    feats = [np.load(p)["features"] for p in (tmp_path / "cache" / "features").glob("*.npz")]
+    assert feats and all(np.isfinite(f).all() for f in feats)
