@@ -54,29 +54,53 @@ class FrozenBackboneError(SecoError):
 
 @dataclass(frozen=True)
 class InputTransform:
-    """Reflectance -> model input: optional per-band clip, then ``(x - mean) / std``.
+    """Data -> model input: optional per-band clip, then ``(x - mean) / std``; with radar channels, no data
+    (NaN) -> 0 (the band's mean, as pre-training fills it); with ``positions``, the channels are placed among
+    ``channels`` model channels and the others are zeros (a sensor the data lacks, fed at its mean).
 
     Attributes:
-        normalization: per-band statistics (reflectance units), or None for identity.
+        normalization: per-band statistics of the data's channels (S2 reflectance, S1 dB), or None for identity.
         clip: per-band ``(low, high)`` in reflectance applied first (the official SeCo pre-processing).
+        fill_nan: replace NaN by 0 after the normalisation (S1 no data).
+        positions: per data channel, its position among the model's channels (None: the same channels).
+        channels: the model's input channel count (with ``positions``).
     """
 
     normalization: Normalization | None
     clip: tuple[tuple[float, float], ...] | None = None
+    fill_nan: bool = False
+    positions: tuple[int, ...] | None = None
+    channels: int | None = None
 
     def apply(self, x: Tensor) -> Tensor:
-        """(..., C, H, W) float -> same shape, on x's device."""
+        """(..., C, H, W) float -> (..., C or ``channels``, H, W), on x's device."""
         if self.clip is not None:
             lo = torch.tensor([c[0] for c in self.clip], device=x.device, dtype=x.dtype)[:, None, None]
             hi = torch.tensor([c[1] for c in self.clip], device=x.device, dtype=x.dtype)[:, None, None]
             x = torch.minimum(torch.maximum(x, lo), hi)
-        return self.normalization.apply(x) if self.normalization is not None else x
+        x = self.normalization.apply(x) if self.normalization is not None else x
+        if self.fill_nan:
+            x = torch.nan_to_num(x, nan=0.0)
+        if self.positions is None:
+            return x
+        if self.channels is None or len(self.positions) != x.shape[-3]:
+            raise BandError(f"input has {x.shape[-3]} channel(s) but the transform places {len(self.positions)} "
+                            f"among {self.channels}; build it from the same input plan as the data")
+        out = x.new_zeros((*x.shape[:-3], self.channels, *x.shape[-2:]))
+        out[..., list(self.positions), :, :] = x
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "normalization": self.normalization.to_dict() if self.normalization is not None else None,
             "clip": [list(c) for c in self.clip] if self.clip is not None else None,
         }
+        if self.fill_nan:
+            d["fill_nan"] = True
+        if self.positions is not None:
+            d["positions"] = list(self.positions)
+            d["channels"] = self.channels
+        return d
 
 
 @dataclass
@@ -200,6 +224,19 @@ def normalization_from_meta(
     return norm, clip
 
 
+def _from_statistics(meta: Mapping[str, Any], bands: Sequence[str]) -> dict[str, Any] | None:
+    """A normalisation dict over ``bands`` from a sidecar's per-sensor ``statistics`` (S2 reflectance, S1 dB), for
+    an export without ``normalization``; None unless every band has statistics."""
+    per: dict[str, tuple[float, float]] = {}
+    for st in (meta.get("statistics") or {}).values():
+        if isinstance(st, Mapping) and str(st.get("units", "reflectance")).lower() != "dn":
+            per |= {str(b): (float(m), float(v)) for b, m, v in zip(st["bands"], st["mean"], st["std"], strict=True)}
+    if not bands or any(b not in per for b in bands):
+        return None
+    return {"bands": list(bands), "mean": [per[b][0] for b in bands], "std": [per[b][1] for b in bands],
+            "method": "meanstd"}
+
+
 def _unwrap_state_dict(obj: Any, source: str) -> dict[str, Tensor]:
     for _ in range(3):
         if isinstance(obj, Mapping) and not any(isinstance(v, Tensor) for v in obj.values()):
@@ -255,7 +292,7 @@ def load_weights(
                 f"--weights-bands {', '.join(wb)} contradict the export's own bands {', '.join(ebands)}; "
                 "drop --weights-bands for seco exports"
             )
-        norm, clip = normalization_from_meta(meta.get("normalization"))
+        norm, clip = normalization_from_meta(meta.get("normalization") or _from_statistics(meta, ebands))
         return WeightsSpec("export", weights, str(meta["backbone"]), ebands, sd, norm, clip, file_sha256(used), seed)
     if path.is_dir():
         raise CheckpointError(

@@ -29,14 +29,13 @@ from seco.data.bigearthnet import FILE_BANDS as BEN_BANDS
 from seco.data.bigearthnet import BigEarthNet
 from seco.data.eurosat import EuroSAT
 from seco.data.splits import rarest_label_strata
-from seco.errors import DatasetError
+from seco.errors import ConfigError, DatasetError
 from seco.eval import features as feats_mod
 from seco.eval.backbone import (
     InputTransform,
     LoadedBackbone,
     check_unchanged,
     load_weights,
-    resolve_bands,
     resolve_device,
     snapshot,
 )
@@ -52,6 +51,7 @@ from seco.eval.report import (
     plot_per_class,
     write_json,
 )
+from seco.eval.sensor_input import InputPlan, available_bands, has_s1_source, open_multisensor, plan_inputs
 from seco.eval.train_head import HeadConfig, train_head
 
 #: Paper defaults per task: training mini-batch, head dropout (official scripts).
@@ -87,6 +87,10 @@ def _open_splits(cfg: ClassifyConfig, bands: tuple[str, ...] | str) -> Splits:
     data: dict[str, Dataset] = {}
     for s in names:
         kw: dict[str, Any] = dict(bands=bands, split=s, split_file=cfg.split_files.get(s), seed=cfg.seed)
+        if has_s1_source(cfg):
+            data[s] = open_multisensor(cfg, tuple(bands), s)
+            continue
+        assert cfg.root is not None  # the config refuses neither --root nor --s1-root
         if cfg.task == "eurosat":
             data[s] = EuroSAT(cfg.root, **kw)
         else:
@@ -96,12 +100,12 @@ def _open_splits(cfg: ClassifyConfig, bands: tuple[str, ...] | str) -> Splits:
     if empty:
         fix = ("check the --split-file lists" if cfg.split_files else
                "the dataset is too small for a stratified 60/20/20 split; give lists with --split-file")
-        raise DatasetError(f"the {', '.join(empty)} split of {cfg.root} is empty ({sizes}); {fix}")
+        raise DatasetError(f"the {', '.join(empty)} split of {cfg.root or cfg.s1_root} is empty ({sizes}); {fix}")
     test_is_val = "test" not in data
     if test_is_val:
         data["test"] = data["val"]
     first = data["train"]
-    kind = first.kind if cfg.task == "eurosat" else "l2a"  # type: ignore[attr-defined]
+    kind = getattr(first, "kind", "ms") if cfg.task == "eurosat" else "l2a"
     return Splits(data, tuple(first.classes), cfg.task == "bigearthnet", test_is_val, kind)  # type: ignore[attr-defined]
 
 
@@ -130,34 +134,58 @@ def small_split_warnings(splits: Splits) -> list[str]:
 
 def _available_bands(cfg: ClassifyConfig) -> tuple[str, ...]:
     if cfg.task == "bigearthnet":
-        return BEN_BANDS
-    return EuroSAT(cfg.root, bands="all").bands  # a file scan; tells the MS from the RGB release
+        return available_bands(cfg, lambda: BEN_BANDS)
+    # a file scan; tells the MS from the RGB release
+    return available_bands(cfg, lambda: tuple(EuroSAT(cfg.root, bands="all").bands))  # type: ignore[arg-type]
+
+
+def _data_parts(cfg: ClassifyConfig) -> dict[str, Any]:
+    """What identifies the run's data in cache keys (unchanged keys for runs without S1)."""
+    d: dict[str, Any] = {"root": str(Path(cfg.root).resolve()) if cfg.root is not None else None}
+    if cfg.s1_root is not None:
+        d["s1_root"] = str(Path(cfg.s1_root).resolve())
+    return d
 
 
 def _transform(
-    cfg: ClassifyConfig, lb: LoadedBackbone, splits: Splits, cache_root: Path | None
+    cfg: ClassifyConfig, lb: LoadedBackbone, plan: InputPlan, splits: Splits, cache_root: Path | None
 ) -> tuple[InputTransform, str, list[str]]:
     """The input transform and a sentence saying where it came from (plus notes for the report)."""
     notes: list[str] = []
-    if splits.kind == "rgb" and lb.kind == "official":
+    radar = "s1" in plan.sensors
+    place: dict[str, Any] = dict(fill_nan=radar)
+    if plan.zeroed:
+        place.update(positions=plan.positions, channels=len(plan.model_bands))
+    units = "; per sensor in its units (S2 reflectance, S1 dB)" if radar and "s2" in plan.sensors else (
+        "; S1 in dB" if radar else "")
+    if splits.kind == "rgb" and lb.kind == "official" and cfg.normalization != "data":
         notes.append("EuroSAT RGB JPEGs with official weights: pixels / 255 without normalisation, as the "
                      "official main_eurosat.py (ToTensor only).")
         return InputTransform(None), "none (official EuroSAT RGB protocol)", notes
-    if lb.normalization is not None and splits.kind != "rgb":
-        return lb.transform, f"weights ({lb.kind})", notes
-    if lb.normalization is not None:
+    if cfg.normalization == "weights" and (lb.normalization is None or splits.kind == "rgb"):
+        raise ConfigError(f"--normalization weights but weights {cfg.weights!r} carry no normalisation for "
+                          f"{'EuroSAT RGB JPEGs' if splits.kind == 'rgb' else 'their bands'}; use --normalization data")
+    if lb.normalization is not None and splits.kind != "rgb" and cfg.normalization != "data":
+        if not radar and not plan.zeroed:
+            return lb.transform, f"weights ({lb.kind})", notes
+        norm = lb.normalization.select(plan.data_bands) if plan.zeroed else lb.normalization
+        return InputTransform(norm, lb.clip, **place), f"weights ({lb.kind}){units}", notes
+    if lb.normalization is not None and cfg.normalization != "data":
         notes.append("EuroSAT RGB JPEGs are a display stretch, not reflectance: the weights' normalisation "
                      "does not apply; per-band statistics of the train split are used instead.")
     train = splits.data["train"]
     parts = {
-        "task": cfg.task, "root": str(Path(cfg.root).resolve()), "split": "train",
-        "names": feats_mod.names_digest(splits.names("train")), "bands": list(lb.bands),
+        "task": cfg.task, **_data_parts(cfg), "split": "train",
+        "names": feats_mod.names_digest(splits.names("train")), "bands": list(plan.data_bands),
         "size": cfg.size if cfg.task == "bigearthnet" else 64,
     }
     norm = feats_mod.dataset_stats(
-        train, lb.bands, cfg.stats_max, cfg.seed, cache_root, parts, cfg.batch_size, cfg.num_workers
+        train, plan.data_bands, cfg.stats_max, cfg.seed, cache_root, parts, cfg.batch_size, cfg.num_workers
     )
-    return InputTransform(norm), f"train split statistics ({min(cfg.stats_max, len(train))} images)", notes  # type: ignore[arg-type]
+    src = f"train split statistics ({min(cfg.stats_max, len(train))} images){units}"  # type: ignore[arg-type]
+    if radar or plan.zeroed:
+        return InputTransform(norm, **place), src, notes
+    return InputTransform(norm), src, notes
 
 
 def _metrics(splits: Splits, test_scores_or_pred: np.ndarray, scores: bool) -> dict[str, Any]:
@@ -190,7 +218,7 @@ def _split_features(
             continue
         parts = {
             "version": CACHE_VERSION, "weights": lb.sha256, "weights_kind": lb.kind, "backbone": lb.name,
-            "task": cfg.task, "root": str(Path(cfg.root).resolve()), "split": s,
+            "task": cfg.task, **_data_parts(cfg), "split": s,
             "split_file": cfg.split_files.get(s), "names": feats_mod.names_digest(splits.names(s)),
             "bands": list(lb.bands), "transform": transform.to_dict(), "bf16": cfg.bf16,
             "size": cfg.size if cfg.task == "bigearthnet" else 64,
@@ -266,11 +294,13 @@ def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
     cfg.save(out / "config.yaml")
     device = resolve_device(cfg.device)
     spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, cfg.seed)
-    bands = resolve_bands(spec.bands, cfg.bands, _available_bands(cfg), cfg.weights)
-    splits = _open_splits(cfg, bands)
-    lb = spec.build(bands)
+    plan = plan_inputs(spec.bands, cfg.bands, _available_bands(cfg), cfg.weights)
+    splits = _open_splits(cfg, plan.data_bands)
+    lb = spec.build(plan.model_bands)
     cache_root = (Path(cfg.cache_dir) if cfg.cache_dir else feats_mod.default_cache_dir()) if cfg.use_cache else None
-    transform, norm_source, notes = _transform(cfg, lb, splits, cache_root)
+    transform, norm_source, notes = _transform(cfg, lb, plan, splits, cache_root)
+    if plan.note():
+        notes.insert(0, plan.note())  # type: ignore[arg-type]
     for w in small_split_warnings(splits):
         print(f"warning: {w}", file=sys.stderr)
         notes.append(f"Warning: {w}.")
@@ -322,6 +352,9 @@ def run_classification(cfg: ClassifyConfig) -> dict[str, Any]:
         "device": str(device),
         "notes": notes,
     }
+    if "s1" in plan.sensors or plan.zeroed:
+        metrics["inputs"] = {"data_bands": list(plan.data_bands), "sensors": list(plan.sensors),
+                             "zeroed": list(plan.zeroed), "s1_root": cfg.s1_root}
     if history:
         metrics["history"] = history
     write_json(out / "metrics.json", metrics)
@@ -346,6 +379,18 @@ def _figures(cfg: ClassifyConfig, m: dict[str, Any], history: dict[str, list], o
         plot_history(history[largest], out / "training_loss.png", f"{cfg.protocol} training, {largest} % labels")
 
 
+def _input_lines(m: dict[str, Any]) -> list[str]:
+    """The report's lines on the sensors read (runs with Sentinel-1 or a missing sensor only)."""
+    inp = m.get("inputs")
+    if not inp:
+        return []
+    names = {"s2": "Sentinel-2", "s1": "Sentinel-1"}
+    lines = [f"- sensors read: {' + '.join(names[s] for s in inp['sensors'])} ({', '.join(inp['data_bands'])})"]
+    if inp["zeroed"]:
+        lines.append(f"- fed as zeros after normalisation (not in the data): {', '.join(inp['zeroed'])}")
+    return lines
+
+
 def _report(cfg: ClassifyConfig, m: dict[str, Any]) -> str:
     task = {"eurosat": "EuroSAT", "bigearthnet": "BigEarthNet"}[cfg.task]
     proto = {"fast": "fast linear probe (cached features + logistic regression, C on val)",
@@ -357,6 +402,7 @@ def _report(cfg: ClassifyConfig, m: dict[str, Any]) -> str:
         "",
         f"- weights: `{cfg.weights}` ({m['weights_kind']}, {m['backbone']}, sha256 `{m['weights_sha256'][:12]}`)",
         f"- bands: {', '.join(m['bands'])}",
+        *_input_lines(m),
         f"- normalisation: {m['normalization']}",
         f"- splits: train {sp['train']}, val {sp['val']}, test {sp['test']}"
         + (" (test = val)" if sp["test_is_val"] else ""),

@@ -58,6 +58,20 @@ def _run_folder(a: argparse.Namespace) -> list[Output]:
 def _add_classify(sub: argparse._SubParsersAction, task: str, help_: str) -> None:
     p = sub.add_parser(task, help=help_)
     _common(p)
+    root = next(a for a in p._actions if a.dest == "root")
+    root.required = False
+    root.help = ("dataset folder in its official layout: the Sentinel-2 release"
+                 + (" (EuroSAT MS); may be left out for --bands s1 with --s1-root" if task == "eurosat" else
+                    " (the folder holding BigEarthNet-v1.0/), or a reBEN folder (metadata.parquet, BigEarthNet-S1/, "
+                    "BigEarthNet-S2/: both sensors); may be left out for --bands s1 with --s1-root"))
+    p.add_argument("--s1-root", help=(
+        "the Sentinel-1 release read beside --root: EuroSAT-SAR (<Class>/<Class>_<n>.tif or Copernicus-Bench "
+        "eurosat_s1/)" if task == "eurosat" else
+        "the Sentinel-1 release read beside --root: BigEarthNet-S1-v1.0/ (or the folder holding it)")
+        + "; then --bands s1, s2 or s1+s2 (S2 channels first) all see the same patches")
+    p.add_argument("--normalization", default="auto", choices=["auto", "weights", "data"],
+                   help="auto: the weights' own if they carry one, else train-split statistics (default); weights; "
+                        "data: train-split statistics per band (S2 reflectance, S1 dB)")
     p.add_argument("--protocol", default="fast", choices=["fast", "paper", "finetune"],
                    help="fast: cached features + logistic regression (default); paper: linear layer trained "
                         "100 epochs through the frozen backbone; finetune: whole network, early stopping")
@@ -96,7 +110,7 @@ def _run_classify(a: argparse.Namespace) -> int:
         patience=a.patience, cs=a.cs or DEFAULT_CS, device=a.device, bf16=a.bf16, num_workers=a.num_workers,
         cache_dir=a.cache_dir, use_cache=a.use_cache, size=getattr(a, "size", 120),
         num_classes=getattr(a, "num_classes", 19), exclude=tuple(getattr(a, "exclude", ())),
-        stats_max=a.stats_max, progress=a.progress,
+        stats_max=a.stats_max, progress=a.progress, s1_root=a.s1_root, normalization=a.normalization,
     )
     m = run_classification(cfg)
     h = m["headline"]

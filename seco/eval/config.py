@@ -7,6 +7,7 @@ own folder (``seco eval ... `` with the same values).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from seco.backbones import backbone_names
 from seco.configio import ConfigIO
@@ -17,6 +18,8 @@ PROTOCOLS = ("fast", "paper", "finetune")
 SPLIT_NAMES = ("train", "val", "test")
 #: L2 strengths (inverse, sklearn ``C``) searched on validation by the fast probe.
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
+#: Where the input normalisation of a classification run comes from (``--normalization``).
+NORMALIZATIONS = ("auto", "weights", "data")
 #: Units ``seco embed`` takes Sentinel-1 values in (``--s1-units``).
 S1_UNITS = ("db", "linear")
 
@@ -33,7 +36,8 @@ class ClassifyConfig(ConfigIO):
 
     Attributes:
         task: ``"eurosat"`` or ``"bigearthnet"``.
-        root: dataset folder in its official layout.
+        root: dataset folder in its official layout (the Sentinel-2 release; a reBEN folder holds both sensors);
+            None when only Sentinel-1 is read from ``s1_root``.
         weights: a seco export (any of its files), ``official:CKPT``, a torchvision/timm ResNet state dict
             (with ``weights_bands``) or ``"random"``.
         out: run folder (metrics.json, report.md, config.yaml, PNGs).
@@ -63,10 +67,15 @@ class ClassifyConfig(ConfigIO):
         exclude: BigEarthNet lists of patches to leave out (snow, cloud and shadow).
         stats_max: images sampled for the dataset normalisation (used when the weights carry none).
         progress: progress bars.
+        s1_root: the Sentinel-1 release: EuroSAT-SAR (``eurosat``) or BigEarthNet-S1 v1.0 (``bigearthnet``), read
+            beside ``root`` (same patch names); None: no S1 (reBEN: S1 comes with ``root``).
+        normalization: ``auto`` (the weights' own when they carry one, else the train split's per-band
+            statistics), ``weights`` (the weights' own, else an error) or ``data`` (the train split's, per sensor
+            in its own units: S2 reflectance, S1 dB).
     """
 
     task: str
-    root: str
+    root: str | None
     weights: str
     out: str
     weights_bands: str | None = None
@@ -92,6 +101,8 @@ class ClassifyConfig(ConfigIO):
     exclude: tuple[str, ...] = ()
     stats_max: int = 2000
     progress: bool = True
+    s1_root: str | None = None
+    normalization: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fractions", tuple(float(f) for f in self.fractions))
@@ -102,6 +113,10 @@ class ClassifyConfig(ConfigIO):
         _check(
             [
                 (self.task in TASKS, f"task {self.task!r} is not one of {', '.join(TASKS)}"),
+                (self.root is not None or self.s1_root is not None,
+                 "give the dataset with --root (and/or the Sentinel-1 release with --s1-root)"),
+                (self.normalization in NORMALIZATIONS,
+                 f"--normalization {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"),
                 (self.protocol in PROTOCOLS, f"--protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}"),
                 (self.backbone in backbone_names(), f"--backbone {self.backbone!r} is not one of {', '.join(backbone_names())}"),
                 (
@@ -133,6 +148,15 @@ class ClassifyConfig(ConfigIO):
     @property
     def headline_metric(self) -> str:
         return "accuracy" if self.task == "eurosat" else "micro_map"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`ConfigIO.to_dict`, without the Sentinel-1 settings at their defaults (so the ``config.yaml`` of
+        an optical run is the file it always was)."""
+        d = super().to_dict()
+        for key, default in (("s1_root", None), ("normalization", "auto")):
+            if d.get(key) == default:
+                d.pop(key)
+        return d
 
 
 @dataclass(frozen=True)

@@ -183,20 +183,24 @@ def cached_features(
 def image_stats(images: Iterable[Tensor], bands: tuple[str, ...]) -> Normalization:
     """Per-band mean / std (reflectance) over every pixel of ``images`` ((B, C, H, W) or (C, H, W) tensors).
 
-    Accumulated in float64 (sums of x and x^2 per band), so the result does not depend on batching.
+    Accumulated in float64 (sums of x and x^2 per band), so the result does not depend on batching. NaN (S1 no
+    data) are left out, per band; a band without any value gets mean 0, std 1.
     """
-    n = 0
+    n = np.zeros(len(bands), np.float64)
     s = np.zeros(len(bands), np.float64)
     s2 = np.zeros(len(bands), np.float64)
     for x in images:
         a = x.detach().cpu().double().numpy()
         a = a.reshape(-1, *a.shape[-3:]) if a.ndim >= 3 else a
         a = np.moveaxis(a, -3, 0).reshape(len(bands), -1)  # (C, pixels)
-        n += a.shape[1]
+        ok = np.isfinite(a)
+        if not ok.all():
+            a = np.where(ok, a, 0.0)
+        n += ok.sum(axis=1)
         s += a.sum(axis=1)
         s2 += (a * a).sum(axis=1)
-    mean = s / max(n, 1)
-    std = np.sqrt(np.maximum(s2 / max(n, 1) - mean**2, 0.0))
+    mean = s / np.maximum(n, 1)
+    std = np.sqrt(np.maximum(s2 / np.maximum(n, 1) - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)  # a constant band is only centred
     return Normalization(bands, tuple(mean.tolist()), tuple(std.tolist()), method="meanstd")
 
