@@ -19,6 +19,7 @@ bands by name), and a band set that differs from the weights' is refused.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -30,7 +31,7 @@ import torch
 from torch import Tensor
 
 from seco.backbones import build_backbone
-from seco.bands import BAND_SETS, parse_bands
+from seco.bands import BAND_SETS, parse_bands, sensor_of
 from seco.data.normalize import Normalization
 from seco.data.sar import s1_name, split_model_bands
 from seco.errors import BandError, CheckpointError, ConfigError, SecoError
@@ -89,6 +90,12 @@ class InputTransform:
         out = x.new_zeros((*x.shape[:-3], self.channels, *x.shape[-2:]))
         out[..., list(self.positions), :, :] = x
         return out
+
+    def placed(self, read: Sequence[str], model: Sequence[str]) -> InputTransform:
+        """This transform for data of bands ``read`` feeding a backbone of bands ``model`` (one sensor of a
+        multi-sensor backbone): the read channels at their model positions, the others 0, radar no data 0."""
+        return dataclasses.replace(self, positions=tuple(list(model).index(b) for b in read), channels=len(model),
+                                   fill_nan=self.fill_nan or any(sensor_of(b) == "s1" for b in read))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

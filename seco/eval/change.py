@@ -33,6 +33,7 @@ sensor's channels as zeros, i.e. at their normalised mean, as seco-s12's single-
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -167,26 +168,6 @@ def pair_bands(weight_bands: tuple[str, ...] | None, requested: str | None, avai
     return read, tuple(read)
 
 
-@dataclass(frozen=True)
-class ZeroFill:
-    """Input of a multi-sensor backbone shown one sensor: ``inner`` normalises the ``read`` bands, the model's
-    other channels are 0 (their normalised mean)."""
-
-    inner: InputTransform
-    read: tuple[str, ...]
-    model: tuple[str, ...]
-
-    def apply(self, x: Tensor) -> Tensor:
-        y = self.inner.apply(x)
-        out = y.new_zeros((*y.shape[:-3], len(self.model), *y.shape[-2:]))
-        out[..., [self.model.index(b) for b in self.read], :, :] = y
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.inner.to_dict(), "model_bands": list(self.model),
-                "zero_filled": [b for b in self.model if b not in self.read]}
-
-
 def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
     """Zero-pad the last two axes of ``x`` at the bottom / right to (h, w) (no copy when already that size)."""
     if x.shape[-2:] == (h, w):
@@ -289,21 +270,22 @@ def threshold_free(prob: np.ndarray, mask: np.ndarray) -> dict[str, float]:
 def _normalised_cities(
     cfg: ChangeConfig, lb: LoadedBackbone, train_raw: list[dict[str, Any]], test_raw: list[dict[str, Any]],
     bands: tuple[str, ...], normalization: str,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], InputTransform | ZeroFill, str]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], InputTransform, str]:
     """(train, test, transform, where its normalisation came from): the cities' dates normalised (``x1``,
     ``x2`` (C, H, W)); the raw reflectance (and dB) is kept for the test cities only, where a change map shows
     it. ``bands`` are the bands read; fewer than the model's (one sensor of a multi-sensor backbone): zero-filled."""
-    transform: InputTransform | ZeroFill = lb.transform
+    transform: InputTransform = lb.transform
     norm_source = f"weights ({lb.kind})"
     if lb.normalization is None or normalization == "data":
         transform = InputTransform(image_stats([c[k] for c in train_raw for k in ("image1", "image2")], bands))
         norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
     elif tuple(bands) != lb.bands:
         transform = InputTransform(lb.normalization.select(bands))
-    if tuple(bands) != lb.bands:
-        assert isinstance(transform, InputTransform)
-        transform = ZeroFill(transform, tuple(bands), lb.bands)
+    if tuple(bands) != lb.bands:  # one sensor of a multi-sensor backbone: the other's channels at their mean (0)
+        transform = transform.placed(bands, lb.bands)
         norm_source += f"; {', '.join(b for b in lb.bands if b not in bands)} zero-filled"
+    elif any(sensor_of(b) == "s1" for b in bands):
+        transform = dataclasses.replace(transform, fill_nan=True)  # radar no data -> 0, as pre-training fills it
 
     def prep(cities: list[dict[str, Any]], keep_raw: bool) -> list[dict[str, Any]]:
         return [{"x1": transform.apply(c["image1"]), "x2": transform.apply(c["image2"]), "mask": c["mask"],
@@ -527,7 +509,8 @@ def run_change_detection(
         "normalization": norm_source,
         "normalization_policy": normalization,
         "levels": [LEVEL_NAMES[i] for i in keep],
-        "transform": transform.to_dict(),
+        "transform": {**transform.to_dict(), **({"model_bands": list(model_bands), "zero_filled": [
+            b for b in model_bands if b not in bands]} if model_bands != tuple(bands) else {})},
         "train": {"cities": train_names, "patches_per_epoch": steps * cfg.batch_size, "steps_per_epoch": steps,
                   "history": history},
         "test": {

@@ -12,7 +12,7 @@ from seco.backbones import build_backbone
 from seco.data.normalize import Normalization
 from seco.errors import BandError
 from seco.eval.backbone import InputTransform
-from seco.eval.change import ZeroFill, run_change_detection
+from seco.eval.change import run_change_detection
 from seco.eval.config import ChangeConfig
 from seco.models.export import export_backbone
 from seco.synth.changes import make_change_dataset
@@ -76,9 +76,11 @@ def test_seco_s12_export_on_one_sensor_zero_fills_the_other(radar_cd: Path, s12_
 
 def test_zero_fill_places_the_read_channels_and_zeros_the_rest() -> None:
     inner = InputTransform(Normalization(("VV", "VH"), (-10.0, -20.0), (2.0, 4.0)))
-    z = ZeroFill(inner, ("VV", "VH"), MODEL_BANDS)
+    z = inner.placed(("VV", "VH"), MODEL_BANDS)
     x = torch.stack([torch.full((3, 3), -12.0), torch.full((3, 3), -16.0)])[None]  # (1, 2, 3, 3) dB
+    x[0, 0, 0, 1] = float("nan")  # radar no data: 0 after normalisation (the band's mean)
     y = z.apply(x)
+    assert y[0, 4, 0, 1] == 0
     assert y.shape == (1, 6, 3, 3)
     assert torch.equal(y[0, :4], torch.zeros(4, 3, 3))
     assert torch.allclose(y[0, 4:, 0, 0], torch.tensor([-1.0, 1.0]))
