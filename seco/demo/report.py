@@ -130,8 +130,11 @@ def collection_section(coll: dict[str, Any]) -> list[str]:
         f"`seco.collect.pipeline` (thread pool, {cfg.workers} threads) on the local stac-geoparquet catalog, "
         f"{cfg.patch_size} px patches, 12 L2A bands, scene cloud <= {cfg.max_cloud:g} %, patch "
         f"cloud <= {100 * cfg.patch_cloud_limit:g} %, no nodata, most recent scene first.",
-        "To look at the collected locations (map, every date's quicklook, histograms, this failures table): "
-        "`seco store view collected --out view`, then open `view/index.html` (docs/VIEW.md).",
+        f"To look at the collected locations: [view/index.html](view/index.html) ({coll['view']['pages']} "
+        "locations on a map, every date's quicklook, histograms, this failures table; `seco store view`, "
+        "docs/VIEW.md)." if "view" in coll else "To look at the collected locations (map, every date's quicklook, "
+        "histograms, this failures table): `seco store view collected --out view`, then open `view/index.html` "
+        "(docs/VIEW.md).",
         "",
         "| locations | count |",
         "|---|---:|",

@@ -163,6 +163,12 @@ def _collected(out: Path, s: DemoSettings, stages: list[Stage]) -> tuple[dict[st
                                f"{s.batch_size}; lower batch_size or sample more locations")
     with timed(stages, "collection report plots"):
         plot_sites(man, coll, out / "collect_sites.png")
+    with timed(stages, "store view (seco store view)"):
+        from seco.view.build import ViewConfig, build_view
+
+        view = build_view(out / "collected", out / "view", ViewConfig(max_locations=48, seed=s.seed),
+                          progress=s.progress)
+        coll["view"] = {"index": "view/index.html", "pages": view.viewed}
     return man, coll
 
 

@@ -40,7 +40,8 @@ def test_report_has_every_section_with_numbers_from_the_run(demo: Path) -> None:
     for png in ("locations.png", "collect_sites.png", "pretrain/curves.png", "probe.png"):
         assert f"]({png})" in text and (demo / png).stat().st_size > 0, png
     stages = re.findall(r"^\| ([a-zA-Z][^|]*) \| [\d.]+ \| [\d.]+ \|$", text, re.M)
-    assert len(stages) == 9, stages
+    assert len(stages) == 10, stages
+    assert "](view/index.html)" in text and (demo / "view" / "index.html").is_file()  # seco store view, linked
     assert "## Downstream evaluation" in text and (demo / "demo_eval.json").exists()
     probe = json.loads((demo / "probe.json").read_text())
     assert set(probe) == {"SeCo (this run)", "random init"}
