@@ -174,6 +174,26 @@ def label_names_to_target(names: Sequence[str], num_classes: int = 19, source: s
     return target
 
 
+def read_labels_metadata(path: Path, release: str) -> dict[str, Any]:
+    """A BigEarthNet v1.0 ``<patch>_labels_metadata.json`` (S2 or S1 release): a dict with a ``labels`` list.
+
+    Raises:
+        DatasetError: a missing, unreadable or foreign file, naming it and the fix.
+    """
+    if not path.is_file():
+        raise DatasetError(
+            f"missing label file {path}; every {release} patch folder holds <patch>_labels_metadata.json. "
+            "Re-extract the archive or remove the folder."
+        )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"cannot parse {path}: {e}; re-extract the archive") from e
+    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), list):
+        raise DatasetError(f"{path} has no 'labels' list; it is not a {release} v1.0 label file")
+    return meta
+
+
 def _find_patch_root(root: Path) -> Path:
     if not root.is_dir():
         raise DatasetError(
@@ -277,17 +297,7 @@ class BigEarthNet(Dataset):
 
     def _read_target(self, name: str) -> np.ndarray:
         path = self.patch_root / name / f"{name}_labels_metadata.json"
-        if not path.is_file():
-            raise DatasetError(
-                f"missing label file {path}; every BigEarthNet patch folder holds <patch>_labels_metadata.json. "
-                "Re-extract the archive or remove the folder."
-            )
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"cannot parse {path}: {e}; re-extract the archive") from e
-        if not isinstance(meta, dict) or not isinstance(meta.get("labels"), list):
-            raise DatasetError(f"{path} has no 'labels' list; it is not a BigEarthNet v1.0 label file")
+        meta = read_labels_metadata(path, "BigEarthNet")
         return label_names_to_target(meta["labels"], self.num_classes, str(path))
 
     def __len__(self) -> int:

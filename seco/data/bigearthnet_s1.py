@@ -33,7 +33,6 @@ patch names (the first column of the published split files and of the snow / clo
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -52,6 +51,7 @@ from seco.data.bigearthnet import (
     FILE_BANDS,
     NATIVE_SIZE,
     label_names_to_target,
+    read_labels_metadata,
 )
 from seco.data.raster import read_single_band, resize, to_reflectance
 from seco.data.sar import SensorBands, check_db, parse_sensor_bands, read_s1_db
@@ -185,17 +185,7 @@ class BigEarthNetMM(Dataset):
 
     def _read_meta(self, name: str) -> tuple[str, list[str]]:
         path = self.s1_root / name / f"{name}_labels_metadata.json"
-        if not path.is_file():
-            raise DatasetError(
-                f"missing label file {path}; every BigEarthNet-S1 patch folder holds <patch>_labels_metadata.json. "
-                "Re-extract the archive or remove the folder."
-            )
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"cannot parse {path}: {e}; re-extract the archive") from e
-        if not isinstance(meta, dict) or not isinstance(meta.get("labels"), list):
-            raise DatasetError(f"{path} has no 'labels' list; it is not a BigEarthNet-S1 v1.0 label file")
+        meta = read_labels_metadata(path, "BigEarthNet-S1")
         s2 = meta.get("corresponding_s2_patch")
         if not isinstance(s2, str) or not s2:
             raise DatasetError(
