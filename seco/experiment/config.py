@@ -29,13 +29,17 @@ def default_methods() -> tuple[str, ...]:
 
 
 def display_name(method: str) -> str:
-    """A method's name in reports (the paper's: SeCo, MoCo-v2, MoCo-v2+TP; "random init")."""
-    return "random init" if method == RANDOM else get_method(method).display
+    """A method's name in reports (the paper's: SeCo, MoCo-v2, MoCo-v2+TP; "random init"); an arm
+    ``method@bands`` of ``--sensors s1+s2`` adds its bands: "SeCo (S1+S2)"."""
+    name, _, bands = method.partition("@")
+    base = "random init" if name == RANDOM else get_method(name).display
+    return f"{base} ({bands.upper()})" if bands else base
 
 
 def colour(method: str) -> str:
     """A method's colour in plots."""
-    return "tab:gray" if method == RANDOM else get_method(method).colour
+    name = method.partition("@")[0]
+    return "tab:gray" if name == RANDOM else get_method(name).colour
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class CompareConfig(ConfigIO):
             (:mod:`seco.experiment.subspaces`).
         device: ``auto``, ``cpu``, ``cuda``.
         progress: progress bars.
+        sensors: ``s2`` (the paper's comparison) or ``s1+s2`` (:mod:`seco.experiment.multisensor`: an S1 + S2
+            store, ``method@bands`` arms, land-cover probes on S2-only, S1-only and S1 + S2 inputs and the
+            cloudy-optics task instead of change detection, EuroSAT, OSCD and the subspaces).
     """
 
     out: str
@@ -96,11 +103,14 @@ class CompareConfig(ConfigIO):
     subspaces: bool = True
     device: str = "auto"
     progress: bool = True
+    sensors: str = "s2"
 
     def __post_init__(self) -> None:
+        from seco.experiment.multisensor import SENSOR_MODES
+
         object.__setattr__(self, "methods", tuple(str(m).strip().lower() for m in self.methods))
         known = compared_methods()
-        unknown = [m for m in self.methods if m not in known]
+        unknown = [m for m in self.methods if m.partition("@")[0] not in known]
         checks: list[tuple[bool, str]] = [
             (not unknown, f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(known)}"),
             (len(self.methods) > 0, f"--methods is empty; choose some of {', '.join(known)}"),
@@ -120,6 +130,9 @@ class CompareConfig(ConfigIO):
             (self.cd_epochs >= 1 and self.oscd_epochs >= 1, "cd_epochs and oscd_epochs must be >= 1"),
             (self.normalization == "data",
              f"normalization {self.normalization!r}: only 'data' (one policy for every backbone) is supported"),
+            (self.sensors in SENSOR_MODES, f"--sensors {self.sensors!r}: choose one of {', '.join(SENSOR_MODES)}"),
+            (self.sensors == "s2" or not (self.eurosat or self.oscd),
+             "--eurosat and --oscd are Sentinel-2 tasks; with --sensors s1+s2 give --eurosat none --oscd none"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -138,6 +151,8 @@ class CompareConfig(ConfigIO):
         d = self.to_dict()
         for k in ("out", "progress", "device", "methods", "seeds", "subspaces"):
             d.pop(k)
+        if self.sensors == "s2":  # an experiment saved before --sensors existed compares equal
+            d.pop("sensors")
         if not self.oscd:  # the OSCD schedule matters only when OSCD is evaluated
             d.pop("oscd_test")
             d.pop("oscd_epochs")
