@@ -8,8 +8,7 @@ from typing import Any
 
 from seco.boundary import RERUN_CONTINUES, Output, declare, keep_nonempty
 from seco.errors import ConfigError
-from seco.experiment.config import SCALES, compared_methods, default_methods
-from seco.experiment.multisensor import S12_METHODS, SENSOR_MODES
+from seco.experiment.config import S12_METHODS, SCALES, SENSOR_MODES, compared_methods, default_methods
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

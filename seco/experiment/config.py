@@ -15,6 +15,10 @@ from seco.methods import get_method, method_names
 
 #: The random-initialisation baseline a comparison can include beside the registered pre-training methods.
 RANDOM = "random"
+#: ``--sensors``: ``s2`` (the paper's comparison) or ``s1+s2`` (:mod:`seco.experiment.multisensor`).
+SENSOR_MODES = ("s2", "s1+s2")
+#: The arms (``method@bands``) of ``--sensors s1+s2`` when ``--methods`` is not given.
+S12_METHODS = ("seco@s2", "seco@s1", "seco@s1+s2", "seco-s12@s1+s2", RANDOM)
 
 
 def compared_methods() -> tuple[str, ...]:
@@ -106,8 +110,6 @@ class CompareConfig(ConfigIO):
     sensors: str = "s2"
 
     def __post_init__(self) -> None:
-        from seco.experiment.multisensor import SENSOR_MODES
-
         object.__setattr__(self, "methods", tuple(str(m).strip().lower() for m in self.methods))
         known = compared_methods()
         unknown = [m for m in self.methods if m.partition("@")[0] not in known]

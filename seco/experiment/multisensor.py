@@ -27,11 +27,9 @@ import torch
 
 from seco.bands import L2A, S1_BANDS, parse_bands, sensor_of
 from seco.errors import ConfigError
+from seco.experiment.config import RANDOM, S12_METHODS, SENSOR_MODES
 
-#: ``--sensors``: ``s2`` (the paper's comparison) or ``s1+s2`` (this module).
-SENSOR_MODES = ("s2", "s1+s2")
-#: The arms of ``--sensors s1+s2`` when ``--methods`` is not given.
-S12_METHODS = ("seco@s2", "seco@s1", "seco@s1+s2", "seco-s12@s1+s2", "random")
+__all__ = ["S12_METHODS", "SENSOR_MODES", "arm_bands", "evaluate_cell", "load_data"]
 #: Input sets of the probes, in report order.
 INPUTS = ("s2", "s1", "s1+s2")
 #: Shares of the cloudy-optics task's S2 dates that are overcast.
@@ -73,7 +71,6 @@ def arm_bands(cfg: Any, have: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
         ConfigError: an arm with ``@`` outside ``--sensors s1+s2``, or a multi-sensor method given one sensor.
         BandError: bands the store lacks.
     """
-    from seco.experiment.config import RANDOM
     from seco.methods import get_method
 
     out: dict[str, tuple[str, ...]] = {}
