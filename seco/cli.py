@@ -163,6 +163,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                                    "seco checkpoint only its own bands (the first convolution's input channels)")
     p.add_argument("--out", required=True, help="output path without extension, e.g. weights/seco_r18; an existing "
                                                 "folder (or a path ending in /) gets <run folder name>.* inside it")
+    p.add_argument("--per-sensor", action="store_true",
+                   help="a run on Sentinel-1 + Sentinel-2 bands: also one backbone per sensor, <out>-s2.* and "
+                        "<out>-s1.* (the first convolution cut to its channels; the sidecar's layout says which)")
     p.set_defaults(func=_run_export)
     declare(p, _export_outputs)
 
@@ -171,7 +174,8 @@ def _export_outputs(a: argparse.Namespace) -> list[Output]:
     from seco.train.export_run import EXPORT_SUFFIXES, export_stem
 
     stem = export_stem(a.out, a.from_official or a.checkpoint or "weights", official=bool(a.from_official))
-    return [Output(str(stem), also=tuple(str(stem) + s for s in EXPORT_SUFFIXES))]
+    stems = [stem, *((Path(f"{stem}-s2"), Path(f"{stem}-s1")) if getattr(a, "per_sensor", False) else ())]
+    return [Output(str(s), also=tuple(str(s) + x for x in EXPORT_SUFFIXES)) for s in stems]
 
 
 def _run_export(a: argparse.Namespace) -> int:
@@ -179,10 +183,14 @@ def _run_export(a: argparse.Namespace) -> int:
 
     if bool(a.checkpoint) == bool(a.from_official):
         raise ConfigError("give either a seco checkpoint or --from-official CKPT (exactly one)")
+    if a.per_sensor and a.from_official:
+        raise ConfigError("--per-sensor splits a seco run on Sentinel-1 + Sentinel-2 bands; the official SeCo "
+                          "checkpoints are optical only")
     if a.from_official:
         paths = export_official(a.from_official, export_stem(a.out, a.from_official, official=True), a.bands)
     else:
-        paths = export_run(a.checkpoint, export_stem(a.out, a.checkpoint, official=False), bands=a.bands)
+        paths = export_run(a.checkpoint, export_stem(a.out, a.checkpoint, official=False), bands=a.bands,
+                           per_sensor=a.per_sensor)
     for p in paths:
         print(p)
     return 0

@@ -49,10 +49,11 @@ class AtomicFile:
     ``af.commit()``); :func:`atomic_write` and :func:`atomic_open` cover the one-shot writes.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, durable: bool = True):
         if "://" in str(path):
             raise ValueError(f"{str(path)!r} is a URL: an object store's put is already atomic; write it directly")
         self.path = Path(path)
+        self.durable = durable
         self.tmp = tmp_path(self.path)
         self.mode = _create(self.tmp)
 
@@ -61,11 +62,14 @@ class AtomicFile:
         return open(self.tmp, mode, **kw)
 
     def commit(self) -> Path:
-        """fsync the temporary file, give it its mode, move it over the target, fsync the folder."""
+        """fsync the temporary file, give it its mode, move it over the target, fsync the folder (no fsync when
+        not ``durable``: a file that is regenerated anyway, such as a picture of ``seco store view``, stays
+        whole-or-absent on a kill, and an OS crash may lose it)."""
         try:
             fd = os.open(self.tmp, os.O_RDONLY)
             try:
-                os.fsync(fd)
+                if self.durable:
+                    os.fsync(fd)
                 if stat.S_IMODE(os.fstat(fd).st_mode) != self.mode:
                     os.fchmod(fd, self.mode)
             finally:
@@ -74,7 +78,8 @@ class AtomicFile:
         except BaseException:
             self.discard()
             raise
-        _fsync_dir(self.path.parent)
+        if self.durable:
+            _fsync_dir(self.path.parent)
         return self.path
 
     def discard(self) -> None:
@@ -92,7 +97,7 @@ class AtomicFile:
 
 
 def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], object], *,
-                 encoding: str = "utf-8") -> Path:
+                 encoding: str = "utf-8", durable: bool = True) -> Path:
     """Replace ``path`` by ``content`` atomically (see :class:`AtomicFile` for the protocol).
 
     Args:
@@ -100,11 +105,12 @@ def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], objec
         content: text (written with ``encoding``), bytes, or a writer called with the temporary path, for
             libraries that want a file name (``lambda p: save_file(tensors, str(p))``,
             ``lambda p: pq.write_table(table, p)``).
+        durable: fsync (the default); ``False`` for outputs that are rebuilt anyway (still atomic).
 
     Returns:
         ``path``.
     """
-    with AtomicFile(path) as af:
+    with AtomicFile(path, durable=durable) as af:
         if isinstance(content, str | bytes):
             with af.open("wb") as f:
                 f.write(content.encode(encoding) if isinstance(content, str) else content)

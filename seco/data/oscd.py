@@ -24,6 +24,14 @@ Change maps, checked on the real files: ``<city>-cm.tif`` holds **1 = no change,
 dataset README says 0 / 1, the files say otherwise); ``cm.png`` is an RGBA (or grey) picture with
 0 = no change and 255 = change in every colour channel. Both are mapped to 0 / 1; any other value is an
 error, never clipped. ``mask_source="auto"`` reads the ``.tif`` and falls back to ``cm.png``.
+
+Sentinel-1 (``bands`` naming ``VV`` / ``VH``, e.g. ``"s1"`` or ``"s1+s2"``): the layout of the S1 extension of
+OSCD by Hafner et al. (github.com/SebastianHafner/DS_UNet: ``data/sentinel1_<city>_<orbit>_t1.tif``, ``_t2``),
+one GeoTIFF per city and date, looked for in ``<city>/sentinel1/`` or in ``s1_root`` (that repository's flat
+``data/`` folder). Bands are named by their descriptions (``VV``, ``VH``), else taken as VV, VH in that order (a
+one-band file: VV). Values are backscatter in **dB** (checked: linear power given as dB is refused); resampled to
+the 10 m grid like the S2 bands; no-data (NaN) takes the band's mean over the image. With several orbits the
+lowest orbit number present on both dates is used. Channel order: S2 bands first, then S1.
 """
 
 from __future__ import annotations
@@ -37,8 +45,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from seco.bands import L1C, TEN_M, normalize_name, parse_bands
-from seco.data.raster import raster_shape, read_image, read_single_band, resize, to_reflectance
+from seco.bands import L1C, S1_BANDS, TEN_M, normalize_name, parse_bands, sensor_of
+from seco.data.raster import raster_shape, read_float, read_image, read_single_band, resize, to_reflectance
 from seco.errors import BandError, ConfigError, DatasetError
 
 IMAGES_DIR = "Onera Satellite Change Detection dataset - Images"
@@ -49,6 +57,57 @@ LABEL_DIRS: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "test")
 MASK_SOURCES: tuple[str, ...] = ("auto", "tif", "png")
 _BAND_FILE = re.compile(r"_(B\d{1,2}|B8A)$", re.IGNORECASE)
+#: Folder of a city's Sentinel-1 files, and their names (``sentinel1_<city>_<orbit>_t<date>.tif``).
+S1_DIR = "sentinel1"
+_S1_FILE = re.compile(r"^sentinel1_(?P<city>.+)_(?P<orbit>\d+)_t(?P<t>[12])$")
+
+
+def find_s1_pair(city: str, folder: Path) -> tuple[Path, Path] | None:
+    """The (date 1, date 2) S1 files of ``city`` in ``folder`` (the lowest orbit with both dates), or None."""
+    if not folder.is_dir():
+        return None
+    found: dict[int, dict[int, Path]] = {}
+    for p in folder.iterdir():
+        m = _S1_FILE.match(p.stem) if p.suffix.lower() in (".tif", ".tiff") else None
+        if m is not None and m.group("city") == city:
+            found.setdefault(int(m.group("orbit")), {})[int(m.group("t"))] = p
+    both = sorted(o for o, d in found.items() if set(d) == {1, 2})
+    return (found[both[0]][1], found[both[0]][2]) if both else None
+
+
+def has_s1(root: str | Path, city: str, s1_root: str | Path | None = None) -> bool:
+    """Whether OSCD city ``city`` under ``root`` has a Sentinel-1 pair (``<city>/sentinel1/`` or ``s1_root``)."""
+    folder = Path(s1_root) if s1_root is not None else Path(root) / IMAGES_DIR / city / S1_DIR
+    return find_s1_pair(city, folder) is not None
+
+
+def read_s1(path: Path, bands: Sequence[str], size: tuple[int, int]) -> torch.Tensor:
+    """(len(bands), H, W) float32 dB of an S1 file on the 10 m grid ``size`` (see the module docstring).
+
+    Raises:
+        DatasetError: a band the file lacks, values that are no dB, or a band without any valid pixel.
+    """
+    import rasterio
+
+    from seco.data.sar import check_db, s1_name
+
+    with rasterio.open(path) as src:
+        desc, count = list(src.descriptions), src.count
+    names = [s1_name(d or "") for d in desc]
+    order = names if all(names) else list(S1_BANDS[:count])
+    missing = [b for b in bands if b not in order]
+    if missing:
+        raise DatasetError(f"{path} has no band {', '.join(missing)} (it holds {', '.join(map(str, order))}); "
+                           "choose --bands among those")
+    values = read_float(path, [order.index(b) for b in bands])  # (C, h, w) dB, NaN = no data
+    check_db(values, str(path))
+    for k, b in enumerate(bands):
+        bad = ~np.isfinite(values[k])
+        if bad.all():
+            raise DatasetError(f"{path}: band {b} has no valid pixel; leave the city out or choose other bands")
+        if bad.any():
+            values[k][bad] = float(np.nanmean(values[k]))
+    return resize(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)), size)
 
 
 def read_city_list(path: Path) -> list[str]:
@@ -108,9 +167,12 @@ class OSCD(Dataset):
         cache: keep loaded cities in memory (per process; each DataLoader worker holds its own). The
             cached tensors are returned as they are, so a transform must not modify them in place.
         transform: optional callable applied to each sample dict.
+        s1_root: a flat folder of the cities' S1 files (None: ``<city>/sentinel1/``); only read when ``bands``
+            names ``VV`` / ``VH``.
 
     Attributes:
-        bands, cities, has_mask (``(N,)`` bool), dates (``(N,)`` pairs of ``YYYYMMDD`` or None).
+        bands, cities, has_mask (``(N,)`` bool), dates (``(N,)`` pairs of ``YYYYMMDD`` or None); s2_bands,
+        s1_bands (the channels of each sensor: S2 reflectance first, then S1 dB).
 
     Samples: ``{"image1": (C, H, W) float32, "image2": (C, H, W) float32, "mask": (H, W) uint8 0/1 or
     None, "city": str, "dates": (str, str) | None}``; ``H, W`` differ per city.
@@ -127,6 +189,7 @@ class OSCD(Dataset):
         rectified: bool = False,
         cache: bool = False,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        s1_root: str | Path | None = None,
     ) -> None:
         if split is not None and split not in SPLITS:
             raise ConfigError(f"unknown OSCD split {split!r}; use 'train', 'test' or None (both)")
@@ -140,7 +203,10 @@ class OSCD(Dataset):
                 f"<root>/{IMAGES_DIR}/<city>/imgs_1/*_B02.tif and <root>/{LABEL_DIRS[0]}/<city>/cm/<city>-cm.tif. "
                 "Point root at the folder holding the unpacked archives."
             )
-        self.bands: tuple[str, ...] = parse_bands(bands, L1C)
+        self.bands: tuple[str, ...] = parse_bands(bands, (*L1C, *S1_BANDS))
+        self.s2_bands = tuple(b for b in self.bands if sensor_of(b) == "s2")
+        self.s1_bands = tuple(b for b in self.bands if sensor_of(b) == "s1")
+        self.s1_root = Path(s1_root) if s1_root is not None else None
         self.split = split
         self.mask_source = mask_source
         self.date_dirs = ("imgs_1_rect", "imgs_2_rect") if rectified else ("imgs_1", "imgs_2")
@@ -156,6 +222,7 @@ class OSCD(Dataset):
         self._band_files: list[tuple[dict[str, Path], dict[str, Path]]] = []
         self.mask_paths: list[Path | None] = []
         self.dates: list[tuple[str, str] | None] = []
+        self.s1_files: list[tuple[Path, Path] | None] = []
         for city in self.cities:
             city_dir = self.images_dir / city
             if not city_dir.is_dir():
@@ -167,6 +234,7 @@ class OSCD(Dataset):
                 (self._scan_date(city_dir / self.date_dirs[0]), self._scan_date(city_dir / self.date_dirs[1]))
             )
             self.dates.append(self._read_dates(city_dir / "dates.txt"))
+            self.s1_files.append(self._scan_s1(city, city_dir) if self.s1_bands else None)
             mask = self._find_mask(city)
             if mask is None and require_labels:
                 expected = " or ".join(
@@ -199,13 +267,23 @@ class OSCD(Dataset):
             if band in files:
                 raise DatasetError(f"two files for band {band} in {folder}: {files[band].name}, {p.name}")
             files[band] = p
-        missing = [b for b in dict.fromkeys((*self.bands, *TEN_M)) if b not in files]
+        missing = [b for b in dict.fromkeys((*self.s2_bands, *TEN_M)) if b not in files]
         if missing:
             raise DatasetError(
                 f"band file(s) {', '.join(missing)} missing in {folder} (expected *_<band>.tif); the copy is "
                 "incomplete, or choose bands among those present"
             )
         return files
+
+    def _scan_s1(self, city: str, city_dir: Path) -> tuple[Path, Path]:
+        folder = self.s1_root if self.s1_root is not None else city_dir / S1_DIR
+        pair = find_s1_pair(city, folder)
+        if pair is None:
+            raise DatasetError(
+                f"no Sentinel-1 pair for OSCD city {city!r} in {folder} (expected sentinel1_{city}_<orbit>_t1.tif "
+                "and _t2.tif); choose S2 bands only, or give the folder of the S1 files (s1_root)"
+            )
+        return pair
 
     @staticmethod
     def _read_dates(path: Path) -> tuple[str, str] | None:
@@ -239,8 +317,10 @@ class OSCD(Dataset):
             )
         return next(iter(sizes.values()))
 
-    def _load_date(self, files: dict[str, Path], size: tuple[int, int]) -> torch.Tensor:
-        planes = [resize(to_reflectance(read_single_band(files[b]))[None], size) for b in self.bands]
+    def _load_date(self, files: dict[str, Path], size: tuple[int, int], s1: Path | None = None) -> torch.Tensor:
+        planes = [resize(to_reflectance(read_single_band(files[b]))[None], size) for b in self.s2_bands]
+        if s1 is not None:
+            planes.append(read_s1(s1, self.s1_bands, size))
         return torch.cat(planes, dim=0)  # (C, H, W)
 
     def load_mask(self, i: int, size: tuple[int, int] | None = None) -> torch.Tensor | None:
@@ -264,9 +344,10 @@ class OSCD(Dataset):
         else:
             size = self.grid(i)
             first, second = self._band_files[i]
+            s1 = self.s1_files[i] or (None, None)
             sample = {
-                "image1": self._load_date(first, size),  # (C, H, W)
-                "image2": self._load_date(second, size),  # (C, H, W)
+                "image1": self._load_date(first, size, s1[0]),  # (C, H, W)
+                "image2": self._load_date(second, size, s1[1]),  # (C, H, W)
                 "mask": self.load_mask(i, size),  # (H, W) or None
                 "city": self.cities[i],
                 "dates": self.dates[i],

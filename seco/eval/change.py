@@ -23,6 +23,12 @@ from its pre-training store (e.g. L2A surface reflectance), which may not match 
 L1C), while a random init would see the evaluation data's own. ``levels=`` keeps a subset of the five
 feature differences (the others are fed to the decoder as zeros): an ablation of which depths carry the
 change signal.
+
+Radar (``bands`` ``s1`` / ``s2`` / ``s1+s2`` where the cities have Sentinel-1 pairs, :mod:`seco.data.oscd`): S2
+channels are reflectance, S1 channels dB, and each band is normalised with its own statistics in its own units
+(the weights' ``Normalization``, or the train cities' per-band statistics). A multi-sensor backbone (e.g. a
+``seco-s12`` export, S2 + VV / VH) given one sensor's bands only (``bands="s1"`` or ``"s2"``) sees the other
+sensor's channels as zeros, i.e. at their normalised mean, as seco-s12's single-sensor views show them.
 """
 
 from __future__ import annotations
@@ -40,8 +46,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seco.backbones import build_backbone
-from seco.bands import L1C
-from seco.data.oscd import IMAGES_DIR, OSCD, read_city_list
+from seco.bands import L1C, S1_BANDS, BandSelection, parse_bands, sensor_of
+from seco.data.oscd import IMAGES_DIR, OSCD, has_s1, read_city_list
 from seco.errors import ConfigError, DatasetError
 from seco.eval.backbone import (
     InputTransform,
@@ -140,6 +146,45 @@ def _load(cfg: ChangeConfig, cities: list[str], bands: tuple[str, ...], role: st
             "(then the remaining train.txt cities train)"
         ) from e
     return [ds[i] for i in range(len(ds))]
+
+
+def pair_bands(weight_bands: tuple[str, ...] | None, requested: str | None, available: tuple[str, ...],
+               source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(bands to read, bands the model takes): equal, except for a multi-sensor backbone asked for the bands of
+    one of its sensors only (those are read, the other sensor's channels are zero-filled).
+
+    Raises:
+        BandError: bands the data lacks (S1 bands of cities without S1 pairs), or a set the weights do not take.
+    """
+    if weight_bands is not None and requested is not None and len({sensor_of(b) for b in weight_bands}) == 2:
+        req = parse_bands(requested, available)
+        for sensor in ("s2", "s1"):
+            own = tuple(b for b in weight_bands if sensor_of(b) == sensor)
+            if set(req) == set(own) and set(req) != set(weight_bands):
+                resolve_bands(own, None, available, source)  # the data must hold them
+                return BandSelection(own), tuple(weight_bands)
+    read = resolve_bands(weight_bands, requested, available, source)
+    return read, tuple(read)
+
+
+@dataclass(frozen=True)
+class ZeroFill:
+    """Input of a multi-sensor backbone shown one sensor: ``inner`` normalises the ``read`` bands, the model's
+    other channels are 0 (their normalised mean)."""
+
+    inner: InputTransform
+    read: tuple[str, ...]
+    model: tuple[str, ...]
+
+    def apply(self, x: Tensor) -> Tensor:
+        y = self.inner.apply(x)
+        out = y.new_zeros((*y.shape[:-3], len(self.model), *y.shape[-2:]))
+        out[..., [self.model.index(b) for b in self.read], :, :] = y
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.inner.to_dict(), "model_bands": list(self.model),
+                "zero_filled": [b for b in self.model if b not in self.read]}
 
 
 def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
@@ -244,14 +289,21 @@ def threshold_free(prob: np.ndarray, mask: np.ndarray) -> dict[str, float]:
 def _normalised_cities(
     cfg: ChangeConfig, lb: LoadedBackbone, train_raw: list[dict[str, Any]], test_raw: list[dict[str, Any]],
     bands: tuple[str, ...], normalization: str,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], InputTransform, str]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], InputTransform | ZeroFill, str]:
     """(train, test, transform, where its normalisation came from): the cities' dates normalised (``x1``,
-    ``x2`` (C, H, W)); the raw reflectance is kept for the test cities only, where a change map shows it."""
-    transform = lb.transform
+    ``x2`` (C, H, W)); the raw reflectance (and dB) is kept for the test cities only, where a change map shows
+    it. ``bands`` are the bands read; fewer than the model's (one sensor of a multi-sensor backbone): zero-filled."""
+    transform: InputTransform | ZeroFill = lb.transform
     norm_source = f"weights ({lb.kind})"
     if lb.normalization is None or normalization == "data":
         transform = InputTransform(image_stats([c[k] for c in train_raw for k in ("image1", "image2")], bands))
         norm_source = f"train city statistics ({len(train_raw)} cities, both dates)"
+    elif tuple(bands) != lb.bands:
+        transform = InputTransform(lb.normalization.select(bands))
+    if tuple(bands) != lb.bands:
+        assert isinstance(transform, InputTransform)
+        transform = ZeroFill(transform, tuple(bands), lb.bands)
+        norm_source += f"; {', '.join(b for b in lb.bands if b not in bands)} zero-filled"
 
     def prep(cities: list[dict[str, Any]], keep_raw: bool) -> list[dict[str, Any]]:
         return [{"x1": transform.apply(c["image1"]), "x2": transform.apply(c["image2"]), "mask": c["mask"],
@@ -436,15 +488,16 @@ def run_change_detection(
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     spec = load_weights(cfg.weights, cfg.backbone, cfg.weights_bands, cfg.seed)
-    bands = resolve_bands(spec.bands, cfg.bands, L1C, cfg.weights)
-    check_fits(cfg, spec.name, len(bands), device)
+    train_names, test_names = _cities(cfg)
+    available = (*L1C, *S1_BANDS) if has_s1(cfg.root, train_names[0]) else L1C
+    bands, model_bands = pair_bands(spec.bands, cfg.bands, available, cfg.weights)
+    check_fits(cfg, spec.name, len(model_bands), device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.yaml")
-    train_names, test_names = _cities(cfg)
     train_raw = _load(cfg, train_names, bands, "train")
     test_raw = _load(cfg, test_names, bands, "test")
-    lb = spec.build(bands)
+    lb = spec.build(model_bands)
     train, test, transform, norm_source = _normalised_cities(cfg, lb, train_raw, test_raw, bands, normalization)
     del train_raw, test_raw
     before = snapshot(lb.model)
@@ -470,6 +523,7 @@ def run_change_detection(
         "weights_sha256": lb.sha256,
         "backbone": lb.name,
         "bands": list(bands),
+        **({"model_bands": list(model_bands)} if model_bands != tuple(bands) else {}),
         "normalization": norm_source,
         "normalization_policy": normalization,
         "levels": [LEVEL_NAMES[i] for i in keep],

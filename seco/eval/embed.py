@@ -27,7 +27,6 @@ patch's centre (the patch footprint itself when ``stride == patch``).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -36,12 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import rasterio
-import shapely
 import torch
-from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
@@ -52,10 +47,9 @@ from seco.errors import BandError, ConfigError, DatasetError
 from seco.eval.backbone import InputTransform, load_weights, resolve_bands, resolve_device
 from seco.eval.config import EmbedConfig
 from seco.eval.embed_input import ChannelReader, band_name, check_s1_values, check_same_grid, open_parts
+from seco.eval.embed_output import DenseSink, ParquetSink, footprints
 from seco.eval.features import image_stats
-from seco.fileutil import AtomicFile
 
-GEOPARQUET_VERSION = "1.1.0"
 _BAND_IN_TEXT = re.compile(r"\bB(8A|\d{1,2})\b", re.IGNORECASE)
 _ROWS_PER_GROUP = 4096
 #: GDAL block cache while embedding, in MB.
@@ -187,33 +181,6 @@ def _stats(paths: list[Path], cfg: EmbedConfig, bands: tuple[str, ...], fbands: 
             refl = (a.astype(np.float32) + s.offset) / s.scale
             arrays.append(torch.from_numpy(refl[:, keep][:, None, :]))  # (C, 1, n)
     return image_stats(arrays, bands)
-
-
-def _geo_metadata(crs: Any, bbox: list[float]) -> dict[str, Any]:
-    return {
-        "version": GEOPARQUET_VERSION,
-        "primary_column": "geometry",
-        "columns": {
-            "geometry": {
-                "encoding": "WKB",
-                "geometry_types": ["Polygon"],
-                "crs": crs.to_dict(projjson=True) if crs is not None else None,
-                "bbox": bbox,
-            }
-        },
-    }
-
-
-def footprints(transform: Affine, windows: np.ndarray) -> np.ndarray:
-    """WKB polygons of pixel windows ``(n, 4)`` = (x_off, y_off, width, height) under ``transform``."""
-    x0, y0 = windows[:, 0].astype(np.float64), windows[:, 1].astype(np.float64)
-    x1, y1 = x0 + windows[:, 2], y0 + windows[:, 3]
-    px = np.stack([x0, x1, x1, x0, x0], axis=1)  # (n, 5) ring in pixel coordinates
-    py = np.stack([y0, y0, y1, y1, y0], axis=1)
-    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
-    xs, ys = a * px + b * py + c, d * px + e * py + f
-    polys = shapely.polygons(np.stack([xs, ys], axis=-1))
-    return shapely.to_wkb(polys)
 
 
 def _scan_inputs(paths: list[Path], cfg: EmbedConfig) -> tuple[dict[Path, tuple[str, ...]], Any, list[float]]:
@@ -421,7 +388,7 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     if cfg.dense is not None and is_folder:
         dense_dir = Path(cfg.dense)
         dense_dir.mkdir(parents=True, exist_ok=True)
-    writer = _ParquetSink(Path(cfg.out), crs, bounds, model.feature_dim, meta) if cfg.out is not None else None
+    writer = ParquetSink(Path(cfg.out), crs, bounds, model.feature_dim, meta) if cfg.out is not None else None
     bar = None
     if cfg.progress:
         from tqdm import tqdm
@@ -454,52 +421,6 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     return {"patches": n_done, "files": len(paths), "outputs": outputs, "feature_dim": model.feature_dim}
 
 
-class _ParquetSink:
-    """Streams rows to ``<out>`` through a temporary file renamed on success."""
-
-    def __init__(self, out: Path, crs: Any, bbox: list[float], dim: int, meta: dict[str, Any]) -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.schema = pa.schema(
-            [
-                ("source", pa.string()),
-                ("row", pa.int32()),
-                ("col", pa.int32()),
-                ("x_off", pa.int32()),
-                ("y_off", pa.int32()),
-                ("width", pa.int32()),
-                ("height", pa.int32()),
-                ("valid_fraction", pa.float32()),
-                ("embedding", pa.list_(pa.float32(), dim)),
-                ("geometry", pa.binary()),
-            ],
-            metadata={b"geo": json.dumps(_geo_metadata(crs, bbox)).encode(), b"seco": json.dumps(meta).encode()},
-        )
-        self.file = AtomicFile(out)
-        try:
-            self.writer = pq.ParquetWriter(self.file.tmp, self.schema)
-        except BaseException:
-            self.file.discard()
-            raise
-        self.dim = dim
-
-    def write(self, cols: dict[str, Any], emb: np.ndarray) -> None:
-        arrays = [pa.array(cols[n], type=self.schema.field(n).type) for n in self.schema.names[:8]]
-        flat = pa.array(emb.astype(np.float32).ravel(), type=pa.float32())
-        arrays.append(pa.FixedSizeListArray.from_arrays(flat, self.dim))
-        arrays.append(pa.array(cols["geometry"], type=pa.binary()))
-        self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-
-    def close(self) -> None:
-        self.writer.close()
-        self.file.commit()
-
-    def abort(self) -> None:
-        try:
-            self.writer.close()
-        finally:
-            self.file.discard()
-
-
 @torch.no_grad()
 def _forward(model: Any, transform: InputTransform, batch: list[np.ndarray], device: torch.device, bf16: bool):
     """(B, C, p, p) reflectance patches -> (B, D) float32 embeddings."""
@@ -517,7 +438,7 @@ def _fill_values(transform: InputTransform, bands: tuple[str, ...]) -> np.ndarra
 def _embed_file(
     path: Path, fb: tuple[str, ...], s1_fb: tuple[str, ...], bands: tuple[str, ...], model: Any,
     transform: InputTransform,
-    cfg: EmbedConfig, device: torch.device, sink: _ParquetSink | None, dense_path: Path | None,
+    cfg: EmbedConfig, device: torch.device, sink: ParquetSink | None, dense_path: Path | None,
     meta: dict[str, Any], bar: Any,
 ) -> int:
     """Embed one file (or S2 + S1 pair) row of patches at a time; returns the number of patches embedded."""
@@ -533,7 +454,7 @@ def _embed_file(
         nrows = len(grid_positions(src.height, cfg.patch, step))
         dst = None
         if dense_path is not None:
-            dst = stack.enter_context(_DenseSink(dense_path, src, nrows, ncols, dim, cfg.patch, step, meta))
+            dst = stack.enter_context(DenseSink(dense_path, src, nrows, ncols, dim, cfg.patch, step, meta))
         rows: dict[str, list] = {k: [] for k in _ROW_COLUMNS}
         embs: list[np.ndarray] = []
         for r, y0, patches in iter_rows(reader, cfg.patch, step):
@@ -575,42 +496,3 @@ def _embed_file(
 
 
 _ROW_COLUMNS = ("source", "row", "col", "x_off", "y_off", "width", "height", "valid_fraction", "geometry")
-
-
-class _DenseSink:
-    """A float32 GeoTIFF of ``dim`` bands, one pixel per patch cell, written one grid row at a time to a
-    temporary file that is renamed on success (removed on failure)."""
-
-    def __init__(self, path: Path, src: Any, nrows: int, ncols: int, dim: int, patch: int, step: int,
-                 meta: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shift = (patch - step) / 2.0  # centre the step-sized cell on the patch centre
-        self.ncols = ncols
-        self.file = AtomicFile(path)
-        try:
-            self.dst = rasterio.open(
-                self.file.tmp, "w", driver="GTiff", width=ncols, height=nrows, count=dim, dtype="float32",
-                crs=src.crs, transform=src.transform @ Affine.translation(shift, shift) @ Affine.scale(step),
-                nodata=float("nan"), interleave="pixel", BIGTIFF="IF_SAFER",
-            )
-        except BaseException:
-            self.file.discard()
-            raise
-        self.dst.update_tags(**{k: json.dumps(v) for k, v in meta.items() if k != "config"})
-
-    def write_row(self, r: int, line: np.ndarray) -> None:
-        self.dst.write(line, window=Window(0, r, self.ncols, 1))  # (dim, 1, ncols)
-
-    def __enter__(self) -> _DenseSink:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        try:
-            self.dst.close()
-        except BaseException:
-            self.file.discard()
-            raise
-        if exc_type is None:
-            self.file.commit()
-        else:
-            self.file.discard()

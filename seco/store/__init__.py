@@ -3,6 +3,7 @@
 Layout, atomicity protocol and the measured chunking choice: docs/STORE.md.
 """
 
+from seco.store.create import create_store, open_writer
 from seco.store.reader import Store, open_store
 from seco.store.s1 import S1Patch, S1Reader
 from seco.store.schema import (
@@ -14,7 +15,7 @@ from seco.store.schema import (
     StoreIndexError,
     StoreLayout,
 )
-from seco.store.writer import StoreWriter, create_store, open_writer
+from seco.store.writer import StoreWriter
 
 __all__ = [
     "DATE_FIELDS",

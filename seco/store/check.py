@@ -88,12 +88,27 @@ def check_integrity(store: Store, i: int) -> list[Finding]:
         except StoreCorruptError as e:
             return [Finding(i, key, e.path or store.image_file(i), "integrity",
                             getattr(e.__cause__, "problem", None) or str(e.__cause__ or e))]
-        return []
+        return _check_clear_mask(store, i, key)
     out: list[Finding] = []
     for name, reader in readers.items():
         assert reader is not None
         out += _check_shard(reader, i, key, store.image_file(i, name))
-    return out
+    return out + _check_clear_mask(store, i, key)
+
+
+def _check_clear_mask(store: Store, i: int, key: str | None) -> list[Finding]:
+    """The location's clear-sky mask (stores that record them) reads back: its chunk decodes and, in stores with
+    checksums, its CRC32C matches (zarr verifies it on read)."""
+    if not store.has_clear:
+        return []
+    from seco.store.clear import MASK
+
+    try:
+        store.clear_mask(i)
+    except Exception as e:  # noqa: BLE001 - zarr raises codec- and checksum-specific errors
+        return [Finding(i, key, f"{store.path}/{MASK}/c/{i}/0/0/0", "integrity",
+                        f"its clear-sky mask cannot be read ({type(e).__name__}: {e})")]
+    return []
 
 
 def _check_shard(reader: ShardReader, i: int, key: str | None, path: str) -> list[Finding]:

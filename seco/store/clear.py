@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from seco.errors import StoreError
 from seco.store import schema as S
@@ -191,7 +191,8 @@ class ClearWriter:
         c = self._config
         T, P, C, rows = c.num_dates, c.patch_size, len(c.bands), c.layout.meta_chunk
         self._root.create_array(MASK, shape=(cap, T, P, P), chunks=(1, T, P, P), dtype="bool", fill_value=False,
-                                compressors=(ZstdCodec(level=3),), dimension_names=("location", "date", "y", "x"),
+                                compressors=(ZstdCodec(level=3), *((Crc32cCodec(),) if c.layout.checksum else ())),
+                                dimension_names=("location", "date", "y", "x"),
                                 attributes={"description": "clear pixels of each valid date (not cloud, shadow, "
                                             "snow or nodata); meta/clear_rule says how they were decided"})
         self._root.create_array(FRACTION, shape=(cap, T), chunks=(rows, T), dtype="float64", fill_value=math.nan,

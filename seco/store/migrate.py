@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from seco.errors import StoreCorruptError, StoreError
+from seco.store.create import create_store
 from seco.store.packing import NotNativeError
 from seco.store.reader import open_store
 from seco.store.s1 import S1Patch
 from seco.store.schema import Location, StoreLayout
-from seco.store.writer import create_store
 
 
 @dataclass
@@ -113,6 +113,8 @@ def migrate_store(
 
 
 def disk_bytes(path: str | os.PathLike[str]) -> int:
-    """Bytes of the image shards of a local store (every image array: ``images``, ``images_x2``, ``images_x6``)."""
+    """Bytes of the image shards of a local store (every image array: ``images``, ``images_x2``, ``images_x6``, and
+    the Sentinel-1 group's ``s1/images``)."""
     roots = [d for d in Path(path).iterdir() if d.is_dir() and (d.name == "images" or d.name.startswith("images_x"))]
+    roots += [d for d in (Path(path) / "s1" / "images",) if d.is_dir()]
     return sum(f.stat().st_size for root in roots for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")

@@ -14,12 +14,11 @@ import zarr
 
 from seco.bands import S1_BANDS, indices, parse_bands, sensor_of
 from seco.errors import StoreCorruptError, StoreError
-from seco.store import clear as CL
 from seco.store import s1 as S1
 from seco.store import schema as S
 from seco.store.packing import PackGroup, PackSpec, _upsample_np
+from seco.store.reader_stats import StatsReading
 from seco.store.shard import ShardReader, check_out
-from seco.store.stats import add_to_histogram, stats_from_histogram
 
 
 def open_store(
@@ -50,7 +49,7 @@ class _Run:
     stop: int
 
 
-class Store(S.StoreFacts):
+class Store(StatsReading, S.StoreFacts):
     """A snapshot of the committed locations of a store.
 
     ``len(store)`` is the location count committed when the store was opened (``refresh`` re-reads it).
@@ -528,95 +527,3 @@ class Store(S.StoreFacts):
             if name not in node:
                 return None
         return self._array(key)
-
-    # ------------------------------------------------------------------------------------------ statistics
-    def histogram(self) -> np.ndarray:
-        """(C, 65536) uint64 counts of each DN per band over the valid dates of all locations."""
-        if self._hist is None:
-            hist = np.asarray(self._array(S.HIST)[self._hist_slot], dtype=np.uint64)
-            # locations committed after the histogram was last saved (a writer still running or killed)
-            for i in range(self._hist_locations, self._n):
-                add_to_histogram(hist, self.read(i), self.valid_mask()[i])
-            self._hist = hist
-        return self._hist
-
-    @property
-    def has_clear(self) -> bool:
-        """Whether the store records clear-sky masks and their histogram (stores written before them do not)."""
-        if self._has_clear is None:
-            self._has_clear = CL.HIST in self._group()
-        return self._has_clear
-
-    def clear_mask(self, i: int) -> np.ndarray | None:
-        """(T, H, W) bool: the clear pixels of location ``i`` (False on invalid dates and nodata), or ``None``
-        when the store records none."""
-        j = self._index(i)
-        if not self.has_clear:
-            return None
-        return np.asarray(self._array(CL.MASK)[j], dtype=bool)
-
-    def clear_histogram(self) -> np.ndarray | None:
-        """(C, 65536) uint64 counts of each DN per band over the clear pixels of valid dates, or ``None`` when the
-        store records no clear masks."""
-        if not self.has_clear:
-            return None
-        if self._clear_hist is None:
-            hist = np.asarray(self._array(CL.HIST)[self._hist_slot], dtype=np.uint64)
-            for i in range(self._hist_locations, self._n):  # committed after the histogram was last saved
-                mask = self.clear_mask(i)
-                assert mask is not None
-                CL.add_clear(hist, self.read(i), mask, self.valid_mask()[i])
-            self._clear_hist = hist
-        return self._clear_hist
-
-    def _pixels(self, pixels: str | None, idx: list[int] | None = None) -> tuple[str, str]:
-        """The pixels ``stats`` uses for bands ``idx`` (``None``: all) and why, when the default falls back."""
-        if pixels is None:
-            if not self.has_clear:
-                return "valid", ""
-            hist = self.clear_histogram() if self._n else None
-            if hist is not None:
-                empty = [self.bands[k] for k in (idx if idx is not None else range(len(self.bands)))
-                         if not hist[k, 1:].any()]
-                if empty:  # e.g. a store whose every pixel is cloud or snow: valid statistics, and say so
-                    return "valid", f"; the clear-sky masks leave no pixel in band(s) {', '.join(empty)}"
-            return "clear", ""
-        if pixels not in CL.PIXELS:
-            raise StoreError(f"pixels={pixels!r} is unknown; use 'clear' (cloud, shadow, snow and nodata left out) "
-                             "or 'valid' (every non-zero pixel of valid dates)")
-        if pixels == "clear" and not self.has_clear:
-            raise StoreError(f"store {self.path} was written before seco recorded clear-sky masks, so it has no "
-                             "clear-pixel statistics; use pixels='valid', or copy it with `seco store migrate` "
-                             "(the copy tests its bands for cloud and snow)")
-        return pixels, ""
-
-    def stats(self, bands: str | Sequence[str] | None = None, pixels: str | None = None) -> dict[str, np.ndarray]:
-        """Exact per-band statistics in DN, ignoring nodata zeros.
-
-        Args:
-            bands: band names or a set name (``None`` = the store's bands).
-            pixels: ``"clear"`` (the clear pixels of valid dates: no cloud, shadow or snow) or ``"valid"`` (every
-                pixel of valid dates). ``None``: ``"clear"`` where the store records clear masks and they leave
-                pixels in every asked band, else ``"valid"``. ``stats_method`` says which and how.
-
-        Returns:
-            ``mean``, ``std`` (population), ``p2``, ``p98``: each (c,) float64, in the order of ``bands``.
-
-        Raises:
-            StoreError: the store is empty, a band has no such pixel, an unknown ``pixels``, or ``"clear"`` on a
-                store without clear masks.
-            BandError: a band the store does not hold.
-        """
-        if self._n == 0:
-            raise StoreError(f"store {self.path} has no locations yet; statistics need data")
-        idx = self.band_indices(bands)
-        hist = self.clear_histogram() if self._pixels(pixels, idx)[0] == "clear" else self.histogram()
-        assert hist is not None
-        return stats_from_histogram(hist[idx], tuple(self.bands[k] for k in idx))
-
-    def stats_method(self, pixels: str | None = None, bands: str | Sequence[str] | None = None) -> str:
-        """One line saying over which pixels ``stats(bands, pixels)`` is computed (e.g. "clear pixels ... SCL on
-        95.0 %, test 'blue>0.2' on 5.0 %", counted over the ``clear_rule`` records of the valid dates)."""
-        p, why = self._pixels(pixels, self.band_indices(bands))
-        rules = self.meta_array("clear_rule") if self.has_clear else None
-        return CL.describe(rules, self.valid_mask(), p) + why

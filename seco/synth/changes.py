@@ -17,6 +17,12 @@ docstring): per-band uint16 GeoTIFFs in EPSG:4326 at native sizes (20 m and 60 m
 the 10 m grid, area-averaged over the same extent), ``dates.txt``, ``train.txt`` / ``test.txt``,
 ``<city>-cm.tif`` (1 = no change, 2 = change) and an RGBA ``cm.png`` (0 / 255) under Train Labels / Test
 Labels, ``pair/img{1,2}.png`` previews, and ``synth_oscd.json`` (config and what was planted where).
+
+Radar, floods and clouds (:mod:`seco.synth.changes_s1`, each from its own generator stream, so that without
+them every output is what it was): ``s1=True`` adds Sentinel-1 VV / VH of both dates
+(``<city>/sentinel1/sentinel1_<city>_<orbit>_t{1,2}.tif``, dB), ``flood_fraction`` plants ``flood`` changes
+(fields by the river under water on date 2), ``cloud_fraction`` puts the second (or both) S2 dates of that
+share of the cities under an overcast sky.
 """
 
 from __future__ import annotations
@@ -24,8 +30,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -37,7 +41,18 @@ import numpy as np
 from seco.bands import BY_NAME, L1C, TEN_M, parse_bands
 from seco.errors import ConfigError, DatasetError
 from seco.fileutil import atomic_write
-from seco.synth import geo, seasons, spectra
+from seco.synth import changes_s1, geo, seasons, spectra
+from seco.synth.changes_io import (
+    IMAGES_DIR,
+    MANIFEST,
+    TEST_LABELS_DIR,
+    TRAIN_LABELS_DIR,
+    preview,
+    reusable,
+    write_band,
+    write_change_map,
+    write_s1,
+)
 from seco.synth.scene import CROPLAND, FOREST, GRASSLAND, URBAN, WATER, _fields, _rotated_grid
 
 #: Land-cover codes of the change maps: the simulator's classes plus bare soil (cleared forest).
@@ -47,10 +62,6 @@ COVER: tuple[str, ...] = (*spectra.CLASSES, "bare soil")
 CHANGE_KINDS: dict[str, float] = {"construction": 0.6, "water": 0.15, "clearing": 0.25}
 #: NDVI offset of bare soil, relative to the cropland spectrum (ploughed field, NDVI about 0.1).
 BARE_DEV = -0.15
-MANIFEST = "synth_oscd.json"
-IMAGES_DIR = "Onera Satellite Change Detection dataset - Images"
-TRAIN_LABELS_DIR = "Onera Satellite Change Detection dataset - Train Labels"
-TEST_LABELS_DIR = "Onera Satellite Change Detection dataset - Test Labels"
 _FIRST = date(2015, 7, 1)  # Sentinel-2A in orbit
 
 
@@ -64,6 +75,12 @@ class ChangeDatasetConfig:
         seed: the seed; city ``i`` depends only on (seed, i).
         bands: bands written per date (must include the 10 m bands, which define the grid).
         change_fraction: target share of changed pixels; each city draws its own in [2/3, 4/3] of it.
+        s1: also write Sentinel-1 VV / VH of both dates (:mod:`seco.synth.changes_s1`).
+        flood_fraction: target share of a city flooded on the second date (each city draws its own in [2/3, 4/3]
+            of it), labelled as change besides ``change_fraction``; 0 = no floods.
+        cloud_fraction: share of the cities (of each split) whose S2 dates are overcast, 0..1.
+        cloud_dates: ``"second"`` (the second date of an overcast city) or ``"both"``.
+        cloud_splits: ``"all"`` (train and test cities) or ``"test"`` (test cities only).
     """
 
     num_cities: int = 4
@@ -71,6 +88,11 @@ class ChangeDatasetConfig:
     seed: int = 0
     bands: tuple[str, ...] = L1C
     change_fraction: float = 0.075
+    s1: bool = False
+    flood_fraction: float = 0.0
+    cloud_fraction: float = 0.0
+    cloud_dates: str = "second"
+    cloud_splits: str = "all"
 
     def __post_init__(self) -> None:
         if isinstance(self.num_cities, bool) or not isinstance(self.num_cities, int) or self.num_cities < 2:
@@ -79,12 +101,26 @@ class ChangeDatasetConfig:
             raise ConfigError(f"size={self.size!r}: give an integer of at least 64 px (a 96 px tile needs ~that)")
         if not 0.005 <= self.change_fraction <= 0.3:
             raise ConfigError(f"change_fraction={self.change_fraction!r} must be in 0.005..0.3, e.g. 0.075")
+        if not 0.0 <= self.flood_fraction <= 0.2:
+            raise ConfigError(f"flood_fraction={self.flood_fraction!r} must be in 0..0.2, e.g. 0.04 (0 = no floods)")
+        if not 0.0 <= self.cloud_fraction <= 1.0:
+            raise ConfigError(f"cloud_fraction={self.cloud_fraction!r} must be in 0..1 (0.5: half the cities overcast)")
+        if self.cloud_dates not in changes_s1.CLOUD_DATES:
+            raise ConfigError(f"cloud_dates={self.cloud_dates!r} must be one of {', '.join(changes_s1.CLOUD_DATES)}")
+        if self.cloud_splits not in changes_s1.CLOUD_SPLITS:
+            raise ConfigError(f"cloud_splits={self.cloud_splits!r} must be one of {', '.join(changes_s1.CLOUD_SPLITS)}")
         missing = [b for b in TEN_M if b not in self.bands]
         if missing:
             raise ConfigError(
                 f"bands {', '.join(self.bands)} lack the 10 m band(s) {', '.join(missing)}, which OSCD readers "
                 "use as the grid; include B02, B03, B04 and B08"
             )
+
+    def manifest_config(self) -> dict[str, Any]:
+        """The config as ``synth_oscd.json`` records it; the radar / flood / cloud settings only where they are not
+        the defaults, so an S2-only dataset's manifest is what it was before they existed."""
+        d = {**asdict(self), "bands": list(self.bands)}
+        return {k: v for k, v in d.items() if k not in _EXTRA_DEFAULTS or v != _EXTRA_DEFAULTS[k]}
 
     @property
     def test_cities(self) -> int:
@@ -93,6 +129,10 @@ class ChangeDatasetConfig:
     def city_names(self) -> list[str]:
         return [f"synth{i:02d}" for i in range(self.num_cities)]
 
+
+#: The settings added with Sentinel-1 (recorded in the manifest only when they differ from these).
+_EXTRA_DEFAULTS: dict[str, Any] = {"s1": False, "flood_fraction": 0.0, "cloud_fraction": 0.0, "cloud_dates": "second",
+                                   "cloud_splits": "all"}
 
 # ---------------------------------------------------------------------------------------------- simulation
 
@@ -319,7 +359,7 @@ class _Renderer:
         H, W = city.cover.shape
         self.area = {f: (_area_matrix(round(H / f), H), _area_matrix(round(W / f), W)) for f in (2, 6)}
 
-    def _ndvi_deviation(self, cv: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, doy: int) -> np.ndarray:
+    def ndvi_deviation(self, cv: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, doy: int) -> np.ndarray:
         """(H, W) seasonal NDVI change of land cover ``cv`` on day of year ``doy``."""
         city = self.city
         cal = np.array(spectra.CROP_CALENDARS, np.float32)  # (n, 2): peak doy, amplitude factor
@@ -333,12 +373,14 @@ class _Renderer:
         return amp * (np.cos((2 * math.pi / 365.0) * (doy - peak)) + 0.35 * city.vigour)
 
     def render(self, cv: np.ndarray, off: np.ndarray, afac: np.ndarray, cal_idx: np.ndarray, c_off: np.ndarray,
-               doy: int, eff: seasons.DateEffects) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """(band -> uint16 plane at its native shape, NDVI as written (H, W), surface NDVI (H, W))."""
+               doy: int, eff: seasons.DateEffects, cloud: tuple[np.ndarray, np.ndarray] | None = None,
+               ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(band -> uint16 plane at its native shape, NDVI as written (H, W), surface NDVI (H, W)); ``cloud``:
+        (opacity, cloud-top texture), both (H, W), blended over the hazy image towards the cloud spectrum."""
         rng, tab, bands, city = self.rng, self.tab, self.bands, self.city
         crop, grass = cv == CROPLAND, cv == GRASSLAND
         off = off + np.where(crop, c_off[city.pinv], 0.0) + np.where(grass, city.grass_off[city.pinv], 0.0)
-        dev = self._ndvi_deviation(cv, afac, cal_idx, doy)  # (H, W) NDVI change
+        dev = self.ndvi_deviation(cv, afac, cal_idx, doy)  # (H, W) NDVI change
         gain = rng.normal(0, 0.04) + rng.normal(0, 0.015, len(bands))  # calibration / residual gain of this date
         terms = seasons.band_terms(bands, eff)
         ln_sun = np.log(seasons.shading(self.zx, self.zy, eff)) + eff.gain  # (H, W) terrain shading, illumination
@@ -352,6 +394,8 @@ class _Renderer:
             if b in ("B04", "B08"):
                 surface[b] = img
             img = img * terms["transmit"][c] + terms["path"][c]  # haze
+            if cloud is not None:
+                img = img + cloud[0] * (self.tab["cloud"][c] * (0.92 + 0.08 * cloud[1]) - img)
             f = BY_NAME[b].resolution_m // 10
             if f > 1:
                 ah, aw = self.area[f]
@@ -371,8 +415,16 @@ def simulate_change_pair(
     size: int = 192,
     bands: Sequence[str] = L1C,
     change_fraction: float = 0.075,
+    *,
+    s1: bool = False,
+    flood_fraction: float = 0.0,
+    overcast: str | None = None,
 ) -> dict[str, Any]:
     """Simulate one city pair (see the module docstring), drawn from ``default_rng([seed, index])``.
+
+    ``s1``, ``flood_fraction`` and ``overcast`` (``None``, ``"second"`` or ``"both"``: which S2 dates are under
+    an overcast sky) add radar, floods and clouds (:mod:`seco.synth.changes_s1`), each from its own generator
+    stream: without them the outputs are what they always were.
 
     Returns:
         ``planes1``, ``planes2`` (band -> uint16 DN array at the band's native shape), ``mask`` (H, W) bool,
@@ -380,7 +432,10 @@ def simulate_change_pair(
         float32 of the 10 m bands as written (haze included), ``surface_ndvi1``, ``surface_ndvi2`` the same
         before the atmosphere, ``effects`` (the two dates' :class:`seco.synth.seasons.DateEffects` as dicts),
         ``dates`` (date, date), ``changes`` (one dict per planted change: kind, pixels), ``target_fraction``,
-        ``lat``, ``lon``, ``tile``.
+        ``lat``, ``lon``, ``tile``; ``flood_target`` (share of the city to flood, 0 without floods), ``flooded`` (H, W) bool,
+        ``cloud_cover`` (per date, the share under opacity > 0.5; 0 when clear) and ``cloud_alpha`` (per date,
+        (H, W) float32 opacity or None); with ``s1`` also ``s1``: ``db`` (2, 2, H, W) float32 dB (date, VV / VH),
+        ``meta`` per date, ``orbit``.
     """
     rng = np.random.default_rng([seed, index])
     jit = max(1, size // 8)
@@ -397,12 +452,23 @@ def simulate_change_pair(
 
     city = _draw_city(rng, H, W)
     planter, target = _plant_changes(rng, city, change_fraction)
+    flooded, flood_target = changes_s1.plant_floods(seed, index, planter, flood_fraction)
+    clouds = changes_s1.overcast_dates(seed, index, H, W, overcast)
     renderer = _Renderer(rng, tuple(bands), city, zx[:H, :W], zy[:H, :W])
     planes1, ndvi1, ground1 = renderer.render(city.cover, city.offset, city.amp_fac, city.crop_cal, city.crop_off,
-                                              doys[0], effects[0])
+                                              doys[0], effects[0], clouds[0][:2] if clouds[0] else None)
     planes2, ndvi2, ground2 = renderer.render(planter.cover2, planter.offset2, planter.amp_fac2, city.crop_cal2,
-                                              city.crop_off2, doys[1], effects[1])
-    return {
+                                              city.crop_off2, doys[1], effects[1], clouds[1][:2] if clouds[1] else None)
+    extra: dict[str, Any] = {
+        "flood_target": flood_target, "flooded": flooded, "cloud_cover": [c[2] if c else 0.0 for c in clouds],
+        "cloud_alpha": [c[0] if c else None for c in clouds],
+    }
+    if s1:
+        devs = (renderer.ndvi_deviation(city.cover, city.amp_fac, city.crop_cal, doys[0]),
+                renderer.ndvi_deviation(planter.cover2, planter.amp_fac2, city.crop_cal2, doys[1]))
+        extra["s1"] = changes_s1.simulate_s1_pair(seed, index, (city.cover, planter.cover2), city.tex, zx, zy, lat, lon,
+                                                  (d1, d2), devs, effects, BARE, flooded)
+    return {**extra,
         "planes1": planes1, "planes2": planes2, "mask": city.cover != planter.cover2,
         "cover1": city.cover.astype(np.uint8), "cover2": planter.cover2.astype(np.uint8),
         "ndvi1": ndvi1, "ndvi2": ndvi2, "surface_ndvi1": ground1, "surface_ndvi2": ground2,
@@ -414,86 +480,11 @@ def simulate_change_pair(
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _write_band(path: Path, plane: np.ndarray, lat: float, lon: float, shape10: tuple[int, int]) -> None:
-    """One uint16 band in EPSG:4326, its pixels spanning the extent of the 10 m grid (as the real files)."""
-    import rasterio
-    from rasterio.transform import Affine
-
-    h, w = plane.shape
-    ext_x = shape10[1] * 10.0 / (111320.0 * math.cos(math.radians(lat)))
-    ext_y = shape10[0] * 10.0 / 110574.0
-    transform = Affine(ext_x / w, 0.0, lon - ext_x / 2, 0.0, -ext_y / h, lat + ext_y / 2)
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint16", crs="EPSG:4326",
-                       transform=transform) as dst:
-        dst.write(plane[None])
-
-
-def _write_change_map(folder: Path, city: str, mask: np.ndarray) -> None:
-    import rasterio
-    from PIL import Image
-    from rasterio.errors import NotGeoreferencedWarning
-
-    folder.mkdir(parents=True, exist_ok=True)
-    h, w = mask.shape
-    with warnings.catch_warnings():  # no CRS, no transform: as the real files
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(folder / f"{city}-cm.tif", "w", driver="GTiff", width=w, height=h, count=1,
-                           dtype="uint8") as dst:
-            dst.write((1 + mask).astype(np.uint8)[None])
-    rgba = np.zeros((h, w, 4), np.uint8)
-    rgba[..., :3] = 255 * mask[..., None]
-    rgba[..., 3] = 255
-    Image.fromarray(rgba, "RGBA").save(folder / "cm.png")
-
-
-def _preview(planes: dict[str, np.ndarray], path: Path) -> None:
-    from PIL import Image
-
-    rgb = np.stack([planes[b] for b in ("B04", "B03", "B02")], axis=-1).astype(np.float32)
-    lo, hi = float(np.percentile(rgb, 2)), float(np.percentile(rgb, 98))
-    Image.fromarray((255 * np.clip((rgb - lo) / max(hi - lo, 1.0), 0, 1)).astype(np.uint8)).save(path)
-
-
-def _ours(path: Path) -> list[Path]:
-    return [path / n for n in (IMAGES_DIR, TRAIN_LABELS_DIR, TEST_LABELS_DIR, MANIFEST)]
-
-
-def _reusable(path: Path, cfg: ChangeDatasetConfig, want: dict[str, Any], overwrite: bool) -> bool:
-    """Whether ``path`` already holds the finished dataset ``want``; else clear our own folders there.
-
-    Raises:
-        DatasetError: a dataset of other settings (without ``overwrite``), or foreign OSCD folders.
-    """
-    manifest = path / MANIFEST
-    if manifest.is_file():
-        try:
-            have = json.loads(manifest.read_text(encoding="utf-8")).get("config")
-        except ValueError:
-            have = None
-        if have == want:
-            return True
-        if not overwrite:
-            raise DatasetError(
-                f"{path} holds a synthetic OSCD made with other settings ({have}); choose another folder (or "
-                "another --out of the command that made it), or remove it"
-            )
-    elif (path / IMAGES_DIR).exists() and not overwrite and not any(
-        (path / IMAGES_DIR / c).is_dir() for c in cfg.city_names()
-    ):
-        raise DatasetError(
-            f"{path / IMAGES_DIR} exists but was not written by make_change_dataset; choose another folder"
-        )
-    for p in _ours(path):  # an interrupted or replaced dataset: only our own folders go
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    return False
-
-
-def _write_city(path: Path, cfg: ChangeDatasetConfig, i: int, city: str, test: bool) -> dict[str, Any]:
-    """Simulate city ``i`` and write its two dates, previews and change map; its manifest record."""
-    sim = simulate_change_pair(cfg.seed, i, cfg.size, cfg.bands, cfg.change_fraction)
+def _write_city(path: Path, cfg: ChangeDatasetConfig, i: int, city: str, test: bool,
+                overcast: bool = False) -> dict[str, Any]:
+    """Simulate city ``i`` and write its two dates, previews, change map (and S1); its manifest record."""
+    sim = simulate_change_pair(cfg.seed, i, cfg.size, cfg.bands, cfg.change_fraction, s1=cfg.s1,
+                               flood_fraction=cfg.flood_fraction, overcast=cfg.cloud_dates if overcast else None)
     d1, d2 = sim["dates"]
     shape10 = sim["mask"].shape
     orbit = int(np.random.default_rng([cfg.seed, i, 1]).integers(1, 20000))
@@ -504,13 +495,23 @@ def _write_city(path: Path, cfg: ChangeDatasetConfig, i: int, city: str, test: b
                                       strict=True):
         (city_dir / folder).mkdir(parents=True)
         for b in cfg.bands:
-            _write_band(city_dir / folder / f"{prefix}_{b}.tif", planes[b], sim["lat"], sim["lon"], shape10)
+            write_band(city_dir / folder / f"{prefix}_{b}.tif", planes[b], sim["lat"], sim["lon"], shape10)
     (city_dir / "dates.txt").write_text(f"date_1: {d1:%Y%m%d}\ndate_2: {d2:%Y%m%d}\n", encoding="utf-8")
     (city_dir / "pair").mkdir()
-    _preview(sim["planes1"], city_dir / "pair" / "img1.png")
-    _preview(sim["planes2"], city_dir / "pair" / "img2.png")
-    _write_change_map(path / (TEST_LABELS_DIR if test else TRAIN_LABELS_DIR) / city / "cm", city, sim["mask"])
-    return {
+    preview(sim["planes1"], city_dir / "pair" / "img1.png")
+    preview(sim["planes2"], city_dir / "pair" / "img2.png")
+    write_change_map(path / (TEST_LABELS_DIR if test else TRAIN_LABELS_DIR) / city / "cm", city, sim["mask"])
+    extra: dict[str, Any] = {}
+    if cfg.s1:
+        s1 = sim["s1"]
+        for t in (1, 2):
+            write_s1(changes_s1.s1_file(city_dir, city, s1["orbit"], t), s1["db"][t - 1], sim["lat"], sim["lon"])
+        extra["s1"] = {"orbit": s1["orbit"], "passes": s1["meta"]}
+    if cfg.flood_fraction > 0:
+        extra["flood_target"] = sim["flood_target"]
+    if cfg.cloud_fraction > 0:
+        extra["cloud_cover"] = sim["cloud_cover"]
+    return {**extra,
         "split": "test" if test else "train",
         "dates": [d1.isoformat(), d2.isoformat()],
         "shape": list(shape10),
@@ -534,8 +535,16 @@ def make_change_dataset(
     progress: bool = False,
     *,
     overwrite: bool = False,
+    s1: bool = False,
+    flood_fraction: float = 0.0,
+    cloud_fraction: float = 0.0,
+    cloud_dates: str = "second",
+    cloud_splits: str = "all",
 ) -> Path:
     """Simulate an OSCD-layout change dataset into ``out`` (see the module docstring) and return ``out``.
+
+    ``s1``, ``flood_fraction``, ``cloud_fraction``, ``cloud_dates`` and ``cloud_splits`` as
+    :class:`ChangeDatasetConfig` (radar, floods, overcast S2 dates: :mod:`seco.synth.changes_s1`).
 
     A finished dataset made with the same arguments is reused as it is; an interrupted one is rewritten.
 
@@ -545,11 +554,12 @@ def make_change_dataset(
             files where the OSCD folders go.
     """
     cfg = ChangeDatasetConfig(num_cities=num_cities, size=size, seed=seed, bands=parse_bands(bands, L1C),
-                              change_fraction=float(change_fraction))
-    want = {**asdict(cfg), "bands": list(cfg.bands)}
+                              change_fraction=float(change_fraction), s1=bool(s1), flood_fraction=float(flood_fraction),
+                              cloud_fraction=float(cloud_fraction), cloud_dates=cloud_dates, cloud_splits=cloud_splits)
+    want = cfg.manifest_config()
     path = Path(os.fspath(out)).expanduser().absolute()
     manifest = path / MANIFEST
-    if _reusable(path, cfg, want, overwrite):
+    if reusable(path, cfg.city_names(), want, overwrite):
         return path
 
     names = cfg.city_names()
@@ -560,13 +570,14 @@ def make_change_dataset(
     (images / "train.txt").write_text(",".join(train), encoding="utf-8")
     (images / "test.txt").write_text(",".join(test), encoding="utf-8")
     cities: dict[str, Any] = {}
+    cloudy = changes_s1.overcast_cities(names, test, cfg.seed, cfg.cloud_fraction, cfg.cloud_splits)
     it: Any = enumerate(names)
     if progress:
         from tqdm import tqdm
 
         it = tqdm(it, total=len(names), desc="synth oscd", unit="city")
     for i, city in it:
-        cities[city] = _write_city(path, cfg, i, city, city in test)
+        cities[city] = _write_city(path, cfg, i, city, city in test, city in cloudy)
     atomic_write(manifest, json.dumps({"config": want, "cities": cities}, indent=2))  # last: marks a finished dataset
     return path
 

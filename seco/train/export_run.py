@@ -5,6 +5,7 @@ The step from a run to weights; the format of the weights written is :mod:`seco.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from typing import Any
 from safetensors import SafetensorError
 
 from seco import __version__
-from seco.bands import parse_bands
+from seco.bands import parse_bands, sensor_of, sensors_of
+from seco.data.normalize import Normalization
 from seco.errors import CheckpointError, ConfigError, OutputError
 from seco.models.export import EXPORT_SUFFIXES, export_backbone, sensor_statistics
 from seco.models.official import backbone_from_official
@@ -63,7 +65,8 @@ def _check_bands(bands: str | None, trained: list[str], checkpoint: str | Path) 
             "feature means. Leave --bands out, or pre-train on the bands you want (`seco pretrain --bands`)")
 
 
-def export_run(checkpoint: str | Path, out: str | Path, *, bands: str | None = None) -> list[Path]:
+def export_run(checkpoint: str | Path, out: str | Path, *, bands: str | None = None,
+               per_sensor: bool = False) -> list[Path]:
     """Export the query encoder of a ``seco pretrain`` checkpoint with its bands and normalisation.
 
     The checkpoint is read without executing code and its entries validated
@@ -75,10 +78,14 @@ def export_run(checkpoint: str | Path, out: str | Path, *, bands: str | None = N
         checkpoint: the run's checkpoint (``last.ckpt``).
         out: the output stem (see :func:`export_stem`).
         bands: ``seco export --bands``: must name the checkpoint's own bands (a subset is refused).
+        per_sensor: (a run on bands of both sensors) also write one backbone per sensor, ``<out>-s2.*`` and
+            ``<out>-s1.*``: the first convolution cut to that sensor's channels, which computes exactly what the
+            fused backbone computes with the other sensor's channels at their normalised mean (0), the input its
+            single-sensor views were trained with. Every sidecar says which it is (``layout``).
 
     Raises:
         CheckpointError: a missing, damaged or foreign checkpoint, naming the file.
-        ConfigError: ``bands`` other than the checkpoint's.
+        ConfigError: ``bands`` other than the checkpoint's, or ``per_sensor`` for a single-sensor run.
     """
     ckpt, _ = read_run_checkpoint(Path(checkpoint), CKPT_FORMAT, CKPT_VERSION)
     _check_bands(bands, list(ckpt["bands"]), checkpoint)
@@ -99,10 +106,41 @@ def export_run(checkpoint: str | Path, out: str | Path, *, bands: str | None = N
     meta["statistics"] = sensor_statistics(meta)  # per sensor: s2 (and s1 when the run's store had it)
     if not meta["statistics"]:
         meta.pop("statistics")
+    sensors = sensors_of(meta["bands"])
+    if per_sensor and len(sensors) < 2:
+        raise ConfigError(f"--per-sensor: {checkpoint} was trained on {'/'.join(sensors)} bands only "
+                          f"({','.join(meta['bands'])}); its export is already one backbone for one sensor")
+    meta["layout"] = "fused" if len(sensors) > 1 else "single-sensor"
+    parts = [(Path(out), state, meta)]
+    if per_sensor:
+        parts += [(Path(f"{out}-{s}"), *_sensor_part(state, meta, s, Path(out).name)) for s in sensors]
     try:
-        return _writing(Path(out), lambda: export_backbone(state, Path(out), meta))
+        written: list[Path] = []
+        for stem, sd, m in parts:
+            written += _writing(stem, functools.partial(export_backbone, sd, stem, m))
+        return written
     except CheckpointError as e:
         raise CheckpointError(f"checkpoint {str(checkpoint)!r}: {e}") from e
+
+
+def per_sensor_stems(out: str | Path, bands: list[str]) -> list[Path]:
+    """The extra stems ``export_run(..., per_sensor=True)`` writes for a run on ``bands``."""
+    return [Path(f"{out}-{s}") for s in sensors_of(bands)]
+
+
+def _sensor_part(state: dict[str, Any], meta: dict[str, Any], sensor: str,
+                 fused: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The backbone of one sensor of a fused run: ``conv1`` cut to its channels, its bands, normalisation and
+    statistics (the trunk is shared, so the rest of the weights are the same tensors)."""
+    keep = [k for k, b in enumerate(meta["bands"]) if sensor_of(b) == sensor]
+    sd = dict(state)
+    sd["conv1.weight"] = state["conv1.weight"][:, keep].clone()
+    norm = Normalization.from_dict(meta["normalization"]).select([meta["bands"][k] for k in keep])
+    part = {**meta, "bands": [meta["bands"][k] for k in keep], "normalization": norm.to_dict(),
+            "layout": "per-sensor", "sensor": sensor, "fused_export": fused}
+    if "statistics" in meta:
+        part["statistics"] = {k: v for k, v in meta["statistics"].items() if k == sensor}
+    return sd, part
 
 
 def export_official(checkpoint: str | Path, out: str | Path, bands: str | None = None) -> list[Path]:

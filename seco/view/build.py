@@ -25,6 +25,7 @@ import numpy as np
 
 from seco.bands import parse_bands
 from seco.errors import BandError, ConfigError, OutputError
+from seco.fileutil import atomic_write
 from seco.view import summary as SM
 from seco.view.location import RGB, Plan, page_path, render_location, to_script
 from seco.view.select import choose, warned_locations
@@ -195,9 +196,7 @@ def _static_text(name: str) -> str:
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text, durable=False)  # a page of the site: rebuilt by a rerun, never torn
 
 
 def build_view(store_path: str | os.PathLike[str], out: str | os.PathLike[str], config: ViewConfig = ViewConfig(),

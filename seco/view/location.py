@@ -7,13 +7,13 @@ missing, then the page (``loc/<i>.html``, last, so a page on disk means its quic
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from seco.fileutil import atomic_write
 from seco.view import quicklook as Q
 from seco.view.summary import s1_bins
 
@@ -171,9 +171,7 @@ def render_location(store: Any, i: int, plan: Plan, out: Path, warned: list[str]
     }
     html = template.replace("{{TITLE}}", f"location {int(i)}").replace("{{DATA}}", to_script(data))
     path = page_path(out, i)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, html, durable=False)  # written last: a rerun finds the page only once its pictures are there
     return {"i": int(i), "warnings": len(warnings), "s1_counts": s1_counts}
 
 

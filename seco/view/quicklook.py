@@ -17,11 +17,12 @@ Safari display; a quicklook is a picture to look at, never data.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from seco.fileutil import atomic_write
 
 #: Fixed display ranges of the S1 composite, in dB: (low, high) for red = VV, green = VH, blue = VV - VH.
 S1_RANGES: tuple[tuple[float, float], ...] = ((-25.0, 0.0), (-30.0, -5.0), (0.0, 15.0))
@@ -92,7 +93,5 @@ def write_image(rgba: np.ndarray, path: Path, thumb: int) -> None:
     img = Image.fromarray(rgba, "RGBA")
     if max(img.size) > thumb:
         img = img.resize((thumb, thumb), Image.Resampling.BOX)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    img.save(tmp, format="WEBP", quality=80, method=4)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: img.save(tmp, format="WEBP", quality=80, method=4), durable=False)
 

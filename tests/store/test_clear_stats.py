@@ -199,3 +199,24 @@ def test_a_store_without_any_clear_pixel_falls_back_to_valid_statistics_and_says
     assert s.stats_method().startswith("valid pixels") and "leave no pixel in band(s) B02, B03, B04, B08" in s.stats_method()
     with pytest.raises(StoreError, match="no valid non-zero pixel"):
         s.stats(pixels="clear")
+
+
+def test_store_check_finds_a_damaged_clear_mask(tmp_path) -> None:
+    """The masks carry a CRC32C (stores with checksums); `seco store check` reads every location's mask."""
+    from store_helpers import BANDS, P, T, location
+
+    from seco.store import create_store
+    from seco.store.check import check_store
+
+    path = tmp_path / "s.zarr"
+    with create_store(path, BANDS, T, P) as w:
+        for i in range(3):
+            loc = location(i)
+            w.append(loc["key"], loc["images"], loc["valid"], loc["dates_meta"])
+    assert check_store(path, workers=1, progress=False).ok
+    chunk = path / "masks" / "clear" / "c" / "1" / "0" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    report = check_store(path, workers=1, progress=False)
+    assert report.bad_locations == [1] and "masks/clear" in report.findings[0].path

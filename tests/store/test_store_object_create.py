@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zarr
 
-import seco.store.writer as W
+import seco.store.create as W
 from seco.errors import StoreError
 from seco.store import create_store, open_store
 from seco.store.schema import Location

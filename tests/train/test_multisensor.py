@@ -112,3 +112,40 @@ def test_seco_s12_under_ddp_two_cpu_ranks_stay_in_sync(s1_store: Path, tmp_path:
     sync = json.loads((out / "ddp_sync.json").read_text())
     assert sync["in_sync"] and len(sync["fingerprints"]) == 2, sync
     assert load_checkpoint(out / "last.ckpt")["model"]["queue.ptr"].flatten().tolist() == [16] * 4
+
+
+def test_per_sensor_export_computes_what_the_fused_backbone_does_on_one_sensor(s1_store: Path, tmp_path: Path) -> None:
+    """`seco export --per-sensor`: <out>-s2 / <out>-s1 with conv1 cut to their channels give exactly the fused
+    backbone's features when the other sensor's channels are 0 (their normalised mean): how the single-sensor
+    views trained it."""
+    from seco.models.resnet import ResNet
+
+    out = tmp_path / "run"
+    assert main(tiny_args(s1_store, out, "--method", "seco-s12", "--bands", "s1+s2", "--max-steps", "2")) == 0
+    assert main(["export", str(out / "last.ckpt"), "--out", str(tmp_path / "w"), "--per-sensor"]) == 0
+    fused_sd, fused = load_exported(tmp_path / "w.json")
+    assert fused["layout"] == "fused" and fused["in_chans"] == 14
+    x = torch.randn(2, 14, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def features(sd: dict[str, torch.Tensor], inp: torch.Tensor) -> torch.Tensor:
+        m = ResNet("resnet18", in_chans=inp.shape[1]).eval()
+        m.load_state_dict(sd, strict=False)
+        with torch.no_grad():
+            return m.forward_features(inp)
+
+    for sensor, chans in (("s2", slice(0, 12)), ("s1", slice(12, 14))):
+        sd, meta = load_exported(tmp_path / f"w-{sensor}.json")
+        assert meta["layout"] == "per-sensor" and meta["sensor"] == sensor and meta["in_chans"] == len(range(14)[chans])
+        assert set(meta["statistics"]) == {sensor} and meta["normalization"]["bands"] == meta["bands"]
+        zeroed = torch.zeros_like(x)
+        zeroed[:, chans] = x[:, chans]
+        torch.testing.assert_close(features(sd, x[:, chans]), features(fused_sd, zeroed), atol=1e-5, rtol=1e-5)
+
+
+def test_per_sensor_export_of_a_single_sensor_run_is_one_line(tiny_store: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(tiny_args(tiny_store, out, "--max-steps", "1")) == 0
+    capsys.readouterr()
+    assert main(["export", str(out / "last.ckpt"), "--out", str(tmp_path / "w"), "--per-sensor"]) == 2
+    assert "--per-sensor" in capsys.readouterr().err and not (tmp_path / "w.json").exists()
