@@ -77,6 +77,9 @@ class CompareConfig(ConfigIO):
         sensors: ``s2`` (the paper's comparison) or ``s1+s2`` (:mod:`seco.experiment.multisensor`: an S1 + S2
             store, ``method@bands`` arms, land-cover probes on S2-only, S1-only and S1 + S2 inputs and the
             cloudy-optics task instead of change detection, EuroSAT, OSCD and the subspaces).
+        s12_change: with ``s1+s2``, also change detection on simulated S1 + S2 city pairs with floods, with
+            0 %, 50 % and 100 % of the cities' second S2 date overcast (``cd_*`` sizes; about 3x a probe
+            run's time, so off by default); a rerun with it adds the task to finished cells.
     """
 
     out: str
@@ -108,6 +111,7 @@ class CompareConfig(ConfigIO):
     device: str = "auto"
     progress: bool = True
     sensors: str = "s2"
+    s12_change: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(str(m).strip().lower() for m in self.methods))
@@ -151,7 +155,7 @@ class CompareConfig(ConfigIO):
     def comparable(self) -> dict[str, Any]:
         """The settings a resumed experiment must share (not the output-only ones)."""
         d = self.to_dict()
-        for k in ("out", "progress", "device", "methods", "seeds", "subspaces"):
+        for k in ("out", "progress", "device", "methods", "seeds", "subspaces", "s12_change"):
             d.pop(k)
         if self.sensors == "s2":  # an experiment saved before --sensors existed compares equal
             d.pop("sensors")

@@ -34,6 +34,8 @@ __all__ = ["S12_METHODS", "SENSOR_MODES", "arm_bands", "evaluate_cell", "load_da
 INPUTS = ("s2", "s1", "s1+s2")
 #: Shares of the cloudy-optics task's S2 dates that are overcast.
 CLOUD_FRACTIONS = (0.0, 0.5, 1.0)
+#: Target share of a city flooded on the second date in the change-detection task (radar sees floods).
+CHANGE_FLOODS = 0.04
 #: Names of the inputs in reports.
 INPUT_NAMES = {"s2": "S2 only", "s1": "S1 only", "s1+s2": "S1+S2"}
 

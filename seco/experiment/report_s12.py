@@ -49,11 +49,13 @@ def goals(table: dict[str, dict[str, dict[str, Any]]], arms: tuple[str, ...]) ->
             add("S1-only probe: pre-trained with S1 > random init", "landcover:s1", a, "landcover:s1", RANDOM)
     s12 = [a for a in trained if _sensors(a) == "s1+s2"]
     s2 = [a for a in trained if _sensors(a) == "s2"]
-    for pct in CLOUD_PCTS[1:]:
-        for a in s12:
-            for b in s2:
-                add(f"cloudy optics {pct} %: S1+S2 > S2-only", f"cloudy{pct}:s1+s2", a, f"cloudy{pct}:s2", b)
-        add(f"cloudy optics {pct} %: S1+S2 > S2-only", f"cloudy{pct}:s1+s2", RANDOM, f"cloudy{pct}:s2", RANDOM)
+    for task, what in (("cloudy", "cloudy optics"), ("change", "cloudy change detection")):
+        for pct in CLOUD_PCTS[1:]:
+            goal = f"{what} {pct} %: S1+S2 > S2-only"
+            for a in s12:
+                for b in s2:
+                    add(goal, f"{task}{pct}:s1+s2", a, f"{task}{pct}:s2", b)
+            add(goal, f"{task}{pct}:s1+s2", RANDOM, f"{task}{pct}:s2", RANDOM)
     multi = [a for a in s12 if split_arm(a)[0] == "seco-s12"]
     early = [a for a in s12 if split_arm(a)[0] != "seco-s12"]
     for inputs in ("s1", "s2", "s1+s2"):
@@ -88,24 +90,40 @@ def tables(cfg: CompareConfig, table: dict[str, dict[str, dict[str, Any]]]) -> l
     for arm in cfg.methods:
         lines.append(f"| {display_name(arm)} | "
                      + " | ".join(_pm(table.get(f"landcover:{i}", {}).get(arm)) for i in INPUTS) + " |")
-    lines += [
+    for task, title, text in (
+        ("cloudy", "Cloudy optics (accuracy, mean ± std over seeds, %)",
+         "The same probe on other simulated scenes where a share of the locations' S2 dates (in train, val and "
+         "test alike, per class) is overcast with the simulator's own clouds; S1 is unchanged. Each backbone gets "
+         "its own inputs (random init: each input set)."),
+        ("change", "Cloudy change detection (average precision, mean ± std over seeds, %)",
+         "Simulated S1 + S2 city pairs with planted changes and floods, a share of the cities (per split) with "
+         "an overcast second S2 date; the OSCD protocol (frozen encoder, U-Net decoder on feature differences)."),
+    ):
+        lines += _cloud_table(cfg, table, task, title, text)
+    return [*lines, ""]
+
+
+def _cloud_table(cfg: CompareConfig, table: dict[str, dict[str, dict[str, Any]]], task: str, title: str,
+                 text: str) -> list[str]:
+    """One table of a task scored at every cloud level (empty when the task was not run)."""
+    if not any(k.startswith(task) for k in table):
+        return []
+    lines = [
         "",
-        "## Cloudy optics (accuracy, mean ± std over seeds, %)",
+        f"## {title}",
         "",
-        "The same probe on other simulated scenes where a share of the locations' S2 dates (in train, val and "
-        "test alike, per class) is overcast with the simulator's own clouds; S1 is unchanged. Each backbone gets "
-        "its own inputs (random init: each input set).",
+        text,
         "",
         "| method | inputs | " + " | ".join(f"{p} % overcast" for p in CLOUD_PCTS) + " |",
         "|---|---|" + "---:|" * len(CLOUD_PCTS),
     ]
     for arm in cfg.methods:
         for inputs in INPUTS:
-            cells = [table.get(f"cloudy{p}:{inputs}", {}).get(arm) for p in CLOUD_PCTS]
+            cells = [table.get(f"{task}{p}:{inputs}", {}).get(arm) for p in CLOUD_PCTS]
             if any(c is not None for c in cells):
                 lines.append(f"| {display_name(arm)} | {INPUT_NAMES[inputs]} | "
                              + " | ".join(_pm(c) for c in cells) + " |")
-    return [*lines, ""]
+    return lines
 
 
 def write_s12_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dict[str, Any]) -> Path:

@@ -105,7 +105,15 @@ def _data(cfg: CompareConfig, out: Path) -> dict[str, Path]:
         paths["store"] = Path(cfg.store)
     paths["probe"] = make_store(out / "data" / "probe_store", num_locations=cfg.probe_locations,
                                 patch_size=cfg.probe_patch, seed=2000 + cfg.seed0, progress=cfg.progress, s1=s1)
-    if s1:  # the tasks of seco.experiment.multisensor: no change detection
+    if s1:  # the tasks of seco.experiment.multisensor: change detection only with radar, floods and clouds
+        if cfg.s12_change:
+            from seco.experiment.multisensor import CHANGE_FLOODS, CLOUD_FRACTIONS
+
+            for f in CLOUD_FRACTIONS:
+                pct = int(round(100 * f))
+                paths[f"change{pct}"] = make_change_dataset(
+                    out / "data" / f"synth_oscd_s12_cloud{pct}", num_cities=cfg.cd_cities, size=cfg.cd_size,
+                    seed=3000 + cfg.seed0, s1=True, flood_fraction=CHANGE_FLOODS, cloud_fraction=f)
         return paths
     paths["change"] = make_change_dataset(out / "data" / "synth_oscd", num_cities=cfg.cd_cities, size=cfg.cd_size,
                                           seed=3000 + cfg.seed0)
@@ -191,7 +199,13 @@ def run_s12_cell(cfg: CompareConfig, arm: str, seed: int, paths: dict[str, Path]
     cell = Path(cfg.out) / "cells" / f"{arm}-seed{seed}"
     done = cell / "result.json"
     if done.is_file():
-        return json.loads(done.read_text())  # type: ignore[no-any-return]
+        result: dict[str, Any] = json.loads(done.read_text())
+        if cfg.s12_change and not any(k.startswith("change") for k in result["tasks"]):  # asked for later
+            print(f"[cell] {display_name(arm)}, seed {seed}: adding change detection", flush=True)
+            result["tasks"].update(change_tasks(cfg, result["train"]["weights"], arm_bands.get(arm), seed, paths,
+                                                cell))
+            _write(done, result)
+        return result
     cell.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     print(f"[cell] {display_name(arm)}, seed {seed}", flush=True)
@@ -201,11 +215,33 @@ def run_s12_cell(cfg: CompareConfig, arm: str, seed: int, paths: dict[str, Path]
     else:
         train = _pretrain(cfg, method, seed, paths["store"], cell, bands=bands)
     tasks = evaluate_cell(train["weights"], arm_bands.get(arm), seed, data, split_seed=cfg.seed0)
+    if cfg.s12_change:
+        tasks.update(change_tasks(cfg, train["weights"], arm_bands.get(arm), seed, paths, cell))
     result = {"method": arm, "seed": seed, "train": train, "tasks": tasks, "cell_s": time.perf_counter() - t0}
     _write(done, result)  # last: a cell with result.json is finished
     line = ", ".join(f"{k} {100 * v['value']:.1f} %" for k, v in tasks.items())
     print(f"    {line} ({result['cell_s']:.0f} s)", flush=True)
     return result
+
+
+def change_tasks(cfg: CompareConfig, weights: str, bands: tuple[str, ...] | None, seed: int,
+                 paths: dict[str, Path], cell: Path) -> dict[str, Any]:
+    """``change<P>:<inputs>`` (average precision) on the S1 + S2 city pairs with ``P`` % of the cities overcast,
+    on the backbone's own inputs (random init: each input set)."""
+    from seco.experiment import evaluate as ev
+    from seco.experiment.multisensor import CLOUD_FRACTIONS, INPUTS, names_of, native
+
+    tasks: dict[str, Any] = {}
+    for inputs in INPUTS:
+        if bands is not None and native(bands) != inputs:
+            continue
+        b = bands if bands is not None else names_of(inputs)
+        for f in CLOUD_FRACTIONS:
+            pct = int(round(100 * f))
+            m = ev.change(weights, b, seed, paths[f"change{pct}"], cell / f"change{pct}-{inputs}", cfg.cd_epochs,
+                          cfg.cd_patch, cfg.cd_batch, cfg.device)
+            tasks[f"change{pct}:{inputs}"] = {**m, "f1": m["value"], "value": m["average_precision"]}
+    return tasks
 
 
 def _oscd(cfg: CompareConfig, weights: str, bands: tuple[str, ...], seed: int, cell: Path) -> dict[str, Any]:

@@ -151,3 +151,21 @@ def test_goal_verdicts_from_cells() -> None:
     assert rows[("cloudy optics 50 %: S1+S2 > S2-only", "random", "random")].startswith("not shown")
     assert rows[("multi-sensor vs early fusion (S1 only probe)", "seco-s12@s1+s2", "seco@s1+s2")] == "holds"
     assert ("cloudy optics 100 %: S1+S2 > S2-only", "random", "random") not in rows  # not scored: no row
+
+
+def test_rerun_with_change_detection_adds_it_to_finished_cells(tiny: Path) -> None:
+    """Radar change detection (floods; 0/50/100 % of the cities' second S2 date overcast) added to a finished cell."""
+    done = tiny / "cells" / "seco-s12@s1+s2-seed0" / "result.json"
+    before = json.loads(done.read_text())
+    args = ["experiment", "compare", "--out", str(tiny), "--methods", "seco-s12@s1+s2", "--seeds", "1", *TINY]
+    assert main([*args, "--set", "s12_change=true"]) == 0
+    r = json.loads(done.read_text())
+    change = {k: v for k, v in r["tasks"].items() if k.startswith("change")}
+    assert set(change) == {"change0:s1+s2", "change50:s1+s2", "change100:s1+s2"}
+    assert all(v["value"] == v["average_precision"] and 0 <= v["value"] <= 1 for v in change.values())
+    assert {k: v for k, v in r["tasks"].items() if k not in change} == before["tasks"]  # the probes are kept
+    m = json.loads((tiny / "cells" / "seco-s12@s1+s2-seed0" / "change100-s1+s2" / "metrics.json").read_text())
+    assert "VV" in json.dumps(m)
+    assert "## Cloudy change detection" in (tiny / "report.md").read_text()
+    manifest = json.loads((tiny / "data" / "synth_oscd_s12_cloud100" / "synth_oscd.json").read_text())
+    assert manifest["config"]["s1"] and manifest["config"]["cloud_fraction"] == 1.0
