@@ -8,7 +8,7 @@ from typing import Any
 
 from seco.boundary import RERUN_CONTINUES, Output, declare, keep_nonempty
 from seco.errors import ConfigError
-from seco.experiment.config import SCALES, compared_methods, default_methods
+from seco.experiment.config import S12_METHODS, SCALES, SENSOR_MODES, compared_methods, default_methods
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -27,8 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="size preset: tiny (tests), cpu (default: 33 min measured on 2 shared cores, docs/FIDELITY.md), "
                         "gpu (one GPU)")
     c.add_argument("--store", help="pre-training store (default: a simulated one in <out>/store)")
-    c.add_argument("--methods", default=",".join(default_methods()),
-                   help=f"comma-separated, of {', '.join(compared_methods())}")
+    c.add_argument("--methods", default=None,
+                   help=f"comma-separated, of {', '.join(compared_methods())} (default {','.join(default_methods())}); "
+                        "with --sensors s1+s2 each may name its bands, method@bands (default "
+                        f"{','.join(S12_METHODS)})")
+    c.add_argument("--sensors", default="s2", choices=SENSOR_MODES,
+                   help="s2 (default: the paper's comparison) or s1+s2: an S1 + S2 store, land-cover probes on "
+                        "S2-only, S1-only and S1+S2 inputs and the cloudy-optics task (docs/FIDELITY.md "
+                        "'Multi-sensor')")
     c.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     c.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
     for flag, typ, what in (("--steps", int, "pre-training steps per run"), ("--batch-size", int, "batch"),
@@ -96,11 +102,13 @@ def _run(a: argparse.Namespace) -> int:
         bs = kw.get("batch_size", CompareConfig.batch_size)
         q = kw.get("queue_size", CompareConfig.queue_size)
         kw["queue_size"] = max(bs, (q // bs) * bs)
+    s2 = a.sensors == "s2"  # the real samples are Sentinel-2 tasks: off by default with --sensors s1+s2
+    methods = a.methods if a.methods is not None else ",".join(default_methods() if s2 else S12_METHODS)
     cfg = CompareConfig(
-        out=a.out, store=a.store, methods=tuple(m for m in a.methods.split(",") if m.strip()), seeds=a.seeds,
-        seed0=a.seed0, bands=a.bands, eurosat=_optional_root(a.eurosat, SHARED / "eurosat_ms"),
-        oscd=_optional_root(a.oscd, SHARED / "oscd" if a.scale == "gpu" else None),
-        device=a.device, progress=a.progress, **kw,
+        out=a.out, store=a.store, methods=tuple(m for m in methods.split(",") if m.strip()), seeds=a.seeds,
+        seed0=a.seed0, bands=a.bands, eurosat=_optional_root(a.eurosat, SHARED / "eurosat_ms" if s2 else None),
+        oscd=_optional_root(a.oscd, SHARED / "oscd" if a.scale == "gpu" and s2 else None),
+        device=a.device, progress=a.progress, sensors=a.sensors, **kw,
     )
     report = run_compare(cfg)
     print(f"report: {report}")

@@ -15,6 +15,10 @@ from seco.methods import get_method, method_names
 
 #: The random-initialisation baseline a comparison can include beside the registered pre-training methods.
 RANDOM = "random"
+#: ``--sensors``: ``s2`` (the paper's comparison) or ``s1+s2`` (:mod:`seco.experiment.multisensor`).
+SENSOR_MODES = ("s2", "s1+s2")
+#: The arms (``method@bands``) of ``--sensors s1+s2`` when ``--methods`` is not given.
+S12_METHODS = ("seco@s2", "seco@s1", "seco@s1+s2", "seco-s12@s1+s2", RANDOM)
 
 
 def compared_methods() -> tuple[str, ...]:
@@ -29,13 +33,17 @@ def default_methods() -> tuple[str, ...]:
 
 
 def display_name(method: str) -> str:
-    """A method's name in reports (the paper's: SeCo, MoCo-v2, MoCo-v2+TP; "random init")."""
-    return "random init" if method == RANDOM else get_method(method).display
+    """A method's name in reports (the paper's: SeCo, MoCo-v2, MoCo-v2+TP; "random init"); an arm
+    ``method@bands`` of ``--sensors s1+s2`` adds its bands: "SeCo (S1+S2)"."""
+    name, _, bands = method.partition("@")
+    base = "random init" if name == RANDOM else get_method(name).display
+    return f"{base} ({bands.upper()})" if bands else base
 
 
 def colour(method: str) -> str:
     """A method's colour in plots."""
-    return "tab:gray" if method == RANDOM else get_method(method).colour
+    name = method.partition("@")[0]
+    return "tab:gray" if name == RANDOM else get_method(name).colour
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,12 @@ class CompareConfig(ConfigIO):
             (:mod:`seco.experiment.subspaces`).
         device: ``auto``, ``cpu``, ``cuda``.
         progress: progress bars.
+        sensors: ``s2`` (the paper's comparison) or ``s1+s2`` (:mod:`seco.experiment.multisensor`: an S1 + S2
+            store, ``method@bands`` arms, land-cover probes on S2-only, S1-only and S1 + S2 inputs and the
+            cloudy-optics task instead of change detection, EuroSAT, OSCD and the subspaces).
+        s12_change: with ``s1+s2``, also change detection on simulated S1 + S2 city pairs with floods, with
+            0 %, 50 % and 100 % of the cities' second S2 date overcast (``cd_*`` sizes; about 3x a probe
+            run's time, so off by default); a rerun with it adds the task to finished cells.
     """
 
     out: str
@@ -96,11 +110,13 @@ class CompareConfig(ConfigIO):
     subspaces: bool = True
     device: str = "auto"
     progress: bool = True
+    sensors: str = "s2"
+    s12_change: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(str(m).strip().lower() for m in self.methods))
         known = compared_methods()
-        unknown = [m for m in self.methods if m not in known]
+        unknown = [m for m in self.methods if m.partition("@")[0] not in known]
         checks: list[tuple[bool, str]] = [
             (not unknown, f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(known)}"),
             (len(self.methods) > 0, f"--methods is empty; choose some of {', '.join(known)}"),
@@ -120,6 +136,9 @@ class CompareConfig(ConfigIO):
             (self.cd_epochs >= 1 and self.oscd_epochs >= 1, "cd_epochs and oscd_epochs must be >= 1"),
             (self.normalization == "data",
              f"normalization {self.normalization!r}: only 'data' (one policy for every backbone) is supported"),
+            (self.sensors in SENSOR_MODES, f"--sensors {self.sensors!r}: choose one of {', '.join(SENSOR_MODES)}"),
+            (self.sensors == "s2" or not (self.eurosat or self.oscd),
+             "--eurosat and --oscd are Sentinel-2 tasks; with --sensors s1+s2 give --eurosat none --oscd none"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -136,8 +155,10 @@ class CompareConfig(ConfigIO):
     def comparable(self) -> dict[str, Any]:
         """The settings a resumed experiment must share (not the output-only ones)."""
         d = self.to_dict()
-        for k in ("out", "progress", "device", "methods", "seeds", "subspaces"):
+        for k in ("out", "progress", "device", "methods", "seeds", "subspaces", "s12_change"):
             d.pop(k)
+        if self.sensors == "s2":  # an experiment saved before --sensors existed compares equal
+            d.pop("sensors")
         if not self.oscd:  # the OSCD schedule matters only when OSCD is evaluated
             d.pop("oscd_test")
             d.pop("oscd_epochs")

@@ -41,8 +41,9 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
             holding other settings.
         DatasetError: a missing store, EuroSAT or OSCD folder.
     """
-    from seco.bands import L2A, parse_bands
+    from seco.bands import L2A, S1_BANDS, parse_bands
     from seco.errors import StoreError
+    from seco.experiment.multisensor import arm_bands
 
     info: dict[str, Any] = {}
     if cfg.store is not None:
@@ -52,10 +53,13 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
             st = open_store(cfg.store)
         except StoreError as e:
             raise DatasetError(f"--store {cfg.store}: {e}") from e
-        n, patch, have = len(st), st.patch_size, st.bands
+        n, patch, have = len(st), st.patch_size, st.readable_bands
         what = f"--store {cfg.store}"
+        if cfg.sensors == "s1+s2" and st.s1 is None:
+            raise ConfigError(f"--store {cfg.store} has no Sentinel-1 group; --sensors s1+s2 needs an S1 + S2 store "
+                              "(seco synth --s1, seco collect --s1) or no --store")
     else:
-        n, patch, have = cfg.synth_locations, cfg.synth_patch, L2A
+        n, patch, have = cfg.synth_locations, cfg.synth_patch, (*L2A, *(S1_BANDS if cfg.sensors == "s1+s2" else ()))
         what = f"the simulated store ({cfg.synth_locations} locations)"
     if n < cfg.batch_size:
         raise ConfigError(f"{what} holds {n} locations, fewer than one batch of {cfg.batch_size}; lower "
@@ -63,6 +67,7 @@ def check(cfg: CompareConfig) -> dict[str, Any]:
     if patch < cfg.crop:
         raise ConfigError(f"{what} has {patch} px patches, smaller than --crop {cfg.crop}; lower --crop")
     info["bands"] = parse_bands(cfg.bands, have)
+    info["arm_bands"] = arm_bands(cfg, have)
     if cfg.eurosat and not Path(cfg.eurosat).is_dir():
         raise DatasetError(f"--eurosat {cfg.eurosat} is not a folder; give the EuroSAT MS folder or leave it out")
     if cfg.oscd:
@@ -92,19 +97,31 @@ def _data(cfg: CompareConfig, out: Path) -> dict[str, Path]:
     from seco.synth.changes import make_change_dataset
 
     paths: dict[str, Path] = {}
+    s1 = cfg.sensors == "s1+s2"
     if cfg.store is None:
         paths["store"] = make_store(out / "store", num_locations=cfg.synth_locations, patch_size=cfg.synth_patch,
-                                    seed=1000 + cfg.seed0, progress=cfg.progress)
+                                    seed=1000 + cfg.seed0, progress=cfg.progress, s1=s1)
     else:
         paths["store"] = Path(cfg.store)
     paths["probe"] = make_store(out / "data" / "probe_store", num_locations=cfg.probe_locations,
-                                patch_size=cfg.probe_patch, seed=2000 + cfg.seed0, progress=cfg.progress)
+                                patch_size=cfg.probe_patch, seed=2000 + cfg.seed0, progress=cfg.progress, s1=s1)
+    if s1:  # the tasks of seco.experiment.multisensor: change detection only with radar, floods and clouds
+        if cfg.s12_change:
+            from seco.experiment.multisensor import CHANGE_FLOODS, CLOUD_FRACTIONS
+
+            for f in CLOUD_FRACTIONS:
+                pct = int(round(100 * f))
+                paths[f"change{pct}"] = make_change_dataset(
+                    out / "data" / f"synth_oscd_s12_cloud{pct}", num_cities=cfg.cd_cities, size=cfg.cd_size,
+                    seed=3000 + cfg.seed0, s1=True, flood_fraction=CHANGE_FLOODS, cloud_fraction=f)
+        return paths
     paths["change"] = make_change_dataset(out / "data" / "synth_oscd", num_cities=cfg.cd_cities, size=cfg.cd_size,
                                           seed=3000 + cfg.seed0)
     return paths
 
 
-def _pretrain(cfg: CompareConfig, method: str, seed: int, store: Path, cell: Path) -> dict[str, Any]:
+def _pretrain(cfg: CompareConfig, method: str, seed: int, store: Path, cell: Path,
+              bands: str | None = None) -> dict[str, Any]:
     """Pre-train one cell (resuming a half-done run) and export it; the weights path and training facts."""
     from seco.train.config import PretrainConfig
     from seco.train.export_run import export_run
@@ -112,7 +129,7 @@ def _pretrain(cfg: CompareConfig, method: str, seed: int, store: Path, cell: Pat
 
     run = cell / "pretrain"
     pc = PretrainConfig(
-        store=str(store), out=str(run), method=method, backbone="resnet18", bands=cfg.bands, crop=cfg.crop,
+        store=str(store), out=str(run), method=method, backbone="resnet18", bands=bands or cfg.bands, crop=cfg.crop,
         batch_size=cfg.batch_size, epochs=100000, max_steps=cfg.steps, queue_size=cfg.queue_size, lr=cfg.lr,
         schedule="cosine", log_every=max(1, min(10, cfg.steps)), ckpt_every=max(1, min(50, cfg.steps)),
         plot_every=10**9, seed=seed, tensorboard=False, progress=cfg.progress, device=cfg.device,
@@ -172,6 +189,61 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, paths: dict[str, Path],
     return result
 
 
+def run_s12_cell(cfg: CompareConfig, arm: str, seed: int, paths: dict[str, Path], data: Any,
+                 arm_bands: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """One (arm, seed) of ``--sensors s1+s2``: pre-train (unless random) and score every task of
+    :mod:`seco.experiment.multisensor`; writes and returns ``result.json`` (a cell with it is never redone)."""
+    from seco.experiment.config import RANDOM, display_name
+    from seco.experiment.multisensor import evaluate_cell, split_arm
+
+    cell = Path(cfg.out) / "cells" / f"{arm}-seed{seed}"
+    done = cell / "result.json"
+    if done.is_file():
+        result: dict[str, Any] = json.loads(done.read_text())
+        if cfg.s12_change and not any(k.startswith("change") for k in result["tasks"]):  # asked for later
+            print(f"[cell] {display_name(arm)}, seed {seed}: adding change detection", flush=True)
+            result["tasks"].update(change_tasks(cfg, result["train"]["weights"], arm_bands.get(arm), seed, paths,
+                                                cell))
+            _write(done, result)
+        return result
+    cell.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"[cell] {display_name(arm)}, seed {seed}", flush=True)
+    method, bands = split_arm(arm)
+    if method == RANDOM:
+        train: dict[str, Any] = {"weights": "random", "steps": 0, "final_loss": None, "pretrain_s": 0.0}
+    else:
+        train = _pretrain(cfg, method, seed, paths["store"], cell, bands=bands)
+    tasks = evaluate_cell(train["weights"], arm_bands.get(arm), seed, data, split_seed=cfg.seed0)
+    if cfg.s12_change:
+        tasks.update(change_tasks(cfg, train["weights"], arm_bands.get(arm), seed, paths, cell))
+    result = {"method": arm, "seed": seed, "train": train, "tasks": tasks, "cell_s": time.perf_counter() - t0}
+    _write(done, result)  # last: a cell with result.json is finished
+    line = ", ".join(f"{k} {100 * v['value']:.1f} %" for k, v in tasks.items())
+    print(f"    {line} ({result['cell_s']:.0f} s)", flush=True)
+    return result
+
+
+def change_tasks(cfg: CompareConfig, weights: str, bands: tuple[str, ...] | None, seed: int,
+                 paths: dict[str, Path], cell: Path) -> dict[str, Any]:
+    """``change<P>:<inputs>`` (average precision) on the S1 + S2 city pairs with ``P`` % of the cities overcast,
+    on the backbone's own inputs (random init: each input set)."""
+    from seco.experiment import evaluate as ev
+    from seco.experiment.multisensor import CLOUD_FRACTIONS, INPUTS, names_of, native
+
+    tasks: dict[str, Any] = {}
+    for inputs in INPUTS:
+        if bands is not None and native(bands) != inputs:
+            continue
+        b = bands if bands is not None else names_of(inputs)
+        for f in CLOUD_FRACTIONS:
+            pct = int(round(100 * f))
+            m = ev.change(weights, b, seed, paths[f"change{pct}"], cell / f"change{pct}-{inputs}", cfg.cd_epochs,
+                          cfg.cd_patch, cfg.cd_batch, cfg.device)
+            tasks[f"change{pct}:{inputs}"] = {**m, "f1": m["value"], "value": m["average_precision"]}
+    return tasks
+
+
 def _oscd(cfg: CompareConfig, weights: str, bands: tuple[str, ...], seed: int, cell: Path) -> dict[str, Any]:
     """The real OSCD tasks (F1 at 0.5, average precision) of one cell's backbone."""
     from seco.experiment import evaluate as ev
@@ -213,6 +285,13 @@ def run_compare(cfg: CompareConfig) -> Path:
     load0 = os.getloadavg()[0]
     paths = _data(cfg, out)
     bands = info["bands"]
+    if cfg.sensors == "s1+s2":
+        from seco.experiment.multisensor import load_data
+        from seco.experiment.report_s12 import write_s12_report
+
+        s12 = load_data(paths["probe"], cfg)
+        res12 = [run_s12_cell(cfg, m, s, paths, s12, info["arm_bands"]) for m, s in cfg.cells()]
+        return write_s12_report(cfg, res12, _env(t0, load0, bands, paths))
     x, y = ev.probe_images(open_store(paths["probe"]), bands, min(cfg.crop, cfg.probe_patch), seed=cfg.seed0)
     data: dict[str, Any] = {"probe_x": x, "probe_y": y}
     if cfg.eurosat:
@@ -222,6 +301,10 @@ def run_compare(cfg: CompareConfig) -> Path:
 
         data["pairs"] = probe_pairs(open_store(paths["probe"]), bands, min(cfg.crop, cfg.probe_patch), cfg.seed0)
     results = [run_cell(cfg, m, s, paths, data, bands) for m, s in cfg.cells()]
-    env = {"cpus": os.cpu_count(), "load_start": load0, "load_end": os.getloadavg()[0],
-           "total_s": time.perf_counter() - t0, "bands": list(bands), "store": str(paths["store"])}
-    return write_report(cfg, results, env)
+    return write_report(cfg, results, _env(t0, load0, bands, paths))
+
+
+def _env(t0: float, load0: float, bands: tuple[str, ...], paths: dict[str, Path]) -> dict[str, Any]:
+    """The machine and time facts of a report."""
+    return {"cpus": os.cpu_count(), "load_start": load0, "load_end": os.getloadavg()[0],
+            "total_s": time.perf_counter() - t0, "bands": list(bands), "store": str(paths["store"])}

@@ -188,13 +188,16 @@ def _structure(rng: np.random.Generator, cls: np.ndarray, elevation: np.ndarray,
 
 
 def _clouds(rng: np.random.Generator, field: np.ndarray, cloud_tex: np.ndarray,
-            cloud_prob: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """A date's clouds (chance ``cloud_prob``, 3-60 % cover of the smooth ``field``) and their shadows, shifted
-    up to 25 px: the maps ``alpha`` (opacity), ``shadow`` and ``cloud_tex`` ({} when clear), and (P, P) cloudy."""
+            cloud_prob: float, cover: float | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A date's clouds (chance ``cloud_prob``, 3-60 % cover of the smooth ``field``, or ``cover`` when given) and
+    their shadows, shifted up to 25 px: the maps ``alpha`` (opacity), ``shadow`` and ``cloud_tex`` ({} when
+    clear), and (P, P) cloudy."""
     P = field.shape[0]
     if rng.random() >= cloud_prob:
         return {}, np.zeros((P, P), bool)
-    cov = float(rng.uniform(0.03, 0.6))
+    cov = float(rng.uniform(0.03, 0.6))  # drawn even when ``cover`` is given: the stream stays the same
+    if cover is not None:
+        cov = cover
     alpha = np.clip((field - np.quantile(field, 1 - cov)) / 0.6 + 0.5, 0.0, 1.0)  # (P, P) opacity
     dy, dx = (int(v) for v in rng.integers(-25, 26, size=2))
     shadow = np.zeros_like(alpha)
@@ -300,6 +303,7 @@ def simulate_location(
     missing_prob: float = 0.05,
     s1: str | None = None,
     s1_missing_prob: float = 0.15,
+    cloud_cover: float | None = None,
 ) -> dict[str, Any]:
     """Simulate one location.
 
@@ -308,6 +312,9 @@ def simulate_location(
             product, ``"RTC"`` or ``"GRD"``; ``None`` = S2 only. S1 has its own generator stream: the S2
             outputs do not depend on it.
         s1_missing_prob: with ``s1``, the chance that a date has no S1 pass.
+        cloud_cover: the share of a cloudy date under cloud (``None``: drawn in 3-60 %); with ``cloud_prob=1``
+            and ``1.0`` every date is overcast (the cloudy-optics task of ``seco experiment compare``). Only the
+            clouds change: the surface, S1 and the random stream are those of the default.
 
     Returns:
         ``key`` (str), ``images`` (T, C, H, W) uint16 DN, ``valid`` (T,) bool, ``dates_meta`` (T dicts in
@@ -349,7 +356,7 @@ def simulate_location(
             metas.append(None)
             continue
         maps = surface.maps(times[t].timetuple().tm_yday, effects[t])
-        cloud_maps, cloudy = _clouds(rng, clouds[t], cloud_tex, cloud_prob)
+        cloud_maps, cloudy = _clouds(rng, clouds[t], cloud_tex, cloud_prob, cloud_cover)
         nodata = _swath_edge(rng, P, nodata_prob)
         surface.render(images[t], {**maps, **cloud_maps}, effects[t])
         images[t][:, nodata] = 0
