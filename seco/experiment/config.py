@@ -152,13 +152,20 @@ class CompareConfig(ConfigIO):
         """Every (method, seed) of the experiment, method-major."""
         return [(m, s) for m in self.methods for s in self.seed_list]
 
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`ConfigIO.to_dict`, without the multi-sensor settings at their defaults (so the
+        ``experiment.yaml`` of an optical comparison is the file it always was)."""
+        d = super().to_dict()
+        for key, default in (("sensors", "s2"), ("s12_change", False)):
+            if d.get(key) == default:
+                d.pop(key)
+        return d
+
     def comparable(self) -> dict[str, Any]:
         """The settings a resumed experiment must share (not the output-only ones)."""
         d = self.to_dict()
         for k in ("out", "progress", "device", "methods", "seeds", "subspaces", "s12_change"):
-            d.pop(k)
-        if self.sensors == "s2":  # an experiment saved before --sensors existed compares equal
-            d.pop("sensors")
+            d.pop(k, None)
         if not self.oscd:  # the OSCD schedule matters only when OSCD is evaluated
             d.pop("oscd_test")
             d.pop("oscd_epochs")
