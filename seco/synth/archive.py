@@ -457,18 +457,7 @@ def make_archive(
     sites = [_make_site(seed, i, z, scene_px) for i, z in enumerate(zones)]
     plan = _scene_plan(np.random.default_rng([seed, _SCENE_STREAM]), n_scenes, len(zones), dates_, cloud_probs,
                        edge_prob)
-    items, scenes_meta = [], []
-    ids: set[str] = set()
-    mislabeled: dict[str, Any] | None = None
-    for p in plan:
-        eligible = mislabeled is None and p["site"] == 0 and p["date"] != dates_[0]  # the first such scene only
-        item, record, planted = _make_scene(opts, out, p, sites[p["site"]], ids, mislabel if eligible else None)
-        mislabeled = mislabeled or planted
-        items.append(item)
-        scenes_meta.append(record)
-        if progress:
-            print(f"synth archive: scene {p['i'] + 1}/{n_scenes} {record['id']} cloud {record['cloud_cover']:.1f}% "
-                  f"nodata {record['nodata_percentage']:.1f}%", file=sys.stderr)
+    items, scenes_meta, mislabeled = _write_scenes(opts, out, plan, sites, dates_[0], mislabel, progress)
     _save_collection(out, items, opts)
 
     faults = _break_assets(out, items, seed, corrupt, missing)
@@ -486,16 +475,32 @@ def make_archive(
         "mislabeled": mislabeled,
     }
     if s1:
-        from seco.synth.archive_s1 import COLLECTION, s2_times, write_s1_scenes
+        from seco.synth.archive_s1 import add_s1_scenes
 
-        manifest["config"].update(s1=True, s1_ew_sites=list(s1_ew_sites))
-        manifest["s1_collection"] = COLLECTION
-        manifest["s1_scenes"] = write_s1_scenes(
-            out, seed, sites, dates_, s2_times(plan, scenes_meta, sites, dates_), blocksize=blocksize,
-            overviews=overviews, ew_sites=tuple(s1_ew_sites), progress=progress)
+        add_s1_scenes(manifest, out, seed, sites, dates_, plan, scenes_meta, tuple(s1_ew_sites),
+                      blocksize=blocksize, overviews=overviews, progress=progress)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     write_index(out, href_base)
     return out
+
+
+def _write_scenes(opts: _Options, out: Path, plan: list[dict[str, Any]], sites: list[dict[str, Any]],
+                  first_date: dt.date, mislabel: str | None, progress: bool,
+                  ) -> tuple[list[Any], list[dict[str, Any]], dict[str, Any] | None]:
+    """Every planned S2 scene: (STAC items, their manifest records, the mislabeled scene's record or None)."""
+    items, scenes_meta = [], []
+    ids: set[str] = set()
+    mislabeled: dict[str, Any] | None = None
+    for p in plan:
+        eligible = mislabeled is None and p["site"] == 0 and p["date"] != first_date  # the first such scene only
+        item, record, planted = _make_scene(opts, out, p, sites[p["site"]], ids, mislabel if eligible else None)
+        mislabeled = mislabeled or planted
+        items.append(item)
+        scenes_meta.append(record)
+        if progress:
+            print(f"synth archive: scene {p['i'] + 1}/{len(plan)} {record['id']} cloud {record['cloud_cover']:.1f}% "
+                  f"nodata {record['nodata_percentage']:.1f}%", file=sys.stderr)
+    return items, scenes_meta, mislabeled
 
 
 def _union(boxes: Sequence[Sequence[float]]) -> list[float]:

@@ -237,3 +237,14 @@ def _save_collection(out: Path, items: Sequence[Any], seed: int) -> None:
         coll.add_item(it)
     coll.normalize_hrefs(str(out / FOLDER))
     coll.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+
+
+def add_s1_scenes(manifest: dict[str, Any], out: Path, seed: int, sites: list[dict[str, Any]], dates: list[dt.date],
+                  plan: list[dict[str, Any]], scenes_meta: list[dict[str, Any]], ew_sites: tuple[int, ...], *,
+                  blocksize: int, overviews: bool, progress: bool) -> None:
+    """The S1 passes of every site and date of an archive (``make_archive(s1=True)``), recorded in its manifest."""
+    manifest["config"].update(s1=True, s1_ew_sites=list(ew_sites))
+    manifest["s1_collection"] = COLLECTION
+    manifest["s1_scenes"] = write_s1_scenes(
+        out, seed, sites, dates, s2_times(plan, scenes_meta, sites, dates), blocksize=blocksize,
+        overviews=overviews, ew_sites=ew_sites, progress=progress)
