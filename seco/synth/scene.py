@@ -360,12 +360,7 @@ def simulate_location(
         nodata = _swath_edge(rng, P, nodata_prob)
         surface.render(images[t], {**maps, **cloud_maps}, effects[t])
         images[t][:, nodata] = 0
-        # clear truth: no cloud or shadow above 10 % opacity (thin edges too, as SCL's medium probability), no snow
-        seen = cloudy | nodata
-        for m in (cloud_maps.get("alpha"), cloud_maps.get("shadow"), maps.get("snow")):
-            if m is not None:
-                seen |= m > 0.1
-        clear[t] = ~seen
+        clear[t] = _clear_truth(cloudy, nodata, cloud_maps, maps)
         sat = "S2A" if rng.random() < 0.5 else "S2B"
         metas.append(
             {
@@ -393,6 +388,16 @@ def simulate_location(
     if s1 is not None:
         out["s1"] = _simulate_s1(seed, index, surface, cls, tex, lat, lon, times, effects, s1, s1_missing_prob)
     return out
+
+
+def _clear_truth(cloudy: np.ndarray, nodata: np.ndarray, cloud_maps: dict[str, Any], maps: dict[str, Any]) -> np.ndarray:
+    """(H, W) bool: the clear pixels of a date: no cloud or shadow above 10 % opacity (thin edges too, as SCL's
+    medium probability), no snow, no nodata."""
+    seen = cloudy | nodata
+    for m in (cloud_maps.get("alpha"), cloud_maps.get("shadow"), maps.get("snow")):
+        if m is not None:
+            seen |= m > 0.1
+    return ~seen
 
 
 def _simulate_s1(seed: int, index: int, surface: _Surface, cls: np.ndarray, tex: np.ndarray, lat: float,
