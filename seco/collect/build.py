@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seco.bands import BY_NAME, L1C
-from seco.collect.geo import geo_metadata, wkb_polygon
+from seco.collect.geo import geo_metadata, open_raster, wkb_polygon
 from seco.collect.scene import _RESERVED, SCL, _band_of_key, _parse_time
 from seco.errors import CatalogError, ConfigError
 from seco.fileutil import atomic_write
@@ -195,9 +194,7 @@ def _read_band_files(path: Path) -> tuple[list[_BandFile], str | None]:
     from rasterio.warp import transform_bounds
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            src = rasterio.open(path)
+        src = open_raster(path)
         with src:
             if src.crs is None:
                 return [], "no CRS"

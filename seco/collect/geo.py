@@ -206,3 +206,15 @@ def load_land_mask() -> LandMask:
             mask = LandMask(land=land, resolution_deg=float(z["resolution_deg"]), source=str(z["source"]))
     mask.land.setflags(write=False)
     return mask
+
+
+def open_raster(path: Any) -> Any:
+    """``rasterio.open(path)`` with GDAL's not-georeferenced warning silenced: the caller decides what a raster
+    without a CRS means (a GRD in radar geometry, a file to skip) and says so in its own words."""
+    import warnings
+
+    import rasterio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path)

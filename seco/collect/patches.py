@@ -56,7 +56,6 @@ import datetime as dt
 import functools
 import math
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from seco.bands import BY_NAME, L1C, L2A, parse_bands
+from seco.collect.geo import open_raster
 from seco.collect.scene import SCL, SceneItem
 from seco.errors import CollectError, ConfigError, ReadError
 from seco.radiometry.providers import ShiftDecision, decide_shift
@@ -258,14 +258,11 @@ class _Sources:
         self._open: dict[str, Any] = {}
 
     def get(self, band: str) -> Any:
-        import rasterio
 
         href = self.item.assets[band]
         if href not in self._open:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                    self._open[href] = rasterio.open(href)
+                self._open[href] = open_raster(href)
             except _rasterio_errors() as e:
                 raise _read_error(self.item, band, href, e) from e
         return self._open[href]

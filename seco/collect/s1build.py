@@ -12,10 +12,11 @@ copied), else the time from a sensing time in the name. An item without the orbi
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from seco.collect.geo import open_raster
 
 S1_COLLECTION = "sentinel-1-rtc"
 _S1_TOKEN = re.compile(r"(?i)[_\-.](vv|vh|hh|hv)$")
@@ -32,9 +33,7 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     from rasterio.warp import transform_bounds
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            src = rasterio.open(path)
+        src = open_raster(path)
         with src:
             if src.crs is None:
                 return None, "no CRS (GRD in radar geometry?); index map-projected RTC COGs"

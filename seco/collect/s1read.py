@@ -12,13 +12,13 @@ pixels an earlier one left empty (mosaic). Read errors raise :class:`~seco.error
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from seco.collect.geo import open_raster
 from seco.collect.patches import (
     GDAL_ENV,
     TransientReadError,
@@ -59,7 +59,6 @@ def _error(item_id: str, pol: str, href: str, e: BaseException) -> ReadError:
 def _read_linear(href: str, nodata: float | None, dst: np.ndarray, epsg: int,
                  transform: tuple[float, ...]) -> None:
     """Resample one asset's linear power onto ``dst`` (H, W) float32 (filled where NaN)."""
-    import rasterio
     from affine import Affine
     from rasterio.warp import Resampling, reproject, transform_bounds
     from rasterio.windows import Window, from_bounds
@@ -68,9 +67,7 @@ def _read_linear(href: str, nodata: float | None, dst: np.ndarray, epsg: int,
     size_y, size_x = dst.shape
     left, right = sorted((c, c + a * size_x))
     bottom, top = sorted((f, f + e * size_y))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        ds = rasterio.open(href)
+    ds = open_raster(href)
     with ds:
         if ds.crs is None:
             raise ReadError(f"S1 asset {href} has no CRS (GRD in radar geometry?); seco reads map-projected RTC")

@@ -26,14 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from seco.bands import S1_BANDS, parse_bands, sensor_of
+from seco.bands import S1_BANDS, UNITS, parse_bands, sensor_of
 from seco.data.normalize import Normalization
 from seco.data.raster import read_float
 from seco.errors import BandError, DatasetError
 
-#: Units of each sensor's channels in readers, stores and models.
-SENSOR_UNITS: dict[str, str] = {"s2": "reflectance", "s1": "dB"}
-SENSORS: tuple[str, ...] = ("s2", "s1")
 #: Valid dB backscatter of land and water lies well inside this range (dB); a median outside it is no dB.
 PLAUSIBLE_DB_MEDIAN = (-45.0, 15.0)
 #: Share of negative values below which an array "given as dB" is taken for linear power or amplitude.
@@ -71,7 +68,7 @@ class SensorBands:
     @property
     def units(self) -> tuple[str, ...]:
         """``"reflectance"`` or ``"dB"`` per channel."""
-        return tuple(SENSOR_UNITS[s] for s in self.sensors)
+        return tuple(UNITS[s] for s in self.sensors)
 
     def channels(self, sensor: str) -> list[int]:
         """Channel positions of one sensor (``"s2"`` or ``"s1"``)."""

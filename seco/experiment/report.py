@@ -157,6 +157,26 @@ def _subspace_lines(results: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def reproduce(env: dict[str, Any], settings: str) -> list[str]:
+    """The report's closing "Reproduce" section: where the settings are, and the machine, load and time."""
+    return [
+        "",
+        "## Reproduce",
+        "",
+        settings,
+        "",
+        f"{env['cpus']} CPUs, load average {env['load_start']:.1f} at the start and {env['load_end']:.1f} at the "
+        f"end; {env['total_s'] / 60:.1f} min this invocation (finished cells of an earlier one are reused).",
+        "",
+    ]
+
+
+def write_markdown(path: Path, lines: list[str]) -> Path:
+    """``lines`` joined into the Markdown file ``path``."""
+    path.write_text("\n".join(lines))
+    return path
+
+
 def write_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dict[str, Any]) -> Path:
     """``results.json``, ``comparison.png`` and ``report.md`` in ``cfg.out``; returns the report's path."""
     out = Path(cfg.out)
@@ -212,16 +232,8 @@ def write_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dict[st
         f"- Change detection trains the decoder for {cfg.cd_epochs} epoch(s) on simulated pairs"
         + (f" and {cfg.oscd_epochs} epoch(s) on the OSCD sample (the paper: 100)" if cfg.oscd else "")
         + "; probes use one frozen feature vector per image.",
-        "",
-        "## Reproduce",
-        "",
-        "Settings: `experiment.yaml`; each cell's pre-training `cells/<method>-seed<s>/pretrain/config.yaml`, "
-        "each change-detection run's `config.yaml` and `metrics.json`; every number: `results.json`.",
-        "",
-        f"{env['cpus']} CPUs, load average {env['load_start']:.1f} at the start and {env['load_end']:.1f} at the "
-        f"end; {env['total_s'] / 60:.1f} min this invocation (finished cells of an earlier one are reused).",
-        "",
+        *reproduce(env, "Settings: `experiment.yaml`; each cell's pre-training `cells/<method>-seed<s>/pretrain/"
+                        "config.yaml`, each change-detection run's `config.yaml` and `metrics.json`; every number: "
+                        "`results.json`."),
     ]
-    report = out / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+    return write_markdown(out / "report.md", lines)

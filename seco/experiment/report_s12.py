@@ -18,7 +18,7 @@ from typing import Any
 
 from seco.experiment.config import RANDOM, CompareConfig, display_name
 from seco.experiment.multisensor import CLOUD_FRACTIONS, INPUT_NAMES, INPUTS, native, split_arm
-from seco.experiment.report import compare, summarize
+from seco.experiment.report import compare, reproduce, summarize, write_markdown
 
 CLOUD_PCTS = tuple(int(round(100 * f)) for f in CLOUD_FRACTIONS)
 
@@ -155,16 +155,7 @@ def write_s12_report(cfg: CompareConfig, results: list[dict[str, Any]], env: dic
         *[f"| {r['goal']} | {_row_name(r['a'], r['task_a'])} | {_row_name(r['b'], r['task_b'])} | "
           f"{r['mean_a']:.1f} | {r['mean_b']:.1f} | {r['diff']:+.1f} | {r['two_se']:.1f} | **{r['verdict']}** |"
           for r in rows],
-        "",
-        "## Reproduce",
-        "",
-        "Settings: `experiment.yaml`; each cell's pre-training `cells/<method>@<bands>-seed<s>/pretrain/"
-        "config.yaml`; every number: `results.json`.",
-        "",
-        f"{env['cpus']} CPUs, load average {env['load_start']:.1f} at the start and {env['load_end']:.1f} at the "
-        f"end; {env['total_s'] / 60:.1f} min this invocation (finished cells of an earlier one are reused).",
-        "",
+        *reproduce(env, "Settings: `experiment.yaml`; each cell's pre-training `cells/<method>@<bands>-seed<s>/"
+                        "pretrain/config.yaml`; every number: `results.json`."),
     ]
-    report = out / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+    return write_markdown(out / "report.md", lines)

@@ -305,7 +305,7 @@ class Store(StatsReading, S.StoreFacts):
     def _asks_s1(self, bands: str | Sequence[str] | None) -> bool:
         if self._s1 is None or bands is None:
             return False
-        return any(sensor_of(b) == "s1" for b in parse_bands(bands, available=self.readable_bands))
+        return any(sensor_of(b) == "s1" for b in self._sources(bands)[0].bands)  # resolved once per spec (cached)
 
     def _group_runs(self, spec: PackSpec, g: PackGroup) -> list[_Run]:
         """The image arrays packed group ``g`` reads from: runs of its channels that come from one array, with
